@@ -1,0 +1,55 @@
+/* cmd_util.c - small helpers shared by command handlers: argument
+ * parsing with Redis error replies, keyspace lookups that keep the
+ * hit/miss statistics, and error texts that name the command. */
+#include <string.h>
+
+#include "cmd/command.h"
+
+#include "lib/util.h"
+
+/* Handlers are reached through the table, so c->cmd is normally set; the
+ * fallback only keeps an error path from dereferencing NULL. */
+static const char *current_name(const cmd_ctx *c) {
+    return c->cmd != NULL ? c->cmd->name : "";
+}
+
+void reply_arity_error(cmd_ctx *c) {
+    reply_errorf(c->out, "ERR wrong number of arguments for '%s' command",
+                 current_name(c));
+}
+
+void reply_expire_time_error(cmd_ctx *c) {
+    reply_errorf(c->out, "ERR invalid expire time in '%s' command",
+                 current_name(c));
+}
+
+int arg_ll(cmd_ctx *c, int i, long long *out) {
+    if (i < c->argc && util_parse_ll(c->argv[i].p, c->argv[i].n, out))
+        return 1;
+    reply_error(c->out, ERR_NOT_INT);
+    return 0;
+}
+
+/* Redis compares option words with strcasecmp on the C string, so an
+ * argument ends at its first NUL byte ("NX\0junk" is NX); do the same. */
+int arg_is(const cmd_ctx *c, int i, const char *kw) {
+    if (i >= c->argc) return 0;
+    const char *nul = memchr(c->argv[i].p, '\0', c->argv[i].n);
+    size_t len = nul != NULL ? (size_t)(nul - c->argv[i].p) : c->argv[i].n;
+    return util_eq_ci(c->argv[i].p, len, kw);
+}
+
+kv *key_lookup_write(cmd_ctx *c, int i) {
+    return ks_find(c->env->ks, c->argv[i].p, c->argv[i].n, c->now_ms);
+}
+
+kv *key_lookup_read(cmd_ctx *c, int i) {
+    kv *e = key_lookup_write(c, i);
+    if (c->stats == NULL) /* e.g. replaying a log: no client to count for */
+        return e;
+    if (e != NULL)
+        STAT_ADD(c->stats->keyspace_hits, 1);
+    else
+        STAT_ADD(c->stats->keyspace_misses, 1);
+    return e;
+}

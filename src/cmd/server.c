@@ -1,0 +1,517 @@
+/* server.c - connection and server commands: PING ECHO QUIT HELLO SELECT
+ * AUTH COMMAND CLIENT INFO CONFIG TIME. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/clock.h"
+#include "../lib/util.h"
+#include "command.h"
+
+#define SERVER_NAME "pier"
+#define COMPAT_VERSION "7.0.15"
+
+static void reply_unknown_subcommand(cmd_ctx *c, const char *cmdname) {
+    size_t n = strnlen(c->argv[1].p, c->argv[1].n);
+    reply_errorf(c->out, "ERR unknown subcommand '%.*s'. Try %s HELP.",
+                 (int)(n < 128 ? n : 128), c->argv[1].p, cmdname);
+}
+
+/* "ERR wrong number of arguments for 'client|setname' command" */
+static void reply_sub_arity(cmd_ctx *c, const char *parent) {
+    char name[96];
+    size_t n = c->argv[1].n < 64 ? c->argv[1].n : 64;
+    size_t i = 0;
+    for (; i < n; i++) name[i] = (char)(c->argv[1].p[i] | 0x20);
+    name[i] = 0;
+    reply_errorf(c->out, "ERR wrong number of arguments for '%s|%s' command", parent, name);
+}
+
+/* --- connection --- */
+
+static void ping_cmd(cmd_ctx *c) {
+    if (c->argc > 2) {
+        reply_arity_error(c);
+        return;
+    }
+    if (c->argc == 2) reply_bulk(c->out, c->argv[1].p, c->argv[1].n);
+    else reply_status(c->out, "PONG");
+}
+
+static void echo_cmd(cmd_ctx *c) { reply_bulk(c->out, c->argv[1].p, c->argv[1].n); }
+
+static void quit_cmd(cmd_ctx *c) {
+    reply_ok(c->out);
+    c->sess->flags |= SESS_CLOSE_AFTER_REPLY;
+}
+
+static void select_cmd(cmd_ctx *c) {
+    long long db;
+    if (!util_parse_ll(c->argv[1].p, c->argv[1].n, &db)) {
+        reply_error(c->out, ERR_NOT_INT);
+        return;
+    }
+    if (db != 0) {
+        reply_error(c->out, "ERR DB index is out of range");
+        return;
+    }
+    reply_ok(c->out);
+}
+
+/* AUTH [username] password. Without requirepass the default user has no
+ * password: "AUTH default <anything>" succeeds, as in Redis 7. */
+static int try_auth(cmd_ctx *c, const cmd_arg *user, const cmd_arg *pass) {
+    const cmd_host *h = c->env->host;
+    if (user && !util_eq_ci(user->p, user->n, "default")) return 0;
+    if (!h->auth_required(c->env->host_arg)) return user != NULL;
+    return h->check_password(c->env->host_arg, pass->p, pass->n);
+}
+
+static void auth_cmd(cmd_ctx *c) {
+    if (c->argc > 3) {
+        reply_error(c->out, ERR_SYNTAX);
+        return;
+    }
+    const cmd_arg *user = c->argc == 3 ? &c->argv[1] : NULL;
+    const cmd_arg *pass = &c->argv[c->argc - 1];
+    if (!user && !c->env->host->auth_required(c->env->host_arg)) {
+        reply_error(c->out, "ERR AUTH <password> called without any password configured for "
+                            "the default user. Are you sure your configuration is correct?");
+        return;
+    }
+    if (!try_auth(c, user, pass)) {
+        reply_error(c->out, "WRONGPASS invalid username-password pair or user is disabled.");
+        return;
+    }
+    c->sess->authenticated = 1;
+    reply_ok(c->out);
+}
+
+static void hello_reply(cmd_ctx *c) {
+    reply_map(c->out, 8);
+    reply_bulk_cstr(c->out, "server");
+    reply_bulk_cstr(c->out, SERVER_NAME);
+    reply_bulk_cstr(c->out, "version");
+    reply_bulk_cstr(c->out, COMPAT_VERSION);
+    reply_bulk_cstr(c->out, "proto");
+    reply_int(c->out, c->sess->proto);
+    reply_bulk_cstr(c->out, "id");
+    reply_int(c->out, (long long)c->sess->id);
+    reply_bulk_cstr(c->out, "mode");
+    reply_bulk_cstr(c->out, "standalone");
+    reply_bulk_cstr(c->out, "role");
+    reply_bulk_cstr(c->out, "master");
+    reply_bulk_cstr(c->out, "modules");
+    reply_array(c->out, 0);
+    reply_bulk_cstr(c->out, "pier_version");
+    reply_bulk_cstr(c->out, "0.1.0");
+}
+
+/* HELLO [protover [AUTH username password] [SETNAME clientname]] */
+static void hello_cmd(cmd_ctx *c) {
+    long long ver = c->sess->proto;
+    if (c->argc >= 2) {
+        if (!util_parse_ll(c->argv[1].p, c->argv[1].n, &ver)) {
+            reply_error(c->out, "ERR Protocol version is not an integer or out of range");
+            return;
+        }
+        if (ver < 2 || ver > 3) {
+            reply_error(c->out, "NOPROTO unsupported protocol version");
+            return;
+        }
+    }
+    const cmd_arg *user = NULL, *pass = NULL, *name = NULL;
+    for (int i = 2; i < c->argc; i++) {
+        int more = c->argc - i - 1;
+        if (arg_is(c, i, "AUTH") && more >= 2) {
+            user = &c->argv[i + 1];
+            pass = &c->argv[i + 2];
+            i += 2;
+        } else if (arg_is(c, i, "SETNAME") && more >= 1) {
+            name = &c->argv[++i];
+        } else {
+            reply_errorf(c->out, "ERR Syntax error in HELLO option '%.*s'", (int)c->argv[i].n,
+                         c->argv[i].p);
+            return;
+        }
+    }
+    if (user && !try_auth(c, user, pass)) {
+        reply_error(c->out, "WRONGPASS invalid username-password pair or user is disabled.");
+        return;
+    }
+    if (user) c->sess->authenticated = 1;
+    if (!c->sess->authenticated) {
+        reply_error(c->out, "NOAUTH HELLO must be called with the client already "
+                            "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> "
+                            "option can be used to authenticate the client and select the "
+                            "RESP protocol version at the same time");
+        return;
+    }
+    if (name) c->env->host->client_setname(c->env->host_arg, c->sess, name->p, name->n);
+    c->sess->proto = (int)ver;
+    c->out->proto = (int)ver;
+    hello_reply(c);
+}
+
+/* --- CLIENT --- */
+
+static int valid_client_name(const cmd_arg *a) {
+    for (size_t i = 0; i < a->n; i++)
+        if (a->p[i] < '!' || a->p[i] > '~') return 0;
+    return 1;
+}
+
+static void client_setname(cmd_ctx *c) {
+    if (c->argc != 3) {
+        reply_sub_arity(c, "client");
+        return;
+    }
+    if (!valid_client_name(&c->argv[2])) {
+        reply_error(c->out, "ERR Client names cannot contain spaces, newlines or special characters.");
+        return;
+    }
+    c->env->host->client_setname(c->env->host_arg, c->sess, c->argv[2].p, c->argv[2].n);
+    reply_ok(c->out);
+}
+
+static void client_list_reply(cmd_ctx *c, uint64_t only_id) {
+    size_t len;
+    char *txt = c->env->host->client_list(c->env->host_arg, only_id, &len);
+    reply_verbatim(c->out, txt, len, "txt");
+    free(txt);
+}
+
+/* CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id [id ...]] */
+static void client_list(cmd_ctx *c) {
+    if (c->argc == 2) {
+        client_list_reply(c, 0);
+        return;
+    }
+    if (c->argc == 4 && arg_is(c, 2, "TYPE")) {
+        if (arg_is(c, 3, "NORMAL")) client_list_reply(c, 0);
+        else if (arg_is(c, 3, "MASTER") || arg_is(c, 3, "REPLICA") || arg_is(c, 3, "SLAVE") ||
+                 arg_is(c, 3, "PUBSUB")) reply_verbatim(c->out, "", 0, "txt");
+        else reply_errorf(c->out, "ERR Unknown client type '%.*s'", (int)c->argv[3].n, c->argv[3].p);
+        return;
+    }
+    if (c->argc >= 4 && arg_is(c, 2, "ID")) {
+        char *all = NULL;
+        size_t total = 0;
+        for (int i = 3; i < c->argc; i++) {
+            long long id;
+            if (!util_parse_ll(c->argv[i].p, c->argv[i].n, &id) || id <= 0) {
+                free(all);
+                reply_error(c->out, "ERR Invalid client ID");
+                return;
+            }
+            size_t len;
+            char *one = c->env->host->client_list(c->env->host_arg, (uint64_t)id, &len);
+            all = realloc(all, total + len + 1);
+            if (!all) abort();
+            memcpy(all + total, one, len);
+            total += len;
+            free(one);
+        }
+        reply_verbatim(c->out, all ? all : "", total, "txt");
+        free(all);
+        return;
+    }
+    reply_error(c->out, ERR_SYNTAX);
+}
+
+/* Parse CLIENT KILL filters (new form). Returns 1, or 0 after replying. */
+static int parse_kill_filters(cmd_ctx *c, cmd_kill_filter *f, char *addr, char *laddr,
+                              size_t cap) {
+    f->skipme = 1;
+    for (int i = 2; i < c->argc; i += 2) {
+        if (i + 1 >= c->argc) {
+            reply_error(c->out, ERR_SYNTAX);
+            return 0;
+        }
+        const cmd_arg *v = &c->argv[i + 1];
+        if (arg_is(c, i, "ID")) {
+            long long id;
+            if (!arg_ll(c, i + 1, &id)) return 0;
+            if (id <= 0) {
+                reply_error(c->out, "ERR client-id should be greater than 0");
+                return 0;
+            }
+            f->id = (uint64_t)id;
+        } else if (arg_is(c, i, "ADDR") || arg_is(c, i, "LADDR")) {
+            char *dst = arg_is(c, i, "ADDR") ? addr : laddr;
+            snprintf(dst, cap, "%.*s", (int)v->n, v->p);
+            if (dst == addr) f->addr = addr;
+            else f->laddr = laddr;
+        } else if (arg_is(c, i, "SKIPME")) {
+            if (util_eq_ci(v->p, v->n, "yes")) f->skipme = 1;
+            else if (util_eq_ci(v->p, v->n, "no")) f->skipme = 0;
+            else {
+                reply_error(c->out, ERR_SYNTAX);
+                return 0;
+            }
+        } else if (arg_is(c, i, "TYPE") || arg_is(c, i, "USER")) {
+            /* Every pier client is of type normal and user default. */
+            if (!util_eq_ci(v->p, v->n, arg_is(c, i, "TYPE") ? "normal" : "default"))
+                f->id = UINT64_MAX;
+        } else {
+            reply_error(c->out, ERR_SYNTAX);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void client_kill(cmd_ctx *c) {
+    char addr[128], laddr[128];
+    cmd_kill_filter f = {0};
+    if (c->argc == 3) { /* old form: CLIENT KILL ip:port */
+        snprintf(addr, sizeof addr, "%.*s", (int)c->argv[2].n, c->argv[2].p);
+        f.addr = addr;
+        size_t n = c->env->host->client_kill(c->env->host_arg, &f, c->sess->id);
+        if (n) reply_ok(c->out);
+        else reply_error(c->out, "ERR No such client");
+        return;
+    }
+    if (!parse_kill_filters(c, &f, addr, laddr, sizeof addr)) return;
+    reply_int(c->out, (long long)c->env->host->client_kill(c->env->host_arg, &f, c->sess->id));
+}
+
+static void client_help(cmd_ctx *c) {
+    static const char *lines[] = {
+        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GETNAME", "    Return the name of the current connection.",
+        "ID", "    Return the ID of the current connection.",
+        "INFO", "    Return information about the current client connection.",
+        "KILL <ip:port>", "    Kill connection made from <ip:port>.",
+        "KILL <option> <value> [<option> <value> [...]]",
+        "    Kill connections. Options are: ID <id>, ADDR <ip:port>, LADDR <ip:port>,",
+        "    TYPE normal, USER default, SKIPME (YES|NO).",
+        "LIST [options ...]", "    Return information about client connections.",
+        "SETNAME <name>", "    Assign the name <name> to the current connection.",
+        "HELP", "    Print this help.",
+    };
+    size_t n = sizeof lines / sizeof lines[0];
+    reply_array(c->out, n);
+    for (size_t i = 0; i < n; i++) reply_status(c->out, lines[i]);
+}
+
+static void client_cmd(cmd_ctx *c) {
+    if (arg_is(c, 1, "ID") && c->argc == 2) reply_int(c->out, (long long)c->sess->id);
+    else if (arg_is(c, 1, "SETNAME")) client_setname(c);
+    else if (arg_is(c, 1, "GETNAME") && c->argc == 2) {
+        if (c->sess->name) reply_bulk_cstr(c->out, c->sess->name);
+        else reply_null(c->out);
+    } else if (arg_is(c, 1, "LIST")) client_list(c);
+    else if (arg_is(c, 1, "INFO") && c->argc == 2) client_list_reply(c, c->sess->id);
+    else if (arg_is(c, 1, "KILL") && c->argc >= 3) client_kill(c);
+    else if (arg_is(c, 1, "HELP") && c->argc == 2) client_help(c);
+    else if (arg_is(c, 1, "ID") || arg_is(c, 1, "GETNAME") || arg_is(c, 1, "INFO") ||
+             arg_is(c, 1, "KILL") || arg_is(c, 1, "HELP")) reply_sub_arity(c, "client");
+    else reply_unknown_subcommand(c, "CLIENT");
+}
+
+/* --- INFO, CONFIG, TIME --- */
+
+static void info_cmd(cmd_ctx *c) {
+    char section[64] = "";
+    size_t total = 0;
+    char *all = NULL;
+    int nsec = c->argc > 1 ? c->argc - 1 : 1;
+    for (int i = 0; i < nsec; i++) {
+        if (c->argc > 1) snprintf(section, sizeof section, "%.*s", (int)c->argv[i + 1].n, c->argv[i + 1].p);
+        size_t len;
+        char *txt = c->env->host->info(c->env->host_arg, section, &len);
+        all = realloc(all, total + len + 3);
+        if (!all) abort();
+        if (total && len) {
+            memcpy(all + total, "\r\n", 2);
+            total += 2;
+        }
+        memcpy(all + total, txt, len);
+        total += len;
+        free(txt);
+    }
+    if (total) {
+        memcpy(all + total, "\r\n", 2); /* Redis ends INFO with a CRLF */
+        total += 2;
+    }
+    reply_verbatim(c->out, all ? all : "", total, "txt");
+    free(all);
+}
+
+static void config_get(cmd_ctx *c) {
+    const cmd_host *h = c->env->host;
+    reply_deferred d = reply_defer(c->out);
+    size_t pairs = 0;
+    const char *name;
+    char val[1024];
+    for (size_t i = 0; h->config_get_at(c->env->host_arg, i, &name, val, sizeof val) == 0; i++) {
+        for (int a = 2; a < c->argc; a++) {
+            if (!util_glob_match(c->argv[a].p, c->argv[a].n, name, strlen(name), 1)) continue;
+            reply_bulk_cstr(c->out, name);
+            reply_bulk_cstr(c->out, val);
+            pairs++;
+            break;
+        }
+    }
+    reply_defer_set(c->out, d, REPLY_AGG_MAP, pairs);
+}
+
+/* CONFIG SET name value [name value ...]: all or nothing is not promised
+ * here; options are applied in order and the first failure stops. */
+static void config_set_cmd(cmd_ctx *c) {
+    if (c->argc < 4 || (c->argc - 2) % 2) {
+        reply_sub_arity(c, "config");
+        return;
+    }
+    for (int i = 2; i < c->argc; i += 2) {
+        char name[128], value[1024], err[256] = "";
+        snprintf(name, sizeof name, "%.*s", (int)c->argv[i].n, c->argv[i].p);
+        snprintf(value, sizeof value, "%.*s", (int)c->argv[i + 1].n, c->argv[i + 1].p);
+        int rc = c->env->host->config_set(c->env->host_arg, name, value, err, sizeof err);
+        if (rc == -2) {
+            reply_errorf(c->out, "ERR Unknown option or number of arguments for CONFIG SET - '%s'", name);
+            return;
+        }
+        if (rc < 0) {
+            reply_errorf(c->out, "ERR CONFIG SET failed (possibly related to argument '%s') - %s",
+                         name, err);
+            return;
+        }
+    }
+    reply_ok(c->out);
+}
+
+static void config_cmd(cmd_ctx *c) {
+    if (arg_is(c, 1, "GET")) {
+        if (c->argc < 3) reply_sub_arity(c, "config");
+        else config_get(c);
+    } else if (arg_is(c, 1, "SET")) {
+        config_set_cmd(c);
+    } else if (arg_is(c, 1, "HELP") && c->argc == 2) {
+        static const char *lines[] = {
+            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>", "    Set the configuration <directive> to <value>.",
+            "HELP", "    Print this help.",
+        };
+        reply_array(c->out, 7);
+        for (size_t i = 0; i < 7; i++) reply_status(c->out, lines[i]);
+    } else {
+        reply_unknown_subcommand(c, "CONFIG");
+    }
+}
+
+static void time_cmd(cmd_ctx *c) {
+    int64_t us = clock_wall_us();
+    reply_array(c->out, 2);
+    reply_bulk_ll(c->out, us / 1000000);
+    reply_bulk_ll(c->out, us % 1000000);
+}
+
+/* --- COMMAND --- */
+
+static void command_info_one(cmd_ctx *c, const command *cmd) {
+    const char *flags[16];
+    size_t nf = cmd_flag_names(cmd->flags, flags, 16);
+    reply_array(c->out, 10);
+    reply_bulk_cstr(c->out, cmd->name);
+    reply_int(c->out, cmd->arity);
+    reply_set(c->out, nf);
+    for (size_t i = 0; i < nf; i++) reply_status(c->out, flags[i]);
+    reply_int(c->out, cmd->first_key);
+    reply_int(c->out, cmd->last_key);
+    reply_int(c->out, cmd->key_step);
+    reply_set(c->out, 1);
+    char cat[64];
+    snprintf(cat, sizeof cat, "@%s", cmd->group);
+    reply_status(c->out, cat);
+    reply_array(c->out, 0); /* tips */
+    reply_array(c->out, 0); /* key specs */
+    reply_array(c->out, 0); /* subcommands */
+}
+
+static void command_docs_one(cmd_ctx *c, const command *cmd) {
+    reply_bulk_cstr(c->out, cmd->name);
+    reply_map(c->out, 3);
+    reply_bulk_cstr(c->out, "summary");
+    reply_bulk_cstr(c->out, cmd->summary ? cmd->summary : "");
+    reply_bulk_cstr(c->out, "since");
+    reply_bulk_cstr(c->out, cmd->since ? cmd->since : "1.0.0");
+    reply_bulk_cstr(c->out, "group");
+    reply_bulk_cstr(c->out, cmd->group ? cmd->group : "generic");
+}
+
+static void command_docs(cmd_ctx *c) {
+    if (c->argc == 2) {
+        reply_map(c->out, cmd_count());
+        for (size_t i = 0; i < cmd_count(); i++) command_docs_one(c, cmd_at(i));
+        return;
+    }
+    reply_deferred d = reply_defer(c->out);
+    size_t n = 0;
+    for (int i = 2; i < c->argc; i++) {
+        const command *cmd = cmd_lookup(c->argv[i].p, c->argv[i].n);
+        if (!cmd) continue;
+        command_docs_one(c, cmd);
+        n++;
+    }
+    reply_defer_set(c->out, d, REPLY_AGG_MAP, n);
+}
+
+static void command_cmd(cmd_ctx *c) {
+    if (c->argc == 1) {
+        reply_array(c->out, cmd_count());
+        for (size_t i = 0; i < cmd_count(); i++) command_info_one(c, cmd_at(i));
+    } else if (arg_is(c, 1, "COUNT") && c->argc == 2) {
+        reply_int(c->out, (long long)cmd_count());
+    } else if (arg_is(c, 1, "INFO")) {
+        if (c->argc == 2) {
+            reply_array(c->out, cmd_count());
+            for (size_t i = 0; i < cmd_count(); i++) command_info_one(c, cmd_at(i));
+            return;
+        }
+        reply_array(c->out, (size_t)(c->argc - 2));
+        for (int i = 2; i < c->argc; i++) {
+            const command *cmd = cmd_lookup(c->argv[i].p, c->argv[i].n);
+            if (cmd) command_info_one(c, cmd);
+            else reply_null_array(c->out);
+        }
+    } else if (arg_is(c, 1, "DOCS")) {
+        command_docs(c);
+    } else if (arg_is(c, 1, "LIST") && c->argc == 2) {
+        reply_array(c->out, cmd_count());
+        for (size_t i = 0; i < cmd_count(); i++) reply_bulk_cstr(c->out, cmd_at(i)->name);
+    } else if (arg_is(c, 1, "COUNT") || arg_is(c, 1, "LIST")) {
+        reply_sub_arity(c, "command");
+    } else {
+        reply_unknown_subcommand(c, "COMMAND");
+    }
+}
+
+#define NOKEYS 0, 0, 0
+const command server_commands[] = {
+    {"ping", ping_cmd, -1, CMD_FAST | CMD_NOKEYS | CMD_STALE, NOKEYS, "connection",
+     "Returns the server's liveliness response.", "1.0.0"},
+    {"echo", echo_cmd, 2, CMD_FAST | CMD_NOKEYS, NOKEYS, "connection",
+     "Returns the given string.", "1.0.0"},
+    {"quit", quit_cmd, -1, CMD_FAST | CMD_NOKEYS | CMD_NOAUTH | CMD_STALE | CMD_LOADING,
+     NOKEYS, "connection", "Closes the connection.", "1.0.0"},
+    {"select", select_cmd, 2, CMD_FAST | CMD_NOKEYS | CMD_LOADING | CMD_STALE, NOKEYS,
+     "connection", "Changes the selected database.", "1.0.0"},
+    {"auth", auth_cmd, -2, CMD_FAST | CMD_NOKEYS | CMD_NOAUTH | CMD_LOADING | CMD_STALE,
+     NOKEYS, "connection", "Authenticates the connection.", "1.0.0"},
+    {"hello", hello_cmd, -1, CMD_FAST | CMD_NOKEYS | CMD_NOAUTH | CMD_LOADING | CMD_STALE,
+     NOKEYS, "connection", "Handshakes with the Redis server.", "6.0.0"},
+    {"client", client_cmd, -2, CMD_NOKEYS | CMD_LOADING | CMD_STALE, NOKEYS, "connection",
+     "A container for client connection commands.", "2.4.0"},
+    {"info", info_cmd, -1, CMD_NOKEYS | CMD_LOADING | CMD_STALE, NOKEYS, "server",
+     "Returns information and statistics about the server.", "1.0.0"},
+    {"config", config_cmd, -2, CMD_ADMIN | CMD_NOKEYS | CMD_LOADING | CMD_STALE, NOKEYS,
+     "server", "A container for server configuration commands.", "2.0.0"},
+    {"time", time_cmd, 1, CMD_FAST | CMD_NOKEYS | CMD_LOADING | CMD_STALE, NOKEYS, "server",
+     "Returns the server time.", "2.6.0"},
+    {"command", command_cmd, -1, CMD_NOKEYS | CMD_LOADING | CMD_STALE, NOKEYS, "server",
+     "Returns detailed information about all commands.", "2.8.13"},
+};
+const size_t server_commands_count = sizeof server_commands / sizeof server_commands[0];

@@ -1,0 +1,151 @@
+/* log.c - leveled logging to stderr in Redis's line format:
+ *
+ *   1234:M 05 Mar 2024 10:21:07.123 * Ready to accept connections
+ *
+ * '#' marks warnings, '*' informational lines. Each line is emitted with a
+ * single write(2) so lines from different threads never interleave. */
+#include "lib/log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The one global the header declares: read on every log call. */
+int log_current_level = LOG_NORMAL;
+
+void log_set_level(int level) {
+    if (level < LOG_SILENT)
+        level = LOG_SILENT;
+    if (level > LOG_VERBOSE)
+        level = LOG_VERBOSE;
+    __atomic_store_n(&log_current_level, level, __ATOMIC_RELAXED);
+}
+
+static int level_now(void) {
+    return __atomic_load_n(&log_current_level, __ATOMIC_RELAXED);
+}
+
+int log_parse_level(const char *s) {
+    static const struct {
+        const char *name;
+        int level;
+    } names[] = {
+        {"silent", LOG_SILENT},   {"nothing", LOG_SILENT},
+        {"normal", LOG_NORMAL},   {"warning", LOG_NORMAL},
+        {"notice", LOG_NORMAL},   {"verbose", LOG_VERBOSE},
+        {"debug", LOG_VERBOSE},
+    };
+    if (s == NULL)
+        return -1;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcasecmp(s, names[i].name) == 0)
+            return names[i].level;
+    }
+    return -1;
+}
+
+const char *log_level_name(int level) {
+    switch (level) {
+    case LOG_SILENT:
+        return "silent";
+    case LOG_NORMAL:
+        return "normal";
+    case LOG_VERBOSE:
+        return "verbose";
+    default:
+        return "unknown";
+    }
+}
+
+/* Writes all n bytes to stderr, retrying on EINTR and short writes. A
+ * logging failure has nowhere to be reported, so it is dropped. */
+static void write_all(const char *p, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Formats "pid:T DD Mon YYYY HH:MM:SS.mmm X " into buf (size >= 64).
+ * The tag is 'M' on the main thread (tid == pid), 'T' on any other.
+ * Returns the prefix length. */
+static size_t format_prefix(char *buf, size_t size, char mark) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    time_t secs = tv.tv_sec;
+    localtime_r(&secs, &tm);
+    char date[32];
+    size_t dlen = strftime(date, sizeof(date), "%d %b %Y %H:%M:%S", &tm);
+    date[dlen] = '\0';
+    pid_t pid = getpid();
+    char tag = gettid() == pid ? 'M' : 'T';
+    int n = snprintf(buf, size, "%d:%c %s.%03d %c ", (int)pid, tag, date,
+                     (int)(tv.tv_usec / 1000), mark);
+    return n > 0 ? ((size_t)n < size ? (size_t)n : size - 1) : 0;
+}
+
+/* Formats one line and writes it with one write(2). Lines longer than the
+ * stack buffer are formatted on the heap rather than truncated. errno is
+ * preserved so callers can log and then inspect it. */
+static void log_line(char mark, const char *fmt, va_list ap) {
+    int saved_errno = errno;
+    char stack[1024];
+    size_t prefix = format_prefix(stack, sizeof(stack), mark);
+
+    va_list ap2;
+    va_copy(ap2, ap);
+    int msg = vsnprintf(stack + prefix, sizeof(stack) - prefix, fmt, ap);
+    if (msg < 0)
+        msg = 0;
+    size_t total = prefix + (size_t)msg + 1; /* + '\n' */
+    if (total < sizeof(stack)) {
+        stack[total - 1] = '\n';
+        write_all(stack, total);
+    } else {
+        char *heap = malloc(total + 1);
+        if (heap != NULL) {
+            memcpy(heap, stack, prefix);
+            vsnprintf(heap + prefix, total - prefix, fmt, ap2);
+            heap[total - 1] = '\n';
+            write_all(heap, total);
+            free(heap);
+        } else {
+            /* Out of memory: the truncated line is better than nothing. */
+            stack[sizeof(stack) - 1] = '\n';
+            write_all(stack, sizeof(stack));
+        }
+    }
+    va_end(ap2);
+    errno = saved_errno;
+}
+
+void log_warn(const char *fmt, ...) {
+    if (level_now() < LOG_NORMAL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_line('#', fmt, ap);
+    va_end(ap);
+}
+
+void log_info(const char *fmt, ...) {
+    if (level_now() < LOG_NORMAL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_line('*', fmt, ap);
+    va_end(ap);
+}

@@ -1,0 +1,377 @@
+/* client.c - connection I/O: accept, read, parse, execute, write, close. */
+#include "client.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/clock.h"
+#include "../lib/log.h"
+#include "../net/socket.h"
+
+#define RBUF_MIN (16 * 1024)
+#define RBUF_KEEP_MAX (1024 * 1024) /* shrink an idle read buffer above this */
+#define WRITE_IOV_MAX 64
+#define ACCEPT_BATCH 64
+
+static void client_io(ev_loop *loop, ev_io *io, uint32_t ready);
+static void client_close(client *c);
+
+static void *cl_xmalloc(size_t n) {
+    void *p = malloc(n);
+    if (!p) abort();
+    return p;
+}
+
+static void *cl_xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n);
+    if (!q) abort();
+    return q;
+}
+
+/* --- registry (server-wide list, for CLIENT LIST / KILL) --- */
+
+static void registry_add(server *srv, client *c) {
+    pthread_mutex_lock(&srv->registry_lock);
+    c->reg_prev = NULL;
+    c->reg_next = srv->registry;
+    if (srv->registry) srv->registry->reg_prev = c;
+    srv->registry = c;
+    pthread_mutex_unlock(&srv->registry_lock);
+}
+
+static void registry_remove(server *srv, client *c) {
+    pthread_mutex_lock(&srv->registry_lock);
+    if (c->reg_prev) c->reg_prev->reg_next = c->reg_next;
+    else srv->registry = c->reg_next;
+    if (c->reg_next) c->reg_next->reg_prev = c->reg_prev;
+    pthread_mutex_unlock(&srv->registry_lock);
+}
+
+/* --- creation and destruction --- */
+
+static client *client_create(loop_thread *lt, int fd) {
+    server *srv = lt->srv;
+    client *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    c->lt = lt;
+    c->fd = fd;
+    c->out = cl_xmalloc(sizeof *c->out);
+    reply_init(c->out);
+    c->rcap = RBUF_MIN;
+    c->rbuf = cl_xmalloc(c->rcap);
+    resp_parser_init(&c->parser, CFG_GET(srv->cfg.proto_max_bulk_len), 64 * 1024);
+    c->sess.id = atomic_fetch_add(&srv->next_client_id, 1) + 1;
+    c->sess.proto = 2;
+    c->sess.authenticated = !srv->env.host->auth_required(srv);
+    c->sess.created_ms = clock_wall_ms();
+    atomic_store(&c->last_interaction_ms, c->sess.created_ms);
+    sock_format_addr(fd, 0, c->addr, sizeof c->addr);
+    sock_format_addr(fd, 1, c->laddr, sizeof c->laddr);
+    c->next = lt->clients;
+    if (lt->clients) lt->clients->prev = c;
+    lt->clients = c;
+    registry_add(srv, c);
+    ev_io_init(&c->io, fd, client_io, c);
+    ev_io_set(lt->loop, &c->io, EV_READ);
+    log_verbose("accepted client id=%llu addr=%s", (unsigned long long)c->sess.id, c->addr);
+    return c;
+}
+
+static void client_free(client *c) {
+    resp_parser_free(&c->parser);
+    reply_free(c->out);
+    free(c->out);
+    free(c->rbuf);
+    free(c->argv);
+    free(c->sess.name);
+    free(c);
+}
+
+/* Close now: stop I/O, leave every list, queue the memory for freeing in
+ * before-sleep (an event for this client may still be in the batch being
+ * dispatched, so it must stay readable until then). */
+static void client_close(client *c) {
+    if (c->flags & CLIENT_CLOSING) return;
+    loop_thread *lt = c->lt;
+    c->flags |= CLIENT_CLOSING;
+    ev_io_stop(lt->loop, &c->io);
+    registry_remove(lt->srv, c);
+    close(c->fd);
+    if (c->prev) c->prev->next = c->next;
+    else lt->clients = c->next;
+    if (c->next) c->next->prev = c->prev;
+    atomic_fetch_sub(&lt->srv->nclients, 1);
+    log_verbose("closed client id=%llu addr=%s", (unsigned long long)c->sess.id, c->addr);
+    /* pending_next is reused for the free list once off the pending list;
+     * a client still on the pending list is skipped and freed from there. */
+    if (!(c->flags & CLIENT_PENDING)) {
+        c->pending_next = lt->to_free;
+        lt->to_free = c;
+    }
+}
+
+/* --- accept --- */
+
+static void reject_client(loop_thread *lt, int fd) {
+    static const char msg[] = "-ERR max number of clients reached\r\n";
+    ssize_t n = write(fd, msg, sizeof msg - 1);
+    (void)n;
+    close(fd);
+    STAT_ADD(lt->stats.rejected_connections, 1);
+}
+
+void client_accept(loop_thread *lt, int lfd) {
+    server *srv = lt->srv;
+    for (int i = 0; i < ACCEPT_BATCH && !lt->stopping; i++) {
+        int fd = sock_accept(lfd);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                log_warn("accept: %s", strerror(errno));
+            return;
+        }
+        STAT_ADD(lt->stats.connections_received, 1);
+        long long n = atomic_fetch_add(&srv->nclients, 1) + 1;
+        if (n > CFG_GET(srv->cfg.maxclients)) {
+            atomic_fetch_sub(&srv->nclients, 1);
+            reject_client(lt, fd);
+            continue;
+        }
+        sock_tune_client(fd, srv->cfg.tcp_keepalive);
+        client_create(lt, fd);
+    }
+}
+
+/* --- output --- */
+
+static void mark_pending(client *c) {
+    if ((c->flags & (CLIENT_PENDING | CLIENT_CLOSING)) || !reply_has_pending(c->out)) return;
+    c->flags |= CLIENT_PENDING;
+    c->pending_next = c->lt->pending_write;
+    c->lt->pending_write = c;
+}
+
+/* Write as much as the socket takes. Returns 0 while the client lives
+ * (output may remain), -1 when it was closed. */
+static int client_write(client *c) {
+    struct iovec iov[WRITE_IOV_MAX];
+    while (reply_has_pending(c->out)) {
+        int n = reply_iov(c->out, iov, WRITE_IOV_MAX);
+        ssize_t w = writev(c->fd, iov, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+            client_close(c);
+            return -1;
+        }
+        STAT_ADD(c->lt->stats.net_output_bytes, (uint64_t)w);
+        reply_consume(c->out, (size_t)w);
+    }
+    if (c->flags & CLIENT_CLOSE_ON_FLUSH) {
+        client_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* --- input --- */
+
+static int output_over_soft_limit(const client *c) {
+    return (long long)c->out->pending > CFG_GET(c->lt->srv->cfg.output_soft_limit);
+}
+
+static int output_over_hard_limit(client *c) {
+    if ((long long)c->out->pending <= CFG_GET(c->lt->srv->cfg.output_hard_limit)) return 0;
+    log_warn("Client id=%llu addr=%s closed for overcoming of output buffer limits.",
+             (unsigned long long)c->sess.id, c->addr);
+    return 1;
+}
+
+static void execute_one(client *c) {
+    resp_parser *p = &c->parser;
+    if (p->argc > c->argv_cap) {
+        c->argv_cap = p->argc * 2;
+        c->argv = cl_xrealloc(c->argv, c->argv_cap * sizeof *c->argv);
+    }
+    for (size_t i = 0; i < p->argc; i++) {
+        c->argv[i].p = c->rbuf + p->args[i].off;
+        c->argv[i].n = p->args[i].len;
+    }
+    server *srv = c->lt->srv;
+    cmd_ctx ctx = {
+        .env = &srv->env,
+        .sess = &c->sess,
+        .out = c->out,
+        .stats = &c->lt->stats,
+        .argc = (int)p->argc,
+        .argv = c->argv,
+        .now_ms = clock_wall_ms(),
+    };
+    cmd_execute(&ctx);
+    STAT_ADD(c->lt->stats.commands, 1);
+    atomic_store_explicit(&c->last_interaction_ms, ctx.now_ms, memory_order_relaxed);
+    if (c->sess.flags & SESS_CLOSE_AFTER_REPLY) c->flags |= CLIENT_CLOSE_ON_FLUSH;
+}
+
+/* Drop the consumed prefix of the read buffer; shrink a big idle one. */
+static void compact_rbuf(client *c) {
+    size_t used = resp_parser_consumed(&c->parser);
+    if (used) {
+        memmove(c->rbuf, c->rbuf + used, c->rlen - used);
+        c->rlen -= used;
+        resp_parser_shift(&c->parser, used);
+    }
+    if (c->rlen == 0 && c->rcap > RBUF_KEEP_MAX) {
+        free(c->rbuf);
+        c->rcap = RBUF_MIN;
+        c->rbuf = cl_xmalloc(c->rcap);
+    }
+}
+
+static void protocol_error(client *c) {
+    log_verbose("protocol error from client id=%llu addr=%s: %s",
+                (unsigned long long)c->sess.id, c->addr, c->parser.error);
+    reply_error(c->out, c->parser.error);
+    c->flags |= CLIENT_CLOSE_ON_FLUSH;
+    ev_io_set(c->lt->loop, &c->io, 0);
+}
+
+/* Run every complete command in the read buffer, stopping early when the
+ * client's unsent output passes the soft limit (resumed once it drains). */
+static void process_input(client *c) {
+    while (!(c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_ON_FLUSH))) {
+        if (output_over_soft_limit(c)) {
+            c->flags |= CLIENT_PAUSED;
+            break;
+        }
+        resp_status st = resp_parse(&c->parser, c->rbuf, c->rlen);
+        if (st == RESP_NEED_MORE) break;
+        if (st == RESP_ERROR) {
+            protocol_error(c);
+            break;
+        }
+        execute_one(c);
+        if (atomic_load_explicit(&c->kill_requested, memory_order_relaxed))
+            c->flags |= CLIENT_CLOSE_ON_FLUSH;
+        if (output_over_hard_limit(c)) {
+            client_close(c);
+            return;
+        }
+    }
+    compact_rbuf(c);
+    atomic_store_explicit(&c->shared_qbuf, c->rlen, memory_order_relaxed);
+    atomic_store_explicit(&c->shared_omem, c->out->pending, memory_order_relaxed);
+    mark_pending(c);
+    if (c->flags & CLIENT_PAUSED) ev_io_set(c->lt->loop, &c->io, EV_WRITE);
+}
+
+/* Make room for the next read: the parser's hint for a large bulk, else
+ * double when full. Returns -1 when the query buffer limit is passed. */
+static int reserve_rbuf(client *c) {
+    size_t want = c->rlen + (c->parser.need > RBUF_MIN ? c->parser.need : RBUF_MIN);
+    if (want <= c->rcap) return 0;
+    long long limit = CFG_GET(c->lt->srv->cfg.client_query_buffer_limit);
+    if ((long long)c->rlen >= limit) {
+        log_warn("Closing client id=%llu addr=%s that reached max query buffer length",
+                 (unsigned long long)c->sess.id, c->addr);
+        return -1;
+    }
+    size_t cap = c->rcap * 2 > want ? c->rcap * 2 : want;
+    if ((long long)cap > limit + RBUF_MIN) cap = (size_t)limit + RBUF_MIN;
+    c->rbuf = cl_xrealloc(c->rbuf, cap);
+    c->rcap = cap;
+    return 0;
+}
+
+static void client_read(client *c) {
+    if (reserve_rbuf(c) < 0) {
+        client_close(c);
+        return;
+    }
+    ssize_t n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+    if (n == 0) {
+        client_close(c);
+        return;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) client_close(c);
+        return;
+    }
+    c->rlen += (size_t)n;
+    STAT_ADD(c->lt->stats.net_input_bytes, (uint64_t)n);
+    process_input(c);
+}
+
+/* Writable again after a full socket: send, and once the backlog is small
+ * resume reading and run the commands that were waiting. */
+static void client_writable(client *c) {
+    if (client_write(c) < 0) return;
+    if (reply_has_pending(c->out) && output_over_soft_limit(c)) return;
+    if (c->flags & CLIENT_PAUSED) {
+        c->flags &= ~CLIENT_PAUSED;
+        process_input(c);
+        if (c->flags & (CLIENT_CLOSING | CLIENT_PAUSED)) return;
+    }
+    uint32_t ev = (c->flags & CLIENT_CLOSE_ON_FLUSH) ? 0 : EV_READ;
+    if (reply_has_pending(c->out)) ev |= EV_WRITE;
+    ev_io_set(c->lt->loop, &c->io, ev);
+}
+
+static void client_io(ev_loop *loop, ev_io *io, uint32_t ready) {
+    client *c = io->arg;
+    if (c->flags & CLIENT_CLOSING) return;
+    if (ready & EV_WRITE) client_writable(c);
+    if ((ready & EV_READ) && !(c->flags & (CLIENT_CLOSING | CLIENT_PAUSED))) client_read(c);
+}
+
+/* --- loop hooks --- */
+
+void client_before_sleep(loop_thread *lt) {
+    client *c = lt->pending_write;
+    lt->pending_write = NULL;
+    while (c) {
+        client *next = c->pending_next;
+        c->flags &= ~CLIENT_PENDING;
+        if (c->flags & CLIENT_CLOSING) {
+            c->pending_next = lt->to_free;
+            lt->to_free = c;
+        } else if (client_write(c) == 0 && reply_has_pending(c->out)) {
+            uint32_t ev = EV_WRITE;
+            if (!(c->flags & (CLIENT_PAUSED | CLIENT_CLOSE_ON_FLUSH))) ev |= EV_READ;
+            ev_io_set(lt->loop, &c->io, ev);
+        }
+        c = next;
+    }
+    while (lt->to_free) {
+        client *f = lt->to_free;
+        lt->to_free = f->pending_next;
+        client_free(f);
+    }
+}
+
+void client_reap(loop_thread *lt, int64_t now_ms) {
+    long long timeout = CFG_GET(lt->srv->cfg.timeout);
+    for (client *c = lt->clients, *next; c; c = next) {
+        next = c->next;
+        if (atomic_load(&c->kill_requested)) {
+            client_close(c);
+            continue;
+        }
+        int64_t idle = now_ms - atomic_load_explicit(&c->last_interaction_ms, memory_order_relaxed);
+        if (timeout > 0 && idle > timeout * 1000 && !reply_has_pending(c->out)) {
+            log_verbose("Closing idle client id=%llu", (unsigned long long)c->sess.id);
+            client_close(c);
+        }
+    }
+}
+
+void client_close_all(loop_thread *lt) {
+    while (lt->clients) {
+        client *c = lt->clients;
+        client_write(c); /* best effort: the last replies of a clean stop */
+        client_close(c);
+    }
+    client_before_sleep(lt);
+}

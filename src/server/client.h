@@ -1,0 +1,62 @@
+/* client.h - one connected client: its socket, read buffer, parser,
+ * session and reply queue, and the I/O that drives them.
+ *
+ * Data flow (one way): socket -> read buffer -> resp_parse -> cmd_execute
+ * -> keyspace -> reply queue -> writev (before the loop sleeps).
+ *
+ * A client belongs to one loop thread; only that thread touches its
+ * buffers. Other threads reach it only through the server registry (under
+ * registry_lock) to read the fields marked "shared" or to request a kill. */
+#ifndef PIER_CLIENT_H
+#define PIER_CLIENT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../cmd/command.h"
+#include "../net/event_loop.h"
+#include "../proto/reply.h"
+#include "../proto/resp_parse.h"
+#include "server.h"
+
+#define CLIENT_CLOSING      (1u << 0) /* closed: waiting to be freed */
+#define CLIENT_PENDING      (1u << 1) /* on the pending_write list */
+#define CLIENT_PAUSED       (1u << 2) /* too much unsent output: not reading */
+#define CLIENT_CLOSE_ON_FLUSH (1u << 3) /* close once the replies are sent */
+
+typedef struct client {
+    ev_io io;
+    loop_thread *lt;
+    uint32_t flags;
+    session sess;
+    reply *out;           /* allocated separately: it holds a 16 KB buffer */
+    char *rbuf;           /* read buffer: [0, rlen) holds unconsumed bytes */
+    size_t rlen, rcap;
+    resp_parser parser;
+    cmd_arg *argv;        /* argument views for the command being run */
+    size_t argv_cap;
+
+    struct client *next, *prev;   /* loop's client list */
+    struct client *pending_next;  /* loop's pending_write list */
+    struct client *reg_next, *reg_prev; /* server registry */
+
+    /* shared: read by other threads (CLIENT LIST/KILL) */
+    char addr[64], laddr[64];
+    int fd;
+    _Atomic int64_t last_interaction_ms; /* wall ms */
+    _Atomic size_t shared_qbuf, shared_omem;
+    _Atomic int kill_requested;
+} client;
+
+/* Listener readable: accept connections and make them clients of lt. */
+void client_accept(loop_thread *lt, int lfd);
+/* Before sleeping: flush replies, free closed clients. */
+void client_before_sleep(loop_thread *lt);
+/* Close every client whose kill was requested or whose idle time passed
+ * the timeout. */
+void client_reap(loop_thread *lt, int64_t now_ms);
+/* Close all clients of lt (shutdown), flushing what can be flushed. */
+void client_close_all(loop_thread *lt);
+
+#endif

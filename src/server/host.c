@@ -1,0 +1,155 @@
+/* host.c - cmd_host: client registry queries, CONFIG SET, AUTH checks. */
+#include "host.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/clock.h"
+#include "client.h"
+#include "server.h"
+
+/* A growable text buffer for listing output. */
+typedef struct text {
+    char *p;
+    size_t len, cap;
+} text;
+
+static void text_printf(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void text_printf(text *t, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) return;
+        if (t->len + (size_t)n < t->cap) {
+            t->len += (size_t)n;
+            return;
+        }
+        t->cap = (t->len + (size_t)n + 1) * 2;
+        t->p = realloc(t->p, t->cap);
+        if (!t->p) abort();
+    }
+}
+
+/* One CLIENT LIST line, Redis 7.0 field order. Caller holds registry_lock
+ * (which guards the name). */
+static void format_client(text *t, const client *c, int64_t now_ms) {
+    int64_t idle = (now_ms - atomic_load(&c->last_interaction_ms)) / 1000;
+    int64_t age = (now_ms - c->sess.created_ms) / 1000;
+    size_t qbuf = atomic_load_explicit(&c->shared_qbuf, memory_order_relaxed);
+    size_t omem = atomic_load_explicit(&c->shared_omem, memory_order_relaxed);
+    const char *cmd = atomic_load_explicit(&c->sess.last_cmd, memory_order_relaxed);
+    text_printf(t,
+                "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=N db=0 "
+                "sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=0 argv-mem=0 multi-mem=0 "
+                "rbs=0 rbp=0 obl=0 oll=0 omem=%zu tot-mem=0 events=r cmd=%s user=default "
+                "redir=-1 resp=%d\n",
+                (unsigned long long)c->sess.id, c->addr, c->laddr, c->fd,
+                c->sess.name ? c->sess.name : "", (long long)(age < 0 ? 0 : age),
+                (long long)(idle < 0 ? 0 : idle), qbuf, omem, cmd ? cmd : "NULL",
+                atomic_load_explicit(&c->sess.proto, memory_order_relaxed));
+}
+
+static char *host_client_list(void *arg, uint64_t only_id, size_t *len) {
+    server *srv = arg;
+    text t = {malloc(256), 0, 256};
+    if (!t.p) abort();
+    t.p[0] = 0;
+    int64_t now = clock_wall_ms();
+    pthread_mutex_lock(&srv->registry_lock);
+    /* The registry is newest-first; Redis lists oldest first. */
+    const client *last = srv->registry;
+    while (last && last->reg_next) last = last->reg_next;
+    for (const client *c = last; c; c = c->reg_prev)
+        if (!only_id || c->sess.id == only_id) format_client(&t, c, now);
+    pthread_mutex_unlock(&srv->registry_lock);
+    *len = t.len;
+    return t.p;
+}
+
+static int kill_matches(const client *c, const cmd_kill_filter *f, uint64_t self_id) {
+    if (f->id && c->sess.id != f->id) return 0;
+    if (f->addr && strcmp(c->addr, f->addr)) return 0;
+    if (f->laddr && strcmp(c->laddr, f->laddr)) return 0;
+    if (f->skipme && c->sess.id == self_id) return 0;
+    return 1;
+}
+
+/* Mark matching clients and wake their loops; each loop closes its own
+ * clients (only the owner thread may touch a client's socket). */
+static size_t host_client_kill(void *arg, const cmd_kill_filter *f, uint64_t self_id) {
+    server *srv = arg;
+    size_t n = 0;
+    pthread_mutex_lock(&srv->registry_lock);
+    for (client *c = srv->registry; c; c = c->reg_next) {
+        if (!kill_matches(c, f, self_id)) continue;
+        atomic_store(&c->kill_requested, 1);
+        if (c->sess.id != self_id) ev_wake(c->lt->loop);
+        n++;
+    }
+    pthread_mutex_unlock(&srv->registry_lock);
+    return n;
+}
+
+static void host_client_setname(void *arg, session *s, const char *name, size_t len) {
+    server *srv = arg;
+    char *copy = NULL;
+    if (len) {
+        copy = malloc(len + 1);
+        if (!copy) abort();
+        memcpy(copy, name, len);
+        copy[len] = 0;
+    }
+    pthread_mutex_lock(&srv->registry_lock);
+    char *old = s->name;
+    s->name = copy;
+    pthread_mutex_unlock(&srv->registry_lock);
+    free(old);
+}
+
+static size_t host_client_count(void *arg) {
+    server *srv = arg;
+    long long n = atomic_load(&srv->nclients);
+    return n > 0 ? (size_t)n : 0;
+}
+
+static char *host_info(void *arg, const char *section, size_t *len) {
+    return server_info(arg, section, len);
+}
+
+static int host_config_get_at(void *arg, size_t i, const char **name, char *buf,
+                              size_t buflen) {
+    server *srv = arg;
+    *name = config_name_at(i);
+    if (!*name) return -1;
+    return config_get(&srv->cfg, *name, buf, buflen) < 0 ? -1 : 0;
+}
+
+static int host_config_set(void *arg, const char *name, const char *value, char *err,
+                           size_t errlen) {
+    server *srv = arg;
+    char probe[8];
+    if (config_get(&srv->cfg, name, probe, sizeof probe) < 0) return -2;
+    return config_set(&srv->cfg, name, value, 1, err, errlen);
+}
+
+static int host_check_password(void *arg, const char *pass, size_t len) {
+    return 0; /* no password can be configured yet: AUTH always fails */
+}
+
+static int host_auth_required(void *arg) { return 0; }
+
+const cmd_host server_host_ops = {
+    .client_list = host_client_list,
+    .client_kill = host_client_kill,
+    .client_setname = host_client_setname,
+    .client_count = host_client_count,
+    .info = host_info,
+    .config_get_at = host_config_get_at,
+    .config_set = host_config_set,
+    .check_password = host_check_password,
+    .auth_required = host_auth_required,
+};

@@ -1,0 +1,177 @@
+/* info.c - the INFO text, one function per section. */
+#include <malloc.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "../lib/clock.h"
+#include "host.h"
+#include "server.h"
+#include "version.h"
+
+typedef struct info_buf {
+    char *p;
+    size_t len, cap;
+} info_buf;
+
+static void add(info_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(info_buf *b, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) return;
+        if (b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        b->cap = (b->len + (size_t)n + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+        if (!b->p) abort();
+    }
+}
+
+/* Sum one per-thread counter over every loop. */
+#define SUM_STAT(srv, field)                                                    \
+    ({                                                                           \
+        uint64_t s_ = 0;                                                         \
+        for (int i_ = 0; i_ < (srv)->nthreads; i_++)                             \
+            s_ += STAT_GET((srv)->threads[i_].stats.field);                      \
+        s_;                                                                      \
+    })
+
+static void section_server(server *srv, info_buf *b) {
+    struct utsname u;
+    uname(&u);
+    int64_t up_s = (clock_mono_us() - srv->start_mono_us) / 1000000;
+    add(b,
+        "# Server\r\nredis_version:%s\r\npier_version:%s\r\nredis_mode:standalone\r\n"
+        "os:%s %s %s\r\narch_bits:%d\r\nmultiplexing_api:epoll\r\n"
+        "process_id:%d\r\nrun_id:%s\r\ntcp_port:%d\r\nserver_time_usec:%lld\r\n"
+        "uptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\nhz:%d\r\n"
+        "io_threads_active:%d\r\nloop_threads:%d\r\nexecutable:pier-server\r\n"
+        "config_file:%s\r\n",
+        PIER_REDIS_VERSION, PIER_VERSION, u.sysname, u.release, u.machine,
+        (int)(sizeof(void *) * 8), (int)getpid(), srv->run_id, srv->port,
+        (long long)clock_wall_us(), (long long)up_s, (long long)(up_s / 86400),
+        CFG_GET(srv->cfg.hz), srv->nthreads > 1, srv->nthreads,
+        srv->cfg.config_file ? srv->cfg.config_file : "");
+}
+
+static void section_clients(server *srv, info_buf *b) {
+    add(b,
+        "# Clients\r\nconnected_clients:%lld\r\nmaxclients:%lld\r\n"
+        "blocked_clients:0\r\ntracking_clients:0\r\n",
+        (long long)atomic_load(&srv->nclients), CFG_GET(srv->cfg.maxclients));
+}
+
+/* Resident set size from /proc/self/statm (pages -> bytes). */
+static size_t rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    unsigned long size = 0, resident = 0;
+    int n = fscanf(f, "%lu %lu", &size, &resident);
+    fclose(f);
+    return n == 2 ? resident * (size_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+static void human_bytes(char *buf, size_t len, size_t n) {
+    if (n < 1024) snprintf(buf, len, "%zuB", n);
+    else if (n < 1024 * 1024) snprintf(buf, len, "%.2fK", n / 1024.0);
+    else if (n < 1024UL * 1024 * 1024) snprintf(buf, len, "%.2fM", n / 1048576.0);
+    else snprintf(buf, len, "%.2fG", n / 1073741824.0);
+}
+
+static void section_memory(server *srv, info_buf *b) {
+    /* used_memory is what glibc's allocator says it holds for us (in-use
+     * chunks plus mmapped blocks); the dataset figure is the keyspace's own
+     * count of its allocations. */
+    struct mallinfo2 mi = mallinfo2();
+    size_t used = mi.uordblks + mi.hblkhd;
+    size_t rss = rss_bytes();
+    size_t dataset = ks_used_memory(srv->ks);
+    char h_used[32], h_rss[32];
+    human_bytes(h_used, sizeof h_used, used);
+    human_bytes(h_rss, sizeof h_rss, rss);
+    add(b,
+        "# Memory\r\nused_memory:%zu\r\nused_memory_human:%s\r\nused_memory_rss:%zu\r\n"
+        "used_memory_rss_human:%s\r\nused_memory_dataset:%zu\r\nmaxmemory:0\r\n"
+        "maxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\n"
+        "mem_fragmentation_ratio:%.2f\r\nmem_allocator:glibc\r\n",
+        used, h_used, rss, h_rss, dataset, used ? (double)rss / (double)used : 0.0);
+}
+
+static void section_persistence(server *srv, info_buf *b) {
+    add(b, "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\n"
+           "rdb_bgsave_in_progress:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n");
+}
+
+static void section_stats(server *srv, info_buf *b) {
+    uint64_t expired = ks_expired_total(srv->ks);
+    add(b,
+        "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
+        "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\n"
+        "rejected_connections:%llu\r\nexpired_keys:%llu\r\nexpired_keys_active:%llu\r\n"
+        "evicted_keys:0\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n",
+        (unsigned long long)SUM_STAT(srv, connections_received),
+        (unsigned long long)SUM_STAT(srv, commands),
+        (unsigned long long)SUM_STAT(srv, net_input_bytes),
+        (unsigned long long)SUM_STAT(srv, net_output_bytes),
+        (unsigned long long)SUM_STAT(srv, rejected_connections),
+        (unsigned long long)expired,
+        (unsigned long long)SUM_STAT(srv, expired_keys_active),
+        (unsigned long long)SUM_STAT(srv, keyspace_hits),
+        (unsigned long long)SUM_STAT(srv, keyspace_misses));
+}
+
+static void section_replication(server *srv, info_buf *b) {
+    add(b, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"
+           "master_replid:%s\r\nmaster_repl_offset:0\r\n", srv->run_id);
+}
+
+static void section_cpu(server *srv, info_buf *b) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    add(b, "# CPU\r\nused_cpu_sys:%ld.%06ld\r\nused_cpu_user:%ld.%06ld\r\n",
+        (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec, (long)ru.ru_utime.tv_sec,
+        (long)ru.ru_utime.tv_usec);
+}
+
+static void section_keyspace(server *srv, info_buf *b) {
+    size_t keys = ks_count(srv->ks);
+    add(b, "# Keyspace\r\n");
+    if (keys)
+        add(b, "db0:keys=%zu,expires=%zu,avg_ttl=0\r\n", keys, ks_volatile_count(srv->ks));
+}
+
+typedef void section_fn(server *, info_buf *);
+static const struct {
+    const char *name;
+    section_fn *fn;
+} sections[] = {
+    {"server", section_server},           {"clients", section_clients},
+    {"memory", section_memory},           {"persistence", section_persistence},
+    {"stats", section_stats},             {"replication", section_replication},
+    {"cpu", section_cpu},                 {"keyspace", section_keyspace},
+};
+
+char *server_info(server *srv, const char *section, size_t *len) {
+    info_buf b = {malloc(1024), 0, 1024};
+    if (!b.p) abort();
+    b.p[0] = 0;
+    int all = !*section || !strcasecmp(section, "default") || !strcasecmp(section, "all") ||
+              !strcasecmp(section, "everything");
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+        if (!all && strcasecmp(section, sections[i].name)) continue;
+        if (b.len) add(&b, "\r\n");
+        sections[i].fn(srv, &b);
+    }
+    *len = b.len;
+    return b.p;
+}

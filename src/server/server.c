@@ -1,0 +1,188 @@
+/* server.c - start-up, loop threads, periodic work, shutdown. */
+#include "server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/clock.h"
+#include "../lib/hash.h"
+#include "../lib/log.h"
+#include "../net/socket.h"
+#include "client.h"
+#include "host.h"
+#include "version.h"
+
+/* --- per-loop callbacks --- */
+
+static void on_listener(ev_loop *loop, ev_io *io, uint32_t ready) {
+    client_accept(io->arg, io->fd);
+}
+
+static void on_before_sleep(ev_loop *loop, void *arg) { client_before_sleep(arg); }
+
+static void stop_loop(loop_thread *lt) {
+    lt->stopping = 1;
+    for (int i = 0; i < lt->srv->nlisten; i++) ev_io_stop(lt->loop, &lt->listen_io[i]);
+    client_close_all(lt);
+    ev_stop(lt->loop);
+}
+
+/* Another thread asked for attention: a CLIENT KILL or the shutdown. */
+static void on_wake(ev_loop *loop, void *arg) {
+    loop_thread *lt = arg;
+    if (atomic_load(&lt->srv->shutting_down)) {
+        stop_loop(lt);
+        return;
+    }
+    client_reap(lt, clock_wall_ms());
+}
+
+/* Periodic work, hz times a second: active expiry of this loop's shard
+ * range (at most a quarter of the period) and idle-client timeouts. */
+static long on_cron(ev_loop *loop, void *arg) {
+    loop_thread *lt = arg;
+    int hz = CFG_GET(lt->srv->cfg.hz);
+    if (hz < 1) hz = 1;
+    int64_t period_us = 1000000 / hz;
+    int64_t now_ms = clock_wall_ms();
+    size_t n = ks_active_expire(lt->srv->ks, lt->shard_from, lt->shard_to, now_ms,
+                                clock_mono_us() + period_us / 4);
+    STAT_ADD(lt->stats.expired_keys_active, n);
+    client_reap(lt, now_ms);
+    return 1000 / hz;
+}
+
+static void *loop_main(void *arg) {
+    loop_thread *lt = arg;
+    ev_run(lt->loop);
+    return NULL;
+}
+
+/* --- set-up --- */
+
+static int open_listeners(server *srv) {
+    char addrs[sizeof srv->cfg.bind];
+    memcpy(addrs, srv->cfg.bind, sizeof addrs);
+    char *save = NULL;
+    for (char *a = strtok_r(addrs, " ", &save); a; a = strtok_r(NULL, " ", &save)) {
+        if (srv->nlisten == SERVER_MAX_LISTENERS) {
+            log_warn("too many bind addresses (max %d)", SERVER_MAX_LISTENERS);
+            return -1;
+        }
+        char err[256];
+        /* Port 0 binds a free port; every further address reuses it. */
+        int port = srv->nlisten ? srv->port : srv->cfg.port;
+        int fd = sock_listen(a, port, srv->cfg.tcp_backlog, err, sizeof err);
+        if (fd < 0) {
+            log_warn("%s", err);
+            return -1;
+        }
+        srv->listen_fds[srv->nlisten++] = fd;
+        srv->port = sock_local_port(fd);
+    }
+    if (!srv->nlisten) {
+        log_warn("no bind address given");
+        return -1;
+    }
+    return 0;
+}
+
+static void init_thread(server *srv, int i) {
+    loop_thread *lt = &srv->threads[i];
+    lt->idx = i;
+    lt->srv = srv;
+    lt->loop = ev_create(on_wake, lt);
+    lt->shard_from = (unsigned)((size_t)KS_SHARDS * i / srv->nthreads);
+    lt->shard_to = (unsigned)((size_t)KS_SHARDS * (i + 1) / srv->nthreads);
+    ev_set_before_sleep(lt->loop, on_before_sleep, lt);
+    for (int l = 0; l < srv->nlisten; l++) {
+        ev_io_init(&lt->listen_io[l], srv->listen_fds[l], on_listener, lt);
+        /* EPOLLEXCLUSIVE: one loop is woken per new connection. */
+        ev_io_set_exclusive(lt->loop, &lt->listen_io[l], EV_READ);
+    }
+    ev_timer_add(lt->loop, 1000 / CFG_GET(srv->cfg.hz), on_cron, lt);
+}
+
+static void make_run_id(char out[41]) {
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 40; i += 16) {
+        uint64_t r = hash_random_seed();
+        for (int j = 0; j < 16 && i + j < 40; j++) out[i + j] = hex[(r >> (4 * j)) & 15];
+    }
+    out[40] = 0;
+}
+
+int server_init(server *srv) {
+    pthread_mutex_init(&srv->registry_lock, NULL);
+    srv->start_wall_ms = clock_wall_ms();
+    srv->start_mono_us = clock_mono_us();
+    make_run_id(srv->run_id);
+    srv->ks = ks_create(hash_random_seed());
+    srv->env.ks = srv->ks;
+    srv->env.cfg = &srv->cfg;
+    srv->env.host = &server_host_ops;
+    srv->env.host_arg = srv;
+    cmd_table_init();
+    if (open_listeners(srv) < 0) return -1;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    srv->nthreads = srv->cfg.threads > 0 ? srv->cfg.threads : (cores > 0 ? (int)cores : 1);
+    srv->threads = calloc((size_t)srv->nthreads, sizeof *srv->threads);
+    if (!srv->threads) abort();
+    for (int i = 0; i < srv->nthreads; i++) init_thread(srv, i);
+    return 0;
+}
+
+static void write_pidfile(const server *srv) {
+    if (!srv->cfg.pidfile[0]) return;
+    FILE *f = fopen(srv->cfg.pidfile, "w");
+    if (!f) {
+        log_warn("cannot write pidfile %s: %s", srv->cfg.pidfile, strerror(errno));
+        return;
+    }
+    fprintf(f, "%d\n", (int)getpid());
+    fclose(f);
+}
+
+/* Block the stop signals in every thread (threads inherit the mask) so
+ * that only sigwait in the main thread receives them. */
+static void block_signals(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int server_run(server *srv) {
+    sigset_t set;
+    block_signals(&set);
+    write_pidfile(srv);
+    for (int i = 0; i < srv->nthreads; i++)
+        pthread_create(&srv->threads[i].tid, NULL, loop_main, &srv->threads[i]);
+    log_info("pier %s ready: port %d, %d loop thread(s), pid %d", PIER_VERSION, srv->port,
+             srv->nthreads, (int)getpid());
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    /* Each woken loop first stops watching the listeners, then flushes
+     * and closes its clients. */
+    atomic_store(&srv->shutting_down, 1);
+    for (int i = 0; i < srv->nthreads; i++) ev_wake(srv->threads[i].loop);
+    for (int i = 0; i < srv->nthreads; i++) pthread_join(srv->threads[i].tid, NULL);
+    if (srv->cfg.pidfile[0]) unlink(srv->cfg.pidfile);
+    log_info("bye");
+    return 0;
+}
+
+void server_free(server *srv) {
+    for (int i = 0; i < srv->nthreads; i++) ev_destroy(srv->threads[i].loop);
+    free(srv->threads);
+    for (int i = 0; i < srv->nlisten; i++) close(srv->listen_fds[i]);
+    if (srv->ks) ks_destroy(srv->ks);
+    pthread_mutex_destroy(&srv->registry_lock);
+    config_free(&srv->cfg);
+}

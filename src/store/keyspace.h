@@ -1,0 +1,181 @@
+/* keyspace.h - the key space: KS_SHARDS independent hash tables ("shards"),
+ * each with its own mutex, incremental rehashing, volatile-key index and
+ * memory counter.
+ *
+ * Thread model (docs/ARCHITECTURE.md): any loop thread may touch any key.
+ * A key's shard is chosen by the top bits of its keyed hash. Callers lock
+ * the shards of every key a command touches BEFORE looking anything up, in
+ * ascending shard order (ks_lock takes a lockset and does that), so
+ * multi-key commands (MSET, RENAME) are atomic and cannot deadlock. Whole-
+ * keyspace operations (SCAN, KEYS, DBSIZE, FLUSHALL, active expiry) lock one
+ * shard at a time and never hold a key lockset at the same time.
+ *
+ * Functions documented "caller holds the shard lock" do no locking; calling
+ * them without the lock is a data race. Functions documented "locks
+ * internally" must be called with NO shard lock held.
+ *
+ * Entries: one allocation holds the header, the key bytes and, for strings,
+ * the value bytes (so a GET touches one cache line run). Non-string values
+ * (streams, later) store a pointer after the key. Expiry times are absolute
+ * wall-clock milliseconds (they survive restart) kept in a per-shard array
+ * of volatile keys, so active expiry samples only keys that can expire. */
+#ifndef PIER_KEYSPACE_H
+#define PIER_KEYSPACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KS_SHARD_BITS 8
+#define KS_SHARDS (1u << KS_SHARD_BITS)
+#define KV_NO_VOLATILE UINT32_MAX
+/* Largest key or string value the store can hold (lengths are 32-bit). */
+#define KS_MAX_LEN ((size_t)UINT32_MAX)
+
+enum kv_type {
+    KV_STRING = 0,
+    KV_STREAM = 1, /* reserved for the log issue */
+    KV_NTYPES = 8
+};
+
+typedef struct kv {
+    struct kv *next;   /* hash chain */
+    uint32_t meta;     /* bits 0-23: LRU clock (seconds) / LFU; bits 24-31: type */
+    uint32_t vol_idx;  /* index in the shard's volatile array or KV_NO_VOLATILE */
+    uint32_t klen;
+    uint32_t vlen;     /* string: value length; other types: sizeof(void *) */
+    char data[];       /* klen key bytes, then vlen value bytes */
+} kv;
+
+static inline const char *kv_key(const kv *e) { return e->data; }
+static inline size_t kv_klen(const kv *e) { return e->klen; }
+static inline int kv_type(const kv *e) { return (int)(e->meta >> 24); }
+/* String value bytes (type KV_STRING only). Writable in place for
+ * SETRANGE/APPEND after ks_string_resize. Not NUL-terminated. */
+static inline char *kv_sval(kv *e) { return e->data + e->klen; }
+static inline size_t kv_slen(const kv *e) { return e->vlen; }
+/* Object pointer for non-string types. */
+void *kv_object(const kv *e);
+
+typedef struct keyspace keyspace;
+
+/* Per-type hooks for non-string values: how to free one and how many bytes
+ * it holds (for used_memory). */
+typedef struct kv_type_ops {
+    void (*free_obj)(void *obj);
+    size_t (*mem_obj)(const void *obj);
+} kv_type_ops;
+
+/* Called (shard lock held) for every key removed because it expired, lazily
+ * or actively, so that persistence can log a DEL. May be NULL. */
+typedef void ks_expire_hook(void *arg, const char *key, size_t klen);
+
+keyspace *ks_create(uint64_t seed);
+void ks_destroy(keyspace *ks);
+void ks_set_type_ops(keyspace *ks, int type, const kv_type_ops *ops);
+void ks_set_expire_hook(keyspace *ks, ks_expire_hook *fn, void *arg);
+
+/* --- locking --- */
+typedef struct ks_lockset {
+    uint64_t bits[KS_SHARDS / 64];
+} ks_lockset;
+
+static inline void ks_lockset_clear(ks_lockset *ls) {
+    for (unsigned i = 0; i < KS_SHARDS / 64; i++) ls->bits[i] = 0;
+}
+unsigned ks_shard_of(const keyspace *ks, const char *key, size_t klen);
+void ks_lockset_add(const keyspace *ks, ks_lockset *ls, const char *key, size_t klen);
+void ks_lock(keyspace *ks, const ks_lockset *ls);   /* ascending order */
+void ks_unlock(keyspace *ks, const ks_lockset *ls);
+void ks_lock_shard(keyspace *ks, unsigned shard);
+void ks_unlock_shard(keyspace *ks, unsigned shard);
+
+/* --- single-key operations: caller holds the key's shard lock --- */
+
+/* Find a live key. An expired key is deleted here (lazy expiry; the expire
+ * hook runs) and NULL is returned. Updates the entry's access clock.
+ * now_ms is the wall clock of the command being executed. */
+kv *ks_find(keyspace *ks, const char *key, size_t klen, int64_t now_ms);
+
+/* Insert or overwrite key with a string value. keep_ttl: keep an existing
+ * expiry, otherwise the key becomes persistent. Returns the entry (its
+ * address may differ from any previous one for that key). Never fails
+ * (aborts on out-of-memory like every allocation in pier). */
+kv *ks_set_string(keyspace *ks, const char *key, size_t klen,
+                  const void *val, size_t vlen, int keep_ttl, int64_t now_ms);
+
+/* Insert or overwrite key with an object of a non-string type; the store
+ * owns obj from now on and frees it with the type's free_obj. */
+kv *ks_set_object(keyspace *ks, const char *key, size_t klen, int type,
+                  void *obj, int keep_ttl, int64_t now_ms);
+
+/* Resize a string value to newlen bytes, keeping key, TTL and the first
+ * min(old,new) value bytes; bytes past the old length are zeroed. Grows
+ * with slack so that repeated APPENDs are amortized O(1). The entry may
+ * move: use the returned pointer, the old one is invalid. */
+kv *ks_string_resize(keyspace *ks, kv *e, size_t newlen);
+
+/* Delete key if it exists and is live. Returns 1 if a live key was
+ * deleted, 0 otherwise (an expired key is reclaimed and counts as 0). */
+int ks_delete(keyspace *ks, const char *key, size_t klen, int64_t now_ms);
+
+/* Set the absolute expiry (wall ms) of a live entry; at_ms == 0 makes it
+ * persistent. An at_ms in the past is allowed (the caller normally
+ * deletes instead, as Redis does). */
+void ks_set_expire(keyspace *ks, kv *e, int64_t at_ms);
+/* Absolute expiry in wall ms, or 0 if the key is persistent. */
+int64_t ks_get_expire(const keyspace *ks, const kv *e);
+
+/* Move src to dst, keeping value and TTL, overwriting dst. Caller holds
+ * both shard locks and has checked that src exists and src != dst.
+ * Returns the entry now stored under dst. */
+kv *ks_rename(keyspace *ks, const char *src, size_t slen,
+              const char *dst, size_t dlen, int64_t now_ms);
+
+/* --- whole-keyspace operations: lock internally, call with no lock held --- */
+
+/* Visit callback; runs with the entry's shard locked. Must not call any
+ * ks_ function. */
+typedef void ks_visit_fn(void *arg, const kv *e);
+
+/* One SCAN step. Starting at cursor (0 = start) visits at least `count`
+ * buckets' worth of entries (fewer at the very end), calling fn for every
+ * live entry, and returns the next cursor (0 = done). Guarantees of Redis
+ * SCAN: every key present for the whole iteration is returned at least
+ * once, even across rehashing (grow or shrink) between calls. The cursor
+ * encodes the shard in its low KS_SHARD_BITS bits and the shard's
+ * reverse-binary bucket cursor above them. */
+uint64_t ks_scan(keyspace *ks, uint64_t cursor, size_t count, int64_t now_ms,
+                 ks_visit_fn *fn, void *arg);
+
+/* Visit every live entry exactly once (each shard locked in turn). */
+void ks_each(keyspace *ks, int64_t now_ms, ks_visit_fn *fn, void *arg);
+
+/* Copy a random live key into a malloc'd buffer (caller frees), length in
+ * *klen. NULL when the keyspace is empty (or holds only expired keys). */
+char *ks_random_key(keyspace *ks, int64_t now_ms, size_t *klen);
+
+/* Number of keys (expired keys not yet reclaimed included, as in Redis),
+ * and of keys with a TTL. Lock-free reads of per-shard counters. */
+size_t ks_count(const keyspace *ks);
+size_t ks_volatile_count(const keyspace *ks);
+
+/* Delete everything. */
+void ks_flush(keyspace *ks);
+
+/* Active expiry over shards [from, to): for each shard, sample up to 20
+ * volatile keys and delete the expired ones; repeat a shard while more
+ * than 25% of the sample had expired, until deadline_us (monotonic) is
+ * reached. Returns the number of keys deleted. Loop threads each take a
+ * disjoint shard range, so expiry work is spread and never needs a thread
+ * of its own. */
+size_t ks_active_expire(keyspace *ks, unsigned from, unsigned to,
+                        int64_t now_ms, int64_t deadline_us);
+
+/* Bytes held by the keyspace (entries, tables, volatile index, objects),
+ * as counted with malloc_usable_size. Lock-free read. */
+size_t ks_used_memory(const keyspace *ks);
+
+/* Keys expired (lazily or actively) since start. */
+uint64_t ks_expired_total(const keyspace *ks);
+
+#endif
