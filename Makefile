@@ -69,20 +69,26 @@ build/pier-server: $(REL_OBJ) build/rel/$(SRC_MAIN:.c=.o)
 build/pier-bench: tools/pier-bench.c build/rel/src/lib/histogram.o
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(LDLIBS)
 
+build/floor-server: bench/floor-server.c
+	$(CC) $(REL_CFLAGS) -o $@ $^
+
 build/asan/pier-server: $(ASAN_OBJ) build/asan/$(SRC_MAIN:.c=.o)
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(LDLIBS)
 
 build/asan/unit/%: tests/unit/%.c $(ASAN_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ASAN_CFLAGS) -o $@ $< $(ASAN_OBJ) $(LDLIBS)
+	@echo "LD  $@"
+	@$(CC) $(ASAN_CFLAGS) -o $@ $< $(ASAN_OBJ) $(LDLIBS)
 
 build/rel/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(REL_CFLAGS) -c -o $@ $<
+	@echo "CC  $<"
+	@$(CC) $(REL_CFLAGS) -c -o $@ $<
 
 build/asan/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ASAN_CFLAGS) -c -o $@ $<
+	@echo "CC  $< (asan)"
+	@$(CC) $(ASAN_CFLAGS) -c -o $@ $<
 
 clean:  ## remove build output
 	rm -rf build

@@ -331,6 +331,9 @@ void reply_verbatim(reply *r, const char *p, size_t n, const char *fmt) {
 
 /* ---- deferred aggregate headers ----------------------------------------- */
 
+/* Queue an unfilled header slot and return it. The handle stays valid until
+ * reply_defer_set (call it exactly once) or reply_reset/reply_free, which
+ * free it. Until it is set, reply_iov offers nothing from this point on. */
 reply_deferred reply_defer(reply *r) {
     reply_block *b = xmalloc(sizeof(reply_block) + DEFER_CAP);
     b->next = NULL;
@@ -340,6 +343,8 @@ reply_deferred reply_defer(reply *r) {
     return b;
 }
 
+/* Write the aggregate header for n elements (pairs for a map) into the slot
+ * d, encoded for the connection's current protocol. */
 void reply_defer_set(reply *r, reply_deferred d, enum reply_agg kind, size_t n) {
     char type = '*';
     unsigned long long count = n;
@@ -367,6 +372,10 @@ void reply_defer_set(reply *r, reply_deferred d, enum reply_agg kind, size_t n) 
 
 /* ---- sending ------------------------------------------------------------ */
 
+/* Fill iov with up to max non-empty segments in send order, the first one
+ * starting after the bytes already sent. Stops in front of an unfilled
+ * deferred header. The pointers stay valid until the next reply_consume
+ * or reply_reset; appending does not move them. Returns the count. */
 int reply_iov(reply *r, struct iovec *iov, int max) {
     int count = 0;
     size_t skip = r->sent_head; /* applies to the first segment only */
@@ -398,6 +407,8 @@ static void pop_head(reply *r) {
     block_release(r, b);
 }
 
+/* Drop n sent bytes from the front, releasing finished blocks (one is kept
+ * as the spare). n larger than what reply_iov could offer is clamped. */
 void reply_consume(reply *r, size_t n) {
     while (n > 0) {
         size_t left;

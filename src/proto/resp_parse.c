@@ -5,8 +5,12 @@
  *  - a header line ends at the first '\r'; the byte after it is required but,
  *    like Redis, not checked to be '\n' (and neither is a bulk's trailing
  *    CRLF);
- *  - a header line with no '\r' within PROTO_INLINE_MAX_SIZE bytes is "too
- *    big"; an inline line with no '\n' within max_inline bytes likewise.
+ *  - when more than PROTO_INLINE_MAX_SIZE bytes of a header line are
+ *    buffered and none is '\r', the header is "too big"; likewise an inline
+ *    line with more than max_inline bytes buffered and no '\n'. As in Redis,
+ *    a terminator that is already buffered is accepted even when it lies
+ *    beyond the limit, so a slightly longer line that arrives in one read
+ *    is served (Redis reads 16 KB at a time, so does pier's client).
  * Unlike Redis the parser is binary safe in headers and inline lines (Redis
  * uses strchr, which stops at a NUL byte).
  *
@@ -107,24 +111,21 @@ static void args_push(resp_parser *p, size_t off, size_t len) {
 typedef enum { LINE_FOUND, LINE_PARTIAL, LINE_TOO_LONG } line_scan;
 
 /* Search for term in the line starting at start, resuming after the
- * *searched bytes already examined. The terminator must lie within the
- * first limit+1 bytes of the line, the deterministic form of Redis's
- * "more than limit bytes buffered and no terminator" rule.
+ * *searched bytes already examined (so each byte is looked at once).
  * LINE_FOUND: *at is its offset. LINE_PARTIAL: *searched updated, more
- * bytes needed. LINE_TOO_LONG: the window is full without a terminator. */
+ * bytes needed. LINE_TOO_LONG: Redis's rule, more than limit bytes are
+ * buffered and none of them is the terminator. */
 static line_scan scan_line(const char *buf, size_t len, size_t start,
                            size_t *searched, size_t limit, char term,
                            size_t *at) {
-    size_t avail = len - start;
-    size_t window = avail <= limit ? avail : limit + 1;
     size_t from = start + *searched;
-    const char *hit = memchr(buf + from, term, start + window - from);
+    const char *hit = memchr(buf + from, term, len - from);
     if (hit != NULL) {
         *at = (size_t)(hit - buf);
         return LINE_FOUND;
     }
-    *searched = window;
-    return avail > limit ? LINE_TOO_LONG : LINE_PARTIAL;
+    *searched = len - start;
+    return len - start > limit ? LINE_TOO_LONG : LINE_PARTIAL;
 }
 
 /* Header search progress lives in bulk_len while a header is pending. */

@@ -34,7 +34,7 @@ typedef struct resp_arg {
 typedef struct resp_parser {
     /* limits (set by resp_parser_init, may be changed between commands) */
     long long max_bulk;     /* proto-max-bulk-len: largest $ length */
-    long long max_multibulk;/* largest * count (Redis: INT_MAX; 1024*1024 default here) */
+    long long max_multibulk;/* largest * count (Redis and the default here: INT_MAX) */
     size_t max_inline;      /* longest inline line (Redis: 64 KB) */
 
     /* result of the last RESP_OK */

@@ -241,6 +241,9 @@ static void protocol_error(client *c) {
 /* Run every complete command in the read buffer, stopping early when the
  * client's unsent output passes the soft limit (resumed once it drains). */
 static void process_input(client *c) {
+    /* Re-read per batch so CONFIG SET proto-max-bulk-len applies to
+     * connections that are already open, as in Redis. */
+    c->parser.max_bulk = CFG_GET(c->lt->srv->cfg.proto_max_bulk_len);
     while (!(c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_ON_FLUSH))) {
         if (output_over_soft_limit(c)) {
             c->flags |= CLIENT_PAUSED;

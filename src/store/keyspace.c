@@ -32,6 +32,7 @@
 #define EXPIRE_SAMPLE 20
 #define RANDOM_KEY_TRIES 16
 #define SCAN_EMPTY_FACTOR 10 /* bucket steps allowed per requested entry */
+#define UPKEEP_REHASH_STEPS 64 /* per shard per ks_active_expire call */
 #define VOL_MIN_CAP 8u
 #define VOL_MAX_CAP (UINT32_C(1) << 31)
 
@@ -48,6 +49,7 @@ typedef struct shard {
     _Atomic size_t mem;    /* bytes: entries, buckets, vol array, objects */
     _Atomic size_t count;  /* mirrors table_count(&t) for lock-free reads */
     _Atomic size_t vcount; /* mirrors vol_n */
+    _Atomic int upkeep;    /* mirrors table_needs_maintenance(&t) */
 } shard;
 
 struct keyspace {
@@ -99,8 +101,14 @@ static inline void mem_sub(shard *s, size_t n) {
     atomic_fetch_sub_explicit(&s->mem, n, memory_order_relaxed);
 }
 
+/* Publish the table's state for lock-free readers; called after every
+ * insert/unlink. (A find may finish a rehash without calling this: upkeep
+ * can be stale-true, which costs one needless lock, never stale-false
+ * since only insert/unlink start a resize.) */
 static inline void sync_count(shard *s) {
     atomic_store_explicit(&s->count, table_count(&s->t), memory_order_relaxed);
+    atomic_store_explicit(&s->upkeep, table_needs_maintenance(&s->t),
+                          memory_order_relaxed);
 }
 
 static inline uint32_t lru_clock(int64_t now_ms) {
@@ -333,6 +341,7 @@ static void shard_init(shard *s, uint64_t seed) {
     atomic_init(&s->mem, 0);
     atomic_init(&s->count, 0);
     atomic_init(&s->vcount, 0);
+    atomic_init(&s->upkeep, 0);
     s->vol = NULL;
     s->vol_n = s->vol_cap = 0;
     table_init(&s->t, seed, &s->mem);
@@ -781,6 +790,25 @@ static size_t expire_round(keyspace *ks, shard *s, int64_t now_ms,
     return deleted;
 }
 
+/* Expire in one locked shard: rounds of sampling while more than 25% of
+ * the sample had expired and time remains. Returns keys deleted. */
+static size_t expire_shard(keyspace *ks, shard *s, int64_t now_ms,
+                           int64_t deadline_us, uint64_t *rng) {
+    size_t deleted = 0;
+    while (s->vol_n > 0) {
+        size_t checked;
+        int complete;
+        size_t n = expire_round(ks, s, now_ms, rng, &checked, &complete);
+        deleted += n;
+        if (complete || n * 4 <= checked) break;
+        if (clock_mono_us() >= deadline_us) break;
+    }
+    return deleted;
+}
+
+/* Besides expiry, this is the store's periodic upkeep (as Redis's
+ * "activerehashing"): a shard that gets no traffic would otherwise stay
+ * mid-rehash, holding two bucket arrays, forever. */
 size_t ks_active_expire(keyspace *ks, unsigned from, unsigned to,
                         int64_t now_ms, int64_t deadline_us) {
     uint64_t *rng = thread_rng();
@@ -788,19 +816,16 @@ size_t ks_active_expire(keyspace *ks, unsigned from, unsigned to,
     if (to > KS_SHARDS) to = KS_SHARDS;
     for (unsigned i = from; i < to; i++) {
         shard *s = &ks->shards[i];
-        if (atomic_load_explicit(&s->vcount, memory_order_relaxed) == 0)
+        if (atomic_load_explicit(&s->vcount, memory_order_relaxed) == 0 &&
+            atomic_load_explicit(&s->upkeep, memory_order_relaxed) == 0)
             continue;
         if (clock_mono_us() >= deadline_us) break;
         pthread_mutex_lock(&s->lock);
-        for (;;) {
-            size_t checked;
-            int complete;
-            size_t n = expire_round(ks, s, now_ms, rng, &checked, &complete);
-            deleted += n;
-            /* Keep going only while the shard looks >25% stale. */
-            if (complete || n * 4 <= checked) break;
-            if (clock_mono_us() >= deadline_us) break;
+        if (table_needs_maintenance(&s->t)) {
+            table_maintain(&s->t, UPKEEP_REHASH_STEPS);
+            sync_count(s);
         }
+        deleted += expire_shard(ks, s, now_ms, deadline_us, rng);
         pthread_mutex_unlock(&s->lock);
     }
     return deleted;

@@ -175,17 +175,32 @@ kv **table_link_of(table *t, uint64_t h, const kv *e, int *which) {
     return link;
 }
 
+static int should_shrink(const table *t) {
+    uint64_t buckets = t->mask[0] + 1;
+    return !table_rehashing(t) && buckets > TABLE_MIN_BUCKETS &&
+           t->used[0] < buckets / 8;
+}
+
+/* Target load ~0.5 so a few inserts do not grow it straight back. */
+static void start_shrink(table *t) {
+    start_resize(t, bucket_count_for(t->used[0] * 2));
+}
+
 void table_unlink_at(table *t, kv **link, int which) {
     kv *e = *link;
     *link = e->next;
     e->next = NULL;
     t->used[which]--;
-    uint64_t buckets = t->mask[0] + 1;
-    if (!table_rehashing(t) && buckets > TABLE_MIN_BUCKETS &&
-        t->used[0] < buckets / 8) {
-        /* Target load ~0.5 so a few inserts do not grow it straight back. */
-        start_resize(t, bucket_count_for(t->used[0] * 2));
-    }
+    if (should_shrink(t)) start_shrink(t);
+}
+
+int table_needs_maintenance(const table *t) {
+    return table_rehashing(t) || should_shrink(t);
+}
+
+void table_maintain(table *t, int steps) {
+    if (should_shrink(t)) start_shrink(t);
+    while (steps-- > 0 && table_rehashing(t)) rehash_step(t);
 }
 
 void table_insert(table *t, uint64_t h, kv *e) {

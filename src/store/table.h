@@ -97,6 +97,13 @@ static inline int table_rehashing(const table *t) {
     return t->bucket[1] != NULL;
 }
 
+/* Background upkeep for a table that gets no traffic (incremental rehash
+ * only advances on operations): start a pending shrink, then do up to
+ * `steps` rehash steps. */
+void table_maintain(table *t, int steps);
+/* Would table_maintain have anything to do? */
+int table_needs_maintenance(const table *t);
+
 /* Find key (h is its hash) and return the address of the link pointing to
  * its entry (a bucket slot or the previous entry's next field), or NULL.
  * *which receives the table (0/1) the entry is in. Performs one rehash step

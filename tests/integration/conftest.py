@@ -279,6 +279,16 @@ class RawConn:
 # ---------------------------------------------------------------------------
 # servers
 
+def require_binary(kind):
+    """Fail (never skip) with a clear message when a server binary is missing."""
+    binary = REDIS_BIN if kind == "redis" else PIER_BIN
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        pytest.fail(f"{kind} server binary not found or not executable: {binary!r} "
+                    f"(set PIER_SERVER=/path/to/pier-server or build it with "
+                    f"`make build/asan/pier-server`; PIER_TEST_TARGET={TARGET})",
+                    pytrace=False)
+    return binary
+
 class Server:
     def __init__(self, kind, workdir, extra_args=(), port=None):
         self.kind = kind  # "pier" or "redis"
@@ -302,16 +312,11 @@ class Server:
             return [REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1",
                     "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
                     "--loglevel", "warning"] + self.extra_args
-        return [PIER_BIN, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--loglevel", "normal"] + self.extra_args
+        loglevel = [] if "--loglevel" in self.extra_args else ["--loglevel", "normal"]
+        return [PIER_BIN, "--port", str(self.port), "--bind", "127.0.0.1"] + loglevel + self.extra_args
 
     def start(self, timeout=10.0):
-        binary = REDIS_BIN if self.kind == "redis" else PIER_BIN
-        if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
-            pytest.fail(f"{self.kind} server binary not found or not executable: {binary!r} "
-                        f"(set PIER_SERVER=/path/to/pier-server or build it with "
-                        f"`make build/asan/pier-server`; PIER_TEST_TARGET={TARGET})",
-                        pytrace=False)
+        require_binary(self.kind)
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")

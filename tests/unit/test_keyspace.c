@@ -19,6 +19,16 @@ static int make_key(char *buf, size_t size, const char *prefix, int i) {
     return snprintf(buf, size, "%s:%06d", prefix, i);
 }
 
+/* used_memory after freeing everything should return to where it was.
+ * Exact under ASan (usable size == requested size); with glibc a re-made
+ * bucket array may land in a chunk of another usable size, hence a small
+ * tolerance (accounting bugs show up as far larger or wrapped values). */
+static int mem_near(size_t got, size_t want) {
+    size_t diff = got > want ? got - want : want - got;
+    if (diff > 4096) fprintf(stderr, "  memory %zu, expected ~%zu\n", got, want);
+    return diff <= 4096;
+}
+
 static kv *set_str(keyspace *ks, const char *key, const char *val) {
     return ks_set_string(ks, key, strlen(key), val, strlen(val), 0, NOW);
 }
@@ -421,7 +431,7 @@ static void test_objects(void) {
     CHECK_EQ_LL(objs_freed, 2);
     CHECK(ks_used_memory(ks) < base + 1000);
     ks_delete(ks, "s2", 2, NOW);
-    CHECK_EQ_LL(ks_used_memory(ks), base);
+    CHECK(mem_near(ks_used_memory(ks), base));
 
     /* String -> object, delete, flush. */
     set_str(ks, "x", "y");
@@ -433,7 +443,7 @@ static void test_objects(void) {
     ks_set_object(ks, "z", 1, KV_STREAM, fake_new(50), 0, NOW);
     ks_flush(ks);
     CHECK_EQ_LL(objs_freed, 5);
-    CHECK_EQ_LL(ks_used_memory(ks), base);
+    CHECK(mem_near(ks_used_memory(ks), base));
     ks_set_object(ks, "w", 1, KV_STREAM, fake_new(50), 0, NOW);
     ks_destroy(ks); /* frees w */
     CHECK_EQ_LL(objs_freed, 6);
@@ -472,8 +482,11 @@ static void test_many_keys(void) {
         CHECK(ks_delete(ks, key, (size_t)n, NOW) == 1);
     }
     CHECK_EQ_LL(ks_count(ks), 0);
-    /* Tables shrank back (a few shards may still hold a small table). */
-    CHECK(ks_used_memory(ks) < base + 64 * 1024);
+    /* Idle shards finish their shrinks through the periodic upkeep. */
+    CHECK(ks_used_memory(ks) > base + 1024);
+    for (int i = 0; i < 100; i++)
+        ks_active_expire(ks, 0, KS_SHARDS, NOW, clock_mono_us() + 1000000);
+    CHECK(mem_near(ks_used_memory(ks), base));
     ks_destroy(ks);
 }
 
@@ -558,8 +571,10 @@ static void scan_while(keyspace *ks, int stable,
     free(s.seen);
 }
 
+/* Bounded: a scan of COUNT 3 can never finish if the keyspace keeps
+ * growing faster than it scans. */
 static void grow_step(keyspace *ks, int call) {
-    insert_range(ks, "g", call * 40, call * 40 + 40);
+    if (call < 1000) insert_range(ks, "g", call * 40, call * 40 + 40);
 }
 
 static void shrink_step(keyspace *ks, int call) {
@@ -580,7 +595,7 @@ static void test_scan_while_growing(void) {
     keyspace *ks = ks_create(17);
     insert_range(ks, "s", 0, 2000);
     scan_while(ks, 2000, grow_step, "growing");
-    CHECK(ks_count(ks) > 20000);
+    CHECK_EQ_LL(ks_count(ks), 2000 + 40000);
     ks_destroy(ks);
 }
 
@@ -731,7 +746,7 @@ static void test_flush(void) {
     ks_flush(ks);
     CHECK_EQ_LL(ks_count(ks), 0);
     CHECK_EQ_LL(ks_volatile_count(ks), 0);
-    CHECK_EQ_LL(ks_used_memory(ks), base);
+    CHECK(mem_near(ks_used_memory(ks), base));
     CHECK(find(ks, "f:000001", NOW) == NULL);
     insert_range(ks, "f", 0, 10); /* usable after a flush */
     CHECK_EQ_LL(ks_count(ks), 10);
@@ -909,7 +924,7 @@ static void test_threads(void) {
     CHECK(walked > 0 && walked <= MT_KEYS);
     CHECK_EQ_LL(atomic_load(&sh.expired_hooks), (long)ks_expired_total(sh.ks));
     ks_flush(sh.ks);
-    CHECK_EQ_LL(ks_used_memory(sh.ks), base);
+    CHECK(mem_near(ks_used_memory(sh.ks), base));
     ks_destroy(sh.ks);
 }
 
