@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../lib/clock.h"
 #include "../lib/util.h"
@@ -25,6 +26,28 @@ static void reply_sub_arity(cmd_ctx *c, const char *parent) {
     for (; i < n; i++) name[i] = (char)(c->argv[1].p[i] | 0x20);
     name[i] = 0;
     reply_errorf(c->out, "ERR wrong number of arguments for '%s|%s' command", parent, name);
+}
+
+#define ERR_BAD_CLIENT_NAME \
+    "ERR Client names cannot contain spaces, newlines or special characters."
+
+static int valid_client_name(const cmd_arg *a) {
+    for (size_t i = 0; i < a->n; i++)
+        if (a->p[i] < '!' || a->p[i] > '~') return 0;
+    return 1;
+}
+
+/* Record "parent|sub" as the running command (CLIENT LIST shows it) when
+ * argv[1] names one of the container's subcommands. */
+static void note_subcommand(cmd_ctx *c, const char *const *full_names) {
+    if (c->argc < 2) return;
+    for (; *full_names; full_names++) {
+        const char *sub = strchr(*full_names, '|') + 1;
+        if (util_eq_ci(c->argv[1].p, c->argv[1].n, sub)) {
+            c->sess->last_cmd = *full_names;
+            return;
+        }
+    }
 }
 
 /* --- connection --- */
@@ -88,7 +111,7 @@ static void auth_cmd(cmd_ctx *c) {
 }
 
 static void hello_reply(cmd_ctx *c) {
-    reply_map(c->out, 8);
+    reply_map(c->out, 7);
     reply_bulk_cstr(c->out, "server");
     reply_bulk_cstr(c->out, SERVER_NAME);
     reply_bulk_cstr(c->out, "version");
@@ -103,8 +126,6 @@ static void hello_reply(cmd_ctx *c) {
     reply_bulk_cstr(c->out, "master");
     reply_bulk_cstr(c->out, "modules");
     reply_array(c->out, 0);
-    reply_bulk_cstr(c->out, "pier_version");
-    reply_bulk_cstr(c->out, "0.1.0");
 }
 
 /* HELLO [protover [AUTH username password] [SETNAME clientname]] */
@@ -135,6 +156,10 @@ static void hello_cmd(cmd_ctx *c) {
             return;
         }
     }
+    if (name && !valid_client_name(name)) {
+        reply_error(c->out, ERR_BAD_CLIENT_NAME);
+        return;
+    }
     if (user && !try_auth(c, user, pass)) {
         reply_error(c->out, "WRONGPASS invalid username-password pair or user is disabled.");
         return;
@@ -155,11 +180,13 @@ static void hello_cmd(cmd_ctx *c) {
 
 /* --- CLIENT --- */
 
-static int valid_client_name(const cmd_arg *a) {
-    for (size_t i = 0; i < a->n; i++)
-        if (a->p[i] < '!' || a->p[i] > '~') return 0;
-    return 1;
+static int valid_client_type(const cmd_arg *v) {
+    static const char *types[] = {"normal", "master", "replica", "slave", "pubsub"};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (util_eq_ci(v->p, v->n, types[i])) return 1;
+    return 0;
 }
+
 
 static void client_setname(cmd_ctx *c) {
     if (c->argc != 3) {
@@ -167,7 +194,7 @@ static void client_setname(cmd_ctx *c) {
         return;
     }
     if (!valid_client_name(&c->argv[2])) {
-        reply_error(c->out, "ERR Client names cannot contain spaces, newlines or special characters.");
+        reply_error(c->out, ERR_BAD_CLIENT_NAME);
         return;
     }
     c->env->host->client_setname(c->env->host_arg, c->sess, c->argv[2].p, c->argv[2].n);
@@ -189,8 +216,7 @@ static void client_list(cmd_ctx *c) {
     }
     if (c->argc == 4 && arg_is(c, 2, "TYPE")) {
         if (arg_is(c, 3, "NORMAL")) client_list_reply(c, 0);
-        else if (arg_is(c, 3, "MASTER") || arg_is(c, 3, "REPLICA") || arg_is(c, 3, "SLAVE") ||
-                 arg_is(c, 3, "PUBSUB")) reply_verbatim(c->out, "", 0, "txt");
+        else if (valid_client_type(&c->argv[3])) reply_verbatim(c->out, "", 0, "txt");
         else reply_errorf(c->out, "ERR Unknown client type '%.*s'", (int)c->argv[3].n, c->argv[3].p);
         return;
     }
@@ -199,11 +225,12 @@ static void client_list(cmd_ctx *c) {
         size_t total = 0;
         for (int i = 3; i < c->argc; i++) {
             long long id;
-            if (!util_parse_ll(c->argv[i].p, c->argv[i].n, &id) || id <= 0) {
+            if (!util_parse_ll(c->argv[i].p, c->argv[i].n, &id)) {
                 free(all);
                 reply_error(c->out, "ERR Invalid client ID");
                 return;
             }
+            if (id <= 0) continue; /* no such client, as in Redis */
             size_t len;
             char *one = c->env->host->client_list(c->env->host_arg, (uint64_t)id, &len);
             all = realloc(all, total + len + 1);
@@ -231,8 +258,7 @@ static int parse_kill_filters(cmd_ctx *c, cmd_kill_filter *f, char *addr, char *
         const cmd_arg *v = &c->argv[i + 1];
         if (arg_is(c, i, "ID")) {
             long long id;
-            if (!arg_ll(c, i + 1, &id)) return 0;
-            if (id <= 0) {
+            if (!util_parse_ll(v->p, v->n, &id) || id <= 0) {
                 reply_error(c->out, "ERR client-id should be greater than 0");
                 return 0;
             }
@@ -249,10 +275,18 @@ static int parse_kill_filters(cmd_ctx *c, cmd_kill_filter *f, char *addr, char *
                 reply_error(c->out, ERR_SYNTAX);
                 return 0;
             }
-        } else if (arg_is(c, i, "TYPE") || arg_is(c, i, "USER")) {
-            /* Every pier client is of type normal and user default. */
-            if (!util_eq_ci(v->p, v->n, arg_is(c, i, "TYPE") ? "normal" : "default"))
-                f->id = UINT64_MAX;
+        } else if (arg_is(c, i, "TYPE")) {
+            /* Every pier client is of type normal: the others match none. */
+            if (!valid_client_type(v)) {
+                reply_errorf(c->out, "ERR Unknown client type '%.*s'", (int)v->n, v->p);
+                return 0;
+            }
+            if (!util_eq_ci(v->p, v->n, "normal")) f->id = UINT64_MAX;
+        } else if (arg_is(c, i, "USER")) {
+            if (!util_eq_ci(v->p, v->n, "default")) {
+                reply_errorf(c->out, "ERR No such user '%.*s'", (int)v->n, v->p);
+                return 0;
+            }
         } else {
             reply_error(c->out, ERR_SYNTAX);
             return 0;
@@ -296,6 +330,10 @@ static void client_help(cmd_ctx *c) {
 }
 
 static void client_cmd(cmd_ctx *c) {
+    static const char *const subs[] = {"client|id", "client|setname", "client|getname",
+                                       "client|list", "client|info", "client|kill",
+                                       "client|help", NULL};
+    note_subcommand(c, subs);
     if (arg_is(c, 1, "ID") && c->argc == 2) reply_int(c->out, (long long)c->sess->id);
     else if (arg_is(c, 1, "SETNAME")) client_setname(c);
     else if (arg_is(c, 1, "GETNAME") && c->argc == 2) {
@@ -312,16 +350,19 @@ static void client_cmd(cmd_ctx *c) {
 
 /* --- INFO, CONFIG, TIME --- */
 
+/* INFO [section ...]: sections joined by a blank line, ending with CRLF. */
 static void info_cmd(cmd_ctx *c) {
     char section[64] = "";
     size_t total = 0;
     char *all = NULL;
     int nsec = c->argc > 1 ? c->argc - 1 : 1;
     for (int i = 0; i < nsec; i++) {
-        if (c->argc > 1) snprintf(section, sizeof section, "%.*s", (int)c->argv[i + 1].n, c->argv[i + 1].p);
+        if (c->argc > 1)
+            snprintf(section, sizeof section, "%.*s", (int)c->argv[i + 1].n, c->argv[i + 1].p);
         size_t len;
         char *txt = c->env->host->info(c->env->host_arg, section, &len);
-        all = realloc(all, total + len + 3);
+        /* room for a separator before this section and the final CRLF */
+        all = realloc(all, total + 2 + len + 2);
         if (!all) abort();
         if (total && len) {
             memcpy(all + total, "\r\n", 2);
@@ -332,13 +373,21 @@ static void info_cmd(cmd_ctx *c) {
         free(txt);
     }
     if (total) {
-        memcpy(all + total, "\r\n", 2); /* Redis ends INFO with a CRLF */
+        memcpy(all + total, "\r\n", 2);
         total += 2;
     }
     reply_verbatim(c->out, all ? all : "", total, "txt");
     free(all);
 }
 
+static int is_glob(const cmd_arg *a) {
+    for (size_t i = 0; i < a->n; i++)
+        if (a->p[i] == '*' || a->p[i] == '?' || a->p[i] == '[') return 1;
+    return 0;
+}
+
+/* CONFIG GET pattern [pattern ...]: an exact name is echoed as given (as
+ * Redis does), a glob lists every matching option once. */
 static void config_get(cmd_ctx *c) {
     const cmd_host *h = c->env->host;
     reply_deferred d = reply_defer(c->out);
@@ -347,8 +396,13 @@ static void config_get(cmd_ctx *c) {
     char val[1024];
     for (size_t i = 0; h->config_get_at(c->env->host_arg, i, &name, val, sizeof val) == 0; i++) {
         for (int a = 2; a < c->argc; a++) {
-            if (!util_glob_match(c->argv[a].p, c->argv[a].n, name, strlen(name), 1)) continue;
-            reply_bulk_cstr(c->out, name);
+            const cmd_arg *pat = &c->argv[a];
+            int glob = is_glob(pat);
+            if (glob ? !util_glob_match(pat->p, pat->n, name, strlen(name), 1)
+                     : !util_eq_ci(pat->p, pat->n, name))
+                continue;
+            if (glob) reply_bulk_cstr(c->out, name);
+            else reply_bulk(c->out, pat->p, pat->n);
             reply_bulk_cstr(c->out, val);
             pairs++;
             break;
@@ -357,32 +411,66 @@ static void config_get(cmd_ctx *c) {
     reply_defer_set(c->out, d, REPLY_AGG_MAP, pairs);
 }
 
-/* CONFIG SET name value [name value ...]: all or nothing is not promised
- * here; options are applied in order and the first failure stops. */
+/* Current value of the option called name (any case) into val; its
+ * canonical name, or NULL when unknown. */
+static const char *config_current(cmd_ctx *c, const char *name, char *val, size_t vlen) {
+    const char *opt;
+    for (size_t i = 0; c->env->host->config_get_at(c->env->host_arg, i, &opt, val, vlen) == 0; i++)
+        if (!strcasecmp(opt, name)) return opt;
+    return NULL;
+}
+
+#define CONFIG_SET_MAX 64
+
+/* CONFIG SET name value [name value ...]: all or nothing, as in Redis 7.
+ * Names are checked first (unknown, duplicate); values are then applied in
+ * order, and a failure restores the ones already applied. */
 static void config_set_cmd(cmd_ctx *c) {
     if (c->argc < 4 || (c->argc - 2) % 2) {
         reply_sub_arity(c, "config");
         return;
     }
-    for (int i = 2; i < c->argc; i += 2) {
-        char name[128], value[1024], err[256] = "";
-        snprintf(name, sizeof name, "%.*s", (int)c->argv[i].n, c->argv[i].p);
-        snprintf(value, sizeof value, "%.*s", (int)c->argv[i + 1].n, c->argv[i + 1].p);
-        int rc = c->env->host->config_set(c->env->host_arg, name, value, err, sizeof err);
-        if (rc == -2) {
-            reply_errorf(c->out, "ERR Unknown option or number of arguments for CONFIG SET - '%s'", name);
+    int n = (c->argc - 2) / 2;
+    if (n > CONFIG_SET_MAX) {
+        reply_error(c->out, "ERR too many parameters for CONFIG SET");
+        return;
+    }
+    static _Thread_local char names[CONFIG_SET_MAX][128], old[CONFIG_SET_MAX][1024];
+    for (int i = 0; i < n; i++) {
+        const cmd_arg *a = &c->argv[2 + 2 * i];
+        snprintf(names[i], sizeof names[i], "%.*s", (int)a->n, a->p);
+        if (!config_current(c, names[i], old[i], sizeof old[i]) || a->n >= sizeof names[i]) {
+            reply_errorf(c->out, "ERR Unknown option or number of arguments for CONFIG SET - '%s'",
+                         names[i]);
             return;
         }
-        if (rc < 0) {
-            reply_errorf(c->out, "ERR CONFIG SET failed (possibly related to argument '%s') - %s",
-                         name, err);
+        for (int j = 0; j < i; j++) {
+            if (strcasecmp(names[j], names[i])) continue;
+            reply_errorf(c->out, "ERR CONFIG SET failed (possibly related to argument '%s') - "
+                                 "duplicate parameter", names[i]);
             return;
         }
+    }
+    for (int i = 0; i < n; i++) {
+        char value[1024], err[256] = "";
+        const cmd_arg *v = &c->argv[3 + 2 * i];
+        snprintf(value, sizeof value, "%.*s", (int)v->n, v->p);
+        if (c->env->host->config_set(c->env->host_arg, names[i], value, err, sizeof err) == 0)
+            continue;
+        for (int j = 0; j < i; j++) {
+            char ignored[256];
+            c->env->host->config_set(c->env->host_arg, names[j], old[j], ignored, sizeof ignored);
+        }
+        reply_errorf(c->out, "ERR CONFIG SET failed (possibly related to argument '%s') - %s",
+                     names[i], err);
+        return;
     }
     reply_ok(c->out);
 }
 
 static void config_cmd(cmd_ctx *c) {
+    static const char *const subs[] = {"config|get", "config|set", "config|help", NULL};
+    note_subcommand(c, subs);
     if (arg_is(c, 1, "GET")) {
         if (c->argc < 3) reply_sub_arity(c, "config");
         else config_get(c);
@@ -411,9 +499,27 @@ static void time_cmd(cmd_ctx *c) {
 
 /* --- COMMAND --- */
 
+/* ACL categories as Redis derives them: read/write, the data-type family,
+ * fast/slow; admin commands are also dangerous. */
+static size_t acl_categories(const command *cmd, const char **out) {
+    size_t n = 0;
+    if (cmd->flags & CMD_WRITE) out[n++] = "@write";
+    if (cmd->flags & CMD_READONLY) out[n++] = "@read";
+    if (!strcmp(cmd->group, "string")) out[n++] = "@string";
+    else if (!strcmp(cmd->group, "generic")) out[n++] = "@keyspace";
+    else if (!strcmp(cmd->group, "connection")) out[n++] = "@connection";
+    out[n++] = (cmd->flags & CMD_FAST) ? "@fast" : "@slow";
+    if (cmd->flags & CMD_ADMIN) {
+        out[n++] = "@admin";
+        out[n++] = "@dangerous";
+    }
+    return n;
+}
+
 static void command_info_one(cmd_ctx *c, const command *cmd) {
-    const char *flags[16];
+    const char *flags[16], *cats[8];
     size_t nf = cmd_flag_names(cmd->flags, flags, 16);
+    size_t nc = acl_categories(cmd, cats);
     reply_array(c->out, 10);
     reply_bulk_cstr(c->out, cmd->name);
     reply_int(c->out, cmd->arity);
@@ -422,10 +528,8 @@ static void command_info_one(cmd_ctx *c, const command *cmd) {
     reply_int(c->out, cmd->first_key);
     reply_int(c->out, cmd->last_key);
     reply_int(c->out, cmd->key_step);
-    reply_set(c->out, 1);
-    char cat[64];
-    snprintf(cat, sizeof cat, "@%s", cmd->group);
-    reply_status(c->out, cat);
+    reply_set(c->out, nc);
+    for (size_t i = 0; i < nc; i++) reply_status(c->out, cats[i]);
     reply_array(c->out, 0); /* tips */
     reply_array(c->out, 0); /* key specs */
     reply_array(c->out, 0); /* subcommands */
@@ -460,6 +564,9 @@ static void command_docs(cmd_ctx *c) {
 }
 
 static void command_cmd(cmd_ctx *c) {
+    static const char *const subs[] = {"command|count", "command|info", "command|docs",
+                                       "command|list", NULL};
+    note_subcommand(c, subs);
     if (c->argc == 1) {
         reply_array(c->out, cmd_count());
         for (size_t i = 0; i < cmd_count(); i++) command_info_one(c, cmd_at(i));
@@ -475,7 +582,7 @@ static void command_cmd(cmd_ctx *c) {
         for (int i = 2; i < c->argc; i++) {
             const command *cmd = cmd_lookup(c->argv[i].p, c->argv[i].n);
             if (cmd) command_info_one(c, cmd);
-            else reply_null_array(c->out);
+            else reply_null(c->out);
         }
     } else if (arg_is(c, 1, "DOCS")) {
         command_docs(c);
@@ -491,27 +598,27 @@ static void command_cmd(cmd_ctx *c) {
 
 #define NOKEYS 0, 0, 0
 const command server_commands[] = {
-    {"ping", ping_cmd, -1, CMD_FAST | CMD_NOKEYS | CMD_STALE, NOKEYS, "connection",
-     "Returns the server's liveliness response.", "1.0.0"},
+    {"ping", ping_cmd, -1, CMD_FAST | CMD_NOKEYS, NOKEYS, "connection",
+     "Ping the server", "1.0.0"},
     {"echo", echo_cmd, 2, CMD_FAST | CMD_NOKEYS, NOKEYS, "connection",
-     "Returns the given string.", "1.0.0"},
+     "Echo the given string", "1.0.0"},
     {"quit", quit_cmd, -1, CMD_FAST | CMD_NOKEYS | CMD_NOAUTH | CMD_STALE | CMD_LOADING,
-     NOKEYS, "connection", "Closes the connection.", "1.0.0"},
+     NOKEYS, "connection", "Close the connection", "1.0.0"},
     {"select", select_cmd, 2, CMD_FAST | CMD_NOKEYS | CMD_LOADING | CMD_STALE, NOKEYS,
-     "connection", "Changes the selected database.", "1.0.0"},
+     "connection", "Change the selected database for the current connection", "1.0.0"},
     {"auth", auth_cmd, -2, CMD_FAST | CMD_NOKEYS | CMD_NOAUTH | CMD_LOADING | CMD_STALE,
-     NOKEYS, "connection", "Authenticates the connection.", "1.0.0"},
+     NOKEYS, "connection", "Authenticate to the server", "1.0.0"},
     {"hello", hello_cmd, -1, CMD_FAST | CMD_NOKEYS | CMD_NOAUTH | CMD_LOADING | CMD_STALE,
-     NOKEYS, "connection", "Handshakes with the Redis server.", "6.0.0"},
+     NOKEYS, "connection", "Handshake with Redis", "6.0.0"},
     {"client", client_cmd, -2, CMD_NOKEYS | CMD_LOADING | CMD_STALE, NOKEYS, "connection",
-     "A container for client connection commands.", "2.4.0"},
+     "A container for client connection commands", "2.4.0"},
     {"info", info_cmd, -1, CMD_NOKEYS | CMD_LOADING | CMD_STALE, NOKEYS, "server",
-     "Returns information and statistics about the server.", "1.0.0"},
+     "Get information and statistics about the server", "1.0.0"},
     {"config", config_cmd, -2, CMD_ADMIN | CMD_NOKEYS | CMD_LOADING | CMD_STALE, NOKEYS,
-     "server", "A container for server configuration commands.", "2.0.0"},
+     "server", "A container for server configuration commands", "2.0.0"},
     {"time", time_cmd, 1, CMD_FAST | CMD_NOKEYS | CMD_LOADING | CMD_STALE, NOKEYS, "server",
-     "Returns the server time.", "2.6.0"},
+     "Return the current server time", "2.6.0"},
     {"command", command_cmd, -1, CMD_NOKEYS | CMD_LOADING | CMD_STALE, NOKEYS, "server",
-     "Returns detailed information about all commands.", "2.8.13"},
+     "Get array of Redis command details", "2.8.13"},
 };
 const size_t server_commands_count = sizeof server_commands / sizeof server_commands[0];

