@@ -52,11 +52,11 @@ static void registry_remove(server *srv, client *c) {
 
 /* --- creation and destruction --- */
 
-static client *client_create(loop_thread *lt, int fd) {
-    server *srv = lt->srv;
+client *client_alloc(server *srv, int fd, thread_stats *stats) {
     client *c = calloc(1, sizeof *c);
     if (!c) abort();
-    c->lt = lt;
+    c->srv = srv;
+    c->stats = stats ? stats : &c->own_stats;
     c->fd = fd;
     c->out = cl_xmalloc(sizeof *c->out);
     reply_init(c->out);
@@ -70,17 +70,25 @@ static client *client_create(loop_thread *lt, int fd) {
     atomic_store(&c->last_interaction_ms, c->sess.created_ms);
     sock_format_addr(fd, 0, c->addr, sizeof c->addr);
     sock_format_addr(fd, 1, c->laddr, sizeof c->laddr);
-    c->next = lt->clients;
-    if (lt->clients) lt->clients->prev = c;
-    lt->clients = c;
     registry_add(srv, c);
-    ev_io_init(&c->io, fd, client_io, c);
-    ev_io_set(lt->loop, &c->io, EV_READ);
     log_verbose("accepted client id=%llu addr=%s", (unsigned long long)c->sess.id, c->addr);
     return c;
 }
 
-static void client_free(client *c) {
+void client_unregister(client *c) { registry_remove(c->srv, c); }
+
+static client *client_create(loop_thread *lt, int fd) {
+    client *c = client_alloc(lt->srv, fd, &lt->stats);
+    c->lt = lt;
+    c->next = lt->clients;
+    if (lt->clients) lt->clients->prev = c;
+    lt->clients = c;
+    ev_io_init(&c->io, fd, client_io, c);
+    ev_io_set(lt->loop, &c->io, EV_READ);
+    return c;
+}
+
+void client_destroy(client *c) {
     resp_parser_free(&c->parser);
     reply_free(c->out);
     free(c->out);
@@ -166,7 +174,7 @@ static int client_write(client *c) {
             client_close(c);
             return -1;
         }
-        STAT_ADD(c->lt->stats.net_output_bytes, (uint64_t)w);
+        STAT_ADD(c->stats->net_output_bytes, (uint64_t)w);
         reply_consume(c->out, (size_t)w);
     }
     if (c->flags & CLIENT_CLOSE_ON_FLUSH) {
@@ -179,17 +187,17 @@ static int client_write(client *c) {
 /* --- input --- */
 
 static int output_over_soft_limit(const client *c) {
-    return (long long)c->out->pending > CFG_GET(c->lt->srv->cfg.output_soft_limit);
+    return (long long)c->out->pending > CFG_GET(c->srv->cfg.output_soft_limit);
 }
 
 static int output_over_hard_limit(client *c) {
-    if ((long long)c->out->pending <= CFG_GET(c->lt->srv->cfg.output_hard_limit)) return 0;
+    if ((long long)c->out->pending <= CFG_GET(c->srv->cfg.output_hard_limit)) return 0;
     log_warn("Client id=%llu addr=%s closed for overcoming of output buffer limits.",
              (unsigned long long)c->sess.id, c->addr);
     return 1;
 }
 
-static void execute_one(client *c) {
+void client_execute(client *c) {
     resp_parser *p = &c->parser;
     if (p->argc > c->argv_cap) {
         c->argv_cap = p->argc * 2;
@@ -199,24 +207,23 @@ static void execute_one(client *c) {
         c->argv[i].p = c->rbuf + p->args[i].off;
         c->argv[i].n = p->args[i].len;
     }
-    server *srv = c->lt->srv;
     cmd_ctx ctx = {
-        .env = &srv->env,
+        .env = &c->srv->env,
         .sess = &c->sess,
         .out = c->out,
-        .stats = &c->lt->stats,
+        .stats = c->stats,
         .argc = (int)p->argc,
         .argv = c->argv,
         .now_ms = clock_wall_ms(),
     };
     cmd_execute(&ctx);
-    STAT_ADD(c->lt->stats.commands, 1);
+    STAT_ADD(c->stats->commands, 1);
     atomic_store_explicit(&c->last_interaction_ms, ctx.now_ms, memory_order_relaxed);
     if (c->sess.flags & SESS_CLOSE_AFTER_REPLY) c->flags |= CLIENT_CLOSE_ON_FLUSH;
 }
 
 /* Drop the consumed prefix of the read buffer; shrink a big idle one. */
-static void compact_rbuf(client *c) {
+void client_compact_input(client *c) {
     size_t used = resp_parser_consumed(&c->parser);
     if (used) {
         memmove(c->rbuf, c->rbuf + used, c->rlen - used);
@@ -230,12 +237,11 @@ static void compact_rbuf(client *c) {
     }
 }
 
-static void protocol_error(client *c) {
+void client_protocol_error(client *c) {
     log_verbose("protocol error from client id=%llu addr=%s: %s",
                 (unsigned long long)c->sess.id, c->addr, c->parser.error);
     reply_error(c->out, c->parser.error);
     c->flags |= CLIENT_CLOSE_ON_FLUSH;
-    ev_io_set(c->lt->loop, &c->io, 0);
 }
 
 /* Run every complete command in the read buffer, stopping early when the
@@ -243,7 +249,7 @@ static void protocol_error(client *c) {
 static void process_input(client *c) {
     /* Re-read per batch so CONFIG SET proto-max-bulk-len applies to
      * connections that are already open, as in Redis. */
-    c->parser.max_bulk = CFG_GET(c->lt->srv->cfg.proto_max_bulk_len);
+    c->parser.max_bulk = CFG_GET(c->srv->cfg.proto_max_bulk_len);
     while (!(c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_ON_FLUSH))) {
         if (output_over_soft_limit(c)) {
             c->flags |= CLIENT_PAUSED;
@@ -252,10 +258,11 @@ static void process_input(client *c) {
         resp_status st = resp_parse(&c->parser, c->rbuf, c->rlen);
         if (st == RESP_NEED_MORE) break;
         if (st == RESP_ERROR) {
-            protocol_error(c);
+            client_protocol_error(c);
+            ev_io_set(c->lt->loop, &c->io, 0);
             break;
         }
-        execute_one(c);
+        client_execute(c);
         if (atomic_load_explicit(&c->kill_requested, memory_order_relaxed))
             c->flags |= CLIENT_CLOSE_ON_FLUSH;
         if (output_over_hard_limit(c)) {
@@ -263,7 +270,7 @@ static void process_input(client *c) {
             return;
         }
     }
-    compact_rbuf(c);
+    client_compact_input(c);
     atomic_store_explicit(&c->shared_qbuf, c->rlen, memory_order_relaxed);
     atomic_store_explicit(&c->shared_omem, c->out->pending, memory_order_relaxed);
     mark_pending(c);
@@ -272,10 +279,10 @@ static void process_input(client *c) {
 
 /* Make room for the next read: the parser's hint for a large bulk, else
  * double when full. Returns -1 when the query buffer limit is passed. */
-static int reserve_rbuf(client *c) {
+int client_reserve_input(client *c) {
     size_t want = c->rlen + (c->parser.need > RBUF_MIN ? c->parser.need : RBUF_MIN);
     if (want <= c->rcap) return 0;
-    long long limit = CFG_GET(c->lt->srv->cfg.client_query_buffer_limit);
+    long long limit = CFG_GET(c->srv->cfg.client_query_buffer_limit);
     if ((long long)c->rlen >= limit) {
         log_warn("Closing client id=%llu addr=%s that reached max query buffer length",
                  (unsigned long long)c->sess.id, c->addr);
@@ -289,7 +296,7 @@ static int reserve_rbuf(client *c) {
 }
 
 static void client_read(client *c) {
-    if (reserve_rbuf(c) < 0) {
+    if (client_reserve_input(c) < 0) {
         client_close(c);
         return;
     }
@@ -303,7 +310,7 @@ static void client_read(client *c) {
         return;
     }
     c->rlen += (size_t)n;
-    STAT_ADD(c->lt->stats.net_input_bytes, (uint64_t)n);
+    STAT_ADD(c->stats->net_input_bytes, (uint64_t)n);
     process_input(c);
 }
 
@@ -350,7 +357,7 @@ void client_before_sleep(loop_thread *lt) {
     while (lt->to_free) {
         client *f = lt->to_free;
         lt->to_free = f->pending_next;
-        client_free(f);
+        client_destroy(f);
     }
 }
 

@@ -27,7 +27,9 @@
 
 typedef struct client {
     ev_io io;
-    loop_thread *lt;
+    server *srv;
+    loop_thread *lt;      /* NULL in --io thread mode */
+    thread_stats *stats;  /* the loop's counters, or own_stats in thread mode */
     uint32_t flags;
     session sess;
     reply *out;           /* allocated separately: it holds a 16 KB buffer */
@@ -47,7 +49,26 @@ typedef struct client {
     _Atomic int64_t last_interaction_ms; /* wall ms */
     _Atomic size_t shared_qbuf, shared_omem;
     _Atomic int kill_requested;
+    thread_stats own_stats; /* --io thread: this connection's counters */
 } client;
+
+/* --- pieces shared by both I/O models (loop and thread) --- */
+
+/* Allocate a client for fd and add it to the server registry. stats NULL
+ * means the client counts into its own_stats. */
+client *client_alloc(server *srv, int fd, thread_stats *stats);
+/* Remove from the registry (others can no longer find it). */
+void client_unregister(client *c);
+/* Free the memory of an unregistered, closed client. */
+void client_destroy(client *c);
+/* Run the command the parser just returned. */
+void client_execute(client *c);
+/* Make room to read: returns -1 when the query buffer limit is passed. */
+int client_reserve_input(client *c);
+/* Drop the consumed prefix of the read buffer. */
+void client_compact_input(client *c);
+/* Reply the parser's protocol error and mark the client to close. */
+void client_protocol_error(client *c);
 
 /* Listener readable: accept connections and make them clients of lt. */
 void client_accept(loop_thread *lt, int lfd);
