@@ -18,7 +18,8 @@ enum opt_type {
     OPT_MEM,      /* _Atomic long long, with memory units (1k, 1kb, 1mb, 1gb) */
     OPT_STR,      /* char[] field */
     OPT_LOGLEVEL, /* _Atomic int */
-    OPT_OBL       /* client-output-buffer-limit: class hard soft seconds */
+    OPT_OBL,      /* client-output-buffer-limit: class hard soft seconds */
+    OPT_ENUM      /* _Atomic int: index of the value in `values` (yes/no too) */
 };
 
 #define OPT_RUNTIME 1 /* may change with CONFIG SET */
@@ -29,26 +30,32 @@ typedef struct option {
     size_t off;
     long long min, max;
     int flags;
+    const char *const *values; /* OPT_ENUM: NULL-terminated names */
 } option;
+
+/* Value lists for OPT_ENUM options; the index is what the field stores. */
+static const char *const yes_no[] __attribute__((unused)) = {"no", "yes", NULL};
+static const char *const io_models[] = {"loop", "thread", NULL};
 
 #define F(field) offsetof(pier_config, field)
 static const option options[] = {
-    {"bind", OPT_STR, F(bind), 0, sizeof(((pier_config *)0)->bind), 0},
-    {"port", OPT_INT, F(port), 0, 65535, 0},
-    {"threads", OPT_INT, F(threads), 0, 256, 0},
-    {"tcp-backlog", OPT_INT, F(tcp_backlog), 1, 65535, 0},
-    {"tcp-keepalive", OPT_INT, F(tcp_keepalive), 0, INT_MAX, 0},
-    {"maxclients", OPT_LL, F(maxclients), 1, 1000000, OPT_RUNTIME},
-    {"timeout", OPT_LL, F(timeout), 0, INT_MAX, OPT_RUNTIME},
-    {"proto-max-bulk-len", OPT_MEM, F(proto_max_bulk_len), 1024 * 1024, UINT32_MAX, OPT_RUNTIME},
+    {"bind", OPT_STR, F(bind), 0, sizeof(((pier_config *)0)->bind), 0, NULL},
+    {"port", OPT_INT, F(port), 0, 65535, 0, NULL},
+    {"threads", OPT_INT, F(threads), 0, 256, 0, NULL},
+    {"tcp-backlog", OPT_INT, F(tcp_backlog), 1, 65535, 0, NULL},
+    {"tcp-keepalive", OPT_INT, F(tcp_keepalive), 0, INT_MAX, 0, NULL},
+    {"maxclients", OPT_LL, F(maxclients), 1, 1000000, OPT_RUNTIME, NULL},
+    {"timeout", OPT_LL, F(timeout), 0, INT_MAX, OPT_RUNTIME, NULL},
+    {"proto-max-bulk-len", OPT_MEM, F(proto_max_bulk_len), 1024 * 1024, UINT32_MAX, OPT_RUNTIME, NULL},
     {"client-query-buffer-limit", OPT_MEM, F(client_query_buffer_limit), 1024 * 1024,
-     LLONG_MAX, OPT_RUNTIME},
-    {"client-output-buffer-limit", OPT_OBL, 0, 0, 0, OPT_RUNTIME},
-    {"loglevel", OPT_LOGLEVEL, F(loglevel), 0, 0, OPT_RUNTIME},
-    {"logfile", OPT_STR, F(logfile), 0, sizeof(((pier_config *)0)->logfile), 0},
-    {"pidfile", OPT_STR, F(pidfile), 0, sizeof(((pier_config *)0)->pidfile), 0},
-    {"hz", OPT_LL, F(hz), 1, 500, OPT_RUNTIME},
-    {"databases", OPT_INT, F(databases), 1, 1, 0},
+     LLONG_MAX, OPT_RUNTIME, NULL},
+    {"client-output-buffer-limit", OPT_OBL, 0, 0, 0, OPT_RUNTIME, NULL},
+    {"loglevel", OPT_LOGLEVEL, F(loglevel), 0, 0, OPT_RUNTIME, NULL},
+    {"logfile", OPT_STR, F(logfile), 0, sizeof(((pier_config *)0)->logfile), 0, NULL},
+    {"pidfile", OPT_STR, F(pidfile), 0, sizeof(((pier_config *)0)->pidfile), 0, NULL},
+    {"hz", OPT_LL, F(hz), 1, 500, OPT_RUNTIME, NULL},
+    {"databases", OPT_INT, F(databases), 1, 1, 0, NULL},
+    {"io", OPT_ENUM, F(io_model), 0, 0, 0, io_models},
 };
 #undef F
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -158,6 +165,18 @@ static int set_number(pier_config *cfg, const option *o, const char *value,
     return 0;
 }
 
+static int set_enum(const option *o, char *field, const char *value, char *err, size_t errlen) {
+    for (int i = 0; o->values[i]; i++) {
+        if (strcasecmp(o->values[i], value)) continue;
+        atomic_store((_Atomic int *)field, i);
+        return 0;
+    }
+    size_t used = (size_t)snprintf(err, errlen, "argument(s) must be one of the following:");
+    for (int i = 0; o->values[i] && used < errlen; i++)
+        used += (size_t)snprintf(err + used, errlen - used, "%s %s", i ? "," : "", o->values[i]);
+    return -1;
+}
+
 int config_set(pier_config *cfg, const char *name, const char *value, int runtime,
                char *err, size_t errlen) {
     const option *o = find_option(name);
@@ -194,6 +213,8 @@ int config_set(pier_config *cfg, const char *name, const char *value, int runtim
     }
     case OPT_OBL:
         return set_obl(cfg, value, err, errlen);
+    case OPT_ENUM:
+        return set_enum(o, field, value, err, errlen);
     }
     return -1;
 }
@@ -217,6 +238,8 @@ int config_get(const pier_config *cfg, const char *name, char *buf, size_t bufle
         return snprintf(buf, buflen, "normal %lld 0 0 replica 0 0 0 pubsub 0 0 0",
                         hard == LLONG_MAX ? 0 : hard);
     }
+    case OPT_ENUM:
+        return snprintf(buf, buflen, "%s", o->values[CFG_GET(*(_Atomic int *)field)]);
     }
     return -1;
 }

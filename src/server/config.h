@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+enum { CFG_IO_LOOP = 0, CFG_IO_THREAD = 1 };
+
 #define CFG_GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
 
 typedef struct pier_config {
@@ -39,6 +41,7 @@ typedef struct pier_config {
     char pidfile[512];
     _Atomic int hz;                  /* background tasks per second */
     int databases;                   /* always 1: only db 0 */
+    _Atomic int io_model;            /* CFG_IO_LOOP or CFG_IO_THREAD */
     char *config_file;               /* absolute path, or NULL */
 } pier_config;
 
