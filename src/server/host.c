@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "../lib/clock.h"
 #include "client.h"
@@ -87,7 +88,9 @@ static size_t host_client_kill(void *arg, const cmd_kill_filter *f, uint64_t sel
     for (client *c = srv->registry; c; c = c->reg_next) {
         if (!kill_matches(c, f, self_id)) continue;
         atomic_store(&c->kill_requested, 1);
-        if (c->sess.id != self_id) ev_wake(c->lt->loop);
+        if (c->sess.id == self_id) continue; /* closes after this reply */
+        if (c->lt) ev_wake(c->lt->loop);
+        else shutdown(c->fd, SHUT_RDWR); /* --io thread: end its blocking read */
         n++;
     }
     pthread_mutex_unlock(&srv->registry_lock);

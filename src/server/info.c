@@ -37,14 +37,7 @@ static void add(info_buf *b, const char *fmt, ...) {
     }
 }
 
-/* Sum one per-thread counter over every loop. */
-#define SUM_STAT(srv, field)                                                    \
-    ({                                                                           \
-        uint64_t s_ = 0;                                                         \
-        for (int i_ = 0; i_ < (srv)->nthreads; i_++)                             \
-            s_ += STAT_GET((srv)->threads[i_].stats.field);                      \
-        s_;                                                                      \
-    })
+#define SUM_STAT(srv, field) SERVER_STAT(srv, field)
 
 static void section_server(server *srv, info_buf *b) {
     struct utsname u;

@@ -13,6 +13,7 @@
 #include "../lib/log.h"
 #include "../net/socket.h"
 #include "client.h"
+#include "conn_thread.h"
 #include "host.h"
 #include "version.h"
 
@@ -26,7 +27,8 @@ static void on_before_sleep(ev_loop *loop, void *arg) { client_before_sleep(arg)
 
 static void stop_loop(loop_thread *lt) {
     lt->stopping = 1;
-    for (int i = 0; i < lt->srv->nlisten; i++) ev_io_stop(lt->loop, &lt->listen_io[i]);
+    for (int i = 0; i < lt->srv->nlisten; i++)
+        if (lt->listen_io[i].registered) ev_io_stop(lt->loop, &lt->listen_io[i]);
     client_close_all(lt);
     ev_stop(lt->loop);
 }
@@ -115,7 +117,9 @@ static void init_thread(server *srv, int i) {
     lt->shard_from = (unsigned)((size_t)KS_SHARDS * i / srv->nthreads);
     lt->shard_to = (unsigned)((size_t)KS_SHARDS * (i + 1) / srv->nthreads);
     ev_set_before_sleep(lt->loop, on_before_sleep, lt);
-    for (int l = 0; l < srv->nlisten; l++) {
+    /* In --io thread mode the loops only run the periodic work. */
+    int listeners = CFG_GET(srv->cfg.io_model) == CFG_IO_LOOP ? srv->nlisten : 0;
+    for (int l = 0; l < listeners; l++) {
         ev_io_init(&lt->listen_io[l], srv->listen_fds[l], on_listener, lt);
         /* EPOLLEXCLUSIVE: one loop is woken per new connection. */
         ev_io_set_exclusive(lt->loop, &lt->listen_io[l], EV_READ);
@@ -179,19 +183,36 @@ int server_run(server *srv) {
     write_pidfile(srv);
     for (int i = 0; i < srv->nthreads; i++)
         pthread_create(&srv->threads[i].tid, NULL, loop_main, &srv->threads[i]);
-    log_info("pier %s ready: port %d, %d loop thread(s), pid %d", PIER_VERSION, srv->port,
-             srv->nthreads, (int)getpid());
+    int thread_io = CFG_GET(srv->cfg.io_model) == CFG_IO_THREAD;
+    if (thread_io && conn_thread_start(srv) < 0) return 1;
+    log_info("pier %s ready: port %d, %s, %d loop thread(s), pid %d", PIER_VERSION, srv->port,
+             thread_io ? "a thread per connection" : "event loops", srv->nthreads, (int)getpid());
     int sig = 0;
     sigwait(&set, &sig);
     log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     /* Each woken loop first stops watching the listeners, then flushes
      * and closes its clients. */
     atomic_store(&srv->shutting_down, 1);
+    if (thread_io) conn_thread_stop(srv);
     for (int i = 0; i < srv->nthreads; i++) ev_wake(srv->threads[i].loop);
     for (int i = 0; i < srv->nthreads; i++) pthread_join(srv->threads[i].tid, NULL);
     if (srv->cfg.pidfile[0]) unlink(srv->cfg.pidfile);
     log_info("bye");
     return 0;
+}
+
+uint64_t server_stat_total(server *srv, size_t off) {
+#define FIELD(stats) (*(_Atomic uint64_t *)((char *)(stats) + off))
+    uint64_t sum = STAT_GET(FIELD(&srv->retired_stats));
+    for (int i = 0; i < srv->nthreads; i++) sum += STAT_GET(FIELD(&srv->threads[i].stats));
+    if (CFG_GET(srv->cfg.io_model) == CFG_IO_THREAD) {
+        pthread_mutex_lock(&srv->registry_lock);
+        for (client *c = srv->registry; c; c = c->reg_next)
+            if (!c->lt) sum += STAT_GET(FIELD(&c->own_stats));
+        pthread_mutex_unlock(&srv->registry_lock);
+    }
+    return sum;
+#undef FIELD
 }
 
 void server_free(server *srv) {

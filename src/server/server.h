@@ -13,6 +13,7 @@
 #define PIER_SERVER_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -55,6 +56,12 @@ typedef struct server {
     int64_t start_mono_us;
     char run_id[41];
     _Atomic int shutting_down;
+    /* --io thread: the acceptor, the live connection threads, and the
+     * counters of connections that ended (added with atomic RMW: many
+     * writers). */
+    pthread_t acceptor;
+    _Atomic long conn_threads;
+    thread_stats retired_stats;
     /* instantaneous_ops_per_sec: loop 0's cron samples the command count
      * into a ring and publishes the mean rate of the last samples. */
     struct {
@@ -70,6 +77,10 @@ typedef struct server {
 int server_init(server *srv);
 /* Start the loop threads, wait for SIGINT/SIGTERM, stop, join. */
 int server_run(server *srv);
+/* Sum of one counter over every loop, every live --io thread connection
+ * and every ended one. */
+uint64_t server_stat_total(server *srv, size_t field_offset);
+#define SERVER_STAT(srv, field) server_stat_total((srv), offsetof(thread_stats, field))
 void server_free(server *srv);
 
 #endif
