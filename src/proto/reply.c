@@ -198,7 +198,18 @@ static void emit_blob(reply *r, char type, const char *pre, size_t prelen,
     size_t hlen = format_line_ull(hdr, type, (unsigned long long)(prelen + n));
     size_t total = hlen + prelen + n + 2;
     size_t room;
-    if (write_space(r, &room) == NULL)
+    char *dst = write_space(r, &room);
+    if (dst != NULL && room >= total) {
+        /* Common case: the whole element fits where we are writing. */
+        memcpy(dst, hdr, hlen);
+        if (prelen) /* pre may be NULL: memcpy must not see it */
+            memcpy(dst + hlen, pre, prelen);
+        memcpy(dst + hlen + prelen, payload, n);
+        memcpy(dst + hlen + prelen + n, "\r\n", 2);
+        commit(r, total);
+        return;
+    }
+    if (dst == NULL)
         room = 0;
     if (room < total && total > REPLY_BLOCK_SIZE)
         block_link(r, block_new(r, total));

@@ -35,7 +35,10 @@ static int write_all(client *c) {
     struct iovec iov[64];
     while (reply_has_pending(c->out)) {
         int n = reply_iov(c->out, iov, 64);
-        ssize_t w = writev(c->fd, iov, n);
+        /* write() for the common single-segment case: the kernel skips
+         * importing an iovec array. */
+        ssize_t w = n == 1 ? write(c->fd, iov[0].iov_base, iov[0].iov_len)
+                           : writev(c->fd, iov, n);
         if (w < 0) {
             if (errno == EINTR) continue;
             return -1;
@@ -48,8 +51,8 @@ static int write_all(client *c) {
 
 /* Run every complete command in the read buffer. */
 static void run_commands(client *c) {
-    c->parser.max_bulk = CFG_GET(c->srv->cfg.proto_max_bulk_len);
     while (!(c->flags & CLIENT_CLOSE_ON_FLUSH)) {
+        client_refresh_parser(c);
         resp_status st = resp_parse(&c->parser, c->rbuf, c->rlen);
         if (st == RESP_NEED_MORE) break;
         if (st == RESP_ERROR) {
@@ -58,6 +61,12 @@ static void run_commands(client *c) {
         }
         client_execute(c);
         if (atomic_load(&c->kill_requested)) c->flags |= CLIENT_CLOSE_ON_FLUSH;
+        /* Replies are written after the batch: the hard limit still
+         * bounds one batch's output (the blocking write is the rest). */
+        if (client_output_limit_reached(c, clock_wall_ms())) {
+            c->flags |= CLIENT_CLOSE_ON_FLUSH;
+            reply_reset(c->out); /* disconnect at once: send nothing */
+        }
     }
     client_compact_input(c);
     atomic_store_explicit(&c->shared_qbuf, c->rlen, memory_order_relaxed);
@@ -141,6 +150,12 @@ static void accept_ready(server *srv, int lfd) {
             static const char msg[] = "-ERR max number of clients reached\r\n";
             ssize_t w = write(fd, msg, sizeof msg - 1);
             (void)w;
+            close(fd);
+            atomic_fetch_add(&srv->retired_stats.rejected_connections, 1);
+            continue;
+        }
+        if (client_protected_mode_denies(srv, fd)) {
+            atomic_fetch_sub(&srv->nclients, 1);
             close(fd);
             atomic_fetch_add(&srv->retired_stats.rejected_connections, 1);
             continue;
