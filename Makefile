@@ -26,7 +26,8 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=build/asan/unit/%)
 
 # Debian packages the build, the tests and the comparisons need.
 DEB_PKGS := build-essential pkg-config liblz4-dev libzstd-dev \
-            python3-pytest python3-redis redis-tools redis-server
+            python3-pytest python3-redis redis-tools redis-server \
+            clang libclang-rt-dev
 
 .PHONY: all deps run test unit integration clean help asan
 
@@ -52,6 +53,7 @@ run: deps all  ## build and start pier-server on 127.0.0.1:$(PORT) (foreground)
 test: deps asan  ## build with ASan+UBSan and run every test (unit + integration)
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory fuzz-regress
 
 asan: build/asan/pier-server $(UNIT_BINS)
 
@@ -60,8 +62,11 @@ unit: $(UNIT_BINS)  ## run the C unit tests (sanitizer build)
 	  if $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
 	done; echo "unit: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
 
-integration: build/asan/pier-server  ## run the pytest integration tests
-	PIER_SERVER=$(CURDIR)/build/asan/pier-server $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+# The release build too: the used_memory-accuracy and RSS tests need the
+# real allocator (the sanitizers replace malloc and inflate RSS).
+integration: build/asan/pier-server build/pier-server  ## run the pytest integration tests
+	PIER_SERVER=$(CURDIR)/build/asan/pier-server PIER_RELEASE_SERVER=$(CURDIR)/build/pier-server \
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
 build/pier-server: $(REL_OBJ) build/rel/$(SRC_MAIN:.c=.o)
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(LDLIBS)
@@ -89,6 +94,75 @@ build/asan/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "CC  $< (asan)"
 	@$(CC) $(ASAN_CFLAGS) -c -o $@ $<
+
+# ---- fuzzing: libFuzzer harnesses tests/fuzz/fuzz_<name>.c, seeds in
+# tests/fuzz/corpus/<name>/, fixed crashes in tests/fuzz/regress/<name>/.
+# `make fuzz FUZZ_NAMES=resp FUZZ_SECONDS=600` fuzzes one harness.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_MAX_LEN ?= 4096
+FUZZ_NAMES   ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_FLAGS   := $(filter-out -MMD -MP,$(BASE)) -O1 -fno-omit-frame-pointer \
+                -fno-sanitize-recover=all
+FUZZ_HDRS    := $(wildcard tests/fuzz/*.h src/*/*.h)
+FUZZ_SRC_resp         := src/proto/resp_parse.c src/lib/util.c
+FUZZ_SRC_resp_chunked := $(FUZZ_SRC_resp)
+FUZZ_SRC_inline       := $(FUZZ_SRC_resp)
+FUZZ_SRC_config       := src/server/config.c src/lib/util.c src/lib/log.c
+FUZZ_SRC_util         := src/lib/util.c
+FUZZ_SRC_streamlog    := src/log/stream.c src/log/group.c src/log/stream_codec.c
+FUZZ_SRC_snapshot     := src/persist/snapshot.c src/persist/crc.c src/persist/fileio.c \
+                         src/store/keyspace.c src/store/table.c src/lib/hash.c src/lib/clock.c \
+                         $(FUZZ_SRC_streamlog)
+FUZZ_SRC_manifest     := src/persist/manifest.c src/persist/crc.c src/persist/fileio.c
+FUZZ_SRC_aof          := src/persist/aof.c $(FUZZ_SRC_manifest) src/persist/snapshot.c \
+                         $(FUZZ_SRC_streamlog) \
+                         src/store/keyspace.c src/store/table.c src/lib/hash.c src/lib/clock.c \
+                         src/lib/log.c $(FUZZ_SRC_resp)
+
+.PHONY: fuzz fuzz-regress
+.SECONDEXPANSION:
+
+# libFuzzer build, and the plain driver (tests/fuzz/driver.c) for machines
+# without libFuzzer.
+build/fuzz/bin/%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_$$*) $(FUZZ_HDRS)
+	@mkdir -p $(dir $@)
+	@echo "FUZZ $@"
+	@$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_SRC_$*) $(LDLIBS)
+
+build/fuzz/plain/%: tests/fuzz/fuzz_%.c tests/fuzz/driver.c $$(FUZZ_SRC_$$*) $(FUZZ_HDRS)
+	@mkdir -p $(dir $@)
+	@echo "LD  $@"
+	@$(CC) $(FUZZ_FLAGS) -fsanitize=address,undefined -o $@ $< tests/fuzz/driver.c $(FUZZ_SRC_$*) $(LDLIBS)
+
+fuzz: $(addprefix build/fuzz/bin/,$(FUZZ_NAMES))  ## fuzz each harness FUZZ_SECONDS (60) on build/fuzz/corpus
+	@fail=0; for h in $(FUZZ_NAMES); do \
+	  mkdir -p build/fuzz/corpus/$$h build/fuzz/artifacts/$$h; \
+	  cp -R tests/fuzz/corpus/$$h/. build/fuzz/corpus/$$h/ 2>/dev/null; \
+	  extra=""; [ -d tests/fuzz/regress/$$h ] && extra=tests/fuzz/regress/$$h; \
+	  echo "fuzz: $$h for $(FUZZ_SECONDS)s (log build/fuzz/fuzz-$$h.log)"; \
+	  if build/fuzz/bin/$$h -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 -max_len=$(FUZZ_MAX_LEN) \
+	      -artifact_prefix=build/fuzz/artifacts/$$h/ -print_final_stats=1 \
+	      build/fuzz/corpus/$$h $$extra > build/fuzz/fuzz-$$h.log 2>&1; then \
+	    grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec)' build/fuzz/fuzz-$$h.log; \
+	  else fail=1; echo "FAILED: fuzz $$h (crash in build/fuzz/artifacts/$$h/)"; \
+	    tail -n 40 build/fuzz/fuzz-$$h.log; fi; \
+	done; [ $$fail -eq 0 ]
+
+fuzz-regress:  ## run every fuzz corpus and regression input once (fast)
+	@mkdir -p build/fuzz; \
+	if echo 'int LLVMFuzzerTestOneInput(void){return 0;}' | \
+	    $(FUZZ_CC) -x c -fsanitize=fuzzer -o build/fuzz/.probe - >/dev/null 2>&1; \
+	then kind=bin; else kind=plain; echo "fuzz-regress: no libFuzzer ($(FUZZ_CC)), plain driver"; fi; \
+	$(MAKE) --no-print-directory $(addprefix build/fuzz/$$kind/,$(FUZZ_NAMES)) || exit 1; \
+	fail=0; for h in $(FUZZ_NAMES); do \
+	  files=$$(find tests/fuzz/corpus/$$h tests/fuzz/regress/$$h -type f 2>/dev/null | sort); \
+	  [ -n "$$files" ] || continue; \
+	  if build/fuzz/$$kind/$$h $$files > build/fuzz/regress-$$h.log 2>&1; then \
+	    echo "fuzz-regress: $$h: $$(echo $$files | wc -w) inputs ok"; \
+	  else fail=1; echo "FAILED: fuzz-regress $$h (build/fuzz/regress-$$h.log)"; \
+	    tail -n 30 build/fuzz/regress-$$h.log; fi; \
+	done; [ $$fail -eq 0 ]
 
 clean:  ## remove build output
 	rm -rf build

@@ -1,6 +1,7 @@
 /* cmd_util.c - small helpers shared by command handlers: argument
  * parsing with Redis error replies, keyspace lookups that keep the
  * hit/miss statistics, and error texts that name the command. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd/command.h"
@@ -52,4 +53,24 @@ kv *key_lookup_read(cmd_ctx *c, int i) {
     else
         STAT_ADD(c->stats->keyspace_misses, 1);
     return e;
+}
+
+void cmd_propagate_as(cmd_ctx *c, int argc, const cmd_arg *argv) {
+    if (argc > CMD_PROP_MAX_ARGS) abort(); /* a programming error, not input */
+    for (int i = 0; i < argc; i++) c->prop_argv[i] = argv[i];
+    c->prop_argc = argc;
+}
+
+cmd_arg cmd_prop_ll(cmd_ctx *c, long long v) {
+    size_t n = util_ll2str(c->prop_num, sizeof c->prop_num, v);
+    return (cmd_arg){c->prop_num, n};
+}
+
+cmd_arg cmd_prop_lit(const char *s) { return (cmd_arg){s, strlen(s)}; }
+
+void cmd_propagate_record(cmd_ctx *c, int argc, const cmd_arg *argv) {
+    c->prop_done = 1;
+    cmd_env *env = c->env;
+    if (!env->propagate || argc < 1) return;
+    c->aof_end = env->propagate(env->propagate_arg, argv[0], argc, argv);
 }

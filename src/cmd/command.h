@@ -38,6 +38,10 @@ struct cmd_host;
 #define CMD_PUBSUB    (1u << 7)
 #define CMD_STALE     (1u << 8)
 #define CMD_LOADING   (1u << 9)
+/* The dispatcher locks EVERY shard (ascending) around the handler: for
+ * whole-keyspace writes (FLUSHALL) whose place in the AOF must be exact
+ * relative to writes running on other threads. */
+#define CMD_ALLSHARDS (1u << 10)
 
 typedef struct cmd_arg {
     const char *p;
@@ -56,6 +60,7 @@ typedef struct thread_stats {
     _Atomic uint64_t connections_received;
     _Atomic uint64_t rejected_connections;
     _Atomic uint64_t expired_keys_active;
+    _Atomic uint64_t dirty; /* dataset changes (sum of cmd_ctx.dirty) */
 } thread_stats;
 
 #define STAT_ADD(field, n)                                                     \
@@ -68,6 +73,9 @@ typedef struct thread_stats {
 /* Per-connection command state (the part of a client that commands read
  * and change). Owned by the connection in server/client.c. */
 #define SESS_CLOSE_AFTER_REPLY (1u << 0)
+/* The AOF being replayed at start-up: the data was accepted once, so
+ * maxmemory does not refuse or evict it now (as Redis while loading). */
+#define SESS_REPLAY (1u << 1)
 typedef struct session {
     uint64_t id;
     _Atomic int proto;   /* 2 or 3; mirrors out->proto (CLIENT LIST reads it) */
@@ -78,6 +86,13 @@ typedef struct session {
     /* name of the running or last command (static string); atomic because
      * CLIENT LIST on another thread reads it */
     const char *_Atomic last_cmd;
+    /* maxmemory eviction candidates (store/evict.h), created on this
+     * connection's first eviction; freed with the connection. */
+    struct evict_pool *evict_pool;
+    /* Channels + patterns this connection subscribes to (pub/sub): in
+     * RESP2 a subscribed connection may run only the subscribe family,
+     * PING, QUIT and RESET. Written by the owner thread only. */
+    int subscriptions;
 } session;
 
 /* Services the server layer provides to commands (implemented in
@@ -104,7 +119,8 @@ typedef struct cmd_host {
      * "everything" or one section). Returns malloc'd text, *len set. */
     char *(*info)(void *arg, const char *section, size_t *len);
     /* CONFIG GET: the i-th option's name and current value; -1 past the
-     * last option. */
+     * last option; 1 (value filled) for a secret (requirepass) that must
+     * never be shown: CONFIG SET uses the value only to roll back. */
     int (*config_get_at)(void *arg, size_t i, const char **name, char *buf, size_t buflen);
     /* CONFIG SET one option; 0 ok, -2 unknown option, -1 bad value with err
      * filled (the reason, e.g. "argument couldn't be parsed into an
@@ -115,11 +131,67 @@ typedef struct cmd_host {
     int (*check_password)(void *arg, const char *pass, size_t len);
     /* 1 when requirepass is set. */
     int (*auth_required)(void *arg);
+    /* The used-memory figure maxmemory is enforced against: cheap (atomic
+     * loads), kept close to the allocator's true figure by the cron. */
+    size_t (*used_memory)(void *arg);
+    /* SAVE, BGSAVE [SCHEDULE], BGREWRITEAOF: 0 with the status reply in
+     * msg ("OK", "Background saving started", ...), -1 with the whole
+     * error line in msg. */
+    int (*save)(void *arg, char *msg, size_t len);
+    int (*bgsave)(void *arg, int schedule, char *msg, size_t len);
+    int (*bgrewriteaof)(void *arg, char *msg, size_t len);
+    /* LASTSAVE: unix time of the last successful save. */
+    long long (*lastsave)(void *arg);
+
+    /* --- blocking reads (XREAD/XREADGROUP BLOCK; server/blocking.c) --- */
+    /* Park the calling connection until a write signals one of keys or
+     * timeout_ms passes (0 = forever); then argv (copied) runs again on
+     * the connection's own loop. Call it from the handler with the keys'
+     * shard locks held (no signal can slip between the check for data and
+     * the park) and reply nothing. A command re-run after a wake-up keeps
+     * its first deadline. Returns 0, or -1 when this connection cannot
+     * block (the caller replies as on a timeout). */
+    int (*block_on_keys)(void *arg, session *s, int nkeys, const cmd_arg *keys,
+                         int argc, const cmd_arg *argv, long long timeout_ms);
+    /* New data on key (XADD): wake every connection blocked on it. The
+     * caller holds the key's shard lock. */
+    void (*signal_key)(void *arg, const char *key, size_t klen);
+
+    /* --- pub/sub (server/pubsub.c) --- */
+    /* (P)SUBSCRIBE / (P)UNSUBSCRIBE one channel or pattern for s. Return
+     * s's total subscription count afterwards (also kept in
+     * s->subscriptions). */
+    int (*subscribe)(void *arg, session *s, int pattern, const char *ch, size_t n);
+    int (*unsubscribe)(void *arg, session *s, int pattern, const char *ch, size_t n);
+    /* s's channels (pattern 0) or patterns (1), in subscription order, as
+     * malloc'd copies: *out is an array of count cmd_args whose bytes the
+     * caller frees with free(out[i].p) and the array with free(). */
+    size_t (*subscriptions_of)(void *arg, session *s, int pattern, cmd_arg **out);
+    /* PUBLISH: deliver to every subscriber (any loop); returns how many
+     * received it. */
+    long long (*publish)(void *arg, session *from, const char *ch, size_t n,
+                         const char *msg, size_t mlen);
+    /* PUBSUB CHANNELS [pattern] (malloc'd copies as above; pat NULL = all),
+     * NUMSUB of one channel, NUMPAT. */
+    size_t (*pubsub_channels)(void *arg, const char *pat, size_t plen, cmd_arg **out);
+    long long (*pubsub_numsub)(void *arg, const char *ch, size_t n);
+    long long (*pubsub_numpat)(void *arg);
 } cmd_host;
+
+struct cmd_ctx;
+
+/* Appends one executed write to the AOF (persistence installs it; NULL
+ * when appendonly is off, so the hot path pays one branch). Called by the
+ * dispatcher after the handler and before the shard locks are released.
+ * The record is name followed by argv[1..argc). Returns the AOF offset
+ * just past the record. */
+typedef uint64_t cmd_propagate_fn(void *arg, cmd_arg name, int argc, const cmd_arg *argv);
 
 /* Everything a command can reach besides its arguments. One per server,
  * shared by every loop thread. */
 typedef struct cmd_env {
+    cmd_propagate_fn *propagate;   /* NULL: nothing to log */
+    void *propagate_arg;
     keyspace *ks;
     const struct pier_config *cfg; /* read-only for commands */
     const struct cmd_host *host;   /* server services (clients, config, info) */
@@ -127,6 +199,8 @@ typedef struct cmd_env {
 } cmd_env;
 
 struct command;
+
+#define CMD_PROP_MAX_ARGS 5
 
 typedef struct cmd_ctx {
     cmd_env *env;
@@ -137,6 +211,18 @@ typedef struct cmd_ctx {
     const cmd_arg *argv;
     int64_t now_ms;               /* wall clock, sampled once per command */
     const struct command *cmd;
+    /* Changes this command made to the dataset. Handlers add to it; the
+     * dispatcher logs the command to the AOF when it is non-zero and adds
+     * it to stats->dirty (the save rules' change counter). */
+    unsigned dirty;
+    /* cmd_propagate_as: what to log instead of argv (prop_argc 0 = argv). */
+    int prop_argc;
+    cmd_arg prop_argv[CMD_PROP_MAX_ARGS];
+    char prop_num[24];            /* cmd_prop_ll's digits */
+    uint64_t aof_end;             /* out: AOF offset past this command's record, 0 = none */
+    /* cmd_propagate_record: the handler logged its own record(s); the
+     * dispatcher logs nothing more. */
+    int prop_done;
 } cmd_ctx;
 
 typedef void cmd_fn(cmd_ctx *c);
@@ -163,6 +249,13 @@ typedef struct command {
 CMD_FAMILY(strings);
 CMD_FAMILY(keys);
 CMD_FAMILY(server);
+CMD_FAMILY(persist);
+CMD_FAMILY(streams);
+CMD_FAMILY(pubsub);
+
+/* Register the stream value type with the keyspace (free, memory size);
+ * once at start-up, before any command runs. */
+void cmd_streams_init(keyspace *ks);
 
 /* Flags as COMMAND INFO names them; returns how many were written. */
 size_t cmd_flag_names(uint32_t flags, const char **out, size_t max);
@@ -170,6 +263,13 @@ size_t cmd_flag_names(uint32_t flags, const char **out, size_t max);
 /* --- the table --- */
 void cmd_table_init(void);               /* build the lookup, once */
 const command *cmd_lookup(const char *name, size_t len);
+/* By the row's own name, ignoring rename-command (AOF replay: the log
+ * holds cmd->name). Disabled commands are found too. */
+const command *cmd_lookup_row(const char *name, size_t len);
+/* rename-command, at start-up before any thread runs: `to` == "" disables
+ * the command (it then replies as unknown); otherwise it answers only to
+ * `to`. Returns 0, or -1 with the Redis reason in err. */
+int cmd_table_rename(const char *from, const char *to, char *err, size_t errlen);
 /* Iterate all commands (COMMAND, COMMAND COUNT). */
 size_t cmd_count(void);
 const command *cmd_at(size_t i);
@@ -200,5 +300,25 @@ kv *key_lookup_read(cmd_ctx *c, int i);
 kv *key_lookup_write(cmd_ctx *c, int i);
 /* "ERR invalid expire time in '<name>' command". */
 void reply_expire_time_error(cmd_ctx *c);
+
+/* --- propagation (AOF) --- */
+/* Log argv[0..argc) instead of the command as received, for commands
+ * whose effect depends on the time or on state (relative expiry ->
+ * absolute PEXPIREAT, INCRBYFLOAT -> SET ... KEEPTTL). Copies the views
+ * only: the bytes must stay valid until the dispatcher releases the
+ * command's locks (the command's own arguments, string literals, values
+ * held in the locked keyspace, or cmd_prop_ll's result). At most
+ * CMD_PROP_MAX_ARGS arguments. */
+void cmd_propagate_as(cmd_ctx *c, int argc, const cmd_arg *argv);
+/* v in decimal, in storage owned by c (one number per command). */
+cmd_arg cmd_prop_ll(cmd_ctx *c, long long v);
+/* A string literal as an argument. */
+cmd_arg cmd_prop_lit(const char *s);
+/* Log one record now (any number of arguments; the views need to live
+ * only during the call), for commands whose effect takes several records
+ * (XREADGROUP: one XCLAIM per delivered entry) or whose argv is rewritten
+ * (XADD * -> the assigned ID). Call with the keys' locks held. After it
+ * the dispatcher logs nothing for this command. No-op without an AOF. */
+void cmd_propagate_record(cmd_ctx *c, int argc, const cmd_arg *argv);
 
 #endif

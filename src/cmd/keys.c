@@ -35,6 +35,7 @@ static void del_cmd(cmd_ctx *c) {
     long long deleted = 0;
     for (int i = 1; i < c->argc; i++)
         deleted += ks_delete(c->env->ks, c->argv[i].p, c->argv[i].n, c->now_ms);
+    c->dirty += (unsigned)deleted;
     reply_int(c->out, deleted);
 }
 
@@ -125,11 +126,20 @@ static void expire_generic(cmd_ctx *c, int64_t basetime, int in_seconds) {
         return;
     }
     /* A time already reached deletes the key now rather than storing an
-     * expiry nobody could observe. */
-    if (when <= c->now_ms)
+     * expiry nobody could observe. Either way the log gets the effect (DEL,
+     * or PEXPIREAT with the absolute time): a relative time or a condition
+     * (NX, GT...) would mean something else when replayed. */
+    cmd_arg a[3] = {cmd_prop_lit("DEL"), c->argv[1]};
+    if (when <= c->now_ms) {
         ks_delete(c->env->ks, c->argv[1].p, c->argv[1].n, c->now_ms);
-    else
+        cmd_propagate_as(c, 2, a);
+    } else {
         ks_set_expire(c->env->ks, e, when);
+        a[0] = cmd_prop_lit("PEXPIREAT");
+        a[2] = cmd_prop_ll(c, when);
+        cmd_propagate_as(c, 3, a);
+    }
+    c->dirty++;
     reply_int(c->out, 1);
 }
 
@@ -177,6 +187,7 @@ static void persist_cmd(cmd_ctx *c) {
         return;
     }
     ks_set_expire(c->env->ks, e, 0);
+    c->dirty++;
     reply_int(c->out, 1);
 }
 
@@ -205,6 +216,7 @@ static void rename_generic(cmd_ctx *c, int nx) {
         return;
     }
     ks_rename(c->env->ks, src->p, src->n, dst->p, dst->n, c->now_ms);
+    c->dirty++;
     if (nx)
         reply_int(c->out, 1);
     else
@@ -371,13 +383,18 @@ static void randomkey_cmd(cmd_ctx *c) {
 static void dbsize_cmd(cmd_ctx *c) { reply_int(c->out, (long long)ks_count(c->env->ks)); }
 
 /* FLUSHDB and FLUSHALL are the same: pier has only database 0. ASYNC is
- * accepted and flushes synchronously. */
+ * accepted and flushes synchronously. The row is CMD_ALLSHARDS: the
+ * dispatcher holds every shard lock, so the flush and its log record are
+ * one step relative to writes on other threads. */
 static void flush_cmd(cmd_ctx *c) {
     if (c->argc > 2 || (c->argc == 2 && !arg_is(c, 1, "SYNC") && !arg_is(c, 1, "ASYNC"))) {
         reply_error(c->out, ERR_SYNTAX);
         return;
     }
-    ks_flush(c->env->ks);
+    ks_flush_locked(c->env->ks);
+    c->dirty++;
+    cmd_arg a[1] = {cmd_prop_lit("FLUSHALL")};
+    cmd_propagate_as(c, 1, a);
     reply_ok(c->out);
 }
 
@@ -422,9 +439,9 @@ const command keys_commands[] = {
      "Return a random key from the keyspace", "1.0.0"},
     {"dbsize", dbsize_cmd, 1, RO_FAST | CMD_NOKEYS, 0, 0, 0, "server",
      "Return the number of keys in the selected database", "1.0.0"},
-    {"flushdb", flush_cmd, -1, CMD_WRITE | CMD_NOKEYS, 0, 0, 0, "server",
+    {"flushdb", flush_cmd, -1, CMD_WRITE | CMD_NOKEYS | CMD_ALLSHARDS, 0, 0, 0, "server",
      "Remove all keys from the current database", "1.0.0"},
-    {"flushall", flush_cmd, -1, CMD_WRITE | CMD_NOKEYS, 0, 0, 0, "server",
+    {"flushall", flush_cmd, -1, CMD_WRITE | CMD_NOKEYS | CMD_ALLSHARDS, 0, 0, 0, "server",
      "Remove all keys from all databases", "1.0.0"},
 };
 

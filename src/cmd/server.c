@@ -57,6 +57,15 @@ static void ping_cmd(cmd_ctx *c) {
         reply_arity_error(c);
         return;
     }
+    if (c->sess->subscriptions > 0 && c->sess->proto == 2) {
+        /* RESP2 subscriber: a push-shaped pong, not confusable with a
+         * message. */
+        reply_array(c->out, 2);
+        reply_bulk_cstr(c->out, "pong");
+        if (c->argc == 2) reply_bulk(c->out, c->argv[1].p, c->argv[1].n);
+        else reply_bulk(c->out, "", 0);
+        return;
+    }
     if (c->argc == 2) reply_bulk(c->out, c->argv[1].p, c->argv[1].n);
     else reply_status(c->out, "PONG");
 }
@@ -165,9 +174,12 @@ static void hello_cmd(cmd_ctx *c) {
         return;
     }
     if (user) c->sess->authenticated = 1;
+    /* Redis 7.0 checks the flag alone here (unlike the dispatcher): a
+     * connection made under a password that was later cleared still needs
+     * HELLO AUTH. */
     if (!c->sess->authenticated) {
         reply_error(c->out, "NOAUTH HELLO must be called with the client already "
-                            "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> "
+                            "authenticated, otherwise the HELLO AUTH <user> <pass> "
                             "option can be used to authenticate the client and select the "
                             "RESP protocol version at the same time");
         return;
@@ -394,7 +406,9 @@ static void config_get(cmd_ctx *c) {
     size_t pairs = 0;
     const char *name;
     char val[1024];
-    for (size_t i = 0; h->config_get_at(c->env->host_arg, i, &name, val, sizeof val) == 0; i++) {
+    int rc;
+    for (size_t i = 0; (rc = h->config_get_at(c->env->host_arg, i, &name, val, sizeof val)) >= 0;
+         i++) {
         for (int a = 2; a < c->argc; a++) {
             const cmd_arg *pat = &c->argv[a];
             int glob = is_glob(pat);
@@ -403,7 +417,9 @@ static void config_get(cmd_ctx *c) {
                 continue;
             if (glob) reply_bulk_cstr(c->out, name);
             else reply_bulk(c->out, pat->p, pat->n);
-            reply_bulk_cstr(c->out, val);
+            /* pier never shows requirepass (Redis does): a fixed marker
+             * says whether one is set without giving anything away. */
+            reply_bulk_cstr(c->out, rc == 1 ? (val[0] ? "<redacted>" : "") : val);
             pairs++;
             break;
         }
@@ -415,7 +431,7 @@ static void config_get(cmd_ctx *c) {
  * canonical name, or NULL when unknown. */
 static const char *config_current(cmd_ctx *c, const char *name, char *val, size_t vlen) {
     const char *opt;
-    for (size_t i = 0; c->env->host->config_get_at(c->env->host_arg, i, &opt, val, vlen) == 0; i++)
+    for (size_t i = 0; c->env->host->config_get_at(c->env->host_arg, i, &opt, val, vlen) >= 0; i++)
         if (!strcasecmp(opt, name)) return opt;
     return NULL;
 }

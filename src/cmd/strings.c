@@ -152,7 +152,7 @@ static void get_cmd(cmd_ctx *c) { reply_get(c); }
 
 static void getdel_cmd(cmd_ctx *c) {
     if (!reply_get(c)) return;
-    ks_delete(c->env->ks, c->argv[1].p, c->argv[1].n, c->now_ms);
+    c->dirty += (unsigned)ks_delete(c->env->ks, c->argv[1].p, c->argv[1].n, c->now_ms);
 }
 
 static void mget_cmd(cmd_ctx *c) {
@@ -177,16 +177,32 @@ static void strlen_cmd(cmd_ctx *c) {
     }
 }
 
+/* Log `<cmd> key [number]` instead of the command as received. */
+static void propagate_key_cmd(cmd_ctx *c, const char *cmd, const int64_t *number) {
+    cmd_arg a[3] = {cmd_prop_lit(cmd), c->argv[1]};
+    if (number) a[2] = cmd_prop_ll(c, *number);
+    cmd_propagate_as(c, number ? 3 : 2, a);
+}
+
 /* Apply GETEX's expiry change after the value has been replied. An
- * absolute time already past deletes the key, as Redis does. */
+ * absolute time already past deletes the key, as Redis does. The log gets
+ * the effect (DEL, PEXPIREAT with the absolute time, PERSIST), never the
+ * relative form, which would mean something else when replayed. */
 static void getex_apply(cmd_ctx *c, kv *e, const set_opts *o, int64_t at_ms) {
     keyspace *ks = c->env->ks;
-    if ((o->flags & SETF_ABSOLUTE) && at_ms <= c->now_ms)
+    if ((o->flags & SETF_ABSOLUTE) && at_ms <= c->now_ms) {
         ks_delete(ks, c->argv[1].p, c->argv[1].n, c->now_ms);
-    else if (o->expire_arg)
+        propagate_key_cmd(c, "DEL", NULL);
+    } else if (o->expire_arg) {
         ks_set_expire(ks, e, at_ms);
-    else if (o->flags & SETF_PERSIST)
+        propagate_key_cmd(c, "PEXPIREAT", &at_ms);
+    } else if (o->flags & SETF_PERSIST) {
         ks_set_expire(ks, e, 0);
+        propagate_key_cmd(c, "PERSIST", NULL);
+    } else {
+        return; /* a plain GETEX changes nothing */
+    }
+    c->dirty++;
 }
 
 static void getex_cmd(cmd_ctx *c) {
@@ -212,6 +228,21 @@ static void getex_cmd(cmd_ctx *c) {
 /* What SET-like commands reply on success / when NX or XX stops them. */
 enum set_reply_style { SET_REPLY_OK_NULL, SET_REPLY_ONE_ZERO };
 
+/* SET, SETNX, SETEX, PSETEX are all logged as the SET that happened:
+ * SET key value [PXAT abs-ms | KEEPTTL]. The conditions (NX, XX) were
+ * already decided and relative times must become absolute. */
+static void propagate_set(cmd_ctx *c, const set_opts *o, const cmd_arg *val, int64_t at_ms) {
+    cmd_arg a[5] = {cmd_prop_lit("SET"), c->argv[1], *val};
+    int n = 3;
+    if (o->expire_arg) {
+        a[n++] = cmd_prop_lit("PXAT");
+        a[n++] = cmd_prop_ll(c, at_ms);
+    } else if (o->flags & SETF_KEEPTTL) {
+        a[n++] = cmd_prop_lit("KEEPTTL");
+    }
+    cmd_propagate_as(c, n, a);
+}
+
 /* Redis setGenericCommand. argv[1] is the key; val is the value argument.
  * An absolute expiry in the past still stores the key (it is then simply
  * expired and gets reclaimed lazily or actively), as Redis 7.0 does. */
@@ -235,6 +266,8 @@ static void set_generic(cmd_ctx *c, const set_opts *o, const cmd_arg *val,
     kv *e = ks_set_string(ks, c->argv[1].p, c->argv[1].n, val->p, val->n,
                           (o->flags & SETF_KEEPTTL) != 0, c->now_ms);
     if (o->expire_arg) ks_set_expire(ks, e, at_ms);
+    c->dirty++;
+    propagate_set(c, o, val, at_ms);
     if (o->flags & SETF_GET) return;
     if (style == SET_REPLY_ONE_ZERO)
         reply_int(c->out, 1);
@@ -269,6 +302,7 @@ static void getset_cmd(cmd_ctx *c) {
     if (!reply_get(c)) return;
     ks_set_string(c->env->ks, c->argv[1].p, c->argv[1].n, c->argv[2].p,
                   c->argv[2].n, 0, c->now_ms);
+    c->dirty++;
 }
 
 /* MSET/MSETNX take key/value pairs, so an even argc is an arity error
@@ -287,6 +321,7 @@ static void mset_all(cmd_ctx *c) {
     for (int i = 1; i < c->argc; i += 2)
         ks_set_string(c->env->ks, c->argv[i].p, c->argv[i].n, c->argv[i + 1].p,
                       c->argv[i + 1].n, 0, c->now_ms);
+    c->dirty += (unsigned)(c->argc / 2);
 }
 
 static void mset_cmd(cmd_ctx *c) {
@@ -317,6 +352,7 @@ static void append_cmd(cmd_ctx *c) {
     if (e == NULL) {
         if (!string_length_ok(c, 0, add->n)) return;
         ks_set_string(ks, c->argv[1].p, c->argv[1].n, add->p, add->n, 0, c->now_ms);
+        c->dirty++;
         reply_int(c->out, (long long)add->n);
         return;
     }
@@ -328,6 +364,7 @@ static void append_cmd(cmd_ctx *c) {
     if (!string_length_ok(c, old, add->n)) return;
     e = ks_string_resize(ks, e, old + add->n);
     if (add->n > 0) memcpy(kv_sval(e) + old, add->p, add->n);
+    c->dirty++;
     reply_int(c->out, (long long)kv_slen(e));
 }
 
@@ -356,6 +393,7 @@ static void setrange_cmd(cmd_ctx *c) {
         e = ks_set_string(ks, c->argv[1].p, c->argv[1].n, "", 0, 0, c->now_ms);
     if (end > kv_slen(e)) e = ks_string_resize(ks, e, end); /* zero-fills the gap */
     memcpy(kv_sval(e) + offset, val->p, val->n);
+    c->dirty++;
     reply_int(c->out, (long long)kv_slen(e));
 }
 
@@ -427,6 +465,7 @@ static void incr_decr(cmd_ctx *c, long long incr) {
     char buf[32];
     size_t n = util_ll2str(buf, sizeof buf, now);
     ks_set_string(c->env->ks, c->argv[1].p, c->argv[1].n, buf, n, 1, c->now_ms);
+    c->dirty++;
     reply_int(c->out, now);
 }
 
@@ -469,7 +508,14 @@ static void incrbyfloat_cmd(cmd_ctx *c) {
     }
     char buf[5200]; /* enough for "%.17Lf" of LDBL_MAX */
     size_t n = util_ld2str(buf, sizeof buf, value);
-    ks_set_string(c->env->ks, c->argv[1].p, c->argv[1].n, buf, n, 1, c->now_ms);
+    e = ks_set_string(c->env->ks, c->argv[1].p, c->argv[1].n, buf, n, 1, c->now_ms);
+    c->dirty++;
+    /* Log the result, not the increment: replaying a float addition is not
+     * guaranteed to give the same digits. The bytes live in the locked
+     * entry until the dispatcher has logged them. */
+    cmd_arg a[4] = {cmd_prop_lit("SET"), c->argv[1], {kv_sval(e), kv_slen(e)},
+                    cmd_prop_lit("KEEPTTL")};
+    cmd_propagate_as(c, 4, a);
     reply_bulk(c->out, buf, n);
 }
 

@@ -43,10 +43,18 @@ static void *ev_xrealloc(void *p, size_t n) {
 
 static void wake_readable(ev_loop *loop, ev_io *io, uint32_t ready) {
     uint64_t v;
-    /* Clear the flag before draining so a wake racing with us re-arms. */
-    atomic_store(&loop->wake_pending, 0);
+    /* Drain, THEN clear the flag. Clearing first lost wakes: a waker
+     * setting the flag between the clear and the drain had its eventfd
+     * write eaten by the drain, leaving the flag set with nothing to
+     * read, so every later ev_wake was skipped (the loop never heard of
+     * the shutdown, nor of blocked reads or messages). Now a waker that
+     * finds the flag still set is covered by the wake_fn run below: the
+     * exchange reads its write of the flag, so its earlier changes are
+     * visible to wake_fn; a waker after the exchange writes the eventfd
+     * again. */
     while (read(io->fd, &v, sizeof v) > 0) {
     }
+    (void)atomic_exchange(&loop->wake_pending, 0);
     if (loop->wake_fn) loop->wake_fn(loop, loop->wake_arg);
 }
 

@@ -48,6 +48,8 @@ _Static_assert(sizeof(size_t) >= sizeof(long long),
 
 static const char ERR_MBULK_LEN[] = "ERR Protocol error: invalid multibulk length";
 static const char ERR_BULK_LEN[] = "ERR Protocol error: invalid bulk length";
+static const char ERR_UNAUTH_MBULK[] = "ERR Protocol error: unauthenticated multibulk length";
+static const char ERR_UNAUTH_BULK[] = "ERR Protocol error: unauthenticated bulk length";
 static const char ERR_MBULK_TOO_BIG[] =
     "ERR Protocol error: too big mbulk count string";
 static const char ERR_BULK_TOO_BIG[] =
@@ -158,10 +160,40 @@ static resp_status find_header(resp_parser *p, const char *buf, size_t len,
 
 /* ---- multibulk ---------------------------------------------------------- */
 
+/* Fast path for the common header: type byte, 1-18 decimal digits without
+ * a leading zero, then "\r" and one more buffered byte. Scans and converts
+ * in one pass (no memchr, no separate number parse). Returns 1 with *n and
+ * *next (offset after the header) set; 0 means "not the simple case": the
+ * general path then decides, with the exact errors and partial handling. */
+static int fast_header(const char *buf, size_t len, size_t pos, char type,
+                       long long *n, size_t *next) {
+    const char *p = buf + pos + 1, *end = buf + len;
+    if (pos >= len || buf[pos] != type || p >= end || *p < '1' || *p > '9')
+        return 0;
+    long long v = 0;
+    int digits = 0;
+    for (; p < end && *p >= '0' && *p <= '9' && digits < 18; p++, digits++)
+        v = v * 10 + (*p - '0'); /* 18 digits cannot overflow */
+    if (p + 1 >= end || *p != '\r')
+        return 0;
+    *n = v;
+    *next = (size_t)(p + 2 - buf);
+    return 1;
+}
+
 /* Parse "*<n>\r\n" at p->pos. Sets mb_left (0 for n <= 0, which Redis
  * treats as an empty command) and reserves argument slots. */
 static resp_status read_count_header(resp_parser *p, const char *buf,
                                      size_t len) {
+    long long fast;
+    size_t next;
+    if (p->bulk_len == -1 && !p->unauthenticated &&
+        fast_header(buf, len, p->pos, '*', &fast, &next) && fast <= p->max_multibulk) {
+        p->pos = next;
+        p->mb_left = fast;
+        args_reserve(p, fast < ARGS_RESERVE_MAX ? (size_t)fast : ARGS_RESERVE_MAX);
+        return RESP_OK;
+    }
     size_t cr;
     resp_status st = find_header(p, buf, len, ERR_MBULK_TOO_BIG, &cr);
     if (st != RESP_OK)
@@ -170,6 +202,10 @@ static resp_status read_count_header(resp_parser *p, const char *buf,
     if (!util_parse_ll(buf + p->pos + 1, cr - p->pos - 1, &n) ||
         n > p->max_multibulk) {
         p->error = ERR_MBULK_LEN;
+        return RESP_ERROR;
+    }
+    if (p->unauthenticated && n > RESP_UNAUTH_MAX_MULTIBULK) {
+        p->error = ERR_UNAUTH_MBULK;
         return RESP_ERROR;
     }
     p->pos = cr + 2;
@@ -183,6 +219,14 @@ static resp_status read_count_header(resp_parser *p, const char *buf,
 /* Parse "$<len>\r\n" at p->pos into bulk_len. */
 static resp_status read_bulk_header(resp_parser *p, const char *buf,
                                     size_t len) {
+    long long fast;
+    size_t next;
+    if (p->bulk_len == -1 && !p->unauthenticated &&
+        fast_header(buf, len, p->pos, '$', &fast, &next) && fast <= p->max_bulk) {
+        p->pos = next;
+        p->bulk_len = fast;
+        return RESP_OK;
+    }
     size_t cr;
     resp_status st = find_header(p, buf, len, ERR_BULK_TOO_BIG, &cr);
     if (st != RESP_OK)
@@ -197,6 +241,10 @@ static resp_status read_bulk_header(resp_parser *p, const char *buf,
     if (!util_parse_ll(buf + p->pos + 1, cr - p->pos - 1, &n) || n < 0 ||
         n > p->max_bulk) {
         p->error = ERR_BULK_LEN;
+        return RESP_ERROR;
+    }
+    if (p->unauthenticated && n > RESP_UNAUTH_MAX_BULK) {
+        p->error = ERR_UNAUTH_BULK;
         return RESP_ERROR;
     }
     p->pos = cr + 2;

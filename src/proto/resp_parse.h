@@ -26,6 +26,9 @@ typedef enum {
     RESP_ERROR = 2      /* protocol error: p->error holds the reply text */
 } resp_status;
 
+#define RESP_UNAUTH_MAX_MULTIBULK 10
+#define RESP_UNAUTH_MAX_BULK 16384
+
 typedef struct resp_arg {
     size_t off; /* offset of the first byte in the buffer */
     size_t len;
@@ -36,6 +39,11 @@ typedef struct resp_parser {
     long long max_bulk;     /* proto-max-bulk-len: largest $ length */
     long long max_multibulk;/* largest * count (Redis and the default here: INT_MAX) */
     size_t max_inline;      /* longest inline line (Redis: 64 KB) */
+    /* Set by the connection while a password is required and not yet
+     * given: then at most RESP_UNAUTH_MAX_MULTIBULK arguments and
+     * RESP_UNAUTH_MAX_BULK bytes per argument (Redis's limits), so an
+     * unauthenticated peer cannot make the server reserve memory. */
+    int unauthenticated;
 
     /* result of the last RESP_OK */
     size_t argc;

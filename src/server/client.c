@@ -1,15 +1,21 @@
 /* client.c - connection I/O: accept, read, parse, execute, write, close. */
 #include "client.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../lib/clock.h"
 #include "../lib/log.h"
 #include "../net/socket.h"
+#include "blocking.h"
+#include "pubsub.h"
+#include "../store/evict.h"
 
 #define RBUF_MIN (16 * 1024)
 #define RBUF_KEEP_MAX (1024 * 1024) /* shrink an idle read buffer above this */
@@ -48,6 +54,10 @@ static void registry_remove(server *srv, client *c) {
     else srv->registry = c->reg_next;
     if (c->reg_next) c->reg_next->reg_prev = c->reg_prev;
     pthread_mutex_unlock(&srv->registry_lock);
+    /* Leave the other registries that may point at c (other threads
+     * reach it through them): parked reads and pub/sub. */
+    blocking_client_gone(c);
+    pubsub_client_gone(c);
 }
 
 /* --- creation and destruction --- */
@@ -67,6 +77,7 @@ client *client_alloc(server *srv, int fd, thread_stats *stats) {
     c->sess.proto = 2;
     c->sess.authenticated = !srv->env.host->auth_required(srv);
     c->sess.created_ms = clock_wall_ms();
+    c->block_carry_deadline = -1;
     atomic_store(&c->last_interaction_ms, c->sess.created_ms);
     sock_format_addr(fd, 0, c->addr, sizeof c->addr);
     sock_format_addr(fd, 1, c->laddr, sizeof c->laddr);
@@ -89,6 +100,7 @@ static client *client_create(loop_thread *lt, int fd) {
 }
 
 void client_destroy(client *c) {
+    evict_pool_free(c->sess.evict_pool);
     resp_parser_free(&c->parser);
     reply_free(c->out);
     free(c->out);
@@ -147,6 +159,12 @@ void client_accept(loop_thread *lt, int lfd) {
             reject_client(lt, fd);
             continue;
         }
+        if (client_protected_mode_denies(srv, fd)) {
+            atomic_fetch_sub(&srv->nclients, 1);
+            close(fd);
+            STAT_ADD(lt->stats.rejected_connections, 1);
+            continue;
+        }
         sock_tune_client(fd, srv->cfg.tcp_keepalive);
         client_create(lt, fd);
     }
@@ -167,7 +185,10 @@ static int client_write(client *c) {
     struct iovec iov[WRITE_IOV_MAX];
     while (reply_has_pending(c->out)) {
         int n = reply_iov(c->out, iov, WRITE_IOV_MAX);
-        ssize_t w = writev(c->fd, iov, n);
+        /* write() for the common single-segment case: the kernel skips
+         * importing an iovec array. */
+        ssize_t w = n == 1 ? write(c->fd, iov[0].iov_base, iov[0].iov_len)
+                           : writev(c->fd, iov, n);
         if (w < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
@@ -187,13 +208,73 @@ static int client_write(client *c) {
 /* --- input --- */
 
 static int output_over_soft_limit(const client *c) {
-    return (long long)c->out->pending > CFG_GET(c->srv->cfg.output_soft_limit);
+    return (long long)c->out->pending > CFG_GET(c->srv->cfg.output_pause_limit);
 }
 
-static int output_over_hard_limit(client *c) {
-    if ((long long)c->out->pending <= CFG_GET(c->srv->cfg.output_hard_limit)) return 0;
-    log_warn("Client id=%llu addr=%s closed for overcoming of output buffer limits.",
-             (unsigned long long)c->sess.id, c->addr);
+int client_output_limit_reached(client *c, int64_t now_ms) {
+    const pier_config *cfg = &c->srv->cfg;
+    long long pending = (long long)c->out->pending;
+    long long soft = CFG_GET(cfg->output_soft_limit);
+    int over = pending > CFG_GET(cfg->output_hard_limit);
+    if (!over && soft > 0 && pending > soft) {
+        /* Soft limit: only a client that stays over it for the whole
+         * period is closed; a burst that drains in time is fine. */
+        if (c->obl_soft_since_ms == 0) c->obl_soft_since_ms = now_ms;
+        over = now_ms - c->obl_soft_since_ms > CFG_GET(cfg->output_soft_seconds) * 1000;
+    } else if (!over) {
+        c->obl_soft_since_ms = 0;
+    }
+    if (over)
+        log_warn("Client id=%llu addr=%s closed for overcoming of output buffer limits.",
+                 (unsigned long long)c->sess.id, c->addr);
+    return over;
+}
+
+void client_refresh_parser(client *c) {
+    c->parser.max_bulk = CFG_GET(c->srv->cfg.proto_max_bulk_len);
+    c->parser.unauthenticated = !c->sess.authenticated && config_auth_required(&c->srv->cfg);
+}
+
+/* Loopback peers (and unix sockets) count as local for protected mode. */
+static int peer_is_local(int fd) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0) return 0;
+    if (ss.ss_family == AF_UNIX) return 1;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a)) return 1;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return 0;
+}
+
+int client_protected_mode_denies(server *srv, int fd) {
+    if (!CFG_GET(srv->cfg.protected_mode) || config_auth_required(&srv->cfg) ||
+        peer_is_local(fd))
+        return 0;
+    /* Redis 7.0's text, byte for byte, so tools that recognise it work. */
+    static const char msg[] =
+        "-DENIED Redis is running in protected mode because protected mode is enabled and no "
+        "password is set for the default user. In this mode connections are only accepted "
+        "from the loopback interface. If you want to connect from external computers to "
+        "Redis you may adopt one of the following solutions: 1) Just disable protected mode "
+        "sending the command 'CONFIG SET protected-mode no' from the loopback interface by "
+        "connecting to Redis from the same host the server is running, however MAKE SURE "
+        "Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to "
+        "make this change permanent. 2) Alternatively you can just disable the protected "
+        "mode by editing the Redis configuration file, and setting the protected mode option "
+        "to 'no', and then restarting the server. 3) If you started the server manually just "
+        "for testing, restart it with the '--protected-mode no' option. 4) Setup a an "
+        "authentication password for the default user. NOTE: You only need to do one of the "
+        "above things in order for the server to start accepting connections from the "
+        "outside.\r\n";
+    ssize_t n = write(fd, msg, sizeof msg - 1);
+    (void)n;
     return 1;
 }
 
@@ -207,16 +288,23 @@ void client_execute(client *c) {
         c->argv[i].p = c->rbuf + p->args[i].off;
         c->argv[i].n = p->args[i].len;
     }
+    client_run_argv(c, (int)p->argc, c->argv);
+}
+
+void client_run_argv(client *c, int argc, const cmd_arg *argv) {
     cmd_ctx ctx = {
         .env = &c->srv->env,
         .sess = &c->sess,
         .out = c->out,
         .stats = c->stats,
-        .argc = (int)p->argc,
-        .argv = c->argv,
+        .argc = argc,
+        .argv = argv,
         .now_ms = clock_wall_ms(),
     };
     cmd_execute(&ctx);
+    /* The reply may go out only after this write is in the AOF: the loop
+     * (or the connection thread) flushes up to here before sending. */
+    if (ctx.aof_end) *(c->lt ? &c->lt->aof_need : &c->aof_need) = ctx.aof_end;
     STAT_ADD(c->stats->commands, 1);
     atomic_store_explicit(&c->last_interaction_ms, ctx.now_ms, memory_order_relaxed);
     if (c->sess.flags & SESS_CLOSE_AFTER_REPLY) c->flags |= CLIENT_CLOSE_ON_FLUSH;
@@ -249,12 +337,12 @@ void client_protocol_error(client *c) {
 static void process_input(client *c) {
     /* Re-read per batch so CONFIG SET proto-max-bulk-len applies to
      * connections that are already open, as in Redis. */
-    c->parser.max_bulk = CFG_GET(c->srv->cfg.proto_max_bulk_len);
-    while (!(c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_ON_FLUSH))) {
+    while (!(c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_ON_FLUSH | CLIENT_BLOCKED))) {
         if (output_over_soft_limit(c)) {
             c->flags |= CLIENT_PAUSED;
             break;
         }
+        client_refresh_parser(c); /* AUTH may have run: per command */
         resp_status st = resp_parse(&c->parser, c->rbuf, c->rlen);
         if (st == RESP_NEED_MORE) break;
         if (st == RESP_ERROR) {
@@ -265,7 +353,7 @@ static void process_input(client *c) {
         client_execute(c);
         if (atomic_load_explicit(&c->kill_requested, memory_order_relaxed))
             c->flags |= CLIENT_CLOSE_ON_FLUSH;
-        if (output_over_hard_limit(c)) {
+        if (client_output_limit_reached(c, clock_wall_ms())) {
             client_close(c);
             return;
         }
@@ -275,6 +363,16 @@ static void process_input(client *c) {
     atomic_store_explicit(&c->shared_omem, c->out->pending, memory_order_relaxed);
     mark_pending(c);
     if (c->flags & CLIENT_PAUSED) ev_io_set(c->lt->loop, &c->io, EV_WRITE);
+}
+
+void client_resume(client *c) {
+    if (c->flags & CLIENT_CLOSING) return;
+    process_input(c);
+}
+
+void client_output_added(client *c) {
+    atomic_store_explicit(&c->shared_omem, c->out->pending, memory_order_relaxed);
+    mark_pending(c);
 }
 
 /* Make room for the next read: the parser's hint for a large bulk, else
@@ -317,6 +415,7 @@ static void client_read(client *c) {
 /* Writable again after a full socket: send, and once the backlog is small
  * resume reading and run the commands that were waiting. */
 static void client_writable(client *c) {
+    server_aof_before_reply(c->lt->srv, &c->lt->aof_need);
     if (client_write(c) < 0) return;
     if (reply_has_pending(c->out) && output_over_soft_limit(c)) return;
     if (c->flags & CLIENT_PAUSED) {
@@ -370,10 +469,18 @@ void client_reap(loop_thread *lt, int64_t now_ms) {
             continue;
         }
         int64_t idle = now_ms - atomic_load_explicit(&c->last_interaction_ms, memory_order_relaxed);
-        if (timeout > 0 && idle > timeout * 1000 && !reply_has_pending(c->out)) {
+        /* As Redis: a parked blocking read or a subscriber is waiting by
+         * design, not idle. */
+        int waiting = (c->flags & CLIENT_BLOCKED) || c->sess.subscriptions > 0;
+        if (timeout > 0 && idle > timeout * 1000 && !reply_has_pending(c->out) && !waiting) {
             log_verbose("Closing idle client id=%llu", (unsigned long long)c->sess.id);
             client_close(c);
+            continue;
         }
+        /* A paused client (not reading its replies) runs no commands, so
+         * its soft output limit period is checked here; for the others this
+         * ends a soft-limit period once their output has drained. */
+        if (client_output_limit_reached(c, now_ms)) client_close(c);
     }
 }
 

@@ -24,6 +24,7 @@
 #define CLIENT_PENDING      (1u << 1) /* on the pending_write list */
 #define CLIENT_PAUSED       (1u << 2) /* too much unsent output: not reading */
 #define CLIENT_CLOSE_ON_FLUSH (1u << 3) /* close once the replies are sent */
+#define CLIENT_BLOCKED      (1u << 8) /* parked by a blocking read: runs no input */
 
 typedef struct client {
     ev_io io;
@@ -50,7 +51,17 @@ typedef struct client {
     _Atomic size_t shared_qbuf, shared_omem;
     _Atomic int kill_requested;
     thread_stats own_stats; /* --io thread: this connection's counters */
+    int64_t obl_soft_since_ms; /* over the soft output limit since (0 = not) */
+    uint64_t aof_need;         /* --io thread: AOF offset the replies wait for */
+    struct block_state *blk;   /* parked blocking read (blocking.c), owner thread */
+    int64_t block_carry_deadline; /* re-run after a wake: keep this deadline (-1 = none) */
+    struct sub_state *sub;     /* pub/sub subscriptions (pubsub.c) */
 } client;
+
+/* The connection a command's session belongs to. */
+static inline client *client_of_session(session *s) {
+    return (client *)(void *)((char *)s - offsetof(client, sess));
+}
 
 /* --- pieces shared by both I/O models (loop and thread) --- */
 
@@ -69,6 +80,27 @@ int client_reserve_input(client *c);
 void client_compact_input(client *c);
 /* Reply the parser's protocol error and mark the client to close. */
 void client_protocol_error(client *c);
+/* Before each parse: limits that may change between commands
+ * (proto-max-bulk-len, the pre-AUTH limits). */
+void client_refresh_parser(client *c);
+/* client-output-buffer-limit (normal class): 1 (and logged) when the
+ * unsent replies pass the hard limit, or have stayed over the soft limit
+ * for longer than its seconds; the caller closes the client. */
+int client_output_limit_reached(client *c, int64_t now_ms);
+/* Protected mode: with no password set, a non-loopback peer gets Redis's
+ * DENIED explanation. Returns 1 when fd was refused (the caller closes). */
+int client_protected_mode_denies(server *srv, int fd);
+
+/* Run argv (views valid during the call) as a command of c: a blocked
+ * read run again after a wake-up. */
+void client_run_argv(client *c, int argc, const cmd_arg *argv);
+/* Loop model: c's parked command finished (replied or timed out): send
+ * the reply and run the input that waited behind it. */
+void client_resume(client *c);
+/* Loop model: replies were appended to c->out from outside its command
+ * execution (pub/sub): schedule the write and apply the pubsub output
+ * limits (over them: kill requested, never closed here). */
+void client_output_added(client *c);
 
 /* Listener readable: accept connections and make them clients of lt. */
 void client_accept(loop_thread *lt, int lfd);

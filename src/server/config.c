@@ -19,10 +19,14 @@ enum opt_type {
     OPT_STR,      /* char[] field */
     OPT_LOGLEVEL, /* _Atomic int */
     OPT_OBL,      /* client-output-buffer-limit: class hard soft seconds */
-    OPT_ENUM      /* _Atomic int: index of the value in `values` (yes/no too) */
+    OPT_ENUM,     /* _Atomic int: index of the value in `values` (yes/no too) */
+    OPT_SECRET,   /* requirepass: stored under its lock, never shown */
+    OPT_RENAME,   /* rename-command NAME NEWNAME|"": appended to cfg->renames */
+    OPT_SAVE      /* save "<seconds> <changes> ...": parsed into cfg->save_* */
 };
 
-#define OPT_RUNTIME 1 /* may change with CONFIG SET */
+#define OPT_RUNTIME 1   /* may change with CONFIG SET */
+#define OPT_FILE_ONLY 2 /* config file / flags only: unknown to CONFIG GET/SET */
 
 typedef struct option {
     const char *name;
@@ -34,8 +38,14 @@ typedef struct option {
 } option;
 
 /* Value lists for OPT_ENUM options; the index is what the field stores. */
-static const char *const yes_no[] __attribute__((unused)) = {"no", "yes", NULL};
+static const char *const yes_no[] = {"no", "yes", NULL};
 static const char *const io_models[] = {"loop", "thread", NULL};
+/* Indexed by CFG_FSYNC_. */
+static const char *const fsync_policies[] = {"no", "always", "everysec", NULL};
+/* Indexed by CFG_EVICT_ (Redis's order, which its error text lists). */
+static const char *const evict_policies[] = {
+    "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
+    "allkeys-lru",  "allkeys-lfu",  "allkeys-random",  "noeviction", NULL};
 
 #define F(field) offsetof(pier_config, field)
 static const option options[] = {
@@ -56,6 +66,29 @@ static const option options[] = {
     {"hz", OPT_LL, F(hz), 1, 500, OPT_RUNTIME, NULL},
     {"databases", OPT_INT, F(databases), 1, 1, 0, NULL},
     {"io", OPT_ENUM, F(io_model), 0, 0, 0, io_models},
+    {"maxmemory", OPT_MEM, F(maxmemory), 0, LLONG_MAX, OPT_RUNTIME, NULL},
+    {"maxmemory-policy", OPT_ENUM, F(maxmemory_policy), 0, 0, OPT_RUNTIME, evict_policies},
+    {"maxmemory-samples", OPT_LL, F(maxmemory_samples), 1, INT_MAX, OPT_RUNTIME, NULL},
+    {"lfu-log-factor", OPT_LL, F(lfu_log_factor), 0, INT_MAX, OPT_RUNTIME, NULL},
+    {"lfu-decay-time", OPT_LL, F(lfu_decay_time), 0, INT_MAX, OPT_RUNTIME, NULL},
+    {"requirepass", OPT_SECRET, 0, 0, 0, OPT_RUNTIME, NULL},
+    {"protected-mode", OPT_ENUM, F(protected_mode), 0, 0, OPT_RUNTIME, yes_no},
+    {"rename-command", OPT_RENAME, 0, 0, 0, OPT_FILE_ONLY, NULL},
+    /* persistence: paths and appendonly are fixed once running (changing
+     * them would need the files moved or an AOF created on the fly) */
+    {"dir", OPT_STR, F(dir), 0, sizeof(((pier_config *)0)->dir), 0, NULL},
+    {"dbfilename", OPT_STR, F(dbfilename), 0, sizeof(((pier_config *)0)->dbfilename), 0, NULL},
+    {"appendonly", OPT_ENUM, F(appendonly), 0, 0, 0, yes_no},
+    {"appendfilename", OPT_STR, F(appendfilename), 0,
+     sizeof(((pier_config *)0)->appendfilename), 0, NULL},
+    {"appenddirname", OPT_STR, F(appenddirname), 0,
+     sizeof(((pier_config *)0)->appenddirname), 0, NULL},
+    {"appendfsync", OPT_ENUM, F(appendfsync), 0, 0, OPT_RUNTIME, fsync_policies},
+    {"auto-aof-rewrite-percentage", OPT_LL, F(auto_aof_rewrite_percentage), 0, INT_MAX,
+     OPT_RUNTIME, NULL},
+    {"auto-aof-rewrite-min-size", OPT_MEM, F(auto_aof_rewrite_min_size), 0, LLONG_MAX,
+     OPT_RUNTIME, NULL},
+    {"save", OPT_SAVE, 0, 0, 0, OPT_RUNTIME, NULL},
 };
 #undef F
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -73,16 +106,43 @@ void config_defaults(pier_config *cfg) {
     atomic_init(&cfg->client_query_buffer_limit, 1024LL * 1024 * 1024);
     /* Reading pauses above 16 MB of unsent replies (backpressure); a client
      * whose replies still reach 1 GB (one huge reply) is disconnected. */
-    atomic_init(&cfg->output_soft_limit, 16LL * 1024 * 1024);
+    atomic_init(&cfg->output_pause_limit, 16LL * 1024 * 1024);
     atomic_init(&cfg->output_hard_limit, 1024LL * 1024 * 1024);
+    /* Redis's pubsub defaults: 32mb hard, 8mb soft for 60 s. */
+    atomic_init(&cfg->pubsub_hard_limit, 32LL * 1024 * 1024);
+    atomic_init(&cfg->pubsub_soft_limit, 8LL * 1024 * 1024);
+    atomic_init(&cfg->pubsub_soft_seconds, 60);
+    atomic_init(&cfg->maxmemory_policy, CFG_EVICT_NOEVICTION);
+    atomic_init(&cfg->maxmemory_samples, 5);
+    atomic_init(&cfg->lfu_log_factor, 10);
+    atomic_init(&cfg->lfu_decay_time, 1);
+    atomic_init(&cfg->protected_mode, 1);
+    pthread_mutex_init(&cfg->password_lock, NULL);
     atomic_init(&cfg->loglevel, LOG_NORMAL);
     atomic_init(&cfg->hz, 10);
     cfg->databases = 1;
+    snprintf(cfg->dir, sizeof cfg->dir, ".");
+    snprintf(cfg->dbfilename, sizeof cfg->dbfilename, "dump.pier");
+    snprintf(cfg->appendfilename, sizeof cfg->appendfilename, "appendonly.aof");
+    snprintf(cfg->appenddirname, sizeof cfg->appenddirname, "appendonlydir");
+    atomic_init(&cfg->appendfsync, CFG_FSYNC_EVERYSEC);
+    atomic_init(&cfg->auto_aof_rewrite_percentage, 100);
+    atomic_init(&cfg->auto_aof_rewrite_min_size, 64LL * 1024 * 1024);
+    /* Redis's default: after 3600 s if 1 change, 300 s if 100, 60 s if 10000. */
+    static const long long default_save[][2] = {{3600, 1}, {300, 100}, {60, 10000}};
+    for (int i = 0; i < 3; i++) {
+        atomic_init(&cfg->save_seconds[i], default_save[i][0]);
+        atomic_init(&cfg->save_changes[i], default_save[i][1]);
+    }
+    atomic_init(&cfg->save_nrules, 3);
 }
 
 void config_free(pier_config *cfg) {
     free(cfg->config_file);
     cfg->config_file = NULL;
+    /* Do not leave the password in freed memory. */
+    explicit_bzero(cfg->password, sizeof cfg->password);
+    pthread_mutex_destroy(&cfg->password_lock);
 }
 
 static const option *find_option(const char *name) {
@@ -93,7 +153,116 @@ static const option *find_option(const char *name) {
     return NULL;
 }
 
-const char *config_name_at(size_t i) { return i < NOPTIONS ? options[i].name : NULL; }
+const char *config_name_at(size_t i) {
+    for (size_t k = 0; k < NOPTIONS; k++) {
+        if (options[k].flags & OPT_FILE_ONLY) continue;
+        if (i-- == 0) return options[k].name;
+    }
+    return NULL;
+}
+
+int config_is_secret(const char *name) {
+    const option *o = find_option(name);
+    return o && o->type == OPT_SECRET;
+}
+
+int config_auth_required(const pier_config *cfg) { return CFG_GET(cfg->password_set); }
+
+int config_check_password(pier_config *cfg, const char *pass, size_t len) {
+    pthread_mutex_lock(&cfg->password_lock);
+    /* Walk the attempt (length known to the caller) against the stored
+     * bytes in a fixed-size, zero-padded buffer: no early exit, no length-
+     * dependent branch or division, so timing tells nothing about the
+     * stored password. A length mismatch is folded into the same result. */
+    unsigned diff = (unsigned)(len != cfg->password_len);
+    for (size_t i = 0; i < len; i++)
+        diff |= (unsigned char)pass[i] ^ (unsigned char)cfg->password[i & (CFG_PASSWORD_MAX - 1)];
+    int set = cfg->password_len != 0;
+    pthread_mutex_unlock(&cfg->password_lock);
+    return set && diff == 0;
+}
+
+static int set_password(pier_config *cfg, const char *value, char *err, size_t errlen) {
+    size_t len = strlen(value);
+    if (len >= CFG_PASSWORD_MAX) {
+        snprintf(err, errlen, "argument is too long");
+        return -1;
+    }
+    pthread_mutex_lock(&cfg->password_lock);
+    explicit_bzero(cfg->password, sizeof cfg->password);
+    memcpy(cfg->password, value, len);
+    cfg->password_len = len;
+    atomic_store(&cfg->password_set, len != 0);
+    pthread_mutex_unlock(&cfg->password_lock);
+    return 0;
+}
+
+/* "NAME NEWNAME" or "NAME " (the config file's `rename-command NAME ""`:
+ * the empty word leaves a trailing separator) -> disabled. */
+static int add_rename(pier_config *cfg, const char *value, char *err, size_t errlen) {
+    const char *sp = strchr(value, ' ');
+    size_t from_len = sp ? (size_t)(sp - value) : 0;
+    const char *to = sp ? sp + 1 : "";
+    if (!sp || from_len == 0 || strchr(to, ' ')) {
+        snprintf(err, errlen,
+                 "rename-command needs a command name and a new name (\"\" disables it)");
+        return -1;
+    }
+    if (cfg->nrenames == CFG_RENAME_MAX || from_len >= CFG_CMDNAME_MAX ||
+        strlen(to) >= CFG_CMDNAME_MAX) {
+        snprintf(err, errlen, "too many rename-command lines or name too long");
+        return -1;
+    }
+    memcpy(cfg->renames[cfg->nrenames].from, value, from_len);
+    cfg->renames[cfg->nrenames].from[from_len] = 0;
+    snprintf(cfg->renames[cfg->nrenames].to, CFG_CMDNAME_MAX, "%s", to);
+    cfg->nrenames++;
+    return 0;
+}
+
+/* save "<seconds> <changes> ..." (pairs of positive integers; "" turns
+ * snapshots off): replaces every rule. Parsed completely before anything
+ * is stored, so a bad value leaves the old rules in place. (Several
+ * `save` lines in a config file add up: config_load_text joins them.) */
+static int set_save(pier_config *cfg, const char *value, char *err, size_t errlen) {
+    long long secs[CFG_MAX_SAVE_RULES], changes[CFG_MAX_SAVE_RULES];
+    int n = 0, words = 0;
+    char copy[1024];
+    snprintf(copy, sizeof copy, "%s", value);
+    char *save = NULL;
+    for (char *w = strtok_r(copy, " ", &save); w; w = strtok_r(NULL, " ", &save), words++) {
+        long long v;
+        if (!util_parse_ll(w, strlen(w), &v) || v < 1 || words / 2 >= CFG_MAX_SAVE_RULES) {
+            snprintf(err, errlen, "Invalid save parameters");
+            return -1;
+        }
+        if (words % 2 == 0) secs[n] = v;
+        else changes[n++] = v;
+    }
+    if (words % 2) {
+        snprintf(err, errlen, "Invalid save parameters");
+        return -1;
+    }
+    atomic_store(&cfg->save_nrules, 0); /* readers see no rule while we rewrite */
+    for (int i = 0; i < n; i++) {
+        atomic_store(&cfg->save_seconds[i], secs[i]);
+        atomic_store(&cfg->save_changes[i], changes[i]);
+    }
+    atomic_store(&cfg->save_nrules, n);
+    return 0;
+}
+
+static int get_save(const pier_config *cfg, char *buf, size_t buflen) {
+    int n = CFG_GET(cfg->save_nrules), used = 0;
+    if (buflen) buf[0] = 0;
+    for (int i = 0; i < n && (size_t)used < buflen; i++) {
+        int w = snprintf(buf + used, buflen - (size_t)used, "%s%lld %lld", i ? " " : "",
+                         CFG_GET(cfg->save_seconds[i]), CFG_GET(cfg->save_changes[i]));
+        if (w < 0) return -1;
+        used += w;
+    }
+    return used;
+}
 
 /* Parse "100", "1k" (1000), "1kb" (1024), "5mb", "2gb" as Redis does.
  * Returns 1 on success. */
@@ -120,30 +289,46 @@ static int parse_memory(const char *s, long long *out) {
 /* "normal <hard> <soft> <seconds>" (other classes accepted for redis.conf
  * compatibility; pier applies the normal class to every client for now). */
 static int set_obl(pier_config *cfg, const char *value, char *err, size_t errlen) {
-    char cls[32], hs[32], ss[32], secs[32];
-    const char *p = value;
-    int n;
-    while (sscanf(p, "%31s %31s %31s %31s%n", cls, hs, ss, secs, &n) == 4) {
-        long long hard, soft, sec;
-        if (!parse_memory(hs, &hard) || !parse_memory(ss, &soft) ||
-            !util_parse_ll(secs, strlen(secs), &sec) || sec < 0) {
-            snprintf(err, errlen, "argument couldn't be parsed into a client output buffer limit");
+    /* Two passes, validate then apply: an error in a later class must
+     * leave every limit unchanged (Redis parses all classes first too). */
+    for (int apply = 0; apply < 2; apply++) {
+        char cls[32], hs[32], ss[32], secs[32];
+        const char *p = value;
+        int n, done = 0;
+        while (!done && sscanf(p, "%31s %31s %31s %31s%n", cls, hs, ss, secs, &n) == 4) {
+            long long hard, soft, sec;
+            if (!parse_memory(hs, &hard) || !parse_memory(ss, &soft) ||
+                !util_parse_ll(secs, strlen(secs), &sec) || sec < 0) {
+                snprintf(err, errlen, "argument couldn't be parsed into a client output buffer limit");
+                return -1;
+            }
+            if (!strcasecmp(cls, "normal")) {
+                if (apply) {
+                    /* 0 means unlimited, as in Redis. */
+                    atomic_store(&cfg->output_hard_limit, hard ? hard : LLONG_MAX);
+                    atomic_store(&cfg->output_soft_limit, soft);
+                    atomic_store(&cfg->output_soft_seconds, sec);
+                }
+            } else if (!strcasecmp(cls, "pubsub")) {
+                if (apply) {
+                    atomic_store(&cfg->pubsub_hard_limit, hard);
+                    atomic_store(&cfg->pubsub_soft_limit, soft);
+                    atomic_store(&cfg->pubsub_soft_seconds, sec);
+                }
+            } else if (strcasecmp(cls, "replica") && strcasecmp(cls, "slave")) {
+                snprintf(err, errlen, "Invalid client class specified in buffer limit configuration.");
+                return -1;
+            }
+            p += n;
+            while (*p == ' ') p++;
+            done = !*p;
+        }
+        if (!done) {
+            snprintf(err, errlen, "Wrong number of arguments in buffer limit configuration.");
             return -1;
         }
-        if (!strcasecmp(cls, "normal")) {
-            /* 0 means unlimited, as in Redis. */
-            atomic_store(&cfg->output_hard_limit, hard ? hard : LLONG_MAX);
-        } else if (strcasecmp(cls, "pubsub") && strcasecmp(cls, "replica") &&
-                   strcasecmp(cls, "slave")) {
-            snprintf(err, errlen, "Invalid client class specified in buffer limit configuration.");
-            return -1;
-        }
-        p += n;
-        while (*p == ' ') p++;
-        if (!*p) return 0;
     }
-    snprintf(err, errlen, "Wrong number of arguments in buffer limit configuration.");
-    return -1;
+    return 0;
 }
 
 static int set_number(pier_config *cfg, const option *o, const char *value,
@@ -170,6 +355,10 @@ static int set_enum(const option *o, char *field, const char *value, char *err, 
         if (strcasecmp(o->values[i], value)) continue;
         atomic_store((_Atomic int *)field, i);
         return 0;
+    }
+    if (o->values == yes_no) {
+        snprintf(err, errlen, "argument must be 'yes' or 'no'");
+        return -1;
     }
     size_t used = (size_t)snprintf(err, errlen, "argument(s) must be one of the following:");
     for (int i = 0; o->values[i] && used < errlen; i++)
@@ -215,13 +404,19 @@ int config_set(pier_config *cfg, const char *name, const char *value, int runtim
         return set_obl(cfg, value, err, errlen);
     case OPT_ENUM:
         return set_enum(o, field, value, err, errlen);
+    case OPT_SECRET:
+        return set_password(cfg, value, err, errlen);
+    case OPT_RENAME:
+        return add_rename(cfg, value, err, errlen);
+    case OPT_SAVE:
+        return set_save(cfg, value, err, errlen);
     }
     return -1;
 }
 
 int config_get(const pier_config *cfg, const char *name, char *buf, size_t buflen) {
     const option *o = find_option(name);
-    if (!o) return -1;
+    if (!o || (o->flags & OPT_FILE_ONLY)) return -1;
     const char *field = (const char *)cfg + o->off;
     switch (o->type) {
     case OPT_INT:
@@ -235,11 +430,24 @@ int config_get(const pier_config *cfg, const char *name, char *buf, size_t bufle
         return snprintf(buf, buflen, "%s", log_level_name(CFG_GET(*(_Atomic int *)field)));
     case OPT_OBL: {
         long long hard = CFG_GET(cfg->output_hard_limit);
-        return snprintf(buf, buflen, "normal %lld 0 0 replica 0 0 0 pubsub 0 0 0",
-                        hard == LLONG_MAX ? 0 : hard);
+        return snprintf(buf, buflen, "normal %lld %lld %lld replica 0 0 0 pubsub %lld %lld %lld",
+                        hard == LLONG_MAX ? 0 : hard, CFG_GET(cfg->output_soft_limit),
+                        CFG_GET(cfg->output_soft_seconds), CFG_GET(cfg->pubsub_hard_limit),
+                        CFG_GET(cfg->pubsub_soft_limit), CFG_GET(cfg->pubsub_soft_seconds));
     }
     case OPT_ENUM:
         return snprintf(buf, buflen, "%s", o->values[CFG_GET(*(_Atomic int *)field)]);
+    case OPT_SECRET: {
+        pthread_mutex_t *lock = (pthread_mutex_t *)&cfg->password_lock;
+        pthread_mutex_lock(lock);
+        int n = snprintf(buf, buflen, "%s", cfg->password);
+        pthread_mutex_unlock(lock);
+        return n;
+    }
+    case OPT_RENAME:
+        return -1;
+    case OPT_SAVE:
+        return get_save(cfg, buf, buflen);
     }
     return -1;
 }
@@ -269,8 +477,18 @@ static int split_line(char *line, char **words, int max) {
     }
 }
 
+/* redis.conf: every `save` line adds rules to those of the lines before
+ * it in the same file (the first replaces the defaults); `save ""` clears
+ * them. acc holds the file's rules so far. */
+static void add_save_line(char *acc, size_t cap, const char *value) {
+    size_t used = strlen(acc);
+    if (!value[0]) acc[0] = 0;
+    else if (snprintf(acc + used, cap - used, "%s%s", used ? " " : "", value) < 0) acc[0] = 0;
+}
+
 int config_load_text(pier_config *cfg, const char *text, size_t len, const char *origin,
                      char *err, size_t errlen) {
+    char saves[1024] = "";
     char *copy = malloc(len + 1);
     if (!copy) abort();
     memcpy(copy, text, len);
@@ -299,6 +517,9 @@ int config_load_text(pier_config *cfg, const char *text, size_t len, const char 
             if (nw < 2) {
                 snprintf(reason, sizeof reason, "'%s' needs a value", words[0]);
                 rc = -1;
+            } else if (!strcasecmp(words[0], "save")) {
+                add_save_line(saves, sizeof saves, value);
+                rc = config_set(cfg, "save", saves, 0, reason, sizeof reason);
             } else {
                 rc = config_set(cfg, words[0], value, 0, reason, sizeof reason);
             }
@@ -382,10 +603,16 @@ int config_from_args(pier_config *cfg, int argc, char **argv) {
             return 2;
         }
         char err[256];
+        int secret = config_is_secret(a + 2);
         if (config_set(cfg, a + 2, value, 0, err, sizeof err) < 0) {
-            fprintf(stderr, "pier-server: bad option '%s %s': %s\n", a, value, err);
+            fprintf(stderr, "pier-server: bad option '%s %s': %s\n", a,
+                    secret ? "(hidden)" : value, err);
             return 2;
         }
+        /* Wipe a password from our argv so ps and /proc/PID/cmdline do not
+         * show it (the kernel reads the live argument memory). */
+        for (int k = i + 1; secret && k < j; k++) explicit_bzero(argv[k], strlen(argv[k]));
+        explicit_bzero(value, sizeof value);
         i = j - 1;
     }
     return 0;

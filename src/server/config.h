@@ -9,13 +9,33 @@
 #ifndef PIER_CONFIG_H
 #define PIER_CONFIG_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 enum { CFG_IO_LOOP = 0, CFG_IO_THREAD = 1 };
 
+/* maxmemory-policy values, in the order Redis lists them in errors. */
+enum {
+    CFG_EVICT_VOLATILE_LRU = 0,
+    CFG_EVICT_VOLATILE_LFU,
+    CFG_EVICT_VOLATILE_RANDOM,
+    CFG_EVICT_VOLATILE_TTL,
+    CFG_EVICT_ALLKEYS_LRU,
+    CFG_EVICT_ALLKEYS_LFU,
+    CFG_EVICT_ALLKEYS_RANDOM,
+    CFG_EVICT_NOEVICTION
+};
+
+#define CFG_PASSWORD_MAX 512   /* requirepass bytes (buffer size, incl. NUL) */
+#define CFG_RENAME_MAX 64      /* rename-command lines */
+#define CFG_CMDNAME_MAX 64     /* bytes of a (re)named command, incl. NUL */
+
 #define CFG_GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
+
+#define CFG_MAX_SAVE_RULES 16
+enum { CFG_FSYNC_NO = 0, CFG_FSYNC_ALWAYS = 1, CFG_FSYNC_EVERYSEC = 2 };
 
 typedef struct pier_config {
     /* network */
@@ -30,8 +50,39 @@ typedef struct pier_config {
     /* protocol limits */
     _Atomic long long proto_max_bulk_len;
     _Atomic long long client_query_buffer_limit;
-    _Atomic long long output_soft_limit;  /* stop reading a client above this */
-    _Atomic long long output_hard_limit;  /* disconnect a client above this */
+    _Atomic long long output_pause_limit; /* stop reading a client above this */
+    /* client-output-buffer-limit, Redis semantics: over hard -> disconnect
+     * at once; over soft for more than soft_seconds -> disconnect. The
+     * pubsub class is stored for the pub/sub work. 0 = no limit. */
+    _Atomic long long output_hard_limit;  /* normal class */
+    _Atomic long long output_soft_limit;
+    _Atomic long long output_soft_seconds;
+    _Atomic long long pubsub_hard_limit;
+    _Atomic long long pubsub_soft_limit;
+    _Atomic long long pubsub_soft_seconds;
+
+    /* memory */
+    _Atomic long long maxmemory;         /* bytes; 0 = no limit */
+    _Atomic int maxmemory_policy;        /* CFG_EVICT_ */
+    _Atomic long long maxmemory_samples;
+    _Atomic long long lfu_log_factor;
+    _Atomic long long lfu_decay_time;    /* minutes per counter decrement */
+
+    /* safety */
+    _Atomic int protected_mode;          /* 1 = only loopback without a password */
+    /* requirepass: never printed (CONFIG GET, logs, INFO). Read and written
+     * under password_lock because AUTH on any thread may race CONFIG SET;
+     * password_set mirrors "non-empty" for the lock-free hot path. */
+    pthread_mutex_t password_lock;
+    char password[CFG_PASSWORD_MAX];
+    size_t password_len;
+    _Atomic int password_set;
+    /* rename-command lines (config file / flags only), applied to the
+     * command table at start-up. to[0] == 0 disables the command. */
+    struct {
+        char from[CFG_CMDNAME_MAX], to[CFG_CMDNAME_MAX];
+    } renames[CFG_RENAME_MAX];
+    int nrenames;
 
     /* logging */
     _Atomic int loglevel;
@@ -39,10 +90,27 @@ typedef struct pier_config {
 
     /* server */
     char pidfile[512];
-    _Atomic int hz;                  /* background tasks per second */
+    _Atomic long long hz;            /* background tasks per second (OPT_LL: must be long long) */
     int databases;                   /* always 1: only db 0 */
     _Atomic int io_model;            /* CFG_IO_LOOP or CFG_IO_THREAD */
     char *config_file;               /* absolute path, or NULL */
+
+    /* persistence (docs/PERSISTENCE.md). Paths are fixed at start-up;
+     * the policies below them may change with CONFIG SET. */
+    char dir[1024];                  /* where every persistence file lives */
+    char dbfilename[256];            /* snapshot file name inside dir */
+    _Atomic int appendonly;          /* 1 = AOF on (fixed at start-up) */
+    char appendfilename[256];        /* AOF file name prefix */
+    char appenddirname[256];         /* AOF directory inside dir */
+    _Atomic int appendfsync;         /* CFG_FSYNC_ */
+    _Atomic long long auto_aof_rewrite_percentage; /* 0 = no automatic rewrite */
+    _Atomic long long auto_aof_rewrite_min_size;
+    /* save rules: snapshot when at least changes writes happened within
+     * seconds. Stored parsed, as atomics, because the persistence thread
+     * reads them while CONFIG SET may replace them. */
+    _Atomic int save_nrules;
+    _Atomic long long save_seconds[CFG_MAX_SAVE_RULES];
+    _Atomic long long save_changes[CFG_MAX_SAVE_RULES];
 } pier_config;
 
 /* Fill cfg with defaults. */
@@ -69,8 +137,23 @@ int config_set(pier_config *cfg, const char *name, const char *value,
  * name is unknown. */
 int config_get(const pier_config *cfg, const char *name, char *buf, size_t buflen);
 
-/* Iterate option names (CONFIG GET with a pattern). NULL past the end. */
+/* Iterate option names (CONFIG GET with a pattern). NULL past the end.
+ * Options that only exist in the config file (rename-command) are not
+ * listed. */
 const char *config_name_at(size_t i);
+
+/* 1 for an option whose value must never be shown (requirepass):
+ * config_get still returns the real value (CONFIG SET needs it to roll
+ * back), so callers that print must hide it. */
+int config_is_secret(const char *name);
+
+/* 1 when requirepass is set. Lock-free. */
+int config_auth_required(const pier_config *cfg);
+
+/* AUTH: 1 when pass equals requirepass. Constant time: the work depends
+ * only on len (which the caller already knows), never on the stored
+ * password's length or on where the first difference is. */
+int config_check_password(pier_config *cfg, const char *pass, size_t len);
 
 void config_free(pier_config *cfg);
 

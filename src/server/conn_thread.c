@@ -95,6 +95,7 @@ static void retire_stats(server *srv, const thread_stats *s) {
     atomic_fetch_add(&r->keyspace_misses, STAT_GET(s->keyspace_misses));
     atomic_fetch_add(&r->net_input_bytes, STAT_GET(s->net_input_bytes));
     atomic_fetch_add(&r->net_output_bytes, STAT_GET(s->net_output_bytes));
+    atomic_fetch_add(&r->dirty, STAT_GET(s->dirty));
 }
 
 static void *conn_main(void *arg) {
@@ -108,6 +109,7 @@ static void *conn_main(void *arg) {
         c->rlen += (size_t)n;
         STAT_ADD(c->stats->net_input_bytes, (uint64_t)n);
         run_commands(c);
+        server_aof_before_reply(srv, &c->aof_need);
         if (write_all(c) < 0 || (c->flags & CLIENT_CLOSE_ON_FLUSH)) break;
     }
     client_unregister(c);

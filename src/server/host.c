@@ -8,7 +8,10 @@
 #include <sys/socket.h>
 
 #include "../lib/clock.h"
+#include "../persist/persist.h"
+#include "blocking.h"
 #include "client.h"
+#include "pubsub.h"
 #include "server.h"
 
 /* A growable text buffer for listing output. */
@@ -88,10 +91,10 @@ static size_t host_client_kill(void *arg, const cmd_kill_filter *f, uint64_t sel
     for (client *c = srv->registry; c; c = c->reg_next) {
         if (!kill_matches(c, f, self_id)) continue;
         atomic_store(&c->kill_requested, 1);
+        n++;
         if (c->sess.id == self_id) continue; /* closes after this reply */
         if (c->lt) ev_wake(c->lt->loop);
         else shutdown(c->fd, SHUT_RDWR); /* --io thread: end its blocking read */
-        n++;
     }
     pthread_mutex_unlock(&srv->registry_lock);
     return n;
@@ -128,7 +131,8 @@ static int host_config_get_at(void *arg, size_t i, const char **name, char *buf,
     server *srv = arg;
     *name = config_name_at(i);
     if (!*name) return -1;
-    return config_get(&srv->cfg, *name, buf, buflen) < 0 ? -1 : 0;
+    if (config_get(&srv->cfg, *name, buf, buflen) < 0) return -1;
+    return config_is_secret(*name) ? 1 : 0;
 }
 
 static int host_config_set(void *arg, const char *name, const char *value, char *err,
@@ -136,14 +140,36 @@ static int host_config_set(void *arg, const char *name, const char *value, char 
     server *srv = arg;
     char probe[8];
     if (config_get(&srv->cfg, name, probe, sizeof probe) < 0) return -2;
-    return config_set(&srv->cfg, name, value, 1, err, errlen);
+    int rc = config_set(&srv->cfg, name, value, 1, err, errlen);
+    if (rc == 0) server_apply_config(srv);
+    return rc;
 }
 
 static int host_check_password(void *arg, const char *pass, size_t len) {
-    return 0; /* no password can be configured yet: AUTH always fails */
+    server *srv = arg;
+    return config_check_password(&srv->cfg, pass, len);
 }
 
-static int host_auth_required(void *arg) { return 0; }
+static int host_auth_required(void *arg) {
+    server *srv = arg;
+    return config_auth_required(&srv->cfg);
+}
+
+static size_t host_used_memory(void *arg) { return server_memory_estimate(arg); }
+
+static int host_save(void *arg, char *msg, size_t len) {
+    return persist_save(((server *)arg)->ps, msg, len);
+}
+
+static int host_bgsave(void *arg, int schedule, char *msg, size_t len) {
+    return persist_bgsave(((server *)arg)->ps, schedule, msg, len);
+}
+
+static int host_bgrewriteaof(void *arg, char *msg, size_t len) {
+    return persist_bgrewriteaof(((server *)arg)->ps, msg, len);
+}
+
+static long long host_lastsave(void *arg) { return persist_lastsave(((server *)arg)->ps); }
 
 const cmd_host server_host_ops = {
     .client_list = host_client_list,
@@ -155,4 +181,18 @@ const cmd_host server_host_ops = {
     .config_set = host_config_set,
     .check_password = host_check_password,
     .auth_required = host_auth_required,
+    .used_memory = host_used_memory,
+    .save = host_save,
+    .bgsave = host_bgsave,
+    .bgrewriteaof = host_bgrewriteaof,
+    .lastsave = host_lastsave,
+    .block_on_keys = blocking_host_park,
+    .signal_key = blocking_host_signal,
+    .subscribe = pubsub_host_subscribe,
+    .unsubscribe = pubsub_host_unsubscribe,
+    .subscriptions_of = pubsub_host_subscriptions,
+    .publish = pubsub_host_publish,
+    .pubsub_channels = pubsub_host_channels,
+    .pubsub_numsub = pubsub_host_numsub,
+    .pubsub_numpat = pubsub_host_numpat,
 };

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../lib/clock.h"
+#include "../persist/persist.h"
 #include "host.h"
 #include "server.h"
 #include "version.h"
@@ -53,7 +54,7 @@ static void section_server(server *srv, info_buf *b) {
         PIER_REDIS_VERSION, PIER_VERSION, u.sysname, u.release, u.machine,
         (int)(sizeof(void *) * 8), (int)getpid(), srv->run_id, srv->port,
         (long long)clock_wall_us(), (long long)up_s, (long long)(up_s / 86400),
-        CFG_GET(srv->cfg.hz), srv->nthreads > 1, srv->nthreads,
+        (int)CFG_GET(srv->cfg.hz), srv->nthreads > 1, srv->nthreads,
         srv->cfg.config_file ? srv->cfg.config_file : "");
 }
 
@@ -83,29 +84,45 @@ static void human_bytes(char *buf, size_t len, size_t n) {
 
 static void section_memory(server *srv, info_buf *b) {
     /* used_memory is what glibc's allocator says it holds for us (in-use
-     * chunks plus mmapped blocks); the dataset figure is the keyspace's own
-     * count of its allocations. */
-    struct mallinfo2 mi = mallinfo2();
-    size_t used = mi.uordblks + mi.hblkhd;
-    /* Under a replacement allocator (the sanitizers') glibc knows nothing:
-     * fall back to the keyspace's own count. */
-    if (used == 0) used = ks_used_memory(srv->ks);
+     * chunks plus mmapped blocks; the estimate under the sanitizers'
+     * allocator); used_memory_estimate is the cheap figure maxmemory is
+     * enforced against (limits.c); the dataset figure is the keyspace's
+     * own count of its allocations. */
+    size_t used = server_memory_allocator(srv);
+    size_t estimate = server_memory_estimate(srv);
     size_t rss = rss_bytes();
     size_t dataset = ks_used_memory(srv->ks);
-    char h_used[32], h_rss[32];
+    long long maxmem = CFG_GET(srv->cfg.maxmemory);
+    char h_used[32], h_rss[32], h_max[32], policy[32];
     human_bytes(h_used, sizeof h_used, used);
     human_bytes(h_rss, sizeof h_rss, rss);
+    human_bytes(h_max, sizeof h_max, (size_t)maxmem);
+    if (config_get(&srv->cfg, "maxmemory-policy", policy, sizeof policy) < 0) policy[0] = 0;
     add(b,
         "# Memory\r\nused_memory:%zu\r\nused_memory_human:%s\r\nused_memory_rss:%zu\r\n"
-        "used_memory_rss_human:%s\r\nused_memory_dataset:%zu\r\nmaxmemory:0\r\n"
-        "maxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\n"
-        "mem_fragmentation_ratio:%.2f\r\nmem_allocator:glibc\r\n",
-        used, h_used, rss, h_rss, dataset, used ? (double)rss / (double)used : 0.0);
+        "used_memory_rss_human:%s\r\nused_memory_estimate:%zu\r\nused_memory_dataset:%zu\r\n"
+        "maxmemory:%lld\r\nmaxmemory_human:%s\r\nmaxmemory_policy:%s\r\n"
+        "mem_fragmentation_ratio:%.2f\r\nmem_allocator:libc\r\n",
+        used, h_used, rss, h_rss, estimate, dataset, maxmem, h_max, policy,
+        used ? (double)rss / (double)used : 0.0);
 }
 
 static void section_persistence(server *srv, info_buf *b) {
-    add(b, "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\n"
-           "rdb_bgsave_in_progress:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n");
+    persist_status st;
+    persist_get_status(srv->ps, &st);
+    add(b,
+        "# Persistence\r\nloading:0\r\nasync_loading:0\r\n"
+        "rdb_changes_since_last_save:%lld\r\nrdb_bgsave_in_progress:%d\r\n"
+        "rdb_last_save_time:%lld\r\nrdb_last_bgsave_status:%s\r\nrdb_saves:%lld\r\n"
+        "aof_enabled:%d\r\naof_rewrite_in_progress:%d\r\naof_rewrite_scheduled:%d\r\n"
+        "aof_last_bgrewrite_status:%s\r\naof_last_write_status:%s\r\naof_rewrites:%lld\r\n",
+        st.changes_since_save, st.bgsave_in_progress, st.last_save_time,
+        st.last_bgsave_ok ? "ok" : "err", st.bgsaves, st.aof_enabled,
+        st.aof_rewrite_in_progress, st.aof_rewrite_scheduled,
+        st.aof_last_rewrite_ok ? "ok" : "err", st.aof_last_write_ok ? "ok" : "err", st.rewrites);
+    if (st.aof_enabled)
+        add(b, "aof_current_size:%lld\r\naof_base_size:%lld\r\n", st.aof_current_size,
+            st.aof_base_size);
 }
 
 static void section_stats(server *srv, info_buf *b) {
@@ -114,7 +131,7 @@ static void section_stats(server *srv, info_buf *b) {
         "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
         "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\n"
         "instantaneous_ops_per_sec:%llu\r\nrejected_connections:%llu\r\nexpired_keys:%llu\r\nexpired_keys_active:%llu\r\n"
-        "evicted_keys:0\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n",
+        "evicted_keys:%llu\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n",
         (unsigned long long)SUM_STAT(srv, connections_received),
         (unsigned long long)SUM_STAT(srv, commands),
         (unsigned long long)SUM_STAT(srv, net_input_bytes),
@@ -123,6 +140,7 @@ static void section_stats(server *srv, info_buf *b) {
         (unsigned long long)SUM_STAT(srv, rejected_connections),
         (unsigned long long)expired,
         (unsigned long long)SUM_STAT(srv, expired_keys_active),
+        (unsigned long long)ks_evicted_total(srv->ks),
         (unsigned long long)SUM_STAT(srv, keyspace_hits),
         (unsigned long long)SUM_STAT(srv, keyspace_misses));
 }

@@ -12,7 +12,10 @@
 #include "../lib/hash.h"
 #include "../lib/log.h"
 #include "../net/socket.h"
+#include "../persist/persist.h"
+#include "blocking.h"
 #include "client.h"
+#include "pubsub.h"
 #include "conn_thread.h"
 #include "host.h"
 #include "version.h"
@@ -23,9 +26,25 @@ static void on_listener(ev_loop *loop, ev_io *io, uint32_t ready) {
     client_accept(io->arg, io->fd);
 }
 
-static void on_before_sleep(ev_loop *loop, void *arg) { client_before_sleep(arg); }
+/* The AOF goes first: no reply leaves before its write is in the log
+ * (and, with appendfsync always, on disk: one fsync for the whole
+ * iteration's commands, the group commit). */
+static void on_before_sleep(ev_loop *loop, void *arg) {
+    loop_thread *lt = arg;
+    server_aof_before_reply(lt->srv, &lt->aof_need);
+    client_before_sleep(lt);
+}
+
+void server_aof_before_reply(server *srv, uint64_t *need) {
+    if (*need == 0) return;
+    persist_before_reply(srv->ps, *need);
+    *need = 0;
+}
+
+static uint64_t total_dirty(void *arg) { return SERVER_STAT((server *)arg, dirty); }
 
 static void stop_loop(loop_thread *lt) {
+    server_aof_before_reply(lt->srv, &lt->aof_need);
     lt->stopping = 1;
     for (int i = 0; i < lt->srv->nlisten; i++)
         if (lt->listen_io[i].registered) ev_io_stop(lt->loop, &lt->listen_io[i]);
@@ -40,6 +59,8 @@ static void on_wake(ev_loop *loop, void *arg) {
         stop_loop(lt);
         return;
     }
+    blocking_on_wake(lt); /* signalled blocking reads run again */
+    pubsub_on_wake(lt);   /* messages published from other loops */
     client_reap(lt, clock_wall_ms());
 }
 
@@ -70,7 +91,10 @@ static long on_cron(ev_loop *loop, void *arg) {
                                 clock_mono_us() + period_us / 4);
     STAT_ADD(lt->stats.expired_keys_active, n);
     client_reap(lt, now_ms);
-    if (lt->idx == 0) sample_ops(lt->srv);
+    if (lt->idx == 0) {
+        sample_ops(lt->srv);
+        server_memory_calibrate(lt->srv);
+    }
     return 1000 / hz;
 }
 
@@ -145,8 +169,19 @@ int server_init(server *srv) {
     srv->env.ks = srv->ks;
     srv->env.cfg = &srv->cfg;
     srv->env.host = &server_host_ops;
+    cmd_streams_init(srv->ks);
+    srv->blocking = blocking_create();
+    srv->pubsub = pubsub_create();
     srv->env.host_arg = srv;
     cmd_table_init();
+    if (server_apply_renames(srv) < 0) return -1;
+    server_apply_config(srv);
+    srv->ps = persist_create(srv->ks, &srv->cfg, &srv->env, total_dirty, srv);
+    char err[1024];
+    if (persist_load(srv->ps, err, sizeof err) < 0) {
+        log_warn("cannot load the data set: %s", err);
+        return -1;
+    }
     if (open_listeners(srv) < 0) return -1;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     srv->nthreads = srv->cfg.threads > 0 ? srv->cfg.threads : (cores > 0 ? (int)cores : 1);
@@ -181,6 +216,7 @@ int server_run(server *srv) {
     sigset_t set;
     block_signals(&set);
     write_pidfile(srv);
+    persist_start(srv->ps); /* after block_signals: it inherits the mask */
     for (int i = 0; i < srv->nthreads; i++)
         pthread_create(&srv->threads[i].tid, NULL, loop_main, &srv->threads[i]);
     int thread_io = CFG_GET(srv->cfg.io_model) == CFG_IO_THREAD;
@@ -196,6 +232,7 @@ int server_run(server *srv) {
     if (thread_io) conn_thread_stop(srv);
     for (int i = 0; i < srv->nthreads; i++) ev_wake(srv->threads[i].loop);
     for (int i = 0; i < srv->nthreads; i++) pthread_join(srv->threads[i].tid, NULL);
+    persist_shutdown(srv->ps); /* final AOF fsync or snapshot */
     if (srv->cfg.pidfile[0]) unlink(srv->cfg.pidfile);
     log_info("bye");
     return 0;
@@ -216,9 +253,12 @@ uint64_t server_stat_total(server *srv, size_t off) {
 }
 
 void server_free(server *srv) {
+    blocking_destroy(srv->blocking);
+    pubsub_destroy(srv->pubsub);
     for (int i = 0; i < srv->nthreads; i++) ev_destroy(srv->threads[i].loop);
     free(srv->threads);
     for (int i = 0; i < srv->nlisten; i++) close(srv->listen_fds[i]);
+    persist_destroy(srv->ps);
     if (srv->ks) ks_destroy(srv->ks);
     pthread_mutex_destroy(&srv->registry_lock);
     config_free(&srv->cfg);

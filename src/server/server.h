@@ -37,11 +37,25 @@ typedef struct loop_thread {
     unsigned shard_from, shard_to; /* active-expiry range of this loop */
     thread_stats stats;
     int stopping;
+    uint64_t aof_need;             /* AOF offset this loop's replies wait for */
+    /* Blocking reads (blocking.c): this loop's parked connections (owner
+     * thread only) and those signalled, to run again (guarded by the
+     * blocking registry's lock). */
+    struct block_state *blocked, *block_ready;
+    int block_timer_armed;
+    /* Pub/sub (pubsub.c): subscribers with queued messages (guarded by
+     * the pub/sub lock). */
+    struct sub_state *inbox_ready;
 } loop_thread;
+
+struct persist;
 
 typedef struct server {
     pier_config cfg;
     keyspace *ks;
+    struct persist *ps;            /* persistence (src/persist/) */
+    struct blocking *blocking;     /* parked blocking reads (blocking.c) */
+    struct pubsub *pubsub;         /* channels and subscribers (pubsub.c) */
     cmd_env env;
     int nthreads;
     loop_thread *threads;
@@ -70,6 +84,10 @@ typedef struct server {
         unsigned idx;
         _Atomic uint64_t rate;
     } ops_sampler;
+    /* used_memory calibration (limits.c): allocator-true bytes minus the
+     * keyspace's own count, sampled by loop 0's cron; covers what the
+     * keyspace does not count (client buffers, parser, threads). */
+    _Atomic long long mem_offset;
 } server;
 
 /* Set up everything from a parsed config: keyspace, listeners, threads
@@ -82,5 +100,27 @@ int server_run(server *srv);
 uint64_t server_stat_total(server *srv, size_t field_offset);
 #define SERVER_STAT(srv, field) server_stat_total((srv), offsetof(thread_stats, field))
 void server_free(server *srv);
+
+/* Replies are about to be sent for writes whose AOF records end at *need:
+ * have persistence write them (fsync them with appendfsync always), then
+ * clear *need. Cheap no-op when *need is 0 (always so with the AOF off).
+ * Call with no shard lock held. */
+void server_aof_before_reply(server *srv, uint64_t *need);
+
+/* --- limits.c: memory figures and settings applied from the config --- */
+
+/* What glibc's allocator holds for pier (mallinfo2 in-use + mmapped); a
+ * replacement allocator (the sanitizers') reports 0, then the estimate. */
+size_t server_memory_allocator(server *srv);
+/* The cheap figure maxmemory is enforced against: keyspace bytes (one
+ * atomic) + the calibrated offset. */
+size_t server_memory_estimate(server *srv);
+/* Refresh mem_offset (cron, one thread). */
+void server_memory_calibrate(server *srv);
+/* Push config values that other layers keep their own copy of (the
+ * keyspace's LRU/LFU mode) after start-up and every CONFIG SET. */
+void server_apply_config(server *srv);
+/* rename-command lines -> command table, at start-up. 0, or -1 logged. */
+int server_apply_renames(server *srv);
 
 #endif

@@ -11,7 +11,13 @@
  *    the entry stores its index there (vol_idx), so TTL lookup, update and
  *    removal are O(1) and active expiry samples only keys that can expire.
  *  - Memory is counted with malloc_usable_size so INFO matches what the
- *    allocator really holds, including string slack.
+ *    allocator really holds, including string slack. One keyspace-wide
+ *    atomic total (on its own cache line), not per-shard counters: the
+ *    maxmemory check reads it before every write command, and summing 256
+ *    shard counters there would cost more than the shared RMW does.
+ *  - The 24 access bits of kv.meta hold, per the eviction policy, either
+ *    an LRU clock (seconds) or, for LFU, 16 bits of minutes (last decay)
+ *    and an 8-bit logarithmic access counter.
  *  - Shards are cache-line aligned so that threads working on different
  *    shards do not false-share mutexes and counters. */
 #include "store/keyspace.h"
@@ -29,6 +35,10 @@
 #define KV_HEADER_BYTES offsetof(kv, data)
 #define OBJ_SLOT_BYTES (sizeof(void *) + sizeof(size_t))
 #define LRU_CLOCK_MASK 0xFFFFFFu
+#define LFU_INIT_VAL 5          /* a new key's counter: not evicted at once */
+#define LFU_COUNTER_MAX 255u
+#define LFU_MINUTES_MASK 0xFFFFu
+#define EVICT_SHARD_TRIES 64    /* random shard picks before a linear search */
 #define EXPIRE_SAMPLE 20
 #define RANDOM_KEY_TRIES 16
 #define SCAN_EMPTY_FACTOR 10 /* bucket steps allowed per requested entry */
@@ -46,7 +56,7 @@ typedef struct shard {
     table t;
     vol_slot *vol;
     uint32_t vol_n, vol_cap;
-    _Atomic size_t mem;    /* bytes: entries, buckets, vol array, objects */
+    _Atomic size_t *mem;   /* the keyspace total (entries, buckets, vol, objects) */
     _Atomic size_t count;  /* mirrors table_count(&t) for lock-free reads */
     _Atomic size_t vcount; /* mirrors vol_n */
     _Atomic int upkeep;    /* mirrors table_needs_maintenance(&t) */
@@ -58,6 +68,11 @@ struct keyspace {
     ks_expire_hook *expire_hook;
     void *expire_arg;
     _Atomic uint64_t expired;
+    _Atomic uint64_t evicted;
+    _Atomic int lfu;              /* access bits hold LFU data, not LRU */
+    _Atomic int lfu_log_factor;
+    _Atomic int lfu_decay_time;   /* minutes per counter decrement; 0 = none */
+    _Alignas(64) _Atomic size_t mem;
     shard shards[KS_SHARDS];
 };
 
@@ -94,11 +109,11 @@ static inline shard *shard_of_entry(keyspace *ks, const kv *e) {
 }
 
 static inline void mem_add(shard *s, size_t n) {
-    atomic_fetch_add_explicit(&s->mem, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(s->mem, n, memory_order_relaxed);
 }
 
 static inline void mem_sub(shard *s, size_t n) {
-    atomic_fetch_sub_explicit(&s->mem, n, memory_order_relaxed);
+    atomic_fetch_sub_explicit(s->mem, n, memory_order_relaxed);
 }
 
 /* Publish the table's state for lock-free readers; called after every
@@ -116,19 +131,8 @@ static inline uint32_t lru_clock(int64_t now_ms) {
     return (uint32_t)(((uint64_t)now_ms / 1000u) & LRU_CLOCK_MASK);
 }
 
-static inline uint32_t make_meta(int type, int64_t now_ms) {
-    return ((uint32_t)type << 24) | lru_clock(now_ms);
-}
-
-/* Refresh the access clock; skip the store when unchanged so read-mostly
- * keys do not dirty their cache line on every GET. */
-static inline void touch(kv *e, int64_t now_ms) {
-    uint32_t meta = (e->meta & ~LRU_CLOCK_MASK) | lru_clock(now_ms);
-    if (meta != e->meta) e->meta = meta;
-}
-
-/* Per-thread PRNG for sampling (random key, active expiry); seeded lazily
- * from the clock and the thread's own address so threads differ. */
+/* Per-thread PRNG for sampling (random key, active expiry, LFU); seeded
+ * lazily from the clock and the thread's own address so threads differ. */
 static uint64_t *thread_rng(void) {
     static _Thread_local uint64_t state;
     static _Thread_local int seeded;
@@ -137,6 +141,57 @@ static uint64_t *thread_rng(void) {
         seeded = 1;
     }
     return &state;
+}
+
+static inline uint32_t lfu_minutes(int64_t now_ms) {
+    return (uint32_t)(((uint64_t)now_ms / 60000u) & LFU_MINUTES_MASK);
+}
+
+/* The LFU counter after decay: one step per lfu-decay-time minutes since
+ * the last access (so a key hot long ago loses its place). */
+static uint32_t lfu_decayed(const keyspace *ks, uint32_t meta, int64_t now_ms) {
+    uint32_t counter = meta & 0xFFu;
+    uint32_t last = (meta >> 8) & LFU_MINUTES_MASK;
+    uint32_t elapsed = (lfu_minutes(now_ms) - last) & LFU_MINUTES_MASK;
+    int decay = atomic_load_explicit(&ks->lfu_decay_time, memory_order_relaxed);
+    if (decay <= 0) return counter;
+    uint32_t periods = elapsed / (uint32_t)decay;
+    return periods >= counter ? 0 : counter - periods;
+}
+
+/* Logarithmic increment: the more hits a key has, the less likely one more
+ * counts (probability 1 / ((counter - init) * log_factor + 1)), so 8 bits
+ * cover millions of accesses. */
+static uint32_t lfu_increment(const keyspace *ks, uint32_t counter) {
+    if (counter >= LFU_COUNTER_MAX) return LFU_COUNTER_MAX;
+    int factor = atomic_load_explicit(&ks->lfu_log_factor, memory_order_relaxed);
+    double base = counter > LFU_INIT_VAL ? (double)(counter - LFU_INIT_VAL) : 0.0;
+    double r = (double)(store_rng_next(thread_rng()) >> 11) * 0x1p-53;
+    return r < 1.0 / (base * factor + 1.0) ? counter + 1 : counter;
+}
+
+static inline uint32_t lfu_bits(uint32_t counter, int64_t now_ms) {
+    return (lfu_minutes(now_ms) << 8) | counter;
+}
+
+static inline int lfu_mode(const keyspace *ks) {
+    return atomic_load_explicit(&ks->lfu, memory_order_relaxed);
+}
+
+static inline uint32_t make_meta(const keyspace *ks, int type, int64_t now_ms) {
+    uint32_t access = lfu_mode(ks) ? lfu_bits(LFU_INIT_VAL, now_ms) : lru_clock(now_ms);
+    return ((uint32_t)type << 24) | access;
+}
+
+/* Record an access: LRU clock, or LFU decay + increment. Skip the store
+ * when unchanged so read-mostly keys do not dirty their cache line on
+ * every GET. */
+static inline void touch(const keyspace *ks, kv *e, int64_t now_ms) {
+    uint32_t access = lfu_mode(ks)
+                          ? lfu_bits(lfu_increment(ks, lfu_decayed(ks, e->meta, now_ms)), now_ms)
+                          : lru_clock(now_ms);
+    uint32_t meta = (e->meta & ~LRU_CLOCK_MASK) | access;
+    if (meta != e->meta) e->meta = meta;
 }
 
 /* ------------------------------------------------------------------ */
@@ -174,12 +229,12 @@ static size_t object_mem(const keyspace *ks, int type, const void *obj) {
 
 /* Allocate an entry with room for vbytes value bytes; key copied, value
  * uninitialised, not linked anywhere. */
-static kv *entry_alloc(const char *key, size_t klen, size_t vbytes, int type,
-                       int64_t now_ms) {
+static kv *entry_alloc(const keyspace *ks, const char *key, size_t klen, size_t vbytes,
+                       int type, int64_t now_ms) {
     if (klen > KS_MAX_LEN) die("pier: key too long");
     kv *e = store_xmalloc(KV_HEADER_BYTES + klen + vbytes);
     e->next = NULL;
-    e->meta = make_meta(type, now_ms);
+    e->meta = make_meta(ks, type, now_ms);
     e->vol_idx = KV_NO_VOLATILE;
     e->klen = (uint32_t)klen;
     e->vlen = 0;
@@ -187,18 +242,18 @@ static kv *entry_alloc(const char *key, size_t klen, size_t vbytes, int type,
     return e;
 }
 
-static kv *string_entry_new(const char *key, size_t klen, const void *val,
-                            size_t vlen, int64_t now_ms) {
+static kv *string_entry_new(const keyspace *ks, const char *key, size_t klen,
+                            const void *val, size_t vlen, int64_t now_ms) {
     if (vlen > KS_MAX_LEN) die("pier: value too long");
-    kv *e = entry_alloc(key, klen, vlen, KV_STRING, now_ms);
+    kv *e = entry_alloc(ks, key, klen, vlen, KV_STRING, now_ms);
     e->vlen = (uint32_t)vlen;
     copy_bytes(kv_sval(e), val, vlen);
     return e;
 }
 
-static kv *object_entry_new(const char *key, size_t klen, int type, void *obj,
-                            size_t accounted, int64_t now_ms) {
-    kv *e = entry_alloc(key, klen, OBJ_SLOT_BYTES, type, now_ms);
+static kv *object_entry_new(const keyspace *ks, const char *key, size_t klen, int type,
+                            void *obj, size_t accounted, int64_t now_ms) {
+    kv *e = entry_alloc(ks, key, klen, OBJ_SLOT_BYTES, type, now_ms);
     e->vlen = sizeof(void *);
     obj_store(e, obj);
     obj_set_accounted(e, accounted);
@@ -331,20 +386,20 @@ static int string_fits(const kv *e, size_t vlen) {
 /* ------------------------------------------------------------------ */
 /* setup                                                               */
 
-static void shard_init(shard *s, uint64_t seed) {
+static void shard_init(shard *s, uint64_t seed, _Atomic size_t *mem) {
     pthread_mutexattr_t attr;
     pthread_mutexattr_init(&attr);
     /* Critical sections are tiny: spin briefly before sleeping. */
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
     if (pthread_mutex_init(&s->lock, &attr) != 0) die("pier: mutex init");
     pthread_mutexattr_destroy(&attr);
-    atomic_init(&s->mem, 0);
+    s->mem = mem;
     atomic_init(&s->count, 0);
     atomic_init(&s->vcount, 0);
     atomic_init(&s->upkeep, 0);
     s->vol = NULL;
     s->vol_n = s->vol_cap = 0;
-    table_init(&s->t, seed, &s->mem);
+    table_init(&s->t, seed, s->mem);
 }
 
 keyspace *ks_create(uint64_t seed) {
@@ -354,7 +409,12 @@ keyspace *ks_create(uint64_t seed) {
     memset(ks, 0, sizeof *ks);
     ks->seed = seed;
     atomic_init(&ks->expired, 0);
-    for (unsigned i = 0; i < KS_SHARDS; i++) shard_init(&ks->shards[i], seed);
+    atomic_init(&ks->evicted, 0);
+    atomic_init(&ks->mem, 0);
+    atomic_init(&ks->lfu, 0);
+    atomic_init(&ks->lfu_log_factor, 10);
+    atomic_init(&ks->lfu_decay_time, 1);
+    for (unsigned i = 0; i < KS_SHARDS; i++) shard_init(&ks->shards[i], seed, &ks->mem);
     return ks;
 }
 
@@ -438,7 +498,7 @@ kv *ks_find(keyspace *ks, const char *key, size_t klen, int64_t now_ms) {
     kv **link = find_live(ks, s, h, key, klen, now_ms, &which);
     if (!link) return NULL;
     kv *e = *link;
-    touch(e, now_ms);
+    touch(ks, e, now_ms);
     if (kv_type(e) != KV_STRING) refresh_object_mem(ks, s, e);
     return e;
 }
@@ -451,7 +511,7 @@ kv *ks_set_string(keyspace *ks, const char *key, size_t klen, const void *val,
     int which;
     kv **link = find_live(ks, s, h, key, klen, now_ms, &which);
     if (!link) {
-        kv *e = string_entry_new(key, klen, val, vlen, now_ms);
+        kv *e = string_entry_new(ks, key, klen, val, vlen, now_ms);
         insert_new(s, h, e);
         return e;
     }
@@ -462,10 +522,10 @@ kv *ks_set_string(keyspace *ks, const char *key, size_t klen, const void *val,
          * because val may point into this very value (SET k from GET k). */
         if (vlen) memmove(kv_sval(e), val, vlen);
         e->vlen = (uint32_t)vlen;
-        touch(e, now_ms);
+        touch(ks, e, now_ms);
         return e;
     }
-    kv *ne = string_entry_new(key, klen, val, vlen, now_ms);
+    kv *ne = string_entry_new(ks, key, klen, val, vlen, now_ms);
     replace_entry(ks, s, link, e, ne);
     return ne;
 }
@@ -480,7 +540,7 @@ kv *ks_set_object(keyspace *ks, const char *key, size_t klen, int type,
     int which;
     kv **link = find_live(ks, s, h, key, klen, now_ms, &which);
     if (!link) {
-        kv *e = object_entry_new(key, klen, type, obj, obj_bytes, now_ms);
+        kv *e = object_entry_new(ks, key, klen, type, obj, obj_bytes, now_ms);
         insert_new(s, h, e);
         return e;
     }
@@ -495,10 +555,10 @@ kv *ks_set_object(keyspace *ks, const char *key, size_t klen, int type,
             ks->ops[type].free_obj(old);
         obj_store(e, obj);
         obj_set_accounted(e, obj_bytes);
-        touch(e, now_ms);
+        touch(ks, e, now_ms);
         return e;
     }
-    kv *ne = object_entry_new(key, klen, type, obj, obj_bytes, now_ms);
+    kv *ne = object_entry_new(ks, key, klen, type, obj, obj_bytes, now_ms);
     replace_entry(ks, s, link, e, ne);
     return ne;
 }
@@ -582,7 +642,7 @@ kv *ks_rename(keyspace *ks, const char *src, size_t slen, const char *dst,
     table_unlink_at(&ss->t, link, which);
     /* The key is part of the allocation, so the value moves to a new entry;
      * an object changes owner without being freed. */
-    kv *ne = entry_alloc(dst, dlen, value_bytes(e), kv_type(e), now_ms);
+    kv *ne = entry_alloc(ks, dst, dlen, value_bytes(e), kv_type(e), now_ms);
     ne->meta = e->meta;
     ne->vlen = e->vlen;
     copy_bytes(ne->data + ne->klen, e->data + e->klen, value_bytes(e));
@@ -663,6 +723,14 @@ void ks_each(keyspace *ks, int64_t now_ms, ks_visit_fn *fn, void *arg) {
     }
 }
 
+void ks_each_locked(keyspace *ks, int64_t now_ms, ks_visit_fn *fn, void *arg) {
+    visit_ctx ctx = {.now_ms = now_ms, .fn = fn, .arg = arg};
+    for (unsigned i = 0; i < KS_SHARDS; i++) {
+        ctx.s = &ks->shards[i];
+        table_each(&ks->shards[i].t, each_live, &ctx);
+    }
+}
+
 typedef struct first_live_ctx {
     const shard *s;
     int64_t now_ms;
@@ -735,18 +803,26 @@ static void flush_entry(void *arg, kv *e) {
     free_entry(ctx->ks, ctx->s, e);
 }
 
+static void flush_shard(keyspace *ks, shard *s) {
+    flush_ctx ctx = {ks, s};
+    table_clear(&s->t, flush_entry, &ctx);
+    s->vol_n = 0;
+    vol_resize(s, 0);
+    atomic_store_explicit(&s->vcount, 0, memory_order_relaxed);
+    sync_count(s);
+}
+
 void ks_flush(keyspace *ks) {
     for (unsigned i = 0; i < KS_SHARDS; i++) {
         shard *s = &ks->shards[i];
-        flush_ctx ctx = {ks, s};
         pthread_mutex_lock(&s->lock);
-        table_clear(&s->t, flush_entry, &ctx);
-        s->vol_n = 0;
-        vol_resize(s, 0);
-        atomic_store_explicit(&s->vcount, 0, memory_order_relaxed);
-        sync_count(s);
+        flush_shard(ks, s);
         pthread_mutex_unlock(&s->lock);
     }
+}
+
+void ks_flush_locked(keyspace *ks) {
+    for (unsigned i = 0; i < KS_SHARDS; i++) flush_shard(ks, &ks->shards[i]);
 }
 
 /* Expire a known entry (active expiry: we have the entry, not a link). */
@@ -832,12 +908,107 @@ size_t ks_active_expire(keyspace *ks, unsigned from, unsigned to,
 }
 
 size_t ks_used_memory(const keyspace *ks) {
-    size_t n = malloc_usable_size((void *)ks);
-    for (unsigned i = 0; i < KS_SHARDS; i++)
-        n += atomic_load_explicit(&ks->shards[i].mem, memory_order_relaxed);
-    return n;
+    return malloc_usable_size((void *)ks) + atomic_load_explicit(&ks->mem, memory_order_relaxed);
 }
 
 uint64_t ks_expired_total(const keyspace *ks) {
     return atomic_load_explicit(&ks->expired, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------ */
+/* eviction support (maxmemory)                                        */
+
+void ks_set_lfu(keyspace *ks, int on, int log_factor, int decay_time) {
+    atomic_store_explicit(&ks->lfu_log_factor, log_factor, memory_order_relaxed);
+    atomic_store_explicit(&ks->lfu_decay_time, decay_time, memory_order_relaxed);
+    atomic_store_explicit(&ks->lfu, on != 0, memory_order_relaxed);
+}
+
+uint64_t ks_evicted_total(const keyspace *ks) {
+    return atomic_load_explicit(&ks->evicted, memory_order_relaxed);
+}
+
+/* Does shard s hold anything the sampler may pick? Lock-free hint. */
+static int shard_has_candidates(const shard *s, int volatile_only) {
+    const _Atomic size_t *n = volatile_only ? &s->vcount : &s->count;
+    return atomic_load_explicit(n, memory_order_relaxed) != 0;
+}
+
+/* A random shard with candidates: random picks first (cheap, unbiased when
+ * keys are spread), then a linear search from a random start so a nearly
+ * empty keyspace is still found. KS_SHARDS when there is none. */
+static unsigned pick_sample_shard(const keyspace *ks, int volatile_only, uint64_t *rng) {
+    for (int t = 0; t < EVICT_SHARD_TRIES; t++) {
+        unsigned i = (unsigned)store_rng_below(rng, KS_SHARDS);
+        if (shard_has_candidates(&ks->shards[i], volatile_only)) return i;
+    }
+    unsigned start = (unsigned)store_rng_below(rng, KS_SHARDS);
+    for (unsigned k = 0; k < KS_SHARDS; k++) {
+        unsigned i = (start + k) & (KS_SHARDS - 1);
+        if (shard_has_candidates(&ks->shards[i], volatile_only)) return i;
+    }
+    return KS_SHARDS;
+}
+
+/* Higher = better to evict. */
+static uint64_t evict_score(const keyspace *ks, const shard *s, const kv *e, int order,
+                            int64_t now_ms, uint64_t *rng) {
+    switch (order) {
+    case KS_EVICT_LRU:
+        return (lru_clock(now_ms) - (e->meta & LRU_CLOCK_MASK)) & LRU_CLOCK_MASK;
+    case KS_EVICT_LFU:
+        return LFU_COUNTER_MAX - lfu_decayed(ks, e->meta, now_ms);
+    case KS_EVICT_TTL:
+        /* Soonest expiry first; the caller samples volatile keys only. */
+        return e->vol_idx == KV_NO_VOLATILE ? 0 : UINT64_MAX - (uint64_t)s->vol[e->vol_idx].at_ms;
+    default:
+        return store_rng_next(rng);
+    }
+}
+
+size_t ks_evict_sample(keyspace *ks, int order, int volatile_only, size_t count,
+                       int64_t now_ms, ks_candidate_fn *fn, void *arg) {
+    uint64_t *rng = thread_rng();
+    unsigned si = pick_sample_shard(ks, volatile_only, rng);
+    if (si == KS_SHARDS) return 0;
+    shard *s = &ks->shards[si];
+    size_t sampled = 0;
+    pthread_mutex_lock(&s->lock);
+    /* No more picks than the shard has keys: a small shard would only
+     * repeat itself; the caller samples further shards instead. */
+    size_t have = volatile_only ? s->vol_n : table_count(&s->t);
+    if (count > have) count = have;
+    for (size_t k = 0; k < count; k++) {
+        const kv *e;
+        if (volatile_only)
+            e = s->vol_n ? s->vol[store_rng_below(rng, s->vol_n)].e : NULL;
+        else
+            e = table_random(&s->t, rng);
+        if (!e) break;
+        fn(arg, e->data, e->klen, evict_score(ks, s, e, order, now_ms, rng));
+        sampled++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return sampled;
+}
+
+int ks_evict_key(keyspace *ks, const char *key, size_t klen, int64_t now_ms) {
+    uint64_t h = key_hash(ks, key, klen);
+    shard *s = shard_for(ks, h);
+    pthread_mutex_lock(&s->lock);
+    int which;
+    kv **link = table_find_link(&s->t, h, key, klen, &which);
+    if (link) {
+        /* Persistence logs a DEL for an evicted key exactly as for an
+         * expired one, so the hook runs for both. */
+        if (is_expired(s, *link, now_ms)) {
+            expire_at(ks, s, link, which);
+        } else {
+            if (ks->expire_hook) ks->expire_hook(ks->expire_arg, key, klen);
+            atomic_fetch_add_explicit(&ks->evicted, 1, memory_order_relaxed);
+            remove_at(ks, s, link, which);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return link != NULL;
 }

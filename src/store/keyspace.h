@@ -39,7 +39,8 @@ enum kv_type {
 
 typedef struct kv {
     struct kv *next;   /* hash chain */
-    uint32_t meta;     /* bits 0-23: LRU clock (seconds) / LFU; bits 24-31: type */
+    uint32_t meta;     /* bits 0-23: LRU clock (seconds), or LFU: minutes << 8 |
+                          log counter (ks_set_lfu); bits 24-31: type */
     uint32_t vol_idx;  /* index in the shard's volatile array or KV_NO_VOLATILE */
     uint32_t klen;
     uint32_t vlen;     /* string: value length; other types: sizeof(void *) */
@@ -66,7 +67,8 @@ typedef struct kv_type_ops {
 } kv_type_ops;
 
 /* Called (shard lock held) for every key removed because it expired, lazily
- * or actively, so that persistence can log a DEL. May be NULL. */
+ * or actively, or was evicted for maxmemory, so that persistence can log a
+ * DEL. May be NULL. */
 typedef void ks_expire_hook(void *arg, const char *key, size_t klen);
 
 keyspace *ks_create(uint64_t seed);
@@ -150,6 +152,11 @@ uint64_t ks_scan(keyspace *ks, uint64_t cursor, size_t count, int64_t now_ms,
 /* Visit every live entry exactly once (each shard locked in turn). */
 void ks_each(keyspace *ks, int64_t now_ms, ks_visit_fn *fn, void *arg);
 
+/* The same with every shard lock already held by the caller (a command
+ * locking all shards, or a forked child writing a snapshot: it inherits
+ * the locks its parent held at fork time). */
+void ks_each_locked(keyspace *ks, int64_t now_ms, ks_visit_fn *fn, void *arg);
+
 /* Copy a random live key into a malloc'd buffer (caller frees), length in
  * *klen. NULL when the keyspace is empty (or holds only expired keys). */
 char *ks_random_key(keyspace *ks, int64_t now_ms, size_t *klen);
@@ -161,6 +168,14 @@ size_t ks_volatile_count(const keyspace *ks);
 
 /* Delete everything. */
 void ks_flush(keyspace *ks);
+/* The same when the caller holds every shard lock (FLUSHALL does, so that
+ * its place in the AOF is exact relative to writes on other threads). */
+void ks_flush_locked(keyspace *ks);
+
+/* Fill a lockset with every shard. */
+static inline void ks_lockset_all(ks_lockset *ls) {
+    for (unsigned i = 0; i < KS_SHARDS / 64; i++) ls->bits[i] = ~(uint64_t)0;
+}
 
 /* Active expiry over shards [from, to): for each shard, sample up to 20
  * volatile keys and delete the expired ones; repeat a shard while more
@@ -177,5 +192,40 @@ size_t ks_used_memory(const keyspace *ks);
 
 /* Keys expired (lazily or actively) since start. */
 uint64_t ks_expired_total(const keyspace *ks);
+
+/* --- eviction support (maxmemory; the policy lives in store/evict.c) --- */
+
+/* How the 24 access bits of kv.meta are kept: LRU clock (on == 0) or LFU
+ * minutes + logarithmic counter with the given log factor and decay time
+ * (minutes per decrement, 0 = never). Switching reinterprets existing
+ * bits, as Redis does on CONFIG SET maxmemory-policy. Any thread. */
+void ks_set_lfu(keyspace *ks, int on, int log_factor, int decay_time);
+
+/* Order of an eviction sample's score (higher = evict first). */
+enum ks_evict_order {
+    KS_EVICT_LRU,    /* idle seconds */
+    KS_EVICT_LFU,    /* 255 - decayed access counter */
+    KS_EVICT_TTL,    /* sooner expiry = higher */
+    KS_EVICT_RANDOM  /* a random number */
+};
+
+/* Called with the sampled key's shard locked; must not call ks_. The key
+ * bytes are valid only during the call (copy them). */
+typedef void ks_candidate_fn(void *arg, const char *key, size_t klen, uint64_t score);
+
+/* Sample up to `count` keys (with a TTL only, when volatile_only) of one
+ * random shard that has any, at most as many as that shard holds, calling
+ * fn with each key's score. Keys may repeat and may be expired. Locks internally (call with no lock held).
+ * Returns how many were sampled: 0 means nothing is evictable. */
+size_t ks_evict_sample(keyspace *ks, int order, int volatile_only, size_t count,
+                       int64_t now_ms, ks_candidate_fn *fn, void *arg);
+
+/* Delete key because of maxmemory (the expire hook runs, so persistence
+ * logs a DEL; an already-expired key counts as expired, others as
+ * evicted). Locks internally. Returns 1 when the key existed. */
+int ks_evict_key(keyspace *ks, const char *key, size_t klen, int64_t now_ms);
+
+/* Keys evicted since start. */
+uint64_t ks_evicted_total(const keyspace *ks);
 
 #endif

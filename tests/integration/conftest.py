@@ -313,7 +313,11 @@ class Server:
                     "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
                     "--loglevel", "warning"] + self.extra_args
         loglevel = [] if "--loglevel" in self.extra_args else ["--loglevel", "normal"]
-        return [PIER_BIN, "--port", str(self.port), "--bind", "127.0.0.1"] + loglevel + self.extra_args
+        # Like the redis argv above: no snapshots unless a test asks (later
+        # flags win), so servers do not fork for save rules or write
+        # dump.pier at every teardown.
+        return [PIER_BIN, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""] + \
+            loglevel + self.extra_args
 
     def start(self, timeout=10.0):
         require_binary(self.kind)
@@ -340,7 +344,8 @@ class Server:
                         if not chunk:
                             break
                         data += chunk
-                    if data.startswith(b"+PONG\r\n"):
+                    # NOAUTH: up, with requirepass set (tests AUTH themselves).
+                    if data.startswith((b"+PONG\r\n", b"-NOAUTH")):
                         return self
                     last = data
             except OSError as e:

@@ -63,7 +63,10 @@ def test_idle_timeout(tsrv):
 
 def test_maxclients(start_server):
     srv = start_server("--io", "thread", "--maxclients", "3")
-    conns = [srv.raw() for _ in range(3)]
+    first = srv.raw()
+    # The start-up probe's connection may still hold a slot: wait for it.
+    wait_for(lambda: b"connected_clients:1\r\n" in first.cmd("INFO", "clients"))
+    conns = [first, srv.raw(), srv.raw()]
     for c in conns:
         assert c.cmd("PING") == b"+PONG\r\n"
     extra = srv.raw()

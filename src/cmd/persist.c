@@ -1,0 +1,52 @@
+/* persist.c - the persistence commands: SAVE, BGSAVE, BGREWRITEAOF,
+ * LASTSAVE. The work is done by the server's persistence layer, reached
+ * through cmd_host (commands never call upward directly). */
+#include "cmd/command.h"
+
+static void reply_host_result(cmd_ctx *c, int rc, const char *msg) {
+    if (rc < 0)
+        reply_error(c->out, msg);
+    else
+        reply_status(c->out, msg);
+}
+
+static void save_cmd(cmd_ctx *c) {
+    char msg[256];
+    int rc = c->env->host->save(c->env->host_arg, msg, sizeof msg);
+    reply_host_result(c, rc, msg);
+}
+
+/* BGSAVE [SCHEDULE] */
+static void bgsave_cmd(cmd_ctx *c) {
+    int schedule = 0;
+    if (c->argc == 2 && arg_is(c, 1, "SCHEDULE")) {
+        schedule = 1;
+    } else if (c->argc > 1) {
+        reply_error(c->out, ERR_SYNTAX);
+        return;
+    }
+    char msg[256];
+    int rc = c->env->host->bgsave(c->env->host_arg, schedule, msg, sizeof msg);
+    reply_host_result(c, rc, msg);
+}
+
+static void bgrewriteaof_cmd(cmd_ctx *c) {
+    char msg[256];
+    int rc = c->env->host->bgrewriteaof(c->env->host_arg, msg, sizeof msg);
+    reply_host_result(c, rc, msg);
+}
+
+static void lastsave_cmd(cmd_ctx *c) { reply_int(c->out, c->env->host->lastsave(c->env->host_arg)); }
+
+const command persist_commands[] = {
+    {"save", save_cmd, 1, CMD_ADMIN | CMD_NOKEYS, 0, 0, 0, "server",
+     "Synchronously save the dataset to disk", "1.0.0"},
+    {"bgsave", bgsave_cmd, -1, CMD_ADMIN | CMD_NOKEYS, 0, 0, 0, "server",
+     "Asynchronously save the dataset to disk", "1.0.0"},
+    {"bgrewriteaof", bgrewriteaof_cmd, 1, CMD_ADMIN | CMD_NOKEYS, 0, 0, 0, "server",
+     "Asynchronously rewrite the append-only file", "1.0.0"},
+    {"lastsave", lastsave_cmd, 1, CMD_FAST | CMD_NOKEYS | CMD_LOADING | CMD_STALE, 0, 0, 0,
+     "server", "Get the UNIX time stamp of the last successful save to disk", "1.0.0"},
+};
+
+const size_t persist_commands_count = sizeof persist_commands / sizeof persist_commands[0];

@@ -1,0 +1,118 @@
+/* aof.h - the append-only file: a multi-part log (manifest + base snapshot
+ * + incremental RESP files, see manifest.h) and the buffer that every
+ * loop thread appends executed writes to.
+ *
+ * Locks (docs/ARCHITECTURE.md, lock order):
+ *   shard locks -> io_lock -> buf_lock
+ * buf_lock guards the pending buffer; it is taken under shard locks by the
+ * dispatcher (append), held for a memcpy. io_lock guards the file
+ * descriptor and serializes write()/fsync(); it is taken with no shard lock
+ * held (loop before-sleep, the persistence thread), except by the file
+ * switch at fork time, which holds every shard lock. Offsets are counted in
+ * bytes since start-up: appended (under buf_lock) >= written >= synced. */
+#ifndef PIER_AOF_H
+#define PIER_AOF_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../cmd/command.h"
+#include "manifest.h"
+
+#define AOF_PATH_MAX 4096
+
+typedef struct aof_buf {
+    char *p;
+    size_t len, cap;
+} aof_buf;
+
+typedef struct aof {
+    char dir[AOF_PATH_MAX];       /* <dir>/<appenddirname> */
+    char prefix[256];             /* appendfilename */
+    char manifest_name[300];      /* <prefix>.manifest */
+    /* The current manifest. Changed only by the rewrite start and finish,
+     * which the persistence layer serializes (one child at a time). */
+    manifest man;
+
+    pthread_mutex_t io_lock;
+    int fd;                       /* current incr file (io_lock) */
+    aof_buf spare;                /* swapped with pending (io_lock) */
+
+    pthread_mutex_t buf_lock;
+    aof_buf pending;              /* bytes not yet written (buf_lock) */
+    uint64_t appended;            /* (buf_lock) */
+
+    _Atomic uint64_t written, synced;
+    _Atomic int write_ok;         /* 0 after a failed write, until one succeeds */
+    _Atomic long long base_size;  /* bytes of the base file */
+    _Atomic long long old_incr_size; /* incr files before the current one */
+    _Atomic long long cur_incr_size; /* the current incr file */
+    _Atomic long long rewrite_base_size; /* total size after the last rewrite */
+} aof;
+
+/* Set up paths (creating the directory) and locks; no file is opened.
+ * Returns 0, or -1 with a message in err. */
+int aof_init(aof *a, const char *dir, const char *dirname, const char *prefix,
+             char *err, size_t errlen);
+void aof_destroy(aof *a);
+
+/* Executes one replayed command; returns 0, or -1 when the command is
+ * unknown (the log is then considered corrupt). */
+typedef int aof_exec_fn(void *arg, int argc, const cmd_arg *argv);
+
+/* Load the AOF described by the manifest, if there is one: the base into
+ * ks, then every incr file through exec. A truncated last command of the
+ * LAST incr file is cut off (warning with file and offset); any other
+ * damage fails. Returns 1 loaded, 0 no manifest, -1 error (err names the
+ * file and offset). */
+int aof_load(aof *a, keyspace *ks, int64_t now_ms, aof_exec_fn *exec, void *exec_arg,
+             char *err, size_t errlen);
+
+/* Start a fresh AOF from ks (at start-up, no other thread running): base
+ * = snapshot of ks, one empty incr file, manifest. Returns 0 or -1 (err). */
+int aof_create(aof *a, keyspace *ks, int64_t now_ms, char *err, size_t errlen);
+
+/* Open the manifest's last incr file for appending (creating a new incr
+ * file and manifest entry if the manifest has none). Returns 0 or -1. */
+int aof_open_tail(aof *a, char *err, size_t errlen);
+
+/* Append one command (name, then argv[1..argc)) as RESP. Called under the
+ * command's shard locks. Returns the offset just past it. */
+uint64_t aof_append(aof *a, cmd_arg name, int argc, const cmd_arg *argv);
+
+/* Write the pending bytes to the file (and fdatasync when do_sync), unless
+ * everything up to `upto` already is (group commit: one thread's write and
+ * fsync cover every command appended before it). Call with no shard lock
+ * held. Returns 0, or -1 after a failed write (the bytes stay pending). */
+int aof_flush(aof *a, uint64_t upto, int do_sync);
+
+/* The persistence thread's once-a-second step for everysec: write what is
+ * pending and fdatasync, without holding io_lock during the fsync. */
+void aof_sync_background(aof *a);
+
+/* --- rewrite --- */
+
+/* Before the fork, no shard lock held: create the next incr file and store
+ * a manifest that lists it after the current files (so a crash at any
+ * later point replays everything). Returns the new file's fd or -1. */
+int aof_rewrite_prepare(aof *a, char *err, size_t errlen);
+
+/* With EVERY shard lock held: write what is pending into the current
+ * file and make new_fd the file appends go to. Leaves io_lock HELD (the
+ * caller forks, releases the shard locks, then calls aof_switch_finish).
+ * Returns the old fd. */
+int aof_switch_begin(aof *a, int new_fd);
+/* fdatasync and close the old file, then release io_lock. */
+void aof_switch_finish(aof *a, int old_fd);
+
+/* The child wrote tmp_base: make it the new base (renamed to the next base
+ * name), store the manifest [new base, current incr], delete the files no
+ * longer listed. Returns 0 or -1 (err). */
+int aof_rewrite_commit(aof *a, const char *tmp_base, char *err, size_t errlen);
+
+/* Bytes of the whole AOF (base + incr files). */
+long long aof_total_size(const aof *a);
+
+#endif

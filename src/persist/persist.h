@@ -1,0 +1,71 @@
+/* persist.h - persistence for the single server: start-up loading, the
+ * AOF (propagation hook, group commit, background fsync, rewrites),
+ * snapshots (SAVE, BGSAVE, save rules, the final save on shutdown) and
+ * the one background thread that drives the periodic parts. The server
+ * owns one `persist`; docs/PERSISTENCE.md describes the behaviour.
+ *
+ * Threads: loop threads call persist_before_reply (their before-sleep
+ * hook) and, through the dispatcher's propagate hook, aof_append. The
+ * persistence thread reaps children, applies the save rules and the
+ * automatic rewrite, and fsyncs everysec. SAVE/BGSAVE/BGREWRITEAOF run on
+ * the loop thread of the client that sent them.
+ *
+ * Lock order: child_lock -> shard locks -> aof io_lock -> aof buf_lock.
+ * Forking takes every shard lock (ascending) so the child sees a
+ * consistent keyspace; the child only reads it and writes its file. */
+#ifndef PIER_PERSIST_H
+#define PIER_PERSIST_H
+
+#include <stdint.h>
+
+#include "../cmd/command.h"
+#include "../server/config.h"
+
+typedef struct persist persist;
+
+/* Total dataset changes since start-up (the loop threads' dirty counters
+ * summed). */
+typedef uint64_t persist_dirty_fn(void *arg);
+
+/* Create (no file touched, no thread started). env is the dispatcher's
+ * environment: loading replays through it, and the AOF installs its
+ * propagate hook in it. */
+persist *persist_create(keyspace *ks, const pier_config *cfg, cmd_env *env,
+                        persist_dirty_fn *dirty, void *dirty_arg);
+void persist_destroy(persist *p);
+
+/* Start-up, before any loop thread runs: load the AOF (appendonly yes and
+ * a manifest exists) or else the snapshot, then open the AOF for
+ * appending. Returns 0, or -1 with a message naming file and offset. */
+int persist_load(persist *p, char *err, size_t errlen);
+
+/* Start the persistence thread. */
+void persist_start(persist *p);
+
+/* A loop thread is about to send replies for commands whose AOF records
+ * end at `need`: make them written (appendfsync always: and fsynced).
+ * Call with no shard lock held. */
+void persist_before_reply(persist *p, uint64_t need);
+
+/* After the loop threads stopped: stop the thread, stop a running child,
+ * then the final flush+fsync of the AOF, or (no AOF, save rules set,
+ * changes since the last save) the final snapshot. */
+void persist_shutdown(persist *p);
+
+/* Commands. 0 with the status text in msg, -1 with the error line. */
+int persist_save(persist *p, char *msg, size_t len);
+int persist_bgsave(persist *p, int schedule, char *msg, size_t len);
+int persist_bgrewriteaof(persist *p, char *msg, size_t len);
+long long persist_lastsave(persist *p);
+
+typedef struct persist_status {
+    int aof_enabled, aof_rewrite_in_progress, aof_rewrite_scheduled;
+    int aof_last_rewrite_ok, aof_last_write_ok;
+    int bgsave_in_progress, last_bgsave_ok;
+    long long changes_since_save, last_save_time, aof_current_size, aof_base_size;
+    long long rewrites, bgsaves;
+} persist_status;
+
+void persist_get_status(persist *p, persist_status *st);
+
+#endif

@@ -1,0 +1,172 @@
+/* fuzz_snapshot.c - the snapshot decoder (src/persist/snapshot.c).
+ *
+ * 1. snap_decode on the raw input (exact-size heap copy).
+ * 2. The input framed as a well-formed image: header ("PIERSNAP", version
+ *    1), the input as the record area, the end marker and a correct
+ *    CRC-32C, so the record decoding is reached instead of stopping at the
+ *    checksum. When that decodes, the delivered records are written again
+ *    with snap_writer (into a memfd) and decoded: the same records must come
+ *    back; and a loader that rejects the last record must make the decode
+ *    fail after exactly the records before it.
+ * The callback reads every key and value byte, so a length that points
+ * past the image is an ASan report. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "persist/crc.h"
+#include "persist/snapshot.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__,    \
+                    __LINE__, #cond);                                          \
+            abort();                                                           \
+        }                                                                      \
+    } while (0)
+
+typedef struct rec {
+    int64_t expire;
+    char *key, *val;
+    size_t klen, vlen;
+} rec;
+
+typedef struct recs {
+    rec *v;
+    size_t n, cap;
+    size_t reject_at; /* SIZE_MAX: accept all */
+} recs;
+
+static int collect(void *arg, const char *key, size_t klen, const char *val, size_t vlen,
+                   int64_t expire_ms) {
+    recs *r = arg;
+    if (r->n == r->reject_at)
+        return -1;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 8;
+        r->v = realloc(r->v, r->cap * sizeof(*r->v));
+        CHECK(r->v != NULL);
+    }
+    rec *e = &r->v[r->n++];
+    e->expire = expire_ms;
+    e->klen = klen;
+    e->vlen = vlen;
+    e->key = malloc(klen ? klen : 1);
+    e->val = malloc(vlen ? vlen : 1);
+    CHECK(e->key && e->val);
+    if (klen)
+        memcpy(e->key, key, klen);
+    if (vlen)
+        memcpy(e->val, val, vlen);
+    return 0;
+}
+
+static void recs_free(recs *r) {
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->v[i].key);
+        free(r->v[i].val);
+    }
+    free(r->v);
+    memset(r, 0, sizeof(*r));
+}
+
+static int decode(const unsigned char *img, size_t len, recs *out, size_t reject_at,
+                  snap_result *res) {
+    memset(out, 0, sizeof(*out));
+    out->reject_at = reject_at;
+    int rc = snap_decode(img, len, collect, out, res);
+    CHECK(rc == 0 || rc == -1);
+    CHECK(memchr(res->err, '\0', sizeof(res->err)) != NULL);
+    if (rc == 0) {
+        CHECK(res->records == out->n);
+        CHECK(res->version == SNAP_VERSION);
+    } else {
+        CHECK(res->err[0] != '\0');
+        CHECK(res->err_offset <= len);
+    }
+    return rc;
+}
+
+/* Write recs as a snapshot into a memfd and return the image. */
+static unsigned char *encode(const recs *r, size_t *len) {
+    int fd = memfd_create("snap-fuzz", 0);
+    CHECK(fd >= 0);
+    unsigned char wbuf[64];
+    snap_writer w;
+    snap_writer_init(&w, fd, wbuf, sizeof(wbuf), 1234);
+    for (size_t i = 0; i < r->n; i++)
+        snap_write_string(&w, r->v[i].key, r->v[i].klen, r->v[i].val, r->v[i].vlen,
+                          r->v[i].expire);
+    CHECK(snap_writer_finish(&w) == 0);
+    off_t end = lseek(fd, 0, SEEK_END);
+    CHECK(end >= 0);
+    *len = (size_t)end;
+    unsigned char *img = malloc(*len ? *len : 1);
+    CHECK(img != NULL);
+    CHECK(pread(fd, img, *len, 0) == (ssize_t)*len);
+    close(fd);
+    return img;
+}
+
+static void put_u32le(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    /* 1. raw */
+    unsigned char *raw = malloc(size ? size : 1);
+    CHECK(raw != NULL);
+    if (size)
+        memcpy(raw, data, size);
+    recs a;
+    snap_result res;
+    decode(raw, size, &a, SIZE_MAX, &res);
+    recs_free(&a);
+    free(raw);
+
+    /* 2. framed */
+    size_t len = SNAP_HEADER_LEN + size + 5;
+    unsigned char *img = malloc(len);
+    CHECK(img != NULL);
+    memcpy(img, SNAP_MAGIC, 8);
+    put_u32le(img + 8, SNAP_VERSION);
+    memset(img + 12, 0, 8);
+    if (size)
+        memcpy(img + SNAP_HEADER_LEN, data, size);
+    img[len - 5] = 0xFF;
+    put_u32le(img + len - 4, crc32c(0, img, len - 4));
+    if (decode(img, len, &a, SIZE_MAX, &res) == 0) {
+        uint64_t skipped = res.skipped;
+        size_t elen;
+        unsigned char *again = encode(&a, &elen);
+        recs b;
+        CHECK(decode(again, elen, &b, SIZE_MAX, &res) == 0);
+        CHECK(res.skipped == 0);
+        CHECK(a.n == b.n);
+        for (size_t i = 0; i < a.n; i++) {
+            CHECK(a.v[i].expire == b.v[i].expire);
+            CHECK(a.v[i].klen == b.v[i].klen && a.v[i].vlen == b.v[i].vlen);
+            CHECK(memcmp(a.v[i].key, b.v[i].key, a.v[i].klen) == 0);
+            CHECK(memcmp(a.v[i].val, b.v[i].val, a.v[i].vlen) == 0);
+        }
+        recs_free(&b);
+        free(again);
+        if (a.n > 0) {
+            recs c;
+            CHECK(decode(img, len, &c, a.n - 1, &res) == -1);
+            CHECK(c.n == a.n - 1 && res.records == a.n - 1);
+            recs_free(&c);
+        }
+        (void)skipped;
+    }
+    recs_free(&a);
+    free(img);
+    return 0;
+}

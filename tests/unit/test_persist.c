@@ -1,0 +1,258 @@
+/* test_persist.c - unit tests for the persistence formats: CRC-32C,
+ * varints, the snapshot encoder/decoder (round trip, corruption at every
+ * byte, truncation, unknown record types) and the AOF manifest. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "lib/hash.h"
+#include "persist/crc.h"
+#include "persist/manifest.h"
+#include "persist/snapshot.h"
+#include "store/keyspace.h"
+
+#define NOW 1700000000000LL
+
+/* Encode through a temporary file and read the bytes back. */
+typedef void encode_fn(snap_writer *w, void *arg);
+
+static unsigned char *encode(encode_fn *fn, void *arg, size_t bufcap, size_t *len) {
+    FILE *f = tmpfile();
+    CHECK(f != NULL);
+    unsigned char *buf = malloc(bufcap);
+    snap_writer w;
+    snap_writer_init(&w, fileno(f), buf, bufcap, NOW);
+    fn(&w, arg);
+    CHECK(snap_writer_finish(&w) == 0);
+    free(buf);
+    long size = lseek(fileno(f), 0, SEEK_END);
+    unsigned char *out = malloc((size_t)size);
+    CHECK(pread(fileno(f), out, (size_t)size, 0) == size);
+    fclose(f);
+    *len = (size_t)size;
+    return out;
+}
+
+typedef struct collected {
+    int n;
+    char keys[8][64];
+    size_t vlens[8];
+    int64_t expires[8];
+} collected;
+
+static int collect(void *arg, const char *key, size_t klen, const char *val, size_t vlen,
+                   int64_t expire_ms) {
+    collected *c = arg;
+    if (c->n < 8) {
+        snprintf(c->keys[c->n], sizeof c->keys[0], "%.*s", (int)klen, key);
+        c->vlens[c->n] = vlen;
+        c->expires[c->n] = expire_ms;
+    }
+    c->n++;
+    return 0;
+}
+
+static void test_crc32c_known_vectors(void) {
+    /* The standard check value of CRC-32C. */
+    CHECK_EQ_LL(crc32c(0, "123456789", 9), 0xE3069283u);
+    CHECK_EQ_LL(crc32c(0, "", 0), 0);
+    /* Incremental == one shot. */
+    CHECK_EQ_LL(crc32c(crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
+    unsigned char zeros[32] = {0};
+    CHECK_EQ_LL(crc32c(0, zeros, 32), 0x8A9136AAu);
+}
+
+static void test_varint_round_trip(void) {
+    uint64_t values[] = {0, 1, 127, 128, 300, 16383, 16384, UINT32_MAX, UINT64_MAX};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        unsigned char b[10];
+        size_t n = snap_varint_put(b, values[i]);
+        uint64_t v = 0;
+        CHECK_EQ_LL(snap_varint_get(b, n, &v), n);
+        CHECK(v == values[i]);
+        CHECK_EQ_LL(snap_varint_get(b, n - 1, &v), 0); /* truncated */
+    }
+    unsigned char too_long[11];
+    memset(too_long, 0x80, sizeof too_long);
+    uint64_t v;
+    CHECK_EQ_LL(snap_varint_get(too_long, sizeof too_long, &v), 0);
+}
+
+static void write_three(snap_writer *w, void *arg) {
+    snap_write_string(w, "a", 1, "1", 1, 0);
+    snap_write_string(w, "expiring", 8, "value", 5, NOW + 5000);
+    snap_write_string(w, "", 0, "", 0, 0); /* empty key and value are legal */
+}
+
+static void test_snapshot_round_trip(void) {
+    size_t len;
+    unsigned char *img = encode(write_three, NULL, 64, &len);
+    CHECK(memcmp(img, "PIERSNAP", 8) == 0);
+    CHECK_EQ_LL(img[len - 5], 0xFF);
+    collected c = {0};
+    snap_result res;
+    CHECK(snap_decode(img, len, collect, &c, &res) == 0);
+    CHECK_EQ_LL(res.version, SNAP_VERSION);
+    CHECK_EQ_LL(res.created_ms, NOW);
+    CHECK_EQ_LL(res.records, 3);
+    CHECK_EQ_LL(c.n, 3);
+    CHECK(!strcmp(c.keys[0], "a") && c.expires[0] == 0);
+    CHECK(!strcmp(c.keys[1], "expiring") && c.expires[1] == NOW + 5000 && c.vlens[1] == 5);
+    CHECK(c.keys[2][0] == 0 && c.vlens[2] == 0);
+    free(img);
+}
+
+static void write_big(snap_writer *w, void *arg) {
+    size_t n = *(size_t *)arg;
+    char *v = malloc(n);
+    for (size_t i = 0; i < n; i++) v[i] = (char)(i * 31);
+    snap_write_string(w, "big", 3, v, n, 0);
+    free(v);
+}
+
+/* A value larger than the writer buffer bypasses it; the CRC still holds. */
+static void test_snapshot_large_value(void) {
+    size_t n = 100000, len;
+    unsigned char *img = encode(write_big, &n, 4096, &len);
+    collected c = {0};
+    snap_result res;
+    CHECK(snap_decode(img, len, collect, &c, &res) == 0);
+    CHECK_EQ_LL(c.vlens[0], n);
+    free(img);
+}
+
+/* Flipping any single byte must be detected (CRC or structure). */
+static void test_snapshot_detects_every_flipped_byte(void) {
+    size_t len;
+    unsigned char *img = encode(write_three, NULL, 64, &len);
+    for (size_t i = 0; i < len; i++) {
+        img[i] ^= 0x5A;
+        snap_result res;
+        int rc = snap_decode(img, len, NULL, NULL, &res);
+        if (rc == 0) fprintf(stderr, "  flip at %zu not detected\n", i);
+        CHECK(rc < 0);
+        img[i] ^= 0x5A;
+    }
+    free(img);
+}
+
+static void test_snapshot_truncation_fails(void) {
+    size_t len;
+    unsigned char *img = encode(write_three, NULL, 64, &len);
+    for (size_t cut = 0; cut < len; cut++) {
+        snap_result res;
+        CHECK(snap_decode(img, cut, NULL, NULL, &res) < 0);
+    }
+    snap_result res;
+    CHECK(snap_decode(img, 4, NULL, NULL, &res) < 0);
+    CHECK(strstr(res.err, "short") != NULL);
+    free(img);
+}
+
+static void write_with_unknown(snap_writer *w, void *arg) {
+    snap_write_string(w, "before", 6, "x", 1, 0);
+    snap_write_record(w, 0x42, "future payload", 14);
+    snap_write_string(w, "after", 5, "y", 1, 0);
+}
+
+/* Forward compatibility: a record type this reader does not know is
+ * skipped by its length. */
+static void test_snapshot_skips_unknown_records(void) {
+    size_t len;
+    unsigned char *img = encode(write_with_unknown, NULL, 64, &len);
+    collected c = {0};
+    snap_result res;
+    CHECK(snap_decode(img, len, collect, &c, &res) == 0);
+    CHECK_EQ_LL(res.skipped, 1);
+    CHECK_EQ_LL(c.n, 2);
+    CHECK(!strcmp(c.keys[1], "after"));
+    free(img);
+}
+
+static void test_snapshot_rejects_newer_version(void) {
+    size_t len;
+    unsigned char *img = encode(write_three, NULL, 64, &len);
+    img[8] = 99; /* version; recompute the CRC so only the version is wrong */
+    uint32_t crc = crc32c(0, img, len - 4);
+    for (int i = 0; i < 4; i++) img[len - 4 + i] = (unsigned char)(crc >> (8 * i));
+    snap_result res;
+    CHECK(snap_decode(img, len, NULL, NULL, &res) < 0);
+    CHECK_EQ_LL(res.err_offset, 8);
+    free(img);
+}
+
+/* Save a keyspace to a file and load it into another: values, expiry,
+ * and keys already expired at load time dropped. */
+static void test_snapshot_keyspace_file_round_trip(void) {
+    keyspace *ks = ks_create(hash_random_seed());
+    char key[32];
+    for (int i = 0; i < 1000; i++) {
+        int n = snprintf(key, sizeof key, "k%d", i);
+        unsigned s = ks_shard_of(ks, key, (size_t)n);
+        ks_lock_shard(ks, s);
+        kv *e = ks_set_string(ks, key, (size_t)n, key, (size_t)n, 0, NOW);
+        if (i % 10 == 0) ks_set_expire(ks, e, NOW + 1000); /* expires before the load */
+        if (i % 10 == 1) ks_set_expire(ks, e, NOW + 1000000);
+        ks_unlock_shard(ks, s);
+    }
+    char dir[] = "/tmp/pier-unit-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[128], tmp[128];
+    snprintf(path, sizeof path, "%s/dump.pier", dir);
+    snprintf(tmp, sizeof tmp, "%s/dump.tmp", dir);
+    unsigned char buf[4096];
+    CHECK(snap_save_file(ks, 0, tmp, path, buf, sizeof buf, NOW) == 0);
+    keyspace *loaded = ks_create(hash_random_seed());
+    snap_result res;
+    CHECK_EQ_LL(snap_load_file(loaded, path, NOW + 2000, &res), 1);
+    CHECK_EQ_LL(ks_count(loaded), 900);
+    CHECK_EQ_LL(ks_volatile_count(loaded), 100);
+    unsigned s = ks_shard_of(loaded, "k1", 2);
+    ks_lock_shard(loaded, s);
+    kv *e = ks_find(loaded, "k1", 2, NOW + 2000);
+    CHECK(e != NULL && ks_get_expire(loaded, e) == NOW + 1000000);
+    ks_unlock_shard(loaded, s);
+    CHECK_EQ_LL(snap_load_file(loaded, "/nonexistent/dump.pier", NOW, &res), 0);
+    unlink(path);
+    rmdir(dir);
+    ks_destroy(ks);
+    ks_destroy(loaded);
+}
+
+static void test_manifest_round_trip_and_crc(void) {
+    manifest m = {0};
+    CHECK(manifest_add(&m, "appendonly.aof.3.base.pier", 3, 'b') == 0);
+    CHECK(manifest_add(&m, "appendonly.aof.5.incr.aof", 5, 'i') == 0);
+    CHECK(manifest_add(&m, "appendonly.aof.6.incr.aof", 6, 'i') == 0);
+    char text[2048], err[256];
+    int len = manifest_format(&m, text, sizeof text);
+    CHECK(len > 0);
+    manifest back;
+    CHECK(manifest_parse(&back, text, (size_t)len, err, sizeof err) == 0);
+    CHECK_EQ_LL(back.n, 3);
+    CHECK(back.files[0].type == 'b' && back.files[2].seq == 6);
+    CHECK_EQ_LL(manifest_max_seq(&back, 'i'), 6);
+    /* A changed character breaks the checksum. */
+    char *at = strstr(text, "5.incr");
+    *at = '4';
+    CHECK(manifest_parse(&back, text, (size_t)len, err, sizeof err) < 0);
+    /* A wrong version is refused. */
+    CHECK(manifest_parse(&back, "pier-aof-manifest 9\n", 20, err, sizeof err) < 0);
+}
+
+int main(void) {
+    RUN(test_crc32c_known_vectors);
+    RUN(test_varint_round_trip);
+    RUN(test_snapshot_round_trip);
+    RUN(test_snapshot_large_value);
+    RUN(test_snapshot_detects_every_flipped_byte);
+    RUN(test_snapshot_truncation_fails);
+    RUN(test_snapshot_skips_unknown_records);
+    RUN(test_snapshot_rejects_newer_version);
+    RUN(test_snapshot_keyspace_file_round_trip);
+    RUN(test_manifest_round_trip_and_crc);
+    return check_summary("persist");
+}
