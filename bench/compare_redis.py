@@ -221,21 +221,22 @@ def load_keys(port, n):
                 got += len(s.recv(1 << 20))
 
 
-def memory(args, servers):
+def memory(args):
+    """Fresh servers, so RSS is not inflated by what earlier runs allocated
+    (freed memory stays in the process)."""
     print(f"\n## Memory: RSS after loading {args.keys:,} keys (16-byte keys and values)\n")
     print("| server | RSS before KB | RSS after KB | bytes per key |")
     print("|---|---|---|---|")
     per_key = {}
-    for srv in servers:
-        if srv.name == "floor":
-            continue
-        srv.flush()
-        before = rss_kb(srv.proc.pid)
-        load_keys(srv.port, args.keys)
-        after = rss_kb(srv.proc.pid)
+    for srv in start_servers(args.pier_threads)[:2]:
+        try:
+            before = rss_kb(srv.proc.pid)
+            load_keys(srv.port, args.keys)
+            after = rss_kb(srv.proc.pid)
+        finally:
+            srv.stop()
         per_key[srv.name] = (after - before) * 1024 / args.keys
         print(f"| {srv.name} | {before:,} | {after:,} | {per_key[srv.name]:.1f} |")
-        srv.flush()
     print(f"\npier/redis bytes per key: {per_key['pier'] / per_key['redis']:.2f}")
 
 
@@ -266,11 +267,11 @@ def main():
         client_cost(rows)
         if not args.skip_long:
             long_run(args, servers[1])
-        if not args.skip_memory:
-            memory(args, servers)
     finally:
         for s in servers:
             s.stop()
+    if not args.skip_memory:
+        memory(args)
 
 
 if __name__ == "__main__":
