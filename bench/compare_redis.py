@@ -28,6 +28,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,11 +67,16 @@ def rss_kb(pid):
     return 0
 
 
+# Servers run in a scratch directory so no stray snapshot or AOF is loaded
+# or left behind.
+WORKDIR = tempfile.mkdtemp(prefix="pier-bench-")
+
+
 class Server:
     def __init__(self, name, argv_fn):
         self.name, self.port = name, free_port()
         self.proc = subprocess.Popen(argv_fn(self.port), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+                                     stderr=subprocess.DEVNULL, cwd=WORKDIR)
         wait_port(self.port)
 
     def flush(self):
@@ -88,7 +94,8 @@ def start_servers(pier_threads):
         Server("redis", lambda p: ["redis-server", "--port", str(p), "--save", "",
                                    "--appendonly", "no", "--bind", "127.0.0.1"]),
         Server("pier", lambda p: [os.path.join(BUILD, "pier-server"), "--port", str(p),
-                                  "--loglevel", "silent", "--threads", str(pier_threads)]),
+                                  "--loglevel", "silent", "--threads", str(pier_threads),
+                                  "--save", "", "--appendonly", "no"]),
         Server("floor", lambda p: [os.path.join(BUILD, "floor-server"), str(p)]),
     ]
 

@@ -21,7 +21,8 @@ CONFIGS = [("loop", 1), ("loop", 2), ("loop", 4), ("thread", 0)]
 
 
 def start(io, threads):
-    args = ["--loglevel", "silent", "--io", io, "--maxclients", "10000"]
+    args = ["--loglevel", "silent", "--io", io, "--maxclients", "10000", "--save", "",
+            "--appendonly", "no"]
     if threads:
         args += ["--threads", str(threads)]
     return cr.Server(f"{io}-{threads}",
