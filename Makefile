@@ -8,12 +8,17 @@ PYTHON  := /usr/bin/python3
 PORT    ?= 7379
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 
+# Batch protocol codecs (LZ4 block, zstd frame), from Debian via pkg-config.
+CODEC_PKGS   := liblz4 libzstd
+CODEC_CFLAGS := $(shell pkg-config --cflags $(CODEC_PKGS))
+CODEC_LIBS   := $(shell pkg-config --libs $(CODEC_PKGS))
+
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes
-BASE    := -std=c17 -D_GNU_SOURCE -pthread -g $(WARN) -Isrc -MMD -MP
+BASE    := -std=c17 -D_GNU_SOURCE -pthread -g $(WARN) -Isrc -MMD -MP $(CODEC_CFLAGS)
 REL_CFLAGS  := $(BASE) -O2
 ASAN_CFLAGS := $(BASE) -O1 -fno-omit-frame-pointer \
                -fsanitize=address,undefined -fno-sanitize-recover=all
-LDLIBS  := -pthread -lm
+LDLIBS  := -pthread -lm $(CODEC_LIBS)
 
 SRC_ALL  := $(sort $(wildcard src/*/*.c))
 SRC_MAIN := src/server/main.c
@@ -26,16 +31,17 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=build/asan/unit/%)
 
 # Debian packages the build, the tests and the comparisons need.
 DEB_PKGS := build-essential pkg-config liblz4-dev libzstd-dev \
-            python3-pytest python3-redis redis-tools redis-server \
-            clang libclang-rt-dev
+            python3-pytest python3-redis python3-lz4 python3-zstandard \
+            redis-tools redis-server \
+            clang libclang-rt-dev liburing-dev
 
-.PHONY: all deps run test unit integration clean help asan
+.PHONY: all deps run test unit integration clean help asan libpier
 
-all: build/pier-server build/pier-bench  ## build the release server and tools (build/)
+all: build/pier-server build/pier-bench libpier  ## build the release server and tools (build/)
 
 help:  ## list the targets
 	@echo "pier make targets:"
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
+	@grep -hE '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | \
 	  sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 
 deps:  ## install missing Debian packages (apt-get; needs root)
@@ -55,7 +61,7 @@ test: deps asan  ## build with ASan+UBSan and run every test (unit + integration
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory fuzz-regress
 
-asan: build/asan/pier-server $(UNIT_BINS)
+asan: build/asan/pier-server $(UNIT_BINS) build/asan/test-libpier-e2e
 
 unit: $(UNIT_BINS)  ## run the C unit tests (sanitizer build)
 	@pass=0; fail=0; for t in $(UNIT_BINS); do \
@@ -64,18 +70,56 @@ unit: $(UNIT_BINS)  ## run the C unit tests (sanitizer build)
 
 # The release build too: the used_memory-accuracy and RSS tests need the
 # real allocator (the sanitizers replace malloc and inflate RSS).
-integration: build/asan/pier-server build/pier-server  ## run the pytest integration tests
+integration: build/asan/pier-server build/pier-server build/asan/test-libpier-e2e  ## run the pytest integration tests
 	PIER_SERVER=$(CURDIR)/build/asan/pier-server PIER_RELEASE_SERVER=$(CURDIR)/build/pier-server \
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
 build/pier-server: $(REL_OBJ) build/rel/$(SRC_MAIN:.c=.o)
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(LDLIBS)
 
-build/pier-bench: tools/pier-bench.c build/rel/src/lib/histogram.o
-	$(CC) $(REL_CFLAGS) -o $@ $^ $(LDLIBS)
+build/pier-bench: tools/pier-bench.c build/rel/src/lib/histogram.o build/libpier.a
+	$(CC) $(REL_CFLAGS) -Iclient -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
+
+# ---- libpier, the C client library (client/pier.h): KV over RESP, batch
+# publisher and subscriber. The archive carries the CRC-32C it shares with
+# the server, so applications link only libpier.a + liblz4 + libzstd.
+CLIENT_SRC      := $(sort $(wildcard client/*.c))
+CLIENT_CRC      := src/lib/crc32c.c
+CLIENT_REL_OBJ  := $(CLIENT_SRC:%.c=build/rel/%.o) build/rel/$(CLIENT_CRC:.c=.o)
+CLIENT_ASAN_OBJ := $(CLIENT_SRC:%.c=build/asan/%.o) build/asan/$(CLIENT_CRC:.c=.o)
+
+libpier: build/libpier.a  ## build the client library build/libpier.a
+
+build/libpier.a: $(CLIENT_REL_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/asan/libpier.a: $(CLIENT_ASAN_OBJ)
+	@rm -f $@
+	@ar rcs $@ $^
+
+# libpier's unit tests link the sanitizer archive too (its crc32c member
+# is not pulled in twice: the server objects already define it).
+build/asan/unit/test_libpier_%: tests/unit/test_libpier_%.c $(ASAN_OBJ) build/asan/libpier.a
+	@mkdir -p $(dir $@)
+	@echo "LD  $@"
+	@$(CC) $(ASAN_CFLAGS) -Iclient -o $@ $< $(ASAN_OBJ) build/asan/libpier.a $(LDLIBS)
+
+# End-to-end publisher/subscriber program of tests/integration/test_libpier.py.
+build/asan/test-libpier-e2e: tests/integration/libpier_e2e.c build/asan/libpier.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -Iclient -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+
+# Loopback TCP ceiling and a minimal batch-protocol sink (bench/compare-log.sh).
+build/tcp-ceiling: bench/tcp-ceiling.c build/rel/src/lib/crc32c.o
+	$(CC) $(REL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 build/floor-server: bench/floor-server.c
 	$(CC) $(REL_CFLAGS) -o $@ $^
+
+# The floor on io_uring (docs/BENCHMARKS.md): a measurement tool only.
+build/floor-uring: bench/floor-uring.c
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(shell pkg-config --cflags --libs liburing)
 
 build/asan/pier-server: $(ASAN_OBJ) build/asan/$(SRC_MAIN:.c=.o)
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(LDLIBS)
@@ -110,17 +154,18 @@ FUZZ_SRC_resp_chunked := $(FUZZ_SRC_resp)
 FUZZ_SRC_inline       := $(FUZZ_SRC_resp)
 FUZZ_SRC_config       := src/server/config.c src/lib/util.c src/lib/log.c
 FUZZ_SRC_util         := src/lib/util.c
+FUZZ_SRC_batch        := src/proto/batch.c src/lib/crc32c.c
 FUZZ_SRC_streamlog    := src/log/stream.c src/log/group.c src/log/stream_codec.c
-FUZZ_SRC_snapshot     := src/persist/snapshot.c src/persist/crc.c src/persist/fileio.c \
+FUZZ_SRC_snapshot     := src/persist/snapshot.c src/lib/crc32c.c src/persist/fileio.c \
                          src/store/keyspace.c src/store/table.c src/lib/hash.c src/lib/clock.c \
                          $(FUZZ_SRC_streamlog)
-FUZZ_SRC_manifest     := src/persist/manifest.c src/persist/crc.c src/persist/fileio.c
+FUZZ_SRC_manifest     := src/persist/manifest.c src/lib/crc32c.c src/persist/fileio.c
 FUZZ_SRC_aof          := src/persist/aof.c $(FUZZ_SRC_manifest) src/persist/snapshot.c \
                          $(FUZZ_SRC_streamlog) \
                          src/store/keyspace.c src/store/table.c src/lib/hash.c src/lib/clock.c \
                          src/lib/log.c $(FUZZ_SRC_resp)
 
-.PHONY: fuzz fuzz-regress
+.PHONY: fuzz fuzz-regress fuzz-build-bin fuzz-build-plain
 .SECONDEXPANSION:
 
 # libFuzzer build, and the plain driver (tests/fuzz/driver.c) for machines
@@ -149,12 +194,18 @@ fuzz: $(addprefix build/fuzz/bin/,$(FUZZ_NAMES))  ## fuzz each harness FUZZ_SECO
 	    tail -n 40 build/fuzz/fuzz-$$h.log; fi; \
 	done; [ $$fail -eq 0 ]
 
+# (aggregate targets: building named files prints "is up to date" lines)
+fuzz-build-bin: $(addprefix build/fuzz/bin/,$(FUZZ_NAMES))
+	@:
+fuzz-build-plain: $(addprefix build/fuzz/plain/,$(FUZZ_NAMES))
+	@:
+
 fuzz-regress:  ## run every fuzz corpus and regression input once (fast)
 	@mkdir -p build/fuzz; \
 	if echo 'int LLVMFuzzerTestOneInput(void){return 0;}' | \
 	    $(FUZZ_CC) -x c -fsanitize=fuzzer -o build/fuzz/.probe - >/dev/null 2>&1; \
 	then kind=bin; else kind=plain; echo "fuzz-regress: no libFuzzer ($(FUZZ_CC)), plain driver"; fi; \
-	$(MAKE) --no-print-directory $(addprefix build/fuzz/$$kind/,$(FUZZ_NAMES)) || exit 1; \
+	$(MAKE) --no-print-directory fuzz-build-$$kind || exit 1; \
 	fail=0; for h in $(FUZZ_NAMES); do \
 	  files=$$(find tests/fuzz/corpus/$$h tests/fuzz/regress/$$h -type f 2>/dev/null | sort); \
 	  [ -n "$$files" ] || continue; \

@@ -202,6 +202,19 @@ struct command;
 
 #define CMD_PROP_MAX_ARGS 5
 
+/* What XBATCHADD did, for the batch listener (server/batch.c), which runs
+ * that command through cmd_execute to get auth, maxmemory, locking and
+ * the AOF for free, and needs the outcome as data rather than RESP. */
+typedef struct cmd_batch_result {
+    int ran;            /* the handler ran (0: refused before it, e.g. OOM) */
+    int status;         /* a batch protocol error code, 0 = ok (proto/batch.h) */
+    int duplicate;      /* already appended before: nothing written */
+    uint64_t first_ms, first_seq; /* ID of the batch's first entry */
+    uint32_t count;     /* messages appended */
+    uint64_t acked_seq; /* highest batch sequence appended for the client id
+                           (the batch's own for anonymous publishers) */
+} cmd_batch_result;
+
 typedef struct cmd_ctx {
     cmd_env *env;
     session *sess;
@@ -223,6 +236,7 @@ typedef struct cmd_ctx {
     /* cmd_propagate_record: the handler logged its own record(s); the
      * dispatcher logs nothing more. */
     int prop_done;
+    cmd_batch_result *batch;      /* XBATCHADD's outcome when non-NULL */
 } cmd_ctx;
 
 typedef void cmd_fn(cmd_ctx *c);
@@ -251,6 +265,7 @@ CMD_FAMILY(keys);
 CMD_FAMILY(server);
 CMD_FAMILY(persist);
 CMD_FAMILY(streams);
+CMD_FAMILY(streams_batch);
 CMD_FAMILY(pubsub);
 
 /* Register the stream value type with the keyspace (free, memory size);

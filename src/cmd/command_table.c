@@ -41,6 +41,7 @@ static const struct {
     {server_commands, &server_commands_count},
     {persist_commands, &persist_commands_count},
     {streams_commands, &streams_commands_count},
+    {streams_batch_commands, &streams_batch_commands_count},
     {pubsub_commands, &pubsub_commands_count},
 };
 

@@ -36,6 +36,11 @@ struct stream {
     stream_id last_id, max_deleted;
     size_t mem;
     stream_groups groups;
+    /* batch publishers' last sequences, sorted by client id */
+    struct stream_pub {
+        uint64_t client_id, seq;
+    } *pubs;
+    size_t npubs, pubs_cap;
 };
 
 static void *xmalloc(size_t n) {
@@ -168,6 +173,7 @@ void stream_free(stream *s) {
     for (size_t i = 0; i < s->nblocks; i++) free(s->blocks[i]);
     free(s->blocks);
     stream_groups_free(&s->groups);
+    free(s->pubs);
     free(s);
 }
 
@@ -332,6 +338,73 @@ void stream_append(stream *s, stream_id id, const stream_str *fv, size_t nfv) {
     s->length++;
     s->entries_added++;
     s->last_id = id;
+}
+
+static uint32_t get_u32le(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+void stream_append_batch(stream *s, stream_id first, const unsigned char *payload, size_t len,
+                         uint32_t count) {
+    static const char field[] = "data";
+    stream_str fv[2] = {{field, sizeof field - 1}, {NULL, 0}};
+    stream_id id = first;
+    size_t pos = 0;
+    for (uint32_t i = 0; i < count && len - pos >= 4; i++) {
+        uint32_t n = get_u32le(payload + pos);
+        pos += 4;
+        fv[1] = (stream_str){(const char *)payload + pos, n};
+        pos += n;
+        /* stream_append reserves room in the tail block (doubling, so a
+         * run of messages reallocates a block O(log) times) and copies
+         * the header varints, the field name and the value: the value's
+         * memcpy is the only copy of the message into the log. */
+        stream_append(s, id, fv, 2);
+        id.seq++;
+    }
+}
+
+/* ---- exactly-once state of batch publishers ---- */
+
+/* Index of client_id in s->pubs, or where it would go. */
+static size_t pub_find(const stream *s, uint64_t client_id) {
+    size_t lo = 0, hi = s->npubs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->pubs[mid].client_id < client_id) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+uint64_t stream_pub_seq(const stream *s, uint64_t client_id) {
+    size_t i = pub_find(s, client_id);
+    return i < s->npubs && s->pubs[i].client_id == client_id ? s->pubs[i].seq : 0;
+}
+
+void stream_pub_set(stream *s, uint64_t client_id, uint64_t seq) {
+    size_t i = pub_find(s, client_id);
+    if (i < s->npubs && s->pubs[i].client_id == client_id) {
+        s->pubs[i].seq = seq;
+        return;
+    }
+    if (s->npubs == s->pubs_cap) {
+        size_t ncap = s->pubs_cap ? s->pubs_cap * 2 : 4;
+        s->pubs = xrealloc(s->pubs, ncap * sizeof *s->pubs);
+        s->mem += (ncap - s->pubs_cap) * sizeof *s->pubs;
+        s->pubs_cap = ncap;
+    }
+    memmove(s->pubs + i + 1, s->pubs + i, (s->npubs - i) * sizeof *s->pubs);
+    s->pubs[i].client_id = client_id;
+    s->pubs[i].seq = seq;
+    s->npubs++;
+}
+
+size_t stream_pub_count(const stream *s) { return s->npubs; }
+
+void stream_pub_at(const stream *s, size_t i, uint64_t *client_id, uint64_t *seq) {
+    *client_id = s->pubs[i].client_id;
+    *seq = s->pubs[i].seq;
 }
 
 /* ---- lookup and delete ---- */

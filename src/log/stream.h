@@ -70,6 +70,25 @@ void stream_set_meta(stream *s, stream_id last, uint64_t entries_added,
  * field, value... The bytes are copied. */
 void stream_append(stream *s, stream_id id, const stream_str *fv, size_t nfv);
 
+/* Append count messages as entries first, first+1, ... (by sequence,
+ * all in first's millisecond), each with the single field "data" whose
+ * value is the message: the batch protocol's append (docs/PROTOCOL.md).
+ * payload is count x (u32 little-endian length, bytes), exactly len bytes,
+ * validated by the caller (batch_payload_valid); the caller has checked
+ * that first > stream_last_id and that first.seq + count - 1 does not
+ * overflow. Each message is copied once, straight into its block. */
+void stream_append_batch(stream *s, stream_id first, const unsigned char *payload, size_t len,
+                         uint32_t count);
+
+/* Exactly-once state of the batch protocol: per publisher client id
+ * (non-zero), the last batch sequence appended to this stream. Kept with
+ * the stream so it travels with it through snapshots and the AOF. */
+uint64_t stream_pub_seq(const stream *s, uint64_t client_id); /* 0 = none yet */
+void stream_pub_set(stream *s, uint64_t client_id, uint64_t seq);
+size_t stream_pub_count(const stream *s);
+/* The i-th publisher in client id order. */
+void stream_pub_at(const stream *s, size_t i, uint64_t *client_id, uint64_t *seq);
+
 /* Tombstone one entry. Returns 1 when a live entry was deleted. */
 int stream_delete(stream *s, stream_id id);
 

@@ -12,6 +12,9 @@
  *       len name seen_time
  *     P                                pending entries, in ID order:
  *       ms seq delivery_time delivery_count consumer_index
+ *   optional sections, each a tag and its body (absent in files written
+ *   before they existed, so older encodings still load):
+ *     1 = batch publishers: N, then N x (client_id last_seq), ids ascending
  *
  * The writer never allocates (a forked child writes snapshots); the reader
  * checks every length and order against the input, so corrupt bytes give
@@ -107,6 +110,23 @@ static void put_group(enc *e, const stream_group *g) {
     }
 }
 
+#define SECTION_PUBLISHERS 1
+
+/* Written only when there are publishers: a stream never written by the
+ * batch protocol encodes exactly as before the section existed. */
+static void put_publishers(enc *e, const stream *s) {
+    size_t n = stream_pub_count(s);
+    if (!n) return;
+    put_var(e, SECTION_PUBLISHERS);
+    put_var(e, n);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t id, seq;
+        stream_pub_at(s, i, &id, &seq);
+        put_var(e, id);
+        put_var(e, seq);
+    }
+}
+
 uint64_t stream_serialize(const stream *s, stream_sink_fn *sink, void *arg) {
     enc e = {sink, arg, 0};
     put_id(&e, stream_last_id(s));
@@ -115,6 +135,7 @@ uint64_t stream_serialize(const stream *s, stream_sink_fn *sink, void *arg) {
     put_entries(&e, s);
     put_var(&e, stream_group_count(s));
     for (size_t i = 0; i < stream_group_count(s); i++) put_group(&e, stream_group_at(s, i));
+    put_publishers(&e, s);
     return e.bytes;
 }
 
@@ -224,6 +245,28 @@ static int get_group(dec *d, stream *s) {
     return get_pel(d, s, g);
 }
 
+static int get_publishers(dec *d, stream *s) {
+    uint64_t n = get_var(d);
+    if (d->bad || n > (d->n - d->pos) / 2) return -1; /* two bytes at least each */
+    uint64_t prev = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t id = get_var(d), seq = get_var(d);
+        if (d->bad || id <= prev) return -1; /* ascending, never 0 */
+        stream_pub_set(s, id, seq);
+        prev = id;
+    }
+    return 0;
+}
+
+static int get_sections(dec *d, stream *s) {
+    while (!d->bad && d->pos < d->n) {
+        uint64_t tag = get_var(d);
+        if (d->bad || tag != SECTION_PUBLISHERS || stream_pub_count(s)) return -1;
+        if (get_publishers(d, s) < 0) return -1;
+    }
+    return d->bad ? -1 : 0;
+}
+
 stream *stream_deserialize(const unsigned char *p, size_t n) {
     dec d = {p, n, 0, 0};
     stream *s = stream_new();
@@ -237,7 +280,7 @@ stream *stream_deserialize(const unsigned char *p, size_t n) {
     uint64_t groups = get_var(&d);
     for (uint64_t i = 0; i < groups && !d.bad; i++)
         if (get_group(&d, s) < 0) goto corrupt;
-    if (d.bad || d.pos != d.n) goto corrupt;
+    if (d.bad || get_sections(&d, s) < 0 || d.pos != d.n) goto corrupt;
     return s;
 corrupt:
     stream_free(s);

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "crc.h"
+#include "../lib/crc32c.h"
 #include "fileio.h"
 
 #define HEADER_WORD "pier-aof-manifest"

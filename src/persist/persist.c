@@ -15,7 +15,7 @@
 #include "../lib/clock.h"
 #include "../lib/log.h"
 #include "aof.h"
-#include "crc.h"
+#include "../lib/crc32c.h"
 #include "fileio.h"
 #include "snapshot.h"
 

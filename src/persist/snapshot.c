@@ -40,7 +40,7 @@
 #include <unistd.h>
 
 #include "../log/stream.h"
-#include "crc.h"
+#include "../lib/crc32c.h"
 #include "fileio.h"
 
 /* ---- little-endian and varint encoding ---- */

@@ -160,24 +160,48 @@ static void detach(blocking *b, block_state *st) {
 
 /* ---- timeouts ---- */
 
-static long block_timer(ev_loop *loop, void *arg) {
-    loop_thread *lt = arg;
-    int64_t now = clock_wall_ms();
-    int waiting = 0;
+/* Detach every parked client whose deadline passed and queue its nil
+ * reply. Returns the clients in a malloc'd array (count in *n) to resume
+ * once the walk is over. */
+static client **collect_expired(loop_thread *lt, int64_t now, size_t *n) {
+    client **out = NULL;
+    size_t cap = 0;
+    *n = 0;
     for (block_state *st = lt->blocked, *next; st; st = next) {
         next = st->next;
-        if (!st->deadline_ms) continue;
-        if (st->deadline_ms > now) {
-            waiting = 1;
-            continue;
-        }
+        if (!st->deadline_ms || st->deadline_ms > now) continue;
         client *c = st->c;
         detach(lt->srv->blocking, st);
         state_free(st);
         reply_null_array(c->out); /* what XREAD replies on a timeout */
-        client_resume(c);
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            out = realloc(out, cap * sizeof *out);
+            if (!out) abort();
+        }
+        out[(*n)++] = c;
     }
-    if (waiting) return BLOCK_TICK_MS;
+    return out;
+}
+
+static int any_deadline(const loop_thread *lt) {
+    for (const block_state *st = lt->blocked; st; st = st->next)
+        if (st->deadline_ms) return 1;
+    return 0;
+}
+
+/* Time out parked clients. They are resumed only after the list walk: a
+ * resumed client runs its pipelined input and may park again (changing
+ * lt->blocked), so resuming mid-walk lost that new deadline (regression
+ * test_pipelined_blocking_reads_each_time_out). Clients are freed only in
+ * before-sleep, so the collected pointers stay valid. */
+static long block_timer(ev_loop *loop, void *arg) {
+    loop_thread *lt = arg;
+    size_t n;
+    client **expired = collect_expired(lt, clock_wall_ms(), &n);
+    for (size_t i = 0; i < n; i++) client_resume(expired[i]);
+    free(expired);
+    if (any_deadline(lt)) return BLOCK_TICK_MS;
     lt->block_timer_armed = 0;
     return -1;
 }

@@ -62,10 +62,11 @@ static void registry_remove(server *srv, client *c) {
 
 /* --- creation and destruction --- */
 
-client *client_alloc(server *srv, int fd, thread_stats *stats) {
+client *client_alloc(server *srv, loop_thread *lt, int fd, thread_stats *stats) {
     client *c = calloc(1, sizeof *c);
     if (!c) abort();
     c->srv = srv;
+    c->lt = lt; /* before registry_add: CLIENT KILL reads it (review M2) */
     c->stats = stats ? stats : &c->own_stats;
     c->fd = fd;
     c->out = cl_xmalloc(sizeof *c->out);
@@ -89,8 +90,7 @@ client *client_alloc(server *srv, int fd, thread_stats *stats) {
 void client_unregister(client *c) { registry_remove(c->srv, c); }
 
 static client *client_create(loop_thread *lt, int fd) {
-    client *c = client_alloc(lt->srv, fd, &lt->stats);
-    c->lt = lt;
+    client *c = client_alloc(lt->srv, lt, fd, &lt->stats);
     c->next = lt->clients;
     if (lt->clients) lt->clients->prev = c;
     lt->clients = c;
@@ -198,6 +198,8 @@ static int client_write(client *c) {
         STAT_ADD(c->stats->net_output_bytes, (uint64_t)w);
         reply_consume(c->out, (size_t)w);
     }
+    /* Others (CLIENT LIST, cross-loop pub/sub limits) read this figure. */
+    atomic_store_explicit(&c->shared_omem, c->out->pending, memory_order_relaxed);
     if (c->flags & CLIENT_CLOSE_ON_FLUSH) {
         client_close(c);
         return -1;

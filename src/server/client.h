@@ -65,9 +65,11 @@ static inline client *client_of_session(session *s) {
 
 /* --- pieces shared by both I/O models (loop and thread) --- */
 
-/* Allocate a client for fd and add it to the server registry. stats NULL
- * means the client counts into its own_stats. */
-client *client_alloc(server *srv, int fd, thread_stats *stats);
+/* Allocate a client for fd, owned by loop lt (NULL in --io thread mode),
+ * and add it to the server registry. Every field another thread may read
+ * through the registry is set before the client is published there.
+ * stats NULL means the client counts into its own_stats. */
+client *client_alloc(server *srv, loop_thread *lt, int fd, thread_stats *stats);
 /* Remove from the registry (others can no longer find it). */
 void client_unregister(client *c);
 /* Free the memory of an unregistered, closed client. */

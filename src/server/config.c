@@ -51,6 +51,8 @@ static const char *const evict_policies[] = {
 static const option options[] = {
     {"bind", OPT_STR, F(bind), 0, sizeof(((pier_config *)0)->bind), 0, NULL},
     {"port", OPT_INT, F(port), 0, 65535, 0, NULL},
+    {"batch-port", OPT_INT, F(batch_port), -1, 65535, 0, NULL},
+    {"batch-max-bytes", OPT_MEM, F(batch_max_bytes), 1024, 1LL << 30, OPT_RUNTIME, NULL},
     {"threads", OPT_INT, F(threads), 0, 256, 0, NULL},
     {"tcp-backlog", OPT_INT, F(tcp_backlog), 1, 65535, 0, NULL},
     {"tcp-keepalive", OPT_INT, F(tcp_keepalive), 0, INT_MAX, 0, NULL},
@@ -97,6 +99,8 @@ void config_defaults(pier_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     snprintf(cfg->bind, sizeof cfg->bind, "127.0.0.1");
     cfg->port = 7379;
+    cfg->batch_port = -1; /* port + 1000 */
+    atomic_init(&cfg->batch_max_bytes, 64LL * 1024 * 1024);
     cfg->threads = 0;
     cfg->tcp_backlog = 511;
     cfg->tcp_keepalive = 300;

@@ -41,6 +41,10 @@ typedef struct pier_config {
     /* network */
     char bind[256];                  /* space-separated addresses */
     int port;
+    /* The batch protocol's port (docs/PROTOCOL.md): -1 = port + 1000
+     * (not bound when that fails or port is 0), 0 = off. */
+    int batch_port;
+    _Atomic long long batch_max_bytes; /* largest batch payload accepted */
     int threads;                     /* loop threads; 0 = number of cores */
     int tcp_backlog;
     _Atomic long long maxclients;

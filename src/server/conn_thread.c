@@ -125,7 +125,7 @@ static void start_connection(server *srv, int fd) {
     int flags = fcntl(fd, F_GETFL);
     fcntl(fd, F_SETFL, flags & ~O_NONBLOCK); /* this model blocks by design */
     sock_tune_client(fd, srv->cfg.tcp_keepalive);
-    client *c = client_alloc(srv, fd, NULL);
+    client *c = client_alloc(srv, NULL, fd, NULL);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -193,8 +193,12 @@ void conn_thread_stop(server *srv) {
     pthread_mutex_lock(&srv->registry_lock);
     for (client *c = srv->registry; c; c = c->reg_next) shutdown(c->fd, SHUT_RDWR);
     pthread_mutex_unlock(&srv->registry_lock);
-    for (int i = 0; i < 500 && atomic_load(&srv->conn_threads) > 0; i++) usleep(10000);
-    if (atomic_load(&srv->conn_threads) > 0)
-        log_warn("%ld connection thread(s) still running at exit",
-                 (long)atomic_load(&srv->conn_threads));
+    /* Wait for every thread, however long: the server is freed next, and
+     * each socket was shut down, so even a blocked write returns. */
+    for (int i = 1; atomic_load(&srv->conn_threads) > 0; i++) {
+        usleep(10000);
+        if (i % 500 == 0)
+            log_warn("waiting for %ld connection thread(s) to finish",
+                     (long)atomic_load(&srv->conn_threads));
+    }
 }

@@ -9,6 +9,7 @@
 
 #include "../lib/clock.h"
 #include "../persist/persist.h"
+#include "batch.h"
 #include "blocking.h"
 #include "client.h"
 #include "pubsub.h"
@@ -171,6 +172,12 @@ static int host_bgrewriteaof(void *arg, char *msg, size_t len) {
 
 static long long host_lastsave(void *arg) { return persist_lastsave(((server *)arg)->ps); }
 
+/* New entries on key: parked XREAD/XREADGROUP and batch subscribers. */
+static void host_signal_key(void *arg, const char *key, size_t klen) {
+    blocking_host_signal(arg, key, klen);
+    batch_signal(arg, key, klen);
+}
+
 const cmd_host server_host_ops = {
     .client_list = host_client_list,
     .client_kill = host_client_kill,
@@ -187,7 +194,7 @@ const cmd_host server_host_ops = {
     .bgrewriteaof = host_bgrewriteaof,
     .lastsave = host_lastsave,
     .block_on_keys = blocking_host_park,
-    .signal_key = blocking_host_signal,
+    .signal_key = host_signal_key,
     .subscribe = pubsub_host_subscribe,
     .unsubscribe = pubsub_host_unsubscribe,
     .subscriptions_of = pubsub_host_subscriptions,

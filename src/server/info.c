@@ -11,6 +11,7 @@
 
 #include "../lib/clock.h"
 #include "../persist/persist.h"
+#include "batch.h"
 #include "host.h"
 #include "server.h"
 #include "version.h"
@@ -165,6 +166,23 @@ static void section_keyspace(server *srv, info_buf *b) {
         add(b, "db0:keys=%zu,expires=%zu,avg_ttl=0\r\n", keys, ks_volatile_count(srv->ks));
 }
 
+static void section_batch(server *srv, info_buf *b) {
+    batch_stats st;
+    batch_get_stats(srv, &st);
+    add(b,
+        "# Batch\r\nbatch_port:%d\r\nbatch_connections:%lld\r\nbatch_publishers:%lld\r\n"
+        "batch_subscribers:%lld\r\nbatch_connections_received:%llu\r\n"
+        "batch_batches_in:%llu\r\nbatch_batches_out:%llu\r\nbatch_bytes_in:%llu\r\n"
+        "batch_bytes_out:%llu\r\nbatch_messages_in:%llu\r\nbatch_messages_out:%llu\r\n"
+        "batch_duplicates:%llu\r\nbatch_errors:%llu\r\n",
+        st.port, st.connections, st.publishers, st.subscribers,
+        (unsigned long long)st.connections_received, (unsigned long long)st.batches_in,
+        (unsigned long long)st.batches_out, (unsigned long long)st.bytes_in,
+        (unsigned long long)st.bytes_out, (unsigned long long)st.messages_in,
+        (unsigned long long)st.messages_out, (unsigned long long)st.duplicates,
+        (unsigned long long)st.errors);
+}
+
 typedef void section_fn(server *, info_buf *);
 static const struct {
     const char *name;
@@ -174,6 +192,7 @@ static const struct {
     {"memory", section_memory},           {"persistence", section_persistence},
     {"stats", section_stats},             {"replication", section_replication},
     {"cpu", section_cpu},                 {"keyspace", section_keyspace},
+    {"batch", section_batch},
 };
 
 char *server_info(server *srv, const char *section, size_t *len) {

@@ -13,6 +13,7 @@
 #include "../lib/log.h"
 #include "../net/socket.h"
 #include "../persist/persist.h"
+#include "batch.h"
 #include "blocking.h"
 #include "client.h"
 #include "pubsub.h"
@@ -33,6 +34,7 @@ static void on_before_sleep(ev_loop *loop, void *arg) {
     loop_thread *lt = arg;
     server_aof_before_reply(lt->srv, &lt->aof_need);
     client_before_sleep(lt);
+    batch_before_sleep(lt); /* ACKs: after the AOF, like replies */
 }
 
 void server_aof_before_reply(server *srv, uint64_t *need) {
@@ -49,6 +51,7 @@ static void stop_loop(loop_thread *lt) {
     for (int i = 0; i < lt->srv->nlisten; i++)
         if (lt->listen_io[i].registered) ev_io_stop(lt->loop, &lt->listen_io[i]);
     client_close_all(lt);
+    batch_stop_loop(lt);
     ev_stop(lt->loop);
 }
 
@@ -61,6 +64,7 @@ static void on_wake(ev_loop *loop, void *arg) {
     }
     blocking_on_wake(lt); /* signalled blocking reads run again */
     pubsub_on_wake(lt);   /* messages published from other loops */
+    batch_on_wake(lt);    /* batch subscribers with new entries */
     client_reap(lt, clock_wall_ms());
 }
 
@@ -149,6 +153,7 @@ static void init_thread(server *srv, int i) {
         ev_io_set_exclusive(lt->loop, &lt->listen_io[l], EV_READ);
     }
     ev_timer_add(lt->loop, 1000 / CFG_GET(srv->cfg.hz), on_cron, lt);
+    batch_init_loop(lt);
 }
 
 static void make_run_id(char out[41]) {
@@ -187,6 +192,7 @@ int server_init(server *srv) {
     srv->nthreads = srv->cfg.threads > 0 ? srv->cfg.threads : (cores > 0 ? (int)cores : 1);
     srv->threads = calloc((size_t)srv->nthreads, sizeof *srv->threads);
     if (!srv->threads) abort();
+    if (batch_open(srv) < 0) return -1;
     for (int i = 0; i < srv->nthreads; i++) init_thread(srv, i);
     return 0;
 }
@@ -255,6 +261,7 @@ uint64_t server_stat_total(server *srv, size_t off) {
 void server_free(server *srv) {
     blocking_destroy(srv->blocking);
     pubsub_destroy(srv->pubsub);
+    batch_free(srv);
     for (int i = 0; i < srv->nthreads; i++) ev_destroy(srv->threads[i].loop);
     free(srv->threads);
     for (int i = 0; i < srv->nlisten; i++) close(srv->listen_fds[i]);

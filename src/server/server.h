@@ -56,6 +56,7 @@ typedef struct server {
     struct persist *ps;            /* persistence (src/persist/) */
     struct blocking *blocking;     /* parked blocking reads (blocking.c) */
     struct pubsub *pubsub;         /* channels and subscribers (pubsub.c) */
+    struct batch_server *batch;    /* the batch protocol listener (batch.c) */
     cmd_env env;
     int nthreads;
     loop_thread *threads;

@@ -9,7 +9,11 @@
 #define EVICT_ROUNDS_MAX 32 /* pool refills per evict_one before giving up */
 #define SHARDS_PER_ROUND 8  /* shards one sampling round may visit */
 
-evict_pool *evict_pool_new(void) { return store_xcalloc(1, sizeof(evict_pool)); }
+evict_pool *evict_pool_new(void) {
+    evict_pool *pool = store_xcalloc(1, sizeof(evict_pool));
+    pool->policy = -1;
+    return pool;
+}
 
 static void drop_slot(evict_pool *pool, int i) {
     free(pool->slot[i].key);
@@ -70,10 +74,10 @@ static void pool_offer(void *arg, const char *key, size_t klen, uint64_t score) 
 }
 
 /* Delete the best pooled key that still exists. Returns 1 on success. */
-static int evict_best(keyspace *ks, evict_pool *pool, int64_t now_ms) {
+static int evict_best(keyspace *ks, evict_pool *pool, int vol, int64_t now_ms) {
     while (pool->n) {
         evict_candidate *best = &pool->slot[pool->n - 1];
-        int gone = ks_evict_key(ks, best->key, best->klen, now_ms);
+        int gone = ks_evict_key(ks, best->key, best->klen, vol, now_ms);
         drop_slot(pool, pool->n - 1);
         if (gone) return 1;
     }
@@ -102,13 +106,16 @@ int evict_one(keyspace *ks, evict_pool *pool, int policy, int samples, int64_t n
                    : samples < 1            ? 1
                    : samples > SAMPLES_MAX  ? SAMPLES_MAX
                                             : (size_t)samples;
-    if (order == KS_EVICT_RANDOM) {
-        while (pool->n) drop_slot(pool, 0); /* pooled under another policy */
+    /* Scores of different policies (idle time, LFU counter, TTL) cannot
+     * be compared, and random policies keep no memory of past samples. */
+    if (order == KS_EVICT_RANDOM || pool->policy != policy) {
+        while (pool->n) drop_slot(pool, 0);
+        pool->policy = policy;
     }
     for (int round = 0; round < EVICT_ROUNDS_MAX; round++) {
         size_t got = sample_round(ks, pool, order, vol, count, now_ms);
         if (got == 0 && pool->n == 0) return 0;
-        if (evict_best(ks, pool, now_ms)) return 1;
+        if (evict_best(ks, pool, vol, now_ms)) return 1;
     }
     return 0;
 }

@@ -42,6 +42,7 @@ typedef struct evict_candidate {
 typedef struct evict_pool {
     evict_candidate slot[EVICT_POOL_SIZE]; /* ascending score; best last */
     int n;
+    int policy; /* the policy the scores were computed under; -1 = none */
 } evict_pool;
 
 evict_pool *evict_pool_new(void);

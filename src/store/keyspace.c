@@ -992,12 +992,13 @@ size_t ks_evict_sample(keyspace *ks, int order, int volatile_only, size_t count,
     return sampled;
 }
 
-int ks_evict_key(keyspace *ks, const char *key, size_t klen, int64_t now_ms) {
+int ks_evict_key(keyspace *ks, const char *key, size_t klen, int volatile_only, int64_t now_ms) {
     uint64_t h = key_hash(ks, key, klen);
     shard *s = shard_for(ks, h);
     pthread_mutex_lock(&s->lock);
     int which;
     kv **link = table_find_link(&s->t, h, key, klen, &which);
+    if (link && volatile_only && (*link)->vol_idx == KV_NO_VOLATILE) link = NULL;
     if (link) {
         /* Persistence logs a DEL for an evicted key exactly as for an
          * expired one, so the hook runs for both. */

@@ -222,8 +222,10 @@ size_t ks_evict_sample(keyspace *ks, int order, int volatile_only, size_t count,
 
 /* Delete key because of maxmemory (the expire hook runs, so persistence
  * logs a DEL; an already-expired key counts as expired, others as
- * evicted). Locks internally. Returns 1 when the key existed. */
-int ks_evict_key(keyspace *ks, const char *key, size_t klen, int64_t now_ms);
+ * evicted). volatile_only: leave the key alone unless it still has a TTL
+ * (it may have been PERSISTed since it was sampled). Locks internally.
+ * Returns 1 when the key was deleted. */
+int ks_evict_key(keyspace *ks, const char *key, size_t klen, int volatile_only, int64_t now_ms);
 
 /* Keys evicted since start. */
 uint64_t ks_evicted_total(const keyspace *ks);

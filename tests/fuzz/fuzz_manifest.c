@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "persist/crc.h"
+#include "lib/crc32c.h"
 #include "persist/manifest.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

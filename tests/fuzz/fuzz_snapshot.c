@@ -17,7 +17,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "persist/crc.h"
+#include "lib/crc32c.h"
 #include "persist/snapshot.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -28,6 +28,31 @@ static int has_key(keyspace *ks, const char *prefix, int i, int64_t now_ms) {
     return found;
 }
 
+static void persist_key(keyspace *ks, const char *prefix, int i, int64_t now_ms) {
+    char k[32];
+    int n = snprintf(k, sizeof k, "%s:%d", prefix, i);
+    unsigned shard = ks_shard_of(ks, k, (size_t)n);
+    ks_lock_shard(ks, shard);
+    kv *e = ks_find(ks, k, (size_t)n, now_ms);
+    if (e) ks_set_expire(ks, e, 0);
+    ks_unlock_shard(ks, shard);
+}
+
+/* Regression (review S1): the pool outlives commands, so a key sampled
+ * while volatile and PERSISTed afterwards must not be evicted from its
+ * stale pool entry under a volatile-* policy. */
+static void test_volatile_pool_skips_keys_persisted_later(void) {
+    keyspace *ks = ks_create(5);
+    evict_pool *pool = evict_pool_new();
+    for (int i = 0; i < 64; i++) set_key(ks, "v", i, NOW, NOW + 3600000);
+    CHECK(evict_one(ks, pool, EVICT_VOLATILE_LRU, 16, NOW)); /* fills the pool */
+    for (int i = 0; i < 64; i++) persist_key(ks, "v", i, NOW);
+    CHECK(!evict_one(ks, pool, EVICT_VOLATILE_LRU, 16, NOW)); /* nothing volatile */
+    CHECK_EQ_LL(ks_count(ks), 63);
+    evict_pool_free(pool);
+    ks_destroy(ks);
+}
+
 static void test_noeviction_and_empty(void) {
     keyspace *ks = ks_create(1);
     evict_pool *pool = evict_pool_new();
@@ -131,6 +156,7 @@ static void test_password_compare(void) {
 
 int main(void) {
     RUN(test_noeviction_and_empty);
+    RUN(test_volatile_pool_skips_keys_persisted_later);
     RUN(test_volatile_only_takes_ttl_keys);
     RUN(test_lru_prefers_idle_keys);
     RUN(test_lfu_prefers_rare_keys_and_decays);

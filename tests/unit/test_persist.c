@@ -9,7 +9,7 @@
 
 #include "check.h"
 #include "lib/hash.h"
-#include "persist/crc.h"
+#include "lib/crc32c.h"
 #include "persist/manifest.h"
 #include "persist/snapshot.h"
 #include "store/keyspace.h"

@@ -1,0 +1,129 @@
+/* frame.c - byte-exact encoding and decoding of the batch protocol
+ * (docs/PROTOCOL.md, version 1). Pure functions: no I/O, no allocation,
+ * so the unit tests check them against the document's tables. */
+#include <string.h>
+
+#include "internal.h"
+
+size_t pb_encode_handshake(const pb_handshake *h, uint8_t *buf, size_t cap) {
+    size_t tlen = h->token ? strlen(h->token) : 0;
+    size_t klen = h->topic ? strlen(h->topic) : 0;
+    size_t slen = h->start ? strlen(h->start) : 0;
+    if (klen < 1 || klen > PB_MAX_TOPIC)
+        return (size_t)pier_fail(0, "topic length %zu outside 1..%d", klen, PB_MAX_TOPIC);
+    if (tlen > 0xFFFF) return (size_t)pier_fail(0, "password longer than 65535 bytes");
+    if (slen > PB_MAX_START) return (size_t)pier_fail(0, "start longer than %d", PB_MAX_START);
+    if (h->role == PB_ROLE_PUBLISHER && slen)
+        return (size_t)pier_fail(0, "a publisher sends no start");
+    size_t total = PB_HANDSHAKE_FIXED + tlen + klen + slen;
+    if (total > cap) return (size_t)pier_fail(0, "handshake buffer too small");
+    memset(buf, 0, PB_HANDSHAKE_FIXED);
+    memcpy(buf, "PIRB", 4);
+    le16(buf + 4, PB_VERSION);
+    buf[6] = (uint8_t)h->role;
+    buf[7] = (uint8_t)h->ack_level;
+    buf[8] = (uint8_t)h->order_level;
+    buf[9] = (uint8_t)h->codecs;
+    le64(buf + 12, h->client_id);
+    le16(buf + 20, (uint16_t)tlen);
+    le16(buf + 22, (uint16_t)klen);
+    le16(buf + 24, (uint16_t)slen);
+    uint8_t *p = buf + PB_HANDSHAKE_FIXED;
+    if (tlen) memcpy(p, h->token, tlen);
+    memcpy(p + tlen, h->topic, klen);
+    if (slen) memcpy(p + tlen + klen, h->start, slen);
+    return total;
+}
+
+void pb_encode_header(const pb_header *h, uint8_t out[PB_HEADER_LEN]) {
+    memcpy(out, "PIRF", 4);
+    out[4] = PB_VERSION;
+    out[5] = h->type;
+    out[6] = h->codec;
+    out[7] = h->flags;
+    le64(out + 8, h->seq);
+    le32(out + 16, h->count);
+    le32(out + 20, h->raw_len);
+    le32(out + 24, h->payload_len);
+    le32(out + 28, h->crc);
+}
+
+/* The per-type payload rules of the document, checked before reading the
+ * payload so a broken peer cannot make us allocate 4 GiB. */
+static int check_lengths(const pb_header *h, uint32_t max_payload) {
+    if (h->payload_len > max_payload || h->raw_len > max_payload)
+        return pier_fail(PIER_E_PROTOCOL, "frame of %u/%u bytes over the %u limit",
+                         h->payload_len, h->raw_len, max_payload);
+    switch (h->type) {
+    case PB_BATCH:
+        if (h->codec > 2) return pier_fail(PIER_E_PROTOCOL, "unknown codec %u", h->codec);
+        if (h->codec == 0 && h->raw_len != h->payload_len)
+            return pier_fail(PIER_E_PROTOCOL, "raw batch with raw_len != payload_len");
+        if (h->count > h->raw_len / 4)
+            return pier_fail(PIER_E_PROTOCOL, "count %u too large for %u bytes", h->count,
+                             h->raw_len);
+        return PIER_OK;
+    case PB_ACK:
+        if (h->payload_len != 16 && h->payload_len != 0)
+            return pier_fail(PIER_E_PROTOCOL, "ACK payload of %u bytes", h->payload_len);
+        return PIER_OK;
+    case PB_HELLO_OK:
+        if (h->payload_len != 8)
+            return pier_fail(PIER_E_PROTOCOL, "HELLO_OK payload of %u bytes", h->payload_len);
+        return PIER_OK;
+    case PB_ERROR:
+        if (h->payload_len < 2) return pier_fail(PIER_E_PROTOCOL, "ERROR frame without code");
+        return PIER_OK;
+    default:
+        return pier_fail(PIER_E_PROTOCOL, "unknown frame type %u", h->type);
+    }
+}
+
+int pb_decode_header(const uint8_t in[PB_HEADER_LEN], uint32_t max_payload, pb_header *h) {
+    if (memcmp(in, "PIRF", 4) != 0) return pier_fail(PIER_E_PROTOCOL, "bad frame magic");
+    if (in[4] != PB_VERSION)
+        return pier_fail(PIER_E_PROTOCOL, "unsupported frame version %u", in[4]);
+    h->type = in[5];
+    h->codec = in[6];
+    h->flags = in[7];
+    h->seq = rd64(in + 8);
+    h->count = rd32(in + 16);
+    h->raw_len = rd32(in + 20);
+    h->payload_len = rd32(in + 24);
+    h->crc = rd32(in + 28);
+    return check_lengths(h, max_payload);
+}
+
+size_t pb_put_message(uint8_t *dst, const void *msg, uint32_t len) {
+    le32(dst, len);
+    if (len) memcpy(dst + 4, msg, len);
+    return 4 + (size_t)len;
+}
+
+/* Entry layout: u64 ms, u64 seq, u8 kind, u32 len, bytes (21-byte head). */
+int pb_parse_entries(const uint8_t *p, size_t raw_len, uint32_t count, pier_msg *msgs) {
+    size_t off = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        if (raw_len - off < 21)
+            return pier_fail(PIER_E_PROTOCOL, "entry %u truncated", i);
+        const uint8_t *e = p + off;
+        uint32_t len = rd32(e + 17);
+        if (e[16] > 1) return pier_fail(PIER_E_PROTOCOL, "entry kind %u", e[16]);
+        if (raw_len - off - 21 < len)
+            return pier_fail(PIER_E_PROTOCOL, "entry %u longer than the batch", i);
+        msgs[i] = (pier_msg){rd64(e), rd64(e + 8), e[16], (const char *)e + 21, len};
+        off += 21 + (size_t)len;
+    }
+    if (off != raw_len)
+        return pier_fail(PIER_E_PROTOCOL, "%zu trailing bytes after %u entries", raw_len - off,
+                         count);
+    return PIER_OK;
+}
+
+int pb_error_frame(const uint8_t *payload, size_t len) {
+    unsigned code = (unsigned)payload[0] | (unsigned)payload[1] << 8;
+    int text_len = len - 2 > 200 ? 200 : (int)(len - 2);
+    int status = code == 3 ? PIER_E_AUTH : PIER_E_SERVER;
+    return pier_fail(status, "server error %u: %.*s", code, text_len,
+                     (const char *)payload + 2);
+}

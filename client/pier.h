@@ -1,0 +1,184 @@
+/* pier.h - libpier, the C client library of pier. The one public header.
+ *
+ * Three parts:
+ *   - KV over RESP: a small blocking client for GET/SET/DEL/INCR.
+ *   - Publisher: appends messages to a stream (a "topic") over the binary
+ *     batch protocol (docs/PROTOCOL.md, version 1), batching, compressing
+ *     and striping them over several connections and nodes.
+ *   - Subscriber: reads a stream over the batch protocol, one batch of
+ *     messages per call.
+ *
+ * Errors: every function that can fail returns an int status, PIER_OK (0)
+ * on success or one of enum pier_status. pier_strerror(status) names the
+ * code; pier_last_error() gives the detail of the most recent failure in
+ * the calling thread (thread-local, so it is safe with many threads).
+ * No function aborts on bad input; NULL handles and bad options give
+ * PIER_E_INVALID.
+ *
+ * Thread-safety: a pier_publisher may be used by any number of threads at
+ * once (pier_publish, pier_flush, pier_publisher_stats); pier_publisher_close
+ * must be called once, after the other threads stopped using it. A pier_kv
+ * and a pier_subscriber belong to one thread at a time.
+ *
+ * Link: build/libpier.a plus `pkg-config --libs liblz4 libzstd` and
+ * -pthread. */
+#ifndef PIER_CLIENT_H
+#define PIER_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum pier_status {
+    PIER_OK = 0,
+    PIER_E_INVALID = 1,      /* bad argument or option */
+    PIER_E_NOMEM = 2,        /* allocation or mmap failed */
+    PIER_E_CONNECT = 3,      /* resolve or connect failed */
+    PIER_E_IO = 4,           /* socket error or connection closed */
+    PIER_E_PROTOCOL = 5,     /* the peer sent bytes that break the protocol */
+    PIER_E_SERVER = 6,       /* the server answered with an error (ERROR frame, -ERR) */
+    PIER_E_AUTH = 7,         /* authentication failed */
+    PIER_E_NOT_FOUND = 8,    /* KV: no such key */
+    PIER_E_TOO_LARGE = 9,    /* a message does not fit in one batch */
+    PIER_E_CODEC = 10,       /* compression or decompression failed */
+    PIER_E_TIMEOUT = 11,     /* no data within the configured time */
+    PIER_E_CLOSED = 12,      /* the publisher failed earlier and accepts nothing more */
+    PIER_E_WRONG_TYPE = 13   /* KV: reply of an unexpected type */
+};
+
+/* Static name of a status code ("invalid argument", ...); never NULL. */
+const char *pier_strerror(int status);
+/* Detail of the last failure in this thread ("" if none). The pointer
+ * stays valid until the next libpier call in this thread. */
+const char *pier_last_error(void);
+
+/* ------------------------------------------------------------------ KV */
+
+typedef struct pier_kv pier_kv;
+
+/* Connect to a RESP server; password may be NULL (no AUTH). On success
+ * *out owns the connection; free it with pier_kv_close. */
+int pier_kv_connect(pier_kv **out, const char *host, int port, const char *password);
+/* GET: on PIER_OK *value is a malloc'd copy the caller frees (with a NUL
+ * byte after *len bytes, not counted); PIER_E_NOT_FOUND when absent. */
+int pier_kv_get(pier_kv *kv, const char *key, char **value, size_t *len);
+/* SET key value; ttl_ms > 0 adds PX ttl_ms. */
+int pier_kv_set(pier_kv *kv, const char *key, const void *value, size_t len, long long ttl_ms);
+/* DEL key; *deleted (may be NULL) gets the number of keys removed. */
+int pier_kv_del(pier_kv *kv, const char *key, long long *deleted);
+/* INCR key; *result (may be NULL) gets the new value. */
+int pier_kv_incr(pier_kv *kv, const char *key, long long *result);
+/* Close the connection and free kv (NULL is ignored). */
+void pier_kv_close(pier_kv *kv);
+
+/* ----------------------------------------------------------- publisher */
+
+enum pier_codec { PIER_CODEC_NONE = 0, PIER_CODEC_LZ4 = 1, PIER_CODEC_ZSTD = 2 };
+
+/* Where log lines of the library go (e.g. "huge pages unavailable").
+ * NULL in the options means stderr. */
+typedef void (*pier_log_fn)(void *ctx, const char *line);
+
+typedef struct pier_publisher_options {
+    const char *topic;          /* stream key, 1..1024 bytes (required) */
+    const char *const *nodes;   /* "host:port" of batch ports (required) */
+    int node_count;             /* >= 1 */
+    int conns_per_node;         /* connections per node (1) */
+    size_t batch_bytes;         /* raw payload per batch (2 MiB) */
+    unsigned linger_us;         /* flush a partial batch this old (1000; 0 = only when full
+                                   or on pier_flush) */
+    int ack_level;              /* 0 none, 1 appended (1), 2 replicated */
+    enum pier_codec codec;      /* PIER_CODEC_LZ4 */
+    size_t compress_min_bytes;  /* batches below this go raw (64 KiB) */
+    int adaptive;               /* 1 = compress only when it pays (default); 0 = always */
+    unsigned reprobe_every;     /* batches between probes of incompressible data (64) */
+    uint64_t client_id;         /* 0 = random non-zero */
+    int sndbuf, rcvbuf;         /* SO_SNDBUF / SO_RCVBUF bytes (0 = system default) */
+    int nodelay;                /* TCP_NODELAY (1) */
+    size_t zerocopy_min_bytes;  /* MSG_ZEROCOPY for sends >= this (0 = off, the default) */
+    int buffers;                /* batch buffers in the pool (0 = 4 per connection + 8) */
+    const char *password;       /* requirepass token (NULL = none) */
+    unsigned reconnect_ms;      /* give up reconnecting after this long (5000) */
+    pier_log_fn log;            /* NULL = stderr */
+    void *log_ctx;
+} pier_publisher_options;
+
+/* Defaults for every field (the values in parentheses above); call it
+ * first, then set topic, nodes and what differs. */
+void pier_publisher_options_init(pier_publisher_options *o);
+
+typedef struct pier_publisher pier_publisher;
+
+/* Connects to every node (handshake, HELLO_OK) and allocates the buffer
+ * pool once. Each connection gets its own client id (client_id + index)
+ * because the server keeps one batch sequence per client id. */
+int pier_publisher_open(pier_publisher **out, const pier_publisher_options *o);
+/* Copy one message into the calling thread's current batch. May send a
+ * full batch, and blocks while every buffer waits for an ACK. */
+int pier_publish(pier_publisher *p, const void *msg, size_t len);
+/* Send every partial batch (of all threads) and, with ack level >= 1,
+ * wait until every batch sent so far is acknowledged. */
+int pier_flush(pier_publisher *p);
+/* Flush, wait for every ACK (ack level >= 1), stop the threads and free
+ * p. Returns PIER_OK only if every published message was acknowledged
+ * (or sent, at ack level 0); p is freed either way. */
+int pier_publisher_close(pier_publisher *p);
+
+typedef struct pier_conn_stats {
+    char node[64];            /* "host:port" */
+    uint64_t client_id;
+    uint64_t batches;         /* batches sent (resends included) */
+    uint64_t messages;
+    uint64_t raw_bytes;       /* payload bytes before compression */
+    uint64_t wire_bytes;      /* payload bytes sent (after compression) */
+    uint64_t compressed_batches;
+    uint64_t compress_ns;     /* time spent compressing */
+    uint64_t send_ns;         /* time spent in writev/sendmsg */
+    uint64_t acked_batches;   /* distinct sequences acknowledged (ACK or HELLO_OK) */
+    uint64_t reconnects;
+    uint64_t zerocopy_sends, zerocopy_copied; /* copied: the kernel fell back to a copy */
+    double ratio;             /* wire_bytes / raw_bytes (1.0 when nothing sent) */
+} pier_conn_stats;
+
+/* Fill up to max entries of out; *count gets the number of connections. */
+int pier_publisher_stats(pier_publisher *p, pier_conn_stats *out, int max, int *count);
+
+/* ---------------------------------------------------------- subscriber */
+
+enum pier_msg_kind { PIER_KIND_DATA = 0, PIER_KIND_FIELDS = 1 };
+
+typedef struct pier_msg {
+    uint64_t id_ms, id_seq;   /* stream entry ID */
+    int kind;                 /* enum pier_msg_kind: 1 = RESP array of field/value pairs */
+    const char *data;
+    size_t len;
+} pier_msg;
+
+typedef struct pier_batch {
+    uint64_t seq;             /* the server's running batch count */
+    size_t count;
+    const pier_msg *msgs;     /* valid until the next pier_subscriber_next/close */
+} pier_batch;
+
+typedef struct pier_subscriber pier_subscriber;
+
+/* Subscribe to topic from start ("$" new entries, "0" everything, or an ID
+ * "<ms>-<seq>": entries after it). codecs: bit 0 LZ4, bit 1 zstd accepted
+ * (1 << PIER_CODEC_x >> 1). password may be NULL. */
+int pier_subscriber_open(pier_subscriber **out, const char *host, int port, const char *topic,
+                         const char *start, unsigned codecs, const char *password);
+/* Receive timeout for pier_subscriber_next (0 = block forever). */
+int pier_subscriber_set_timeout(pier_subscriber *s, unsigned timeout_ms);
+/* Block until the next batch; fills *batch. PIER_E_TIMEOUT after the
+ * timeout with no complete batch (the connection is then unusable: a
+ * partial frame may have been consumed). */
+int pier_subscriber_next(pier_subscriber *s, pier_batch *batch);
+void pier_subscriber_close(pier_subscriber *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,442 @@
+/* pubconn.c - one publisher connection: handshake, sending batches (with
+ * adaptive compression and optional MSG_ZEROCOPY), the ACK reader thread,
+ * and reconnect-and-resend for exactly-once delivery. */
+#include <errno.h>
+#include <time.h> /* before linux/errqueue.h, which uses struct timespec */
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#if __has_include("lib/crc32c.h")
+#include "lib/crc32c.h"
+#else
+#include "persist/crc.h"
+#endif
+
+#include "publisher_impl.h"
+
+#ifndef SO_ZEROCOPY
+#define SO_ZEROCOPY 60
+#endif
+#ifndef MSG_ZEROCOPY
+#define MSG_ZEROCOPY 0x4000000
+#endif
+
+/* ---------------------------------------------------------------- queue */
+
+static bool buf_done(const pconn *c, const pbuf *b) {
+    bool acked = c->p->opt.ack_level == 0 || b->seq <= c->acked_seq;
+    bool zc_done = !b->zc_pending || (int32_t)(b->zc_id - c->zc_done) < 0;
+    return acked && zc_done;
+}
+
+void pconn_release_done(pconn *c) {
+    pier_publisher *p = c->p;
+    bool freed = false;
+    while (c->unacked_head && buf_done(c, c->unacked_head)) {
+        pbuf *b = c->unacked_head;
+        c->unacked_head = b->next;
+        if (!c->unacked_head) c->unacked_tail = NULL;
+        b->next = p->free_list;
+        p->free_list = b;
+        freed = true;
+    }
+    if (freed) pthread_cond_broadcast(&p->cond);
+}
+
+static void enqueue_unacked(pconn *c, pbuf *b) {
+    b->next = NULL;
+    if (c->unacked_tail) c->unacked_tail->next = b;
+    else c->unacked_head = b;
+    c->unacked_tail = b;
+}
+
+/* ------------------------------------------------------------ zero copy */
+
+/* Completions arrive as id ranges [lo, hi] on the socket's error queue.
+ * TCP completes sends in order, so the highest hi is a watermark. */
+void pconn_drain_zerocopy(pconn *c) {
+    if (!c->zc_on || c->fd < 0) return;
+    for (;;) {
+        char control[128];
+        struct msghdr msg = {.msg_control = control, .msg_controllen = sizeof control};
+        if (recvmsg(c->fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) return;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+            if (!((cm->cmsg_level == SOL_IP && cm->cmsg_type == IP_RECVERR) ||
+                  (cm->cmsg_level == SOL_IPV6 && cm->cmsg_type == IPV6_RECVERR)))
+                continue;
+            struct sock_extended_err ee;
+            memcpy(&ee, CMSG_DATA(cm), sizeof ee);
+            if (ee.ee_origin != SO_EE_ORIGIN_ZEROCOPY) continue;
+            pthread_mutex_lock(&c->p->lock);
+            if ((int32_t)(ee.ee_data + 1 - c->zc_done) > 0) c->zc_done = ee.ee_data + 1;
+            if (ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED)
+                c->stats.zerocopy_copied += ee.ee_data - ee.ee_info + 1;
+            pconn_release_done(c);
+            pthread_mutex_unlock(&c->p->lock);
+        }
+    }
+}
+
+/* sendmsg with MSG_ZEROCOPY until every byte is queued; each call that
+ * queues bytes takes one completion id. */
+static int send_zerocopy(pconn *c, struct iovec *iov, int iovcnt, pbuf *b) {
+    while (iovcnt > 0) {
+        /* Pending before the call: an ACK may race ahead of sendmsg's
+         * return, and the buffer must outlive the kernel's reference. */
+        pthread_mutex_lock(&c->p->lock);
+        b->zc_id = c->zc_next_id;
+        b->zc_pending = true;
+        pthread_mutex_unlock(&c->p->lock);
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
+        ssize_t w = sendmsg(c->fd, &msg, MSG_ZEROCOPY | MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == ENOBUFS) { /* optmem limit: wait for completions */
+                struct timespec ts = {0, 100000};
+                nanosleep(&ts, NULL);
+                pconn_drain_zerocopy(c);
+                continue;
+            }
+            return pier_fail(PIER_E_IO, "sendmsg failed: %s", strerror(errno));
+        }
+        pthread_mutex_lock(&c->p->lock);
+        c->zc_next_id++;
+        c->stats.zerocopy_sends++;
+        pthread_mutex_unlock(&c->p->lock);
+        size_t left = (size_t)w;
+        while (iovcnt > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+    return PIER_OK;
+}
+
+/* ------------------------------------------------------------- sending */
+
+/* Choose raw or compressed for b, fill its header (seq set by caller). */
+static void encode_batch(pconn *c, pbuf *b) {
+    const pier_publisher_options *o = &c->p->opt;
+    uint8_t codec = 0;
+    b->payload = b->raw;
+    b->payload_len = (uint32_t)b->used;
+    bool want = o->codec != PIER_CODEC_NONE &&
+                (o->adaptive ? pc_should_compress(&c->adapt, b->used, o->compress_min_bytes)
+                             : b->used >= o->compress_min_bytes);
+    if (want) {
+        uint64_t t0 = pn_now_ns();
+        size_t cap = pc_bound(o->codec, b->used);
+        size_t n = pc_compress(&c->cctx, o->codec, b->raw, b->used, b->wire, cap);
+        uint64_t ns = pn_now_ns() - t0;
+        pc_note_compress(&c->adapt, b->used, n, ns);
+        pthread_mutex_lock(&c->p->lock);
+        c->stats.compress_ns += ns;
+        pthread_mutex_unlock(&c->p->lock);
+        if (n > 0 && n < b->used) { /* never send a "compressed" batch that grew */
+            codec = (uint8_t)o->codec;
+            b->payload = b->wire;
+            b->payload_len = (uint32_t)n;
+        }
+    }
+    pb_header h = {.type = PB_BATCH, .codec = codec, .seq = b->seq, .count = b->count,
+                   .raw_len = (uint32_t)b->used, .payload_len = b->payload_len,
+                   .crc = crc32c(0, b->payload, b->payload_len)};
+    pb_encode_header(&h, b->hdr);
+}
+
+/* Write header + payload with one writev (or zero-copy sendmsg). Reads
+ * nothing of b after the write: its ACK may already have released it. */
+static int write_batch(pconn *c, pbuf *b) {
+    uint32_t wire = PB_HEADER_LEN + b->payload_len;
+    bool compressed = b->payload != b->raw;
+    struct iovec iov[2] = {{b->hdr, PB_HEADER_LEN}, {(void *)b->payload, b->payload_len}};
+    uint64_t t0 = pn_now_ns();
+    size_t zmin = c->p->opt.zerocopy_min_bytes;
+    int rc = c->zc_on && zmin && b->payload_len >= zmin ? send_zerocopy(c, iov, 2, b)
+                                                        : pn_writev_all(c->fd, iov, 2);
+    uint64_t ns = pn_now_ns() - t0;
+    if (rc == PIER_OK) pc_note_send(&c->adapt, wire, ns);
+    pthread_mutex_lock(&c->p->lock);
+    c->stats.send_ns += ns;
+    if (rc == PIER_OK) {
+        c->stats.batches++;
+        c->stats.wire_bytes += wire;
+        c->stats.compressed_batches += compressed;
+    }
+    pthread_mutex_unlock(&c->p->lock);
+    if (c->zc_on) pconn_drain_zerocopy(c);
+    return rc;
+}
+
+static void mark_broken(pconn *c) {
+    pthread_mutex_lock(&c->p->lock);
+    c->broken = true;
+    pthread_mutex_unlock(&c->p->lock);
+}
+
+static bool is_broken(pconn *c) {
+    pthread_mutex_lock(&c->p->lock);
+    bool broken = c->broken;
+    pthread_mutex_unlock(&c->p->lock);
+    return broken;
+}
+
+int pconn_send(pconn *c, pbuf *b) {
+    pier_publisher *p = c->p;
+    if (is_broken(c)) {
+        int rc = pconn_connect(c);
+        if (rc) return rc;
+    }
+    b->seq = c->next_seq++;
+    encode_batch(c, b);
+    pthread_mutex_lock(&p->lock);
+    c->stats.messages += b->count;
+    c->stats.raw_bytes += b->used;
+    /* Queue before writing: the ACK may arrive before writev returns. */
+    enqueue_unacked(c, b);
+    pthread_mutex_unlock(&p->lock);
+    int rc = write_batch(c, b);
+    pthread_mutex_lock(&p->lock);
+    pconn_release_done(c); /* ack level 0 without zero copy: free now */
+    pthread_mutex_unlock(&p->lock);
+    if (rc == PIER_OK) return PIER_OK;
+    /* The batch stays queued: the reconnect resends it if the server
+     * did not get it (ack level >= 1). */
+    mark_broken(c);
+    return pconn_connect(c);
+}
+
+/* ---------------------------------------------------------- ACK reader */
+
+static void reader_fail(pconn *c, int rc, bool fatal) {
+    pier_publisher *p = c->p;
+    pthread_mutex_lock(&p->lock);
+    bool quiet = p->stopping && rc == PIER_E_IO;
+    c->broken = true;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    if (fatal) pub_set_failed(p, rc, pier_last_error());
+    else if (!quiet) pub_log(p, "connection %s:%d lost (%s); will reconnect", c->host, c->port,
+                             pier_last_error());
+}
+
+static int handle_ack(pconn *c, const pb_header *h, int fd) {
+    uint8_t payload[16];
+    int rc = pn_read_full(fd, payload, h->payload_len);
+    if (rc) return rc;
+    pthread_mutex_lock(&c->p->lock);
+    if (h->seq > c->acked_seq) {
+        c->stats.acked_batches += h->seq - c->acked_seq;
+        c->acked_seq = h->seq;
+    }
+    pconn_release_done(c);
+    pthread_cond_broadcast(&c->p->cond);
+    pthread_mutex_unlock(&c->p->lock);
+    return PIER_OK;
+}
+
+static int read_error_frame(int fd, const pb_header *h) {
+    uint8_t text[512];
+    size_t keep = h->payload_len < sizeof text ? h->payload_len : sizeof text;
+    int rc = pn_read_full(fd, text, keep);
+    return rc ? rc : pb_error_frame(text, keep);
+}
+
+static void *reader_main(void *arg) {
+    pconn *c = arg;
+    int fd = c->fd; /* stable: reconnect joins this thread before replacing it */
+    for (;;) {
+        uint8_t raw[PB_HEADER_LEN];
+        pb_header h;
+        int rc = pn_read_full(fd, raw, sizeof raw);
+        if (rc) { reader_fail(c, rc, false); return NULL; }
+        rc = pb_decode_header(raw, PB_MAX_PAYLOAD, &h);
+        if (rc == PIER_OK && h.type == PB_ACK) rc = handle_ack(c, &h, fd);
+        else if (rc == PIER_OK && h.type == PB_ERROR) {
+            reader_fail(c, read_error_frame(fd, &h), true);
+            return NULL;
+        } else if (rc == PIER_OK) {
+            rc = pier_fail(PIER_E_PROTOCOL, "unexpected frame type %u to a publisher", h.type);
+        }
+        if (rc == PIER_E_PROTOCOL) { reader_fail(c, rc, true); return NULL; }
+        if (rc) { reader_fail(c, rc, false); return NULL; }
+    }
+}
+
+/* ----------------------------------------------------------- handshake */
+
+static void set_rcv_timeout(int fd, unsigned ms) {
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+/* Send the handshake and read HELLO_OK: *next_seq, c->max_payload. */
+static int handshake(pconn *c, int fd, uint64_t *next_seq) {
+    pier_publisher *p = c->p;
+    pb_handshake hs = {.role = PB_ROLE_PUBLISHER, .ack_level = p->opt.ack_level,
+                       .order_level = 1, .client_id = c->client_id,
+                       .token = p->password, .topic = p->topic};
+    size_t cap = PB_HANDSHAKE_FIXED + 0xFFFF + PB_MAX_TOPIC;
+    uint8_t *buf = malloc(cap);
+    if (!buf) return pier_fail(PIER_E_NOMEM, "no memory for the handshake");
+    size_t n = pb_encode_handshake(&hs, buf, cap);
+    struct iovec iov = {buf, n};
+    int rc = n ? pn_writev_all(fd, &iov, 1) : PIER_E_INVALID;
+    free(buf);
+    if (rc) return rc;
+    set_rcv_timeout(fd, 10000);
+    uint8_t raw[PB_HEADER_LEN];
+    pb_header h;
+    if ((rc = pn_read_full(fd, raw, sizeof raw))) return rc;
+    if ((rc = pb_decode_header(raw, PB_MAX_PAYLOAD, &h))) return rc;
+    if (h.type == PB_ERROR) return read_error_frame(fd, &h);
+    if (h.type != PB_HELLO_OK) return pier_fail(PIER_E_PROTOCOL, "expected HELLO_OK");
+    uint8_t pl[8];
+    if ((rc = pn_read_full(fd, pl, sizeof pl))) return rc;
+    set_rcv_timeout(fd, 0);
+    uint64_t maxp = rd64(pl);
+    c->max_payload = maxp > PB_MAX_PAYLOAD ? PB_MAX_PAYLOAD : (uint32_t)maxp;
+    if (h.seq == 0) return pier_fail(PIER_E_PROTOCOL, "HELLO_OK with next sequence 0");
+    *next_seq = h.seq;
+    return PIER_OK;
+}
+
+static void stop_reader(pconn *c) {
+    if (c->fd >= 0) shutdown(c->fd, SHUT_RDWR);
+    if (c->reader_running) pthread_join(c->reader, NULL);
+    c->reader_running = false;
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+}
+
+/* Drop batches the server already has (seq < next) and renumber the rest
+ * if the server forgot batches it had acknowledged (restart without
+ * persistence): they are resent from `next`. Returns the count to resend
+ * or -1 when the server is ahead of us (client id used by someone else). */
+static int reconcile(pconn *c, uint64_t next) {
+    pier_publisher *p = c->p;
+    pthread_mutex_lock(&p->lock);
+    if (next > c->next_seq) {
+        pthread_mutex_unlock(&p->lock);
+        return -1;
+    }
+    bool forgot = next - 1 < c->acked_seq;
+    if (next - 1 > c->acked_seq) { /* HELLO_OK acknowledges these */
+        c->stats.acked_batches += next - 1 - c->acked_seq;
+        c->acked_seq = next - 1;
+    }
+    c->zc_done = c->zc_next_id; /* the old socket is gone: no completion will come */
+    for (pbuf *b = c->unacked_head; b; b = b->next) b->zc_pending = false;
+    pconn_release_done(c);
+    int resend = 0;
+    uint64_t seq = next;
+    for (pbuf *b = c->unacked_head; b; b = b->next, resend++) b->seq = seq++;
+    c->next_seq = seq;
+    c->broken = false;
+    pthread_mutex_unlock(&p->lock);
+    if (forgot)
+        pub_log(p, "server %s:%d forgot acknowledged batches (next sequence %llu); "
+                "resending the unacknowledged ones from there", c->host, c->port,
+                (unsigned long long)next);
+    return resend;
+}
+
+/* The queued buffer with sequence seq, NULL if it was acknowledged and
+ * released meanwhile. Caller holds p->lock. Searching by sequence instead
+ * of following links keeps us off buffers the ACK reader moves to the
+ * free list while we write. */
+static pbuf *find_unacked(pconn *c, uint64_t seq) {
+    for (pbuf *b = c->unacked_head; b; b = b->next)
+        if (b->seq == seq) return b->seq > c->acked_seq ? b : NULL;
+    return NULL;
+}
+
+static int resend_unacked(pconn *c, uint64_t first, uint64_t end) {
+    for (uint64_t seq = first; seq < end; seq++) {
+        pthread_mutex_lock(&c->p->lock);
+        pbuf *b = find_unacked(c, seq);
+        pthread_mutex_unlock(&c->p->lock);
+        if (!b) continue;
+        /* b cannot be released before this write: its ACK needs it sent. */
+        pb_header h = {.type = PB_BATCH, .codec = b->hdr[6], .seq = b->seq, .count = b->count,
+                       .raw_len = (uint32_t)b->used, .payload_len = b->payload_len,
+                       .crc = rd32(b->hdr + 28)};
+        pb_encode_header(&h, b->hdr);
+        int rc = write_batch(c, b);
+        if (rc) return rc;
+    }
+    return PIER_OK;
+}
+
+/* One attempt: connect, handshake, reconcile, start the reader, resend. */
+static int connect_once(pconn *c) {
+    const pier_publisher_options *o = &c->p->opt;
+    int fd = pn_connect(c->host, c->port, o->nodelay, o->sndbuf, o->rcvbuf);
+    if (fd < 0) return PIER_E_CONNECT;
+    uint64_t next = 0;
+    int rc = handshake(c, fd, &next);
+    if (rc) { close(fd); return rc; }
+    if (o->batch_bytes > c->max_payload) {
+        close(fd);
+        return pier_fail(PIER_E_INVALID, "batch size %zu over the server's limit %u",
+                         o->batch_bytes, c->max_payload);
+    }
+    int one = 1;
+    c->zc_on = o->zerocopy_min_bytes > 0 &&
+               setsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof one) == 0;
+    c->fd = fd;
+    uint64_t first = next;
+    int resend = reconcile(c, next);
+    if (resend < 0)
+        return pier_fail(PIER_E_PROTOCOL, "server expects sequence %llu but only %llu were sent: "
+                         "is client id %llu used by another publisher?",
+                         (unsigned long long)next, (unsigned long long)(c->next_seq - 1),
+                         (unsigned long long)c->client_id);
+    if (pthread_create(&c->reader, NULL, reader_main, c) != 0)
+        return pier_fail(PIER_E_NOMEM, "cannot start the ACK reader thread");
+    c->reader_running = true;
+    return resend ? resend_unacked(c, first, c->next_seq) : PIER_OK;
+}
+
+static bool retryable(int rc) { return rc == PIER_E_CONNECT || rc == PIER_E_IO; }
+
+int pconn_connect(pconn *c) {
+    pier_publisher *p = c->p;
+    uint64_t deadline = pn_now_ns() + (uint64_t)p->opt.reconnect_ms * 1000000ull;
+    unsigned backoff_ms = 10;
+    for (;;) {
+        stop_reader(c);
+        int rc = connect_once(c);
+        if (rc == PIER_OK) {
+            if (c->stats.batches || c->stats.reconnects) {
+                pthread_mutex_lock(&p->lock);
+                c->stats.reconnects++;
+                pthread_mutex_unlock(&p->lock);
+            }
+            return PIER_OK;
+        }
+        if (!retryable(rc) || pn_now_ns() >= deadline) {
+            stop_reader(c);
+            return pub_set_failed(p, rc, pier_last_error());
+        }
+        struct timespec ts = {0, (long)backoff_ms * 1000000L};
+        nanosleep(&ts, NULL);
+        if (backoff_ms < 200) backoff_ms *= 2;
+    }
+}
+
+void pconn_shutdown(pconn *c) {
+    stop_reader(c);
+    pc_ctx_free(&c->cctx);
+}

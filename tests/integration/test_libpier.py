@@ -1,0 +1,105 @@
+"""libpier (client/pier.h) against a real pier-server: KV over RESP, and the
+batch protocol publisher and subscriber (docs/PROTOCOL.md), through the C
+program tests/integration/libpier_e2e.c (built as build/asan/test-libpier-e2e
+by `make integration`)."""
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import IS_REDIS, REPO, free_port
+
+E2E = REPO / "build" / "asan" / "test-libpier-e2e"
+
+pytestmark = pytest.mark.skipif(IS_REDIS, reason="the batch protocol is pier's own")
+
+
+def batch_port_listening(port, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def batch_server(start_server):
+    """A pier server with its batch port, or skip when the server side of
+    the batch protocol is not built into this pier-server yet."""
+    def _start(*extra):
+        port = free_port()
+        s = start_server("--batch-port", str(port), *extra)
+        if not batch_port_listening(port):
+            pytest.skip("pier-server has no batch protocol listener on --batch-port yet "
+                        "(server side of the batch path not landed)")
+        s.batch_port = port
+        return s
+    return _start
+
+
+def run_e2e(server, topic, count, codec, password=None):
+    if not E2E.exists():
+        pytest.fail(f"{E2E} missing: build it with `make build/asan/test-libpier-e2e`",
+                    pytrace=False)
+    argv = [str(E2E), "127.0.0.1", str(server.port), str(server.batch_port), topic,
+            str(count), str(codec)] + ([password] if password else [])
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:halt_on_error=1",
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    p = subprocess.run(argv, capture_output=True, timeout=120, env=env)
+    assert p.returncode == 0, (p.stdout + p.stderr).decode(errors="replace") + server.logs()
+    assert p.stdout.strip() == b"ok %d" % count
+
+
+@pytest.mark.parametrize("codec", [0, 1, 2], ids=["raw", "lz4", "zstd"])
+def test_publish_subscribe_roundtrip(batch_server, codec):
+    s = batch_server()
+    run_e2e(s, f"e2e:{codec}", 20000, codec)
+    r = s.client()
+    assert r.xlen(f"e2e:{codec}") == 20000
+    # Entries are ordinary stream entries with one field named data.
+    first = r.xrange(f"e2e:{codec}", count=1)[0][1]
+    assert list(first.keys()) == [b"data"]
+
+
+def test_with_password(batch_server):
+    s = batch_server("--requirepass", "s3cret")
+    run_e2e(s, "e2e:auth", 2000, 1, password="s3cret")
+
+
+def test_wrong_password_is_an_auth_error(batch_server):
+    s = batch_server("--requirepass", "s3cret")
+    argv = [str(E2E), "127.0.0.1", str(s.port), str(s.batch_port), "e2e:bad", "10", "0", "wrong"]
+    p = subprocess.run(argv, capture_output=True, timeout=60)
+    assert p.returncode == 1
+    assert b"authentication failed" in p.stderr, p.stderr
+
+
+def test_exactly_once_across_server_restart(batch_server):
+    """The server restarts (SIGTERM, same AOF) while a publisher is sending:
+    the publisher reconnects, resumes from HELLO_OK's sequence, and the
+    stream holds every message exactly once."""
+    s = batch_server("--appendonly", "yes", "--appendfsync", "always")
+    count = 30000
+    env = dict(os.environ, E2E_SLOW="1", ASAN_OPTIONS="detect_leaks=1:halt_on_error=1")
+    argv = [str(E2E), "127.0.0.1", str(s.port), str(s.batch_port), "e2e:restart",
+            str(count), "1"]
+    pub = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    r = s.client()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and r.xlen("e2e:restart") < count // 4:
+        time.sleep(0.02)
+    assert r.xlen("e2e:restart") < count, "publisher finished before the restart"
+    s.stop()
+    s.start()
+    out, err = pub.communicate(timeout=120)
+    assert pub.returncode == 0, (out + err).decode(errors="replace") + s.logs()
+    r = s.client()
+    entries = r.xrange("e2e:restart")
+    assert len(entries) == count
+    indexes = sorted(int(fields[b"data"].split(b":", 1)[0]) for _, fields in entries)
+    assert indexes == list(range(count))
