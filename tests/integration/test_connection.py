@@ -368,6 +368,8 @@ def test_config_set_maxclients(fresh_server):
 
 def test_maxclients_enforced(fresh_server):
     c = fresh_server.client()
+    # The fixture's start-up probe may not be reaped yet: count from one.
+    wait_for(lambda: c.info("clients")["connected_clients"] == 1, timeout=5)
     c.config_set("maxclients", "3")
     conns = [fresh_server.raw() for _ in range(2)]
     for x in conns:
