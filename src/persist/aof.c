@@ -417,6 +417,11 @@ static int parse_command(const unsigned char *b, size_t len, size_t *pos, argvec
     int r = read_count(b, len, &p, '*', &argc);
     if (r <= 0) return r;
     if (argc == 0 || argc > AOF_MAX_ARGS) return -1;
+    /* Every argument takes at least 6 bytes ("$0\r\n\r\n"): a count the
+     * remaining bytes cannot hold is a record cut short (a torn tail),
+     * and must not make the loader reserve memory for it first (an
+     * 11-byte "*16777216\r\n" reserved 256 MB). */
+    if (argc > (len - p) / 6) return 0;
     if (argc > av->cap) {
         av->cap = (size_t)argc;
         av->v = realloc(av->v, av->cap * sizeof *av->v);
