@@ -85,8 +85,11 @@ build/pier-bench: tools/pier-bench.c build/rel/src/lib/histogram.o build/libpier
 # the server, so applications link only libpier.a + liblz4 + libzstd.
 CLIENT_SRC      := $(sort $(wildcard client/*.c))
 CLIENT_CRC      := src/lib/crc32c.c
-CLIENT_REL_OBJ  := $(CLIENT_SRC:%.c=build/rel/%.o) build/rel/$(CLIENT_CRC:.c=.o)
-CLIENT_ASAN_OBJ := $(CLIENT_SRC:%.c=build/asan/%.o) build/asan/$(CLIENT_CRC:.c=.o)
+# libpier shares the wire codec with the server (one source for the frame
+# layout) and the CRC-32C.
+CLIENT_SHARED   := $(CLIENT_CRC) src/proto/batch.c
+CLIENT_REL_OBJ  := $(CLIENT_SRC:%.c=build/rel/%.o) $(CLIENT_SHARED:%.c=build/rel/%.o)
+CLIENT_ASAN_OBJ := $(CLIENT_SRC:%.c=build/asan/%.o) $(CLIENT_SHARED:%.c=build/asan/%.o)
 
 libpier: build/libpier.a  ## build the client library build/libpier.a
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "proto/batch.h"
 
 size_t pb_encode_handshake(const pb_handshake *h, uint8_t *buf, size_t cap) {
     size_t tlen = h->token ? strlen(h->token) : 0;
@@ -35,17 +36,12 @@ size_t pb_encode_handshake(const pb_handshake *h, uint8_t *buf, size_t cap) {
     return total;
 }
 
+/* The 32-byte layout is the server's codec (src/proto/batch.c), so both
+ * ends of the protocol are one piece of code. */
 void pb_encode_header(const pb_header *h, uint8_t out[PB_HEADER_LEN]) {
-    memcpy(out, "PIRF", 4);
-    out[4] = PB_VERSION;
-    out[5] = h->type;
-    out[6] = h->codec;
-    out[7] = h->flags;
-    le64(out + 8, h->seq);
-    le32(out + 16, h->count);
-    le32(out + 20, h->raw_len);
-    le32(out + 24, h->payload_len);
-    le32(out + 28, h->crc);
+    batch_header b = {BATCH_VERSION, h->type,        h->codec,       h->flags, h->seq,
+                      h->count,      h->raw_len,     h->payload_len, h->crc};
+    batch_header_encode(&b, out);
 }
 
 /* The per-type payload rules of the document, checked before reading the
@@ -80,17 +76,18 @@ static int check_lengths(const pb_header *h, uint32_t max_payload) {
 }
 
 int pb_decode_header(const uint8_t in[PB_HEADER_LEN], uint32_t max_payload, pb_header *h) {
-    if (memcmp(in, "PIRF", 4) != 0) return pier_fail(PIER_E_PROTOCOL, "bad frame magic");
-    if (in[4] != PB_VERSION)
+    batch_header b;
+    switch (batch_header_decode(in, &b)) {
+    case BATCH_E_MAGIC:
+        return pier_fail(PIER_E_PROTOCOL, "bad frame magic");
+    case BATCH_E_VERSION:
         return pier_fail(PIER_E_PROTOCOL, "unsupported frame version %u", in[4]);
-    h->type = in[5];
-    h->codec = in[6];
-    h->flags = in[7];
-    h->seq = rd64(in + 8);
-    h->count = rd32(in + 16);
-    h->raw_len = rd32(in + 20);
-    h->payload_len = rd32(in + 24);
-    h->crc = rd32(in + 28);
+    case BATCH_OK:
+        break;
+    default:
+        return pier_fail(PIER_E_PROTOCOL, "unknown frame type %u or codec %u", in[5], in[6]);
+    }
+    *h = (pb_header){b.type, b.codec, b.flags, b.seq, b.count, b.raw_len, b.payload_len, b.crc};
     return check_lengths(h, max_payload);
 }
 
