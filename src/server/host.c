@@ -94,7 +94,10 @@ static size_t host_client_kill(void *arg, const cmd_kill_filter *f, uint64_t sel
         atomic_store(&c->kill_requested, 1);
         n++;
         if (c->sess.id == self_id) continue; /* closes after this reply */
-        if (c->lt) ev_wake(c->lt->loop);
+        if (c->lt) {
+            atomic_store(&c->lt->kill_pending, 1);
+            ev_wake(c->lt->loop);
+        }
         else shutdown(c->fd, SHUT_RDWR); /* --io thread: end its blocking read */
     }
     pthread_mutex_unlock(&srv->registry_lock);

@@ -36,6 +36,7 @@ typedef struct loop_thread {
     struct client *to_free;        /* closed, freed before sleeping */
     unsigned shard_from, shard_to; /* active-expiry range of this loop */
     thread_stats stats;
+    _Atomic int kill_pending; /* a CLIENT KILL marked one of our clients */
     int stopping;
     uint64_t aof_need;             /* AOF offset this loop's replies wait for */
     /* Blocking reads (blocking.c): this loop's parked connections (owner
