@@ -76,6 +76,9 @@ typedef struct thread_stats {
 /* The AOF being replayed at start-up: the data was accepted once, so
  * maxmemory does not refuse or evict it now (as Redis while loading). */
 #define SESS_REPLAY (1u << 1)
+/* The command runs again after its blocking read was woken (XREADGROUP
+ * then reports a deleted key or destroyed group as Redis 7.0 does). */
+#define SESS_BLOCK_RERUN (1u << 2)
 typedef struct session {
     uint64_t id;
     _Atomic int proto;   /* 2 or 3; mirrors out->proto (CLIENT LIST reads it) */
@@ -156,6 +159,10 @@ typedef struct cmd_host {
     /* New data on key (XADD): wake every connection blocked on it. The
      * caller holds the key's shard lock. */
     void (*signal_key)(void *arg, const char *key, size_t klen);
+    /* key deleted or one of its groups destroyed: wake the readers blocked
+     * on it (a woken XREADGROUP replies NOGROUP / UNBLOCKED). The caller
+     * holds the key's shard lock. */
+    void (*unblock_key)(void *arg, const char *key, size_t klen);
 
     /* --- pub/sub (server/pubsub.c) --- */
     /* (P)SUBSCRIBE / (P)UNSUBSCRIBE one channel or pattern for s. Return

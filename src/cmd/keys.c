@@ -32,9 +32,14 @@ static int same_arg(const cmd_arg *a, const cmd_arg *b) {
 /* UNLINK frees inline too: values are single allocations (strings) or
  * freed by their type hook, so there is nothing worth deferring yet. */
 static void del_cmd(cmd_ctx *c) {
+    const cmd_host *h = c->env->host;
     long long deleted = 0;
-    for (int i = 1; i < c->argc; i++)
-        deleted += ks_delete(c->env->ks, c->argv[i].p, c->argv[i].n, c->now_ms);
+    for (int i = 1; i < c->argc; i++) {
+        int gone = ks_delete(c->env->ks, c->argv[i].p, c->argv[i].n, c->now_ms) > 0;
+        deleted += gone;
+        /* a client blocked in XREADGROUP on it is told (Redis 7.0) */
+        if (gone && h && h->unblock_key) h->unblock_key(c->env->host_arg, c->argv[i].p, c->argv[i].n);
+    }
     c->dirty += (unsigned)deleted;
     reply_int(c->out, deleted);
 }

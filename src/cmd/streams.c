@@ -617,6 +617,12 @@ static int resolve_targets(cmd_ctx *c, const xread_args *a, xread_target *t) {
         t[k].new_only = 0;
         if (a->group_arg) {
             t[k].g = s ? stream_group_find(s, c->argv[a->group_arg].p, c->argv[a->group_arg].n) : NULL;
+            if (!t[k].g && (c->sess->flags & SESS_BLOCK_RERUN)) {
+                /* woken by DEL / XGROUP DESTROY: Redis 7.0's texts */
+                reply_error(c->out, s ? "NOGROUP the consumer group this client was blocked on no longer exists"
+                                      : "UNBLOCKED the stream key no longer exists");
+                return 0;
+            }
             if (!t[k].g) {
                 xs_reply_nogroup_key(c, &c->argv[key], &c->argv[a->group_arg],
                                      " in XREADGROUP with GROUP option");

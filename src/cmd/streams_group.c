@@ -246,6 +246,8 @@ static void xgroup_run(cmd_ctx *c, int sub, stream *s, stream_group *g, const xg
     case XG_DESTROY: {
         int gone = g && stream_group_destroy(s, c->argv[3].p, c->argv[3].n);
         c->dirty += (unsigned)gone;
+        const cmd_host *h = c->env->host;
+        if (gone && h && h->unblock_key) h->unblock_key(c->env->host_arg, c->argv[2].p, c->argv[2].n);
         reply_int(c->out, gone);
         return;
     }

@@ -156,6 +156,7 @@ static void detach(blocking *b, block_state *st) {
     if (st->next) st->next->prev = st->prev;
     st->c->blk = NULL;
     st->c->flags &= ~CLIENT_BLOCKED;
+    atomic_store_explicit(&st->c->shared_blocked, 0, memory_order_relaxed);
 }
 
 /* ---- timeouts ---- */
@@ -237,6 +238,7 @@ int blocking_host_park(void *arg, session *s, int nkeys, const cmd_arg *keys, in
     lt->blocked = st;
     c->blk = st;
     c->flags |= CLIENT_BLOCKED;
+    atomic_store_explicit(&c->shared_blocked, 1, memory_order_relaxed);
     if (st->deadline_ms) arm_timer(lt);
     return 0;
 }
@@ -267,7 +269,9 @@ static void run_again(blocking *b, block_state *st) {
     detach(b, st);
     if (!(c->flags & CLIENT_CLOSING)) {
         c->block_carry_deadline = st->deadline_ms;
+        c->sess.flags |= SESS_BLOCK_RERUN;
         client_run_argv(c, st->argc, st->argv);
+        c->sess.flags &= ~SESS_BLOCK_RERUN;
         c->block_carry_deadline = -1;
     }
     state_free(st);
@@ -292,4 +296,9 @@ void blocking_client_gone(client *c) {
     if (!st) return;
     detach(c->srv->blocking, st);
     state_free(st);
+}
+
+long blocking_parked(const server *srv) {
+    long n = srv->blocking ? atomic_load(&srv->blocking->parked) : 0;
+    return n > 0 ? n : 0;
 }

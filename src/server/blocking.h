@@ -33,5 +33,7 @@ void blocking_host_signal(void *arg, const char *key, size_t klen);
 void blocking_on_wake(loop_thread *lt);
 /* The connection is closing: forget it (owner thread). */
 void blocking_client_gone(struct client *c);
+/* Connections parked now (INFO blocked_clients). */
+long blocking_parked(const server *srv);
 
 #endif

@@ -50,6 +50,8 @@ typedef struct client {
     _Atomic int64_t last_interaction_ms; /* wall ms */
     _Atomic size_t shared_qbuf, shared_omem;
     _Atomic int kill_requested;
+    _Atomic int shared_sub, shared_psub; /* channel / pattern subscriptions (pubsub.c) */
+    _Atomic int shared_blocked;          /* parked by a blocking read (blocking.c) */
     thread_stats own_stats; /* --io thread: this connection's counters */
     int64_t obl_soft_since_ms; /* over the soft output limit since (0 = not) */
     uint64_t aof_need;         /* --io thread: AOF offset the replies wait for */

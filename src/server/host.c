@@ -47,14 +47,21 @@ static void format_client(text *t, const client *c, int64_t now_ms) {
     size_t qbuf = atomic_load_explicit(&c->shared_qbuf, memory_order_relaxed);
     size_t omem = atomic_load_explicit(&c->shared_omem, memory_order_relaxed);
     const char *cmd = atomic_load_explicit(&c->sess.last_cmd, memory_order_relaxed);
+    int nsub = atomic_load_explicit(&c->shared_sub, memory_order_relaxed);
+    int npsub = atomic_load_explicit(&c->shared_psub, memory_order_relaxed);
+    char flags[4], *f = flags; /* Redis's order: P (pub/sub) before b (blocked) */
+    if (nsub + npsub > 0) *f++ = 'P';
+    if (atomic_load_explicit(&c->shared_blocked, memory_order_relaxed)) *f++ = 'b';
+    if (f == flags) *f++ = 'N';
+    *f = 0;
     text_printf(t,
-                "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=N db=0 "
-                "sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=0 argv-mem=0 multi-mem=0 "
+                "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s db=0 "
+                "sub=%d psub=%d ssub=0 multi=-1 qbuf=%zu qbuf-free=0 argv-mem=0 multi-mem=0 "
                 "rbs=0 rbp=0 obl=0 oll=0 omem=%zu tot-mem=0 events=r cmd=%s user=default "
                 "redir=-1 resp=%d\n",
                 (unsigned long long)c->sess.id, c->addr, c->laddr, c->fd,
                 c->sess.name ? c->sess.name : "", (long long)(age < 0 ? 0 : age),
-                (long long)(idle < 0 ? 0 : idle), qbuf, omem, cmd ? cmd : "NULL",
+                (long long)(idle < 0 ? 0 : idle), flags, nsub, npsub, qbuf, omem, cmd ? cmd : "NULL",
                 atomic_load_explicit(&c->sess.proto, memory_order_relaxed));
 }
 
@@ -198,6 +205,7 @@ const cmd_host server_host_ops = {
     .lastsave = host_lastsave,
     .block_on_keys = blocking_host_park,
     .signal_key = host_signal_key,
+    .unblock_key = blocking_host_signal,
     .subscribe = pubsub_host_subscribe,
     .unsubscribe = pubsub_host_unsubscribe,
     .subscriptions_of = pubsub_host_subscriptions,

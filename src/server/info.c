@@ -12,7 +12,9 @@
 #include "../lib/clock.h"
 #include "../persist/persist.h"
 #include "batch.h"
+#include "blocking.h"
 #include "host.h"
+#include "pubsub.h"
 #include "server.h"
 #include "version.h"
 
@@ -62,8 +64,9 @@ static void section_server(server *srv, info_buf *b) {
 static void section_clients(server *srv, info_buf *b) {
     add(b,
         "# Clients\r\nconnected_clients:%lld\r\nmaxclients:%lld\r\n"
-        "blocked_clients:0\r\ntracking_clients:0\r\n",
-        (long long)atomic_load(&srv->nclients), CFG_GET(srv->cfg.maxclients));
+        "blocked_clients:%ld\r\ntracking_clients:0\r\n",
+        (long long)atomic_load(&srv->nclients), CFG_GET(srv->cfg.maxclients),
+        blocking_parked(srv));
 }
 
 /* Resident set size from /proc/self/statm (pages -> bytes). */
@@ -128,11 +131,14 @@ static void section_persistence(server *srv, info_buf *b) {
 
 static void section_stats(server *srv, info_buf *b) {
     uint64_t expired = ks_expired_total(srv->ks);
+    long long channels, patterns;
+    pubsub_counts(srv, &channels, &patterns);
     add(b,
         "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
         "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\n"
         "instantaneous_ops_per_sec:%llu\r\nrejected_connections:%llu\r\nexpired_keys:%llu\r\nexpired_keys_active:%llu\r\n"
-        "evicted_keys:%llu\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n",
+        "evicted_keys:%llu\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n"
+        "pubsub_channels:%lld\r\npubsub_patterns:%lld\r\n",
         (unsigned long long)SUM_STAT(srv, connections_received),
         (unsigned long long)SUM_STAT(srv, commands),
         (unsigned long long)SUM_STAT(srv, net_input_bytes),
@@ -143,7 +149,7 @@ static void section_stats(server *srv, info_buf *b) {
         (unsigned long long)SUM_STAT(srv, expired_keys_active),
         (unsigned long long)ks_evicted_total(srv->ks),
         (unsigned long long)SUM_STAT(srv, keyspace_hits),
-        (unsigned long long)SUM_STAT(srv, keyspace_misses));
+        (unsigned long long)SUM_STAT(srv, keyspace_misses), channels, patterns);
 }
 
 static void section_replication(server *srv, info_buf *b) {

@@ -179,6 +179,12 @@ static void name_del(name_list *l, size_t i) {
 
 static int sub_count(const sub_state *sub) { return (int)(sub->chans.n + sub->pats.n); }
 
+/* Publish the counts for CLIENT LIST on other threads (owner thread). */
+static void share_counts(client *c, const sub_state *sub) {
+    atomic_store_explicit(&c->shared_sub, sub ? (int)sub->chans.n : 0, memory_order_relaxed);
+    atomic_store_explicit(&c->shared_psub, sub ? (int)sub->pats.n : 0, memory_order_relaxed);
+}
+
 /* ---- subscribe / unsubscribe (owner thread, lock held) ---- */
 
 static void add_subscription(pubsub *ps, sub_state *sub, int pattern, const char *p, size_t n) {
@@ -234,6 +240,7 @@ int pubsub_host_subscribe(void *arg, session *s, int pattern, const char *ch, si
     add_subscription(ps, c->sub, pattern, ch, n);
     int count = sub_count(c->sub);
     pthread_mutex_unlock(&ps->lock);
+    share_counts(c, c->sub);
     s->subscriptions = count;
     return count;
 }
@@ -246,6 +253,7 @@ int pubsub_host_unsubscribe(void *arg, session *s, int pattern, const char *ch, 
     drop_subscription(srv->pubsub, c->sub, pattern, ch, n);
     int count = sub_count(c->sub);
     pthread_mutex_unlock(&srv->pubsub->lock);
+    share_counts(c, c->sub);
     s->subscriptions = count;
     return count;
 }
@@ -473,4 +481,15 @@ void pubsub_client_gone(client *c) {
     free(sub);
     c->sub = NULL;
     c->sess.subscriptions = 0;
+    share_counts(c, NULL);
+}
+
+void pubsub_counts(server *srv, long long *channels, long long *patterns) {
+    pubsub *ps = srv->pubsub;
+    *channels = *patterns = 0;
+    if (!ps) return;
+    pthread_mutex_lock(&ps->lock);
+    *channels = (long long)ps->nchannels;
+    *patterns = (long long)ps->npats;
+    pthread_mutex_unlock(&ps->lock);
 }

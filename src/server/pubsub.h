@@ -38,5 +38,7 @@ long long pubsub_host_numpat(void *arg);
 void pubsub_on_wake(loop_thread *lt);
 /* The connection is closing: drop its subscriptions (owner thread). */
 void pubsub_client_gone(struct client *c);
+/* Channels with subscribers and pattern subscriptions (INFO stats). */
+void pubsub_counts(server *srv, long long *channels, long long *patterns);
 
 #endif

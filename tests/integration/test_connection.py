@@ -5,7 +5,7 @@ import time
 import pytest
 import redis
 
-from conftest import IS_REDIS, Map, parse_reply, pier_only, rawcmd, wait_for
+from conftest import IS_REDIS, Map, encode_command, parse_reply, pier_only, rawcmd, wait_for
 
 RE = redis.exceptions.ResponseError
 
@@ -485,3 +485,61 @@ def test_hello_invalid_setname_is_refused(raw):
     assert c.read_reply_raw() == b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
     assert c.read_reply_raw() == b"$-1\r\n"  # the protocol was not switched to RESP3
     assert c.read_reply_raw() == b"$-1\r\n"  # and no name was set
+
+
+def _client_entry(text, cid):
+    for line in text.decode().strip("\n").split("\n"):
+        e = dict(kv.split("=", 1) for kv in line.split(" "))
+        if int(e["id"]) == cid:
+            return e
+    return None
+
+
+def _q(conn, *args):
+    return parse_reply(conn.cmd(*args), 0)[0]
+
+
+def test_client_list_sub_psub_flags_and_info_counts(server, raw):
+    """CLIENT LIST sub=/psub=/flags= (N, P in pub/sub mode, b blocked in
+    XREAD) and INFO blocked_clients (clients) / pubsub_channels and
+    pubsub_patterns (stats), as Redis 7.0 prints them."""
+    me, sub, blk = raw(), raw(), raw()
+    my_id, sub_id, blk_id = _q(me, "CLIENT", "ID"), _q(sub, "CLIENT", "ID"), _q(blk, "CLIENT", "ID")
+    sub.send(encode_command("SUBSCRIBE", "pl-a", "pl-b"))
+    sub.read_reply(), sub.read_reply()
+    sub.cmd("PSUBSCRIBE", "pl-x*")
+    blk.send(encode_command("XREAD", "BLOCK", "0", "STREAMS", "pl-s", "$"))
+
+    def listed():
+        text = _q(me, "CLIENT", "LIST")
+        e = _client_entry(text, blk_id)
+        return text if e and e["flags"] == "b" else None
+
+    text = wait_for(listed, msg="blocked client shown with flags=b")
+    s, b, m = (_client_entry(text, i) for i in (sub_id, blk_id, my_id))
+    assert (s["flags"], s["sub"], s["psub"]) == ("P", "2", "1")
+    assert (b["flags"], b["sub"], b["psub"]) == ("b", "0", "0")
+    assert b["cmd"] == "xread"
+    assert (m["flags"], m["sub"], m["psub"]) == ("N", "0", "0")
+
+    def info(section="everything"):
+        text = _q(me, "INFO", section).decode()
+        return dict(l.split(":", 1) for l in text.split("\r\n") if ":" in l)
+
+    assert info("clients")["blocked_clients"] == "1"
+    stats = info("stats")
+    assert (stats["pubsub_channels"], stats["pubsub_patterns"]) == ("2", "1")
+
+    # unsubscribing and unblocking bring everything back to zero / N
+    sub.send(encode_command("UNSUBSCRIBE"))
+    sub.read_reply(), sub.read_reply()
+    sub.cmd("PUNSUBSCRIBE")
+    me.cmd("XADD", "pl-s", "*", "f", "v")
+    blk.read_reply()
+    fields = wait_for(lambda: (lambda f: f if f["blocked_clients"] == "0" else None)(info()))
+    assert (fields["pubsub_channels"], fields["pubsub_patterns"]) == ("0", "0")
+    text = _q(me, "CLIENT", "LIST")
+    s, b = _client_entry(text, sub_id), _client_entry(text, blk_id)
+    assert (s["flags"], s["sub"], s["psub"]) == ("N", "0", "0")
+    assert b["flags"] == "N"
+    me.cmd("DEL", "pl-s")

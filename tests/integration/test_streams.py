@@ -398,3 +398,45 @@ def test_wakeups_under_load_then_clean_shutdown(start_server):
         t.join(30)
     assert srv.client().ping()
     srv.stop()  # asserts exit code 0 within 10 s and a clean sanitizer log
+
+
+def test_xreadgroup_blocked_told_group_destroyed(r, server):
+    """Redis 7.0: a client blocked in XREADGROUP gets an error when its group
+    is destroyed (NOGROUP) or its key deleted (UNBLOCKED), not a hang."""
+    r.xgroup_create("gd", "g", "$", mkstream=True)
+    s = _raw_block(server, "XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "gd", ">")
+    _wait_blocked(r)
+    assert r.xgroup_destroy("gd", "g") == 1
+    assert _read_reply(s, 5) == b"-NOGROUP the consumer group this client was blocked on no longer exists\r\n"
+    s.close()
+
+
+def test_xreadgroup_blocked_told_key_deleted(r, server):
+    r.xgroup_create("kd", "g", "$", mkstream=True)
+    s = _raw_block(server, "XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "kd", ">")
+    _wait_blocked(r)
+    assert r.delete("kd") == 1
+    assert _read_reply(s, 5) == b"-UNBLOCKED the stream key no longer exists\r\n"
+    s.close()
+
+
+def test_xread_blocked_survives_key_deletion(r, server):
+    """XREAD (no group) stays blocked across a DEL and is served by a later XADD."""
+    r.xadd("xd", {"a": 1})
+    s = _raw_block(server, "XREAD", "BLOCK", "0", "STREAMS", "xd", "$")
+    _wait_blocked(r)
+    r.delete("xd")
+    time.sleep(0.2)
+    r.xadd("xd", {"b": 2})
+    assert b"xd" in _read_reply(s, 5)
+    s.close()
+
+
+def _wait_blocked(r, n=1):
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if sum(" flags=b " in line for line in
+               r.execute_command("CLIENT", "LIST").decode().split("\n")) >= n:
+            return
+        time.sleep(0.01)
+    raise AssertionError("no client shown blocked (flags=b) in CLIENT LIST")
