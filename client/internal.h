@@ -138,6 +138,9 @@ int pn_connect(const char *host, int port, int nodelay, int sndbuf, int rcvbuf);
 /* Write every byte of iov (the array is modified). PIER_OK or PIER_E_IO. */
 int pn_writev_all(int fd, struct iovec *iov, int iovcnt);
 /* Read exactly n bytes. PIER_OK, PIER_E_IO (EOF/error) or PIER_E_TIMEOUT. */
+/* Drop the first `sent` bytes of an iovec array after a partial send:
+ * *iov and *iovcnt move past whole segments, the first left is trimmed. */
+void pn_iov_advance(struct iovec **iov, int *iovcnt, size_t sent);
 int pn_read_full(int fd, void *buf, size_t n);
 /* Current monotonic time in ns. */
 uint64_t pn_now_ns(void);

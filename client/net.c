@@ -78,18 +78,21 @@ int pn_writev_all(int fd, struct iovec *iov, int iovcnt) {
             if (errno == EINTR) continue;
             return pier_fail(PIER_E_IO, "write failed: %s", strerror(errno));
         }
-        size_t left = (size_t)w;
-        while (iovcnt > 0 && left >= iov->iov_len) {
-            left -= iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + left;
-            iov->iov_len -= left;
-        }
+        pn_iov_advance(&iov, &iovcnt, (size_t)w);
     }
     return PIER_OK;
+}
+
+void pn_iov_advance(struct iovec **iov, int *iovcnt, size_t sent) {
+    while (*iovcnt > 0 && sent >= (*iov)->iov_len) {
+        sent -= (*iov)->iov_len;
+        (*iov)++;
+        (*iovcnt)--;
+    }
+    if (*iovcnt > 0) {
+        (*iov)->iov_base = (char *)(*iov)->iov_base + sent;
+        (*iov)->iov_len -= sent;
+    }
 }
 
 int pn_read_full(int fd, void *buf, size_t n) {

@@ -109,16 +109,7 @@ static int send_zerocopy(pconn *c, struct iovec *iov, int iovcnt, pbuf *b) {
         c->zc_next_id++;
         c->stats.zerocopy_sends++;
         pthread_mutex_unlock(&c->p->lock);
-        size_t left = (size_t)w;
-        while (iovcnt > 0 && left >= iov->iov_len) {
-            left -= iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + left;
-            iov->iov_len -= left;
-        }
+        pn_iov_advance(&iov, &iovcnt, (size_t)w);
     }
     return PIER_OK;
 }
