@@ -23,14 +23,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__,    \
-                    __LINE__, #cond);                                          \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
+#include "fuzz_check.h"
 
 #define MAX_BYTES (1u << 20) /* small limit: the limit paths are reachable */
 
@@ -46,16 +39,16 @@ static void check_handshake(const uint8_t *data, size_t size) {
     unsigned char *b = copy(data, BATCH_HANDSHAKE_FIXED);
     batch_handshake h;
     int code = batch_handshake_decode(b, &h);
-    CHECK(code >= 0 && code <= BATCH_E_INTERNAL);
+    FZ_CHECK(code >= 0 && code <= BATCH_E_INTERNAL);
     if (code == BATCH_OK) {
         unsigned char again[BATCH_HANDSHAKE_FIXED];
         batch_handshake_encode(&h, again);
         b[10] = b[11] = b[26] = b[27] = 0; /* reserved */
-        CHECK(memcmp(again, b, BATCH_HANDSHAKE_FIXED) == 0);
-        CHECK(h.topic_len >= 1 && h.topic_len <= BATCH_TOPIC_MAX);
-        CHECK(h.start_len <= BATCH_START_MAX);
-        CHECK(h.role == BATCH_ROLE_PUBLISHER || h.role == BATCH_ROLE_SUBSCRIBER);
-        CHECK(batch_handshake_var_len(&h) <= 65535 + BATCH_TOPIC_MAX + BATCH_START_MAX);
+        FZ_CHECK(memcmp(again, b, BATCH_HANDSHAKE_FIXED) == 0);
+        FZ_CHECK(h.topic_len >= 1 && h.topic_len <= BATCH_TOPIC_MAX);
+        FZ_CHECK(h.start_len <= BATCH_START_MAX);
+        FZ_CHECK(h.role == BATCH_ROLE_PUBLISHER || h.role == BATCH_ROLE_SUBSCRIBER);
+        FZ_CHECK(batch_handshake_var_len(&h) <= 65535 + BATCH_TOPIC_MAX + BATCH_START_MAX);
     }
     free(b);
 }
@@ -63,19 +56,19 @@ static void check_handshake(const uint8_t *data, size_t size) {
 static void check_payload_walk(const unsigned char *p, size_t n, uint32_t header_count) {
     long long k = batch_payload_count(p, n);
     if (k >= 0) {
-        CHECK(batch_payload_valid(p, n, (uint32_t)k));
-        CHECK(!batch_payload_valid(p, n, (uint32_t)k + 1));
+        FZ_CHECK(batch_payload_valid(p, n, (uint32_t)k));
+        FZ_CHECK(!batch_payload_valid(p, n, (uint32_t)k + 1));
     }
     int v = batch_payload_valid(p, n, header_count);
-    CHECK(!v || k == (long long)header_count);
+    FZ_CHECK(!v || k == (long long)header_count);
 }
 
 static void check_batch_limits(const batch_header *h) {
-    CHECK(h->type == BATCH_T_BATCH);
-    CHECK(h->payload_len <= MAX_BYTES && h->raw_len <= MAX_BYTES);
-    CHECK(h->count >= 1 && h->count <= h->raw_len / 4);
-    if (h->codec == BATCH_CODEC_RAW) CHECK(h->raw_len == h->payload_len);
-    if (h->codec == BATCH_CODEC_LZ4) CHECK((uint64_t)h->raw_len <= 255ull * h->payload_len);
+    FZ_CHECK(h->type == BATCH_T_BATCH);
+    FZ_CHECK(h->payload_len <= MAX_BYTES && h->raw_len <= MAX_BYTES);
+    FZ_CHECK(h->count >= 1 && h->count <= h->raw_len / 4);
+    if (h->codec == BATCH_CODEC_RAW) FZ_CHECK(h->raw_len == h->payload_len);
+    if (h->codec == BATCH_CODEC_LZ4) FZ_CHECK((uint64_t)h->raw_len <= 255ull * h->payload_len);
 }
 
 /* One frame at data; returns the bytes it took (0: stop). */
@@ -88,7 +81,7 @@ static size_t check_frame(const uint8_t *data, size_t size) {
     if (code == BATCH_OK) {
         unsigned char again[BATCH_HEADER_LEN];
         batch_header_encode(&h, again);
-        CHECK(memcmp(again, b, BATCH_HEADER_LEN) == 0);
+        FZ_CHECK(memcmp(again, b, BATCH_HEADER_LEN) == 0);
         if (batch_header_check_batch(&h, MAX_BYTES) == BATCH_OK) {
             check_batch_limits(&h);
             size_t avail = size - BATCH_HEADER_LEN;
@@ -111,20 +104,20 @@ static void check_server_frames(const uint8_t *data, size_t size) {
     text[n] = 0;
     unsigned char f[BATCH_ERROR_FRAME_MAX];
     size_t len = batch_error_frame(f, size % 13, text);
-    CHECK(len >= BATCH_HEADER_LEN + 2 && len <= BATCH_ERROR_FRAME_MAX);
+    FZ_CHECK(len >= BATCH_HEADER_LEN + 2 && len <= BATCH_ERROR_FRAME_MAX);
     batch_header h;
-    CHECK(batch_header_decode(f, &h) == BATCH_OK && h.type == BATCH_T_ERROR);
-    CHECK(h.payload_len == len - BATCH_HEADER_LEN);
-    CHECK(h.crc == crc32c(0, f + BATCH_HEADER_LEN, h.payload_len));
+    FZ_CHECK(batch_header_decode(f, &h) == BATCH_OK && h.type == BATCH_T_ERROR);
+    FZ_CHECK(h.payload_len == len - BATCH_HEADER_LEN);
+    FZ_CHECK(h.crc == crc32c(0, f + BATCH_HEADER_LEN, h.payload_len));
     uint64_t x = 0;
     memcpy(&x, data, size < 8 ? size : 8);
     unsigned char a[BATCH_HEADER_LEN + BATCH_ACK_PAYLOAD];
     len = batch_ack_frame(a, x, (uint32_t)x, x, ~x, (int)(x & 1));
-    CHECK(batch_header_decode(a, &h) == BATCH_OK && h.type == BATCH_T_ACK && h.seq == x);
-    CHECK(len == BATCH_HEADER_LEN + ((x & 1) ? 0 : BATCH_ACK_PAYLOAD));
+    FZ_CHECK(batch_header_decode(a, &h) == BATCH_OK && h.type == BATCH_T_ACK && h.seq == x);
+    FZ_CHECK(len == BATCH_HEADER_LEN + ((x & 1) ? 0 : BATCH_ACK_PAYLOAD));
     len = batch_hello_frame(a, x, MAX_BYTES);
-    CHECK(batch_header_decode(a, &h) == BATCH_OK && h.type == BATCH_T_HELLO_OK);
-    CHECK(batch_get_u64(a + BATCH_HEADER_LEN) == MAX_BYTES && len == BATCH_HEADER_LEN + 8);
+    FZ_CHECK(batch_header_decode(a, &h) == BATCH_OK && h.type == BATCH_T_HELLO_OK);
+    FZ_CHECK(batch_get_u64(a + BATCH_HEADER_LEN) == MAX_BYTES && len == BATCH_HEADER_LEN + 8);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -18,21 +18,14 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__,    \
-                    __LINE__, #cond);                                          \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
+#include "fuzz_check.h"
 
 #define VALUE_MAX 2048
 
 static void get_value(const pier_config *cfg, const char *name, char *buf) {
     int n = config_get(cfg, name, buf, VALUE_MAX);
-    CHECK(n >= 0 && n < VALUE_MAX);
-    CHECK(strlen(buf) == (size_t)n);
+    FZ_CHECK(n >= 0 && n < VALUE_MAX);
+    FZ_CHECK(strlen(buf) == (size_t)n);
 }
 
 /* Every current value is valid input for config_set and reads back as is. */
@@ -60,7 +53,7 @@ static void check_set_get_roundtrip(pier_config *cfg) {
 static void check_file_roundtrip(const pier_config *cfg) {
     size_t cap = 1 << 16, len = 0;
     char *text = malloc(cap);
-    CHECK(text != NULL);
+    FZ_CHECK(text != NULL);
     const char *name;
     for (size_t i = 0; (name = config_name_at(i)) != NULL; i++) {
         char v[VALUE_MAX];
@@ -76,7 +69,7 @@ static void check_file_roundtrip(const pier_config *cfg) {
             text[len++] = *p;
         }
         len += (size_t)snprintf(text + len, cap - len, "\"\n");
-        CHECK(len < cap / 2);
+        FZ_CHECK(len < cap / 2);
     }
     pier_config copy;
     config_defaults(&copy);
@@ -99,7 +92,7 @@ static void check_file_roundtrip(const pier_config *cfg) {
 }
 
 static void check_err(const char *err, size_t errlen) {
-    CHECK(memchr(err, '\0', errlen) != NULL);
+    FZ_CHECK(memchr(err, '\0', errlen) != NULL);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -111,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     err[sizeof(err) - 1] = '\0';
     if (config_load_text(&cfg, (const char *)data, size, "fuzz.conf", err, sizeof(err)) != 0) {
         check_err(err, sizeof(err));
-        CHECK(strncmp(err, "fuzz.conf:", 10) == 0);
+        FZ_CHECK(strncmp(err, "fuzz.conf:", 10) == 0);
     }
     check_set_get_roundtrip(&cfg);
     check_file_roundtrip(&cfg);
@@ -126,7 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int runtime = data[0] & 1;
     size_t pick = data[0] >> 1;
     char *rest = malloc(size); /* data[1..] NUL-terminated */
-    CHECK(rest != NULL);
+    FZ_CHECK(rest != NULL);
     memcpy(rest, data + 1, size - 1);
     rest[size - 1] = '\0';
     const char *name, *value;
@@ -149,15 +142,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     err[sizeof(err) - 1] = '\0';
     int rc = config_set(&cfg, name, value, runtime, err, sizeof(err));
     if (rc != 0) {
-        CHECK(rc == -1);
+        FZ_CHECK(rc == -1);
         check_err(err, sizeof(err));
         if (known) { /* a refused value leaves the option unchanged */
             char after[VALUE_MAX];
             get_value(&cfg, name, after);
-            CHECK(strcmp(before, after) == 0);
+            FZ_CHECK(strcmp(before, after) == 0);
         }
     } else if (runtime) {
-        CHECK(known); /* file-only options are refused at run time */
+        FZ_CHECK(known); /* file-only options are refused at run time */
     }
     check_set_get_roundtrip(&cfg);
     check_file_roundtrip(&cfg);

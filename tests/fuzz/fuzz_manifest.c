@@ -14,14 +14,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__,    \
-                    __LINE__, #cond);                                          \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
+#include "fuzz_check.h"
 
 static manifest m1, m2; /* large: keep them off the stack */
 
@@ -29,27 +22,27 @@ static void parse_and_roundtrip(const char *text, size_t len) {
     char err[256];
     memset(err, 'x', sizeof(err));
     if (manifest_parse(&m1, text, len, err, sizeof(err)) != 0) {
-        CHECK(memchr(err, '\0', sizeof(err)) != NULL);
+        FZ_CHECK(memchr(err, '\0', sizeof(err)) != NULL);
         return;
     }
-    CHECK(m1.n >= 0 && m1.n <= MANIFEST_MAX_FILES);
+    FZ_CHECK(m1.n >= 0 && m1.n <= MANIFEST_MAX_FILES);
     size_t cap = (size_t)(MANIFEST_MAX_FILES + 2) * (MANIFEST_NAME_MAX + 64);
     char *buf = malloc(cap);
-    CHECK(buf != NULL);
+    FZ_CHECK(buf != NULL);
     int n = manifest_format(&m1, buf, cap);
-    CHECK(n > 0);
+    FZ_CHECK(n > 0);
     char *exact = malloc((size_t)n);
-    CHECK(exact != NULL);
+    FZ_CHECK(exact != NULL);
     memcpy(exact, buf, (size_t)n);
     if (manifest_parse(&m2, exact, (size_t)n, err, sizeof(err)) != 0) {
         fprintf(stderr, "fuzz: formatted manifest does not parse: %s\n%.*s", err, n, exact);
         abort();
     }
-    CHECK(m1.n == m2.n);
+    FZ_CHECK(m1.n == m2.n);
     for (int i = 0; i < m1.n; i++) {
-        CHECK(strcmp(m1.files[i].name, m2.files[i].name) == 0);
-        CHECK(m1.files[i].seq == m2.files[i].seq);
-        CHECK(m1.files[i].type == m2.files[i].type);
+        FZ_CHECK(strcmp(m1.files[i].name, m2.files[i].name) == 0);
+        FZ_CHECK(m1.files[i].seq == m2.files[i].seq);
+        FZ_CHECK(m1.files[i].type == m2.files[i].type);
     }
     free(exact);
     free(buf);
@@ -57,18 +50,18 @@ static void parse_and_roundtrip(const char *text, size_t len) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *raw = calloc(size ? size : 1, 1);
-    CHECK(raw != NULL);
+    FZ_CHECK(raw != NULL);
     if (size)
         memcpy(raw, data, size);
     parse_and_roundtrip(raw, size);
     free(raw);
 
     char *framed = malloc(size + 16);
-    CHECK(framed != NULL);
+    FZ_CHECK(framed != NULL);
     if (size)
         memcpy(framed, data, size);
     int n = snprintf(framed + size, 16, "crc %08x\n", crc32c(0, data, size));
-    CHECK(n == 13);
+    FZ_CHECK(n == 13);
     parse_and_roundtrip(framed, size + 13);
     free(framed);
     return 0;

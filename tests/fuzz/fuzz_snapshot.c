@@ -22,14 +22,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__,    \
-                    __LINE__, #cond);                                          \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
+#include "fuzz_check.h"
 
 typedef struct rec {
     int64_t expire;
@@ -51,7 +44,7 @@ static int collect(void *arg, const char *key, size_t klen, const char *val, siz
     if (r->n == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 8;
         r->v = realloc(r->v, r->cap * sizeof(*r->v));
-        CHECK(r->v != NULL);
+        FZ_CHECK(r->v != NULL);
     }
     rec *e = &r->v[r->n++];
     e->expire = expire_ms;
@@ -59,7 +52,7 @@ static int collect(void *arg, const char *key, size_t klen, const char *val, siz
     e->vlen = vlen;
     e->key = malloc(klen ? klen : 1);
     e->val = malloc(vlen ? vlen : 1);
-    CHECK(e->key && e->val);
+    FZ_CHECK(e->key && e->val);
     if (klen)
         memcpy(e->key, key, klen);
     if (vlen)
@@ -81,14 +74,14 @@ static int decode(const unsigned char *img, size_t len, recs *out, size_t reject
     memset(out, 0, sizeof(*out));
     out->reject_at = reject_at;
     int rc = snap_decode(img, len, collect, out, res);
-    CHECK(rc == 0 || rc == -1);
-    CHECK(memchr(res->err, '\0', sizeof(res->err)) != NULL);
+    FZ_CHECK(rc == 0 || rc == -1);
+    FZ_CHECK(memchr(res->err, '\0', sizeof(res->err)) != NULL);
     if (rc == 0) {
-        CHECK(res->records == out->n);
-        CHECK(res->version == SNAP_VERSION);
+        FZ_CHECK(res->records == out->n);
+        FZ_CHECK(res->version == SNAP_VERSION);
     } else {
-        CHECK(res->err[0] != '\0');
-        CHECK(res->err_offset <= len);
+        FZ_CHECK(res->err[0] != '\0');
+        FZ_CHECK(res->err_offset <= len);
     }
     return rc;
 }
@@ -96,20 +89,20 @@ static int decode(const unsigned char *img, size_t len, recs *out, size_t reject
 /* Write recs as a snapshot into a memfd and return the image. */
 static unsigned char *encode(const recs *r, size_t *len) {
     int fd = memfd_create("snap-fuzz", 0);
-    CHECK(fd >= 0);
+    FZ_CHECK(fd >= 0);
     unsigned char wbuf[64];
     snap_writer w;
     snap_writer_init(&w, fd, wbuf, sizeof(wbuf), 1234);
     for (size_t i = 0; i < r->n; i++)
         snap_write_string(&w, r->v[i].key, r->v[i].klen, r->v[i].val, r->v[i].vlen,
                           r->v[i].expire);
-    CHECK(snap_writer_finish(&w) == 0);
+    FZ_CHECK(snap_writer_finish(&w) == 0);
     off_t end = lseek(fd, 0, SEEK_END);
-    CHECK(end >= 0);
+    FZ_CHECK(end >= 0);
     *len = (size_t)end;
     unsigned char *img = malloc(*len ? *len : 1);
-    CHECK(img != NULL);
-    CHECK(pread(fd, img, *len, 0) == (ssize_t)*len);
+    FZ_CHECK(img != NULL);
+    FZ_CHECK(pread(fd, img, *len, 0) == (ssize_t)*len);
     close(fd);
     return img;
 }
@@ -122,7 +115,7 @@ static void put_u32le(unsigned char *p, uint32_t v) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* 1. raw */
     unsigned char *raw = malloc(size ? size : 1);
-    CHECK(raw != NULL);
+    FZ_CHECK(raw != NULL);
     if (size)
         memcpy(raw, data, size);
     recs a;
@@ -134,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* 2. framed */
     size_t len = SNAP_HEADER_LEN + size + 5;
     unsigned char *img = malloc(len);
-    CHECK(img != NULL);
+    FZ_CHECK(img != NULL);
     memcpy(img, SNAP_MAGIC, 8);
     put_u32le(img + 8, SNAP_VERSION);
     memset(img + 12, 0, 8);
@@ -147,21 +140,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size_t elen;
         unsigned char *again = encode(&a, &elen);
         recs b;
-        CHECK(decode(again, elen, &b, SIZE_MAX, &res) == 0);
-        CHECK(res.skipped == 0);
-        CHECK(a.n == b.n);
+        FZ_CHECK(decode(again, elen, &b, SIZE_MAX, &res) == 0);
+        FZ_CHECK(res.skipped == 0);
+        FZ_CHECK(a.n == b.n);
         for (size_t i = 0; i < a.n; i++) {
-            CHECK(a.v[i].expire == b.v[i].expire);
-            CHECK(a.v[i].klen == b.v[i].klen && a.v[i].vlen == b.v[i].vlen);
-            CHECK(memcmp(a.v[i].key, b.v[i].key, a.v[i].klen) == 0);
-            CHECK(memcmp(a.v[i].val, b.v[i].val, a.v[i].vlen) == 0);
+            FZ_CHECK(a.v[i].expire == b.v[i].expire);
+            FZ_CHECK(a.v[i].klen == b.v[i].klen && a.v[i].vlen == b.v[i].vlen);
+            FZ_CHECK(memcmp(a.v[i].key, b.v[i].key, a.v[i].klen) == 0);
+            FZ_CHECK(memcmp(a.v[i].val, b.v[i].val, a.v[i].vlen) == 0);
         }
         recs_free(&b);
         free(again);
         if (a.n > 0) {
             recs c;
-            CHECK(decode(img, len, &c, a.n - 1, &res) == -1);
-            CHECK(c.n == a.n - 1 && res.records == a.n - 1);
+            FZ_CHECK(decode(img, len, &c, a.n - 1, &res) == -1);
+            FZ_CHECK(c.n == a.n - 1 && res.records == a.n - 1);
             recs_free(&c);
         }
         (void)skipped;

@@ -27,14 +27,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__,    \
-                    __LINE__, #cond);                                          \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
+#include "fuzz_check.h"
 
 static void *xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
@@ -48,34 +41,34 @@ static void *xmalloc(size_t n) {
 static void check_ll_roundtrip(long long x) {
     char buf[21];
     size_t n = util_ll2str(buf, sizeof(buf), x);
-    CHECK(n > 0 && n <= 20);
+    FZ_CHECK(n > 0 && n <= 20);
     long long back;
-    CHECK(util_parse_ll(buf, n, &back) && back == x);
+    FZ_CHECK(util_parse_ll(buf, n, &back) && back == x);
     char ref[32];
     snprintf(ref, sizeof(ref), "%lld", x);
-    CHECK(strlen(ref) == n && memcmp(ref, buf, n) == 0);
+    FZ_CHECK(strlen(ref) == n && memcmp(ref, buf, n) == 0);
     /* Every buffer that is too small: 0 and no write past it. */
     for (size_t cap = 0; cap < n; cap++) {
         char *small = xmalloc(cap);
-        CHECK(util_ll2str(small, cap, x) == 0);
+        FZ_CHECK(util_ll2str(small, cap, x) == 0);
         free(small);
     }
     char *exact = xmalloc(n);
-    CHECK(util_ll2str(exact, n, x) == n && memcmp(exact, buf, n) == 0);
+    FZ_CHECK(util_ll2str(exact, n, x) == n && memcmp(exact, buf, n) == 0);
     free(exact);
 }
 
 static void check_ull_roundtrip(unsigned long long x) {
     char buf[21];
     size_t n = util_ull2str(buf, sizeof(buf), x);
-    CHECK(n > 0 && n <= 20);
+    FZ_CHECK(n > 0 && n <= 20);
     unsigned long long back;
-    CHECK(util_parse_ull(buf, n, &back) && back == x);
+    FZ_CHECK(util_parse_ull(buf, n, &back) && back == x);
     char ref[32];
     snprintf(ref, sizeof(ref), "%llu", x);
-    CHECK(strlen(ref) == n && memcmp(ref, buf, n) == 0);
+    FZ_CHECK(strlen(ref) == n && memcmp(ref, buf, n) == 0);
     char *exact = xmalloc(n);
-    CHECK(util_ull2str(exact, n, x) == n);
+    FZ_CHECK(util_ull2str(exact, n, x) == n);
     free(exact);
 }
 
@@ -100,32 +93,32 @@ static void check_numbers(const uint8_t *data, size_t size) {
     if (util_parse_ll(s, size, &v)) {
         char buf[21];
         size_t n = util_ll2str(buf, sizeof(buf), v);
-        CHECK(n == size && memcmp(buf, s, n) == 0); /* canonical only */
+        FZ_CHECK(n == size && memcmp(buf, s, n) == 0); /* canonical only */
     }
     unsigned long long u;
     if (util_parse_ull(s, size, &u)) {
         char buf[21];
         size_t n = util_ull2str(buf, sizeof(buf), u);
-        CHECK(n == size && memcmp(buf, s, n) == 0);
+        FZ_CHECK(n == size && memcmp(buf, s, n) == 0);
     }
     double d;
     if (util_parse_double(s, size, &d)) {
-        CHECK(!isnan(d));
+        FZ_CHECK(!isnan(d));
         char buf[64];
         size_t n = util_d2str(buf, sizeof(buf), d);
-        CHECK(n > 0);
+        FZ_CHECK(n > 0);
         double back;
-        CHECK(util_parse_double(buf, n, &back));
-        CHECK(back == d && signbit(back) == signbit(d));
+        FZ_CHECK(util_parse_double(buf, n, &back));
+        FZ_CHECK(back == d && signbit(back) == signbit(d));
     }
     long double ld;
     if (util_parse_ld(s, size, &ld)) {
-        CHECK(!isnan(ld));
+        FZ_CHECK(!isnan(ld));
         char *buf = xmalloc(5120);
         size_t n = util_ld2str(buf, 5120, ld);
-        CHECK(n > 0 && n < 5120);
+        FZ_CHECK(n > 0 && n < 5120);
         long double back;
-        CHECK(util_parse_ld(buf, n, &back));
+        FZ_CHECK(util_parse_ld(buf, n, &back));
         free(buf);
     }
     free(s);
@@ -288,7 +281,7 @@ static void check_glob(const uint8_t *data, size_t size) {
     if (slen)
         memcpy(str, rest + sstart, slen);
     int got = util_glob_match(pat, plen, str, slen, nocase);
-    CHECK(got == 0 || got == 1);
+    FZ_CHECK(got == 0 || got == 1);
     int skip = 0, cut = 0;
     int want = ref_match((const signed char *)pat, (long)plen, (const signed char *)str,
                          (long)slen, nocase, &skip, 0, &cut);
@@ -300,7 +293,7 @@ static void check_glob(const uint8_t *data, size_t size) {
     /* A pattern always matches itself when it has no special bytes. */
     if (plen > 0 && !memchr(pat, '*', plen) && !memchr(pat, '?', plen) &&
         !memchr(pat, '[', plen) && !memchr(pat, '\\', plen))
-        CHECK(util_glob_match(pat, plen, pat, plen, nocase) == 1);
+        FZ_CHECK(util_glob_match(pat, plen, pat, plen, nocase) == 1);
     free(pat);
     free(str);
 }

@@ -25,19 +25,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "lib/util.h"
 #include "proto/resp_parse.h"
 
 #define FZ_HEADER_MAX ((size_t)64 * 1024) /* resp_parse.c HEADER_LINE_MAX */
 
-#define FZ_CHECK(cond)                                                         \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__,    \
-                    __LINE__, #cond);                                          \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
 
 typedef struct fz_limits {
     long long max_bulk;

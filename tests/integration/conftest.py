@@ -441,6 +441,14 @@ def target_kind():
 
 
 @pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A real redis-server, the reference of the side-by-side tests."""
+    s = Server("redis", tmp_path_factory.mktemp("ref")).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
 def server(tmp_path_factory):
     s = Server(target_kind(), tmp_path_factory.mktemp("srv")).start()
     yield s

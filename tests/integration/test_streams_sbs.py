@@ -7,8 +7,8 @@ every reply must be identical.
 """
 import pytest
 
-from conftest import RawConn, Server, parse_reply
-from test_side_by_side import Entry, normalize, run_script
+from conftest import RawConn, parse_reply
+from test_side_by_side import Entry, command_info_diffs, normalize, run_script
 
 
 def build_stream_script():
@@ -317,13 +317,6 @@ def build_stream_script():
     return S
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    s = Server("redis", tmp_path_factory.mktemp("ref")).start()
-    yield s
-    s.stop()
-
-
 @pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
 def test_streams_side_by_side(reference, server, resp3):
     script = build_stream_script()
@@ -378,19 +371,5 @@ STREAM_COMMANDS = ["xadd", "xlen", "xrange", "xrevrange", "xdel", "xtrim", "xset
 def test_command_info_agrees(reference, server):
     """Name, arity, key positions as Redis; no flag or ACL category Redis
     does not claim."""
-    diffs = []
-    for name in STREAM_COMMANDS:
-        infos = []
-        for srv in (reference, server):
-            c = RawConn(srv.port)
-            e = parse_reply(c.cmd("COMMAND", "INFO", name))[0][0]
-            c.close()
-            infos.append(({"name": e[0], "arity": e[1], "keys": e[3:6]}, set(e[2]), set(e[6])))
-        (exp, exp_flags, exp_acl), (act, act_flags, act_acl) = infos
-        if exp != act:
-            diffs.append(f"  {name}: redis {exp} pier {act}")
-        if not act_flags <= exp_flags:
-            diffs.append(f"  {name}: flags not in redis: {act_flags - exp_flags}")
-        if not act_acl <= exp_acl:
-            diffs.append(f"  {name}: acl categories not in redis: {act_acl - exp_acl}")
+    diffs = command_info_diffs(reference, server, STREAM_COMMANDS)
     assert not diffs, "COMMAND INFO differs:\n" + "\n".join(diffs)
