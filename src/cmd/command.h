@@ -79,6 +79,9 @@ typedef struct thread_stats {
 /* The command runs again after its blocking read was woken (XREADGROUP
  * then reports a deleted key or destroyed group as Redis 7.0 does). */
 #define SESS_BLOCK_RERUN (1u << 2)
+/* Never park this session in a blocking read (the cluster thread's
+ * executions: no connection to park); BLOCK answers as a timeout. */
+#define SESS_NOBLOCK (1u << 3)
 typedef struct session {
     uint64_t id;
     _Atomic int proto;   /* 2 or 3; mirrors out->proto (CLIENT LIST reads it) */
@@ -96,6 +99,8 @@ typedef struct session {
      * RESP2 a subscribed connection may run only the subscribe family,
      * PING, QUIT and RESET. Written by the owner thread only. */
     int subscriptions;
+    /* Cluster mode: PIER.CONSISTENCY (0 strong, 1 weak). */
+    int consistency;
 } session;
 
 /* Services the server layer provides to commands (implemented in
@@ -199,6 +204,10 @@ typedef uint64_t cmd_propagate_fn(void *arg, cmd_arg name, int argc, const cmd_a
 typedef struct cmd_env {
     cmd_propagate_fn *propagate;   /* NULL: nothing to log */
     void *propagate_arg;
+    /* Called (with propagate_arg) once a write command has finished, with
+     * its keys still locked: cluster mode turns the command's records and
+     * reply into one log entry there. NULL outside cluster mode. */
+    void (*propagate_end)(void *arg, struct cmd_ctx *c);
     keyspace *ks;
     const struct pier_config *cfg; /* read-only for commands */
     const struct cmd_host *host;   /* server services (clients, config, info) */

@@ -236,8 +236,10 @@ static void collect_keys(const cmd_ctx *c, ks_lockset *ls) {
 static void after_write(cmd_ctx *c) {
     if (c->stats) STAT_ADD(c->stats->dirty, c->dirty);
     cmd_env *env = c->env;
-    if (!env->propagate || c->prop_done) return;
-    if (c->prop_argc) {
+    if (!env->propagate) return;
+    if (c->prop_done) {
+        /* the handler logged its own records */
+    } else if (c->prop_argc) {
         c->aof_end = env->propagate(env->propagate_arg, c->prop_argv[0], c->prop_argc,
                                     c->prop_argv);
     } else {
@@ -246,6 +248,7 @@ static void after_write(cmd_ctx *c) {
         cmd_arg name = {c->cmd->name, strlen(c->cmd->name)};
         c->aof_end = env->propagate(env->propagate_arg, name, c->argc, c->argv);
     }
+    if (env->propagate_end) env->propagate_end(env->propagate_arg, c);
 }
 
 /* Run the handler with the given shards locked. */

@@ -52,6 +52,23 @@ static void note_subcommand(cmd_ctx *c, const char *const *full_names) {
 
 /* --- connection --- */
 
+/* PIER.CONSISTENCY [STRONG|WEAK]: the connection's default for data
+ * commands in cluster mode (docs/CONSISTENCY.md). Accepted without effect
+ * on a single node, so one client runs against both. */
+static void consistency_cmd(cmd_ctx *c) {
+    if (c->argc == 1) {
+        reply_bulk_cstr(c->out, c->sess->consistency ? "weak" : "strong");
+    } else if (c->argc == 2 && arg_is(c, 1, "STRONG")) {
+        c->sess->consistency = 0;
+        reply_ok(c->out);
+    } else if (c->argc == 2 && arg_is(c, 1, "WEAK")) {
+        c->sess->consistency = 1;
+        reply_ok(c->out);
+    } else {
+        reply_error(c->out, ERR_SYNTAX);
+    }
+}
+
 static void ping_cmd(cmd_ctx *c) {
     if (c->argc > 2) {
         reply_arity_error(c);
@@ -614,6 +631,8 @@ static void command_cmd(cmd_ctx *c) {
 
 #define NOKEYS 0, 0, 0
 const command server_commands[] = {
+    {"pier.consistency", consistency_cmd, -1, CMD_FAST | CMD_NOKEYS, NOKEYS, "connection",
+     "Set the connection's consistency in cluster mode: STRONG (default) or WEAK", "pier"},
     {"ping", ping_cmd, -1, CMD_FAST | CMD_NOKEYS, NOKEYS, "connection",
      "Ping the server", "1.0.0"},
     {"echo", echo_cmd, 2, CMD_FAST | CMD_NOKEYS, NOKEYS, "connection",

@@ -140,6 +140,18 @@ uint64_t aof_append(aof *a, cmd_arg name, int argc, const cmd_arg *argv) {
     return end;
 }
 
+uint64_t aof_append_raw(aof *a, const void *p, size_t n) {
+    pthread_mutex_lock(&a->buf_lock);
+    aof_buf *b = &a->pending;
+    buf_reserve(b, n);
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    a->appended += n;
+    uint64_t end = a->appended;
+    pthread_mutex_unlock(&a->buf_lock);
+    return end;
+}
+
 /* ---- writing ---- */
 
 /* A failed write: put the unwritten tail back in front of what was

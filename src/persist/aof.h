@@ -82,6 +82,9 @@ int aof_open_tail(aof *a, char *err, size_t errlen);
  * command's shard locks. Returns the offset just past it. */
 uint64_t aof_append(aof *a, cmd_arg name, int argc, const cmd_arg *argv);
 
+/* Append bytes that already are one RESP record (a cluster log entry, as
+ * it came off the bus). Returns the offset just past them. */
+uint64_t aof_append_raw(aof *a, const void *p, size_t n);
 /* Write the pending bytes to the file (and fdatasync when do_sync), unless
  * everything up to `upto` already is (group commit: one thread's write and
  * fsync cover every command appended before it). Call with no shard lock

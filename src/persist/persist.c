@@ -56,6 +56,11 @@ struct persist {
     /* replaying the AOF at start-up */
     session replay_sess;
     reply *replay_out;
+    /* cluster mode: PIER.* records go to the cluster; the AOF is the
+     * replicated log, which a rewrite would lose (not supported yet) */
+    persist_replay_fn *replay_hook;
+    void *replay_hook_arg;
+    int cluster_mode;
 
     /* the persistence thread */
     pthread_t thread;
@@ -127,6 +132,10 @@ static void log_expired(void *arg, const char *key, size_t klen) {
 
 static int replay_exec(void *arg, int argc, const cmd_arg *argv) {
     persist *p = arg;
+    if (p->replay_hook) {
+        int rc = p->replay_hook(p->replay_hook_arg, argc, argv);
+        if (rc != 0) return rc > 0 ? 0 : -1;
+    }
     /* By row name: the log holds cmd->name, even for a renamed command. */
     if (!cmd_lookup_row(argv[0].p, argv[0].n)) return -1;
     cmd_ctx c = {
@@ -202,6 +211,14 @@ static int load_aof(persist *p, char *err, size_t errlen) {
     ks_set_expire_hook(p->ks, log_expired, p);
     return 0;
 }
+
+void persist_set_cluster_mode(persist *p, persist_replay_fn *fn, void *arg) {
+    p->cluster_mode = 1;
+    p->replay_hook = fn;
+    p->replay_hook_arg = arg;
+}
+
+struct aof *persist_aof(persist *p) { return p->aof; }
 
 int persist_load(persist *p, char *err, size_t errlen) {
     int rc = CFG_GET(p->cfg->appendonly) ? load_aof(p, err, errlen) : load_snapshot(p, err, errlen);
@@ -381,6 +398,10 @@ int persist_bgsave(persist *p, int schedule, char *msg, size_t len) {
 }
 
 int persist_bgrewriteaof(persist *p, char *msg, size_t len) {
+    if (p->cluster_mode) {
+        snprintf(msg, len, "ERR BGREWRITEAOF is not supported in cluster mode yet: the AOF is the replicated log");
+        return -1;
+    }
     if (!p->aof) {
         /* Redis would write an AOF anyway; pier keeps one only while
          * appendonly is on (docs/PERSISTENCE.md). */
@@ -425,6 +446,7 @@ static int save_rule_due(persist *p, int64_t now_ms) {
 }
 
 static int rewrite_due(persist *p, int64_t now_ms) {
+    if (p->cluster_mode) return 0;
     if (!atomic_load(&p->last_rewrite_ok) &&
         now_ms - atomic_load(&p->last_rewrite_fail_ms) < REWRITE_RETRY_MS)
         return 0;

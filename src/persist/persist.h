@@ -34,6 +34,14 @@ persist *persist_create(keyspace *ks, const pier_config *cfg, cmd_env *env,
                         persist_dirty_fn *dirty, void *dirty_arg);
 void persist_destroy(persist *p);
 
+/* Cluster mode (before persist_load): every replayed AOF record goes to
+ * fn first (1: consumed, 0: an ordinary command, -1: malformed), and
+ * rewrites are refused (the AOF is the node's replicated log). */
+typedef int persist_replay_fn(void *arg, int argc, const cmd_arg *argv);
+void persist_set_cluster_mode(persist *p, persist_replay_fn *fn, void *arg);
+/* The AOF (NULL when appendonly is off). */
+struct aof *persist_aof(persist *p);
+
 /* Start-up, before any loop thread runs: load the AOF (appendonly yes and
  * a manifest exists) or else the snapshot, then open the AOF for
  * appending. Returns 0, or -1 with a message naming file and offset. */

@@ -218,6 +218,7 @@ static void arm_timer(loop_thread *lt) {
 int blocking_host_park(void *arg, session *s, int nkeys, const cmd_arg *keys, int argc,
                        const cmd_arg *argv, long long timeout_ms) {
     server *srv = arg;
+    if (s->flags & SESS_NOBLOCK) return -1; /* not a connection's session */
     client *c = client_of_session(s);
     loop_thread *lt = c->lt;
     if (!lt || c->blk) return -1; /* --io thread blocks nothing */

@@ -1,5 +1,6 @@
 /* client.c - connection I/O: accept, read, parse, execute, write, close. */
 #include "client.h"
+#include "cluster_client.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -100,6 +101,7 @@ static client *client_create(loop_thread *lt, int fd) {
 }
 
 void client_destroy(client *c) {
+    cluster_client_free(c);
     evict_pool_free(c->sess.evict_pool);
     resp_parser_free(&c->parser);
     reply_free(c->out);
@@ -294,6 +296,22 @@ void client_execute(client *c) {
 }
 
 void client_run_argv(client *c, int argc, const cmd_arg *argv) {
+    if (c->srv->cluster && c->lt) {
+        int route = cluster_client_route(c, argc, argv);
+        if (route == ROUTE_LOCAL_SLOT) {
+            cluster_client_run_slotted(c, argc, argv);
+            return;
+        }
+        if (route == ROUTE_DONE) {
+            STAT_ADD(c->stats->commands, 1);
+            atomic_store_explicit(&c->last_interaction_ms, clock_wall_ms(), memory_order_relaxed);
+            return;
+        }
+    }
+    client_run_argv_local(c, argc, argv);
+}
+
+void client_run_argv_local(client *c, int argc, const cmd_arg *argv) {
     cmd_ctx ctx = {
         .env = &c->srv->env,
         .sess = &c->sess,
@@ -458,6 +476,8 @@ void client_before_sleep(loop_thread *lt) {
     while (lt->to_free) {
         client *f = lt->to_free;
         lt->to_free = f->pending_next;
+        /* requests still with the cluster thread: the last completion frees it */
+        if (cluster_client_hold(f)) continue;
         client_destroy(f);
     }
 }

@@ -58,6 +58,7 @@ typedef struct client {
     struct block_state *blk;   /* parked blocking read (blocking.c), owner thread */
     int64_t block_carry_deadline; /* re-run after a wake: keep this deadline (-1 = none) */
     struct sub_state *sub;     /* pub/sub subscriptions (pubsub.c) */
+    struct cl_conn *clc;       /* cluster mode state (cluster_client.c), NULL until used */
 } client;
 
 /* The connection a command's session belongs to. */
@@ -98,6 +99,8 @@ int client_protected_mode_denies(server *srv, int fd);
 /* Run argv (views valid during the call) as a command of c: a blocked
  * read run again after a wake-up. */
 void client_run_argv(client *c, int argc, const cmd_arg *argv);
+/* The same, always on this node (cluster mode routes first). */
+void client_run_argv_local(client *c, int argc, const cmd_arg *argv);
 /* Loop model: c's parked command finished (replied or timed out): send
  * the reply and run the input that waited behind it. */
 void client_resume(client *c);

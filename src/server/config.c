@@ -91,6 +91,12 @@ static const option options[] = {
     {"auto-aof-rewrite-min-size", OPT_MEM, F(auto_aof_rewrite_min_size), 0, LLONG_MAX,
      OPT_RUNTIME, NULL},
     {"save", OPT_SAVE, 0, 0, 0, OPT_RUNTIME, NULL},
+    {"cluster-node-id", OPT_INT, F(cluster_node_id), 0, 255, 0, NULL},
+    {"cluster-nodes", OPT_STR, F(cluster_nodes), 0, sizeof(((pier_config *)0)->cluster_nodes), 0, NULL},
+    {"cluster-batch-us", OPT_LL, F(cluster_batch_us), 0, 100000, OPT_RUNTIME, NULL},
+    {"cluster-heartbeat-ms", OPT_LL, F(cluster_heartbeat_ms), 1, 10000, OPT_RUNTIME, NULL},
+    {"cluster-election-timeout-ms", OPT_LL, F(cluster_election_timeout_ms), 10, 600000, OPT_RUNTIME, NULL},
+    {"cluster-request-timeout-ms", OPT_LL, F(cluster_request_timeout_ms), 1, 3600000, OPT_RUNTIME, NULL},
 };
 #undef F
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -132,6 +138,10 @@ void config_defaults(pier_config *cfg) {
     atomic_init(&cfg->appendfsync, CFG_FSYNC_EVERYSEC);
     atomic_init(&cfg->auto_aof_rewrite_percentage, 100);
     atomic_init(&cfg->auto_aof_rewrite_min_size, 64LL * 1024 * 1024);
+    atomic_init(&cfg->cluster_batch_us, 50);
+    atomic_init(&cfg->cluster_heartbeat_ms, 50);
+    atomic_init(&cfg->cluster_election_timeout_ms, 500);
+    atomic_init(&cfg->cluster_request_timeout_ms, 5000);
     /* Redis's default: after 3600 s if 1 change, 300 s if 100, 60 s if 10000. */
     static const long long default_save[][2] = {{3600, 1}, {300, 100}, {60, 10000}};
     for (int i = 0; i < 3; i++) {

@@ -115,6 +115,18 @@ typedef struct pier_config {
     _Atomic int save_nrules;
     _Atomic long long save_seconds[CFG_MAX_SAVE_RULES];
     _Atomic long long save_changes[CFG_MAX_SAVE_RULES];
+
+    /* cluster mode (docs/CONSISTENCY.md); off while cluster_nodes is "" */
+    int cluster_node_id;
+    char cluster_nodes[1024];        /* "id@host:port[@busport]", comma or space separated */
+    _Atomic long long cluster_batch_us;            /* bus send-gathering window */
+    _Atomic long long cluster_heartbeat_ms;
+    _Atomic long long cluster_election_timeout_ms; /* randomized in [t, 2t) */
+    _Atomic long long cluster_request_timeout_ms;  /* no leader for this long: CLUSTERDOWN */
+
+    /* The command line, kept for a node that must restart itself from its
+     * AOF (cluster.c); NULL-terminated, owned by main. */
+    char **argv;
 } pier_config;
 
 /* Fill cfg with defaults. */

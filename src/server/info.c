@@ -15,6 +15,7 @@
 #include "blocking.h"
 #include "host.h"
 #include "pubsub.h"
+#include "../cluster/cluster.h"
 #include "server.h"
 #include "version.h"
 
@@ -165,6 +166,12 @@ static void section_cpu(server *srv, info_buf *b) {
         (long)ru.ru_utime.tv_usec);
 }
 
+static void section_cluster(server *srv, info_buf *b) {
+    char buf[2048];
+    cluster_info(srv->cluster, buf, sizeof buf);
+    add(b, "# Cluster\r\n%s", buf);
+}
+
 static void section_keyspace(server *srv, info_buf *b) {
     size_t keys = ks_count(srv->ks);
     add(b, "# Keyspace\r\n");
@@ -197,7 +204,8 @@ static const struct {
     {"server", section_server},           {"clients", section_clients},
     {"memory", section_memory},           {"persistence", section_persistence},
     {"stats", section_stats},             {"replication", section_replication},
-    {"cpu", section_cpu},                 {"keyspace", section_keyspace},
+    {"cpu", section_cpu},                 {"cluster", section_cluster},
+    {"keyspace", section_keyspace},
     {"batch", section_batch},
 };
 

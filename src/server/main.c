@@ -10,6 +10,7 @@ int main(int argc, char **argv) {
     server *srv = calloc(1, sizeof *srv);
     if (!srv) return 1;
     config_defaults(&srv->cfg);
+    srv->cfg.argv = argv; /* a cluster node may restart itself with it */
     int rc = config_from_args(&srv->cfg, argc, argv);
     if (rc) {
         config_free(&srv->cfg);

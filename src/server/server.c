@@ -1,5 +1,6 @@
 /* server.c - start-up, loop threads, periodic work, shutdown. */
 #include "server.h"
+#include "cluster_client.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -62,6 +63,7 @@ static void on_wake(ev_loop *loop, void *arg) {
         stop_loop(lt);
         return;
     }
+    if (lt->srv->cluster) cluster_client_on_wake(lt); /* replies from the cluster */
     blocking_on_wake(lt); /* signalled blocking reads run again */
     pubsub_on_wake(lt);   /* messages published from other loops */
     batch_on_wake(lt);    /* batch subscribers with new entries */
@@ -145,6 +147,7 @@ static void init_thread(server *srv, int i) {
     lt->idx = i;
     lt->srv = srv;
     lt->loop = ev_create(on_wake, lt);
+    pthread_mutex_init(&lt->cl_lock, NULL);
     lt->shard_from = (unsigned)((size_t)KS_SHARDS * i / srv->nthreads);
     lt->shard_to = (unsigned)((size_t)KS_SHARDS * (i + 1) / srv->nthreads);
     ev_set_before_sleep(lt->loop, on_before_sleep, lt);
@@ -186,8 +189,25 @@ int server_init(server *srv) {
     server_apply_config(srv);
     srv->ps = persist_create(srv->ks, &srv->cfg, &srv->env, total_dirty, srv);
     char err[1024];
+    if (cluster_configured(&srv->cfg)) {
+        if (CFG_GET(srv->cfg.io_model) == CFG_IO_THREAD) {
+            log_warn("cluster mode needs --io loop");
+            return -1;
+        }
+        srv->cluster = cluster_create(&srv->cfg, srv->ks, &srv->env, srv->ps, &cluster_client_host,
+                                      srv, err, sizeof err);
+        if (!srv->cluster) {
+            log_warn("bad cluster configuration: %s", err);
+            return -1;
+        }
+        srv->cfg.batch_port = 0; /* the batch port is not replicated yet */
+    }
     if (persist_load(srv->ps, err, sizeof err) < 0) {
         log_warn("cannot load the data set: %s", err);
+        return -1;
+    }
+    if (srv->cluster && cluster_start(srv->cluster, err, sizeof err) < 0) {
+        log_warn("cannot start cluster mode: %s", err);
         return -1;
     }
     if (open_listeners(srv) < 0) return -1;
@@ -241,6 +261,7 @@ int server_run(server *srv) {
     if (thread_io) conn_thread_stop(srv);
     for (int i = 0; i < srv->nthreads; i++) ev_wake(srv->threads[i].loop);
     for (int i = 0; i < srv->nthreads; i++) pthread_join(srv->threads[i].tid, NULL);
+    cluster_stop(srv->cluster);
     persist_shutdown(srv->ps); /* final AOF fsync or snapshot */
     if (srv->cfg.pidfile[0]) unlink(srv->cfg.pidfile);
     log_info("bye");
@@ -262,10 +283,18 @@ uint64_t server_stat_total(server *srv, size_t off) {
 }
 
 void server_free(server *srv) {
+    cluster_destroy(srv->cluster);
     blocking_destroy(srv->blocking);
     pubsub_destroy(srv->pubsub);
     batch_free(srv);
-    for (int i = 0; i < srv->nthreads; i++) ev_destroy(srv->threads[i].loop);
+    for (int i = 0; i < srv->nthreads; i++) {
+        ev_destroy(srv->threads[i].loop);
+        pthread_mutex_destroy(&srv->threads[i].cl_lock);
+        for (struct cluster_done *d = srv->threads[i].cl_inbox, *n; d; d = n) {
+            n = d->next;
+            free(d);
+        }
+    }
     free(srv->threads);
     for (int i = 0; i < srv->nlisten; i++) close(srv->listen_fds[i]);
     persist_destroy(srv->ps);

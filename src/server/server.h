@@ -47,6 +47,9 @@ typedef struct loop_thread {
     /* Pub/sub (pubsub.c): subscribers with queued messages (guarded by
      * the pub/sub lock). */
     struct sub_state *inbox_ready;
+    /* Cluster mode: completions from the cluster thread (cl_lock). */
+    pthread_mutex_t cl_lock;
+    struct cluster_done *cl_inbox;
 } loop_thread;
 
 struct persist;
@@ -58,6 +61,7 @@ typedef struct server {
     struct blocking *blocking;     /* parked blocking reads (blocking.c) */
     struct pubsub *pubsub;         /* channels and subscribers (pubsub.c) */
     struct batch_server *batch;    /* the batch protocol listener (batch.c) */
+    struct cluster *cluster;       /* cluster mode (src/cluster/); NULL when off */
     cmd_env env;
     int nthreads;
     loop_thread *threads;

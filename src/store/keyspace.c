@@ -70,6 +70,10 @@ struct keyspace {
     _Atomic uint64_t expired;
     _Atomic uint64_t evicted;
     _Atomic int lfu;              /* access bits hold LFU data, not LRU */
+    /* Replica expiry (cluster followers): an expired key reads as absent
+     * but stays until the leader's DEL arrives, because deleting it here
+     * could diverge from the leader (a PERSIST it ran in time). */
+    _Atomic int keep_expired;
     _Atomic int lfu_log_factor;
     _Atomic int lfu_decay_time;   /* minutes per counter decrement; 0 = none */
     _Alignas(64) _Atomic size_t mem;
@@ -349,7 +353,8 @@ static kv **find_live(keyspace *ks, shard *s, uint64_t h, const char *key,
                       size_t klen, int64_t now_ms, int *which) {
     kv **link = table_find_link(&s->t, h, key, klen, which);
     if (link && is_expired(s, *link, now_ms)) {
-        expire_at(ks, s, link, *which);
+        if (!atomic_load_explicit(&ks->keep_expired, memory_order_relaxed))
+            expire_at(ks, s, link, *which);
         return NULL;
     }
     return link;
@@ -434,6 +439,10 @@ void ks_set_type_ops(keyspace *ks, int type, const kv_type_ops *ops) {
         ks->ops[type] = *ops;
     else
         memset(&ks->ops[type], 0, sizeof ks->ops[type]);
+}
+
+void ks_set_keep_expired(keyspace *ks, int keep) {
+    atomic_store_explicit(&ks->keep_expired, keep, memory_order_relaxed);
 }
 
 void ks_set_expire_hook(keyspace *ks, ks_expire_hook *fn, void *arg) {
@@ -901,7 +910,8 @@ size_t ks_active_expire(keyspace *ks, unsigned from, unsigned to,
             table_maintain(&s->t, UPKEEP_REHASH_STEPS);
             sync_count(s);
         }
-        deleted += expire_shard(ks, s, now_ms, deadline_us, rng);
+        if (!atomic_load_explicit(&ks->keep_expired, memory_order_relaxed))
+            deleted += expire_shard(ks, s, now_ms, deadline_us, rng);
         pthread_mutex_unlock(&s->lock);
     }
     return deleted;

@@ -75,6 +75,10 @@ keyspace *ks_create(uint64_t seed);
 void ks_destroy(keyspace *ks);
 void ks_set_type_ops(keyspace *ks, int type, const kv_type_ops *ops);
 void ks_set_expire_hook(keyspace *ks, ks_expire_hook *fn, void *arg);
+/* Replica expiry (cluster followers): expired keys read as absent but are
+ * never deleted, lazily or actively, until keep is cleared. Writes must
+ * then run with now_ms 0 (nothing expired), as the cluster's apply does. */
+void ks_set_keep_expired(keyspace *ks, int keep);
 
 /* --- locking --- */
 typedef struct ks_lockset {

@@ -1,0 +1,458 @@
+/* cluster.c - cluster mode's lifecycle: the membership from the config,
+ * the AOF replay of the log, the cluster thread and its bus, and what
+ * loop threads may ask (local reads, INFO). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib/clock.h"
+#include "../lib/hash.h"
+#include "../lib/log.h"
+#include "../persist/persist.h"
+#include "internal.h"
+
+#define TICK_MS 10
+
+int cluster_configured(const pier_config *cfg) { return cfg->cluster_nodes[0] != 0; }
+
+/* "id@host:port[@busport]" */
+static int parse_node(const char *s, size_t n, cl_node *out) {
+    char buf[160];
+    if (n >= sizeof buf) return -1;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    char *at = strchr(buf, '@');
+    if (!at) return -1;
+    *at = 0;
+    char *end;
+    long id = strtol(buf, &end, 10);
+    if (*end || id < 1 || id > 255) return -1;
+    char *host = at + 1;
+    char *busp = strchr(host, '@');
+    if (busp) *busp++ = 0;
+    char *colon = strrchr(host, ':');
+    if (!colon) return -1;
+    *colon = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 1 || port > 65535 || strlen(host) >= sizeof out->host || !*host) return -1;
+    long bport = port + 10000;
+    if (busp) {
+        bport = strtol(busp, &end, 10);
+        if (*end) return -1;
+    }
+    if (bport < 1 || bport > 65535) return -1;
+    out->id = (int)id;
+    snprintf(out->host, sizeof out->host, "%s", host);
+    out->port = (int)port;
+    out->bus_port = (int)bport;
+    return 0;
+}
+
+static int parse_nodes(cluster *cl, const char *list, char *err, size_t errlen) {
+    const char *p = list;
+    while (*p) {
+        while (*p == ',' || *p == ' ') p++;
+        if (!*p) break;
+        size_t n = strcspn(p, ", ");
+        if (cl->nnodes == CL_MAX_NODES) {
+            snprintf(err, errlen, "cluster-nodes: at most %d nodes", CL_MAX_NODES);
+            return -1;
+        }
+        cl_node *node = &cl->nodes[cl->nnodes];
+        if (parse_node(p, n, node) < 0) {
+            snprintf(err, errlen, "cluster-nodes: bad member '%.*s' (want id@host:port[@busport])",
+                     (int)n, p);
+            return -1;
+        }
+        for (int i = 0; i < cl->nnodes; i++)
+            if (cl->nodes[i].id == node->id) {
+                snprintf(err, errlen, "cluster-nodes: node id %d listed twice", node->id);
+                return -1;
+            }
+        cl->nnodes++;
+        p += n;
+    }
+    if (cl->nnodes != 1 && cl->nnodes != 3 && cl->nnodes != 5 && cl->nnodes != 7) {
+        snprintf(err, errlen, "cluster-nodes: %d members; use 3 or 5 (1 or 7 also work)", cl->nnodes);
+        return -1;
+    }
+    return 0;
+}
+
+static uint64_t membership_hash(const cluster *cl) {
+    char buf[CL_MAX_NODES * 96];
+    size_t len = 0;
+    for (int i = 0; i < cl->nnodes; i++)
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "%d@%s:%d@%d;", cl->nodes[i].id,
+                                cl->nodes[i].host, cl->nodes[i].port, cl->nodes[i].bus_port);
+    return hash_bytes(buf, len, 0x636c7573746572ULL);
+}
+
+cluster *cluster_create(pier_config *cfg, keyspace *ks, cmd_env *env, struct persist *ps,
+                        const cluster_host *host, void *host_arg, char *err, size_t errlen) {
+    err[0] = 0;
+    if (!cluster_configured(cfg)) return NULL;
+    cluster *cl = calloc(1, sizeof *cl);
+    if (!cl) abort();
+    cl->cfg = cfg;
+    cl->ks = ks;
+    cl->loop_env = env;
+    cl->ps = ps;
+    cl->host = host;
+    cl->host_arg = host_arg;
+    cl->self_id = cfg->cluster_node_id;
+    if (parse_nodes(cl, cfg->cluster_nodes, err, errlen) < 0) goto fail;
+    cl->self_idx = cl_node_idx(cl, cl->self_id);
+    if (cl->self_idx < 0) {
+        snprintf(err, errlen, "cluster-node-id %d is not in cluster-nodes", cl->self_id);
+        goto fail;
+    }
+    if (cl->nodes[cl->self_idx].port != cfg->port) {
+        snprintf(err, errlen, "cluster-nodes gives node %d port %d, but port is %d", cl->self_id,
+                 cl->nodes[cl->self_idx].port, cfg->port);
+        goto fail;
+    }
+    cl->f = (cl->nnodes - 1) / 2;
+    for (int i = 0; i < cl->nnodes; i++) cl->peers[i].id = cl->nodes[i].id;
+    cl->voted_for = -1;
+    pthread_mutex_init(&cl->log_lock, NULL);
+    pthread_mutex_init(&cl->submit_lock, NULL);
+    cl->boot_nonce = (uint32_t)(hash_random_seed() & 0xffffff);
+    atomic_init(&cl->next_client, 1);
+    cl_curp_init(cl);
+    cl->exec_out = malloc(sizeof *cl->exec_out);
+    cl->apply_out = malloc(sizeof *cl->apply_out);
+    if (!cl->exec_out || !cl->apply_out) abort();
+    reply_init(cl->exec_out);
+    reply_init(cl->apply_out);
+    ev_view_init(&cl->view);
+    cl->exec_sess.authenticated = 1;
+    cl->exec_sess.flags = SESS_NOBLOCK;
+    cl->exec_sess.proto = 2;
+    cl->apply_sess.authenticated = 1;
+    cl->apply_sess.flags = SESS_REPLAY | SESS_NOBLOCK;
+    cl->apply_sess.proto = 2;
+    /* Appendonly is how a node keeps its log. */
+    atomic_store(&cfg->appendonly, 1);
+    persist_set_cluster_mode(ps, cluster_replay, cl);
+    return cl;
+fail:
+    free(cl);
+    return NULL;
+}
+
+/* ---- AOF replay (start-up, single-threaded) ---- */
+
+static int parse_num(const cmd_arg *a, uint64_t *out) {
+    char buf[24];
+    if (a->n == 0 || a->n >= sizeof buf) return -1;
+    memcpy(buf, a->p, a->n);
+    buf[a->n] = 0;
+    char *end;
+    unsigned long long v = strtoull(buf, &end, 10);
+    if (*end) return -1;
+    *out = v;
+    return 0;
+}
+
+static int is_name(const cmd_arg *a, const char *name) {
+    return a->n == strlen(name) && strncasecmp(a->p, name, a->n) == 0;
+}
+
+static int replay_entry(cluster *cl, int argc, const cmd_arg *argv) {
+    uint64_t index, term;
+    if (argc < 7 || parse_num(&argv[1], &index) || parse_num(&argv[2], &term)) return -1;
+    uint64_t last = atomic_load(&cl->last_index);
+    if (index <= last) {
+        /* a record the AOF holds twice cannot happen; a TRUNCATE before
+         * it would have lowered last */
+        return -1;
+    }
+    if (index != last + 1) return -1;
+    size_t len;
+    char *data = resp_array_encode(argc, argv, &len);
+    entry *e = malloc(sizeof *e + len);
+    if (!e) abort();
+    e->index = index;
+    e->term = term;
+    e->len = len;
+    memcpy(e->data, data, len);
+    free(data);
+    aof *saved = cl->aof;
+    cl->aof = NULL; /* already in the file */
+    cl_log_append_locked(cl, e);
+    cl->aof = saved;
+    return 1;
+}
+
+int cluster_replay(void *arg, int argc, const cmd_arg *argv) {
+    cluster *cl = arg;
+    if (argc < 1 || argv[0].n < 5 || strncasecmp(argv[0].p, "PIER.", 5) != 0) {
+        /* Plain commands in a cluster node's AOF: written before it
+         * joined a cluster (its data predates the log). */
+        return 0;
+    }
+    uint64_t a = 0, b = 0;
+    if (is_name(&argv[0], "PIER.ENTRY")) return replay_entry(cl, argc, argv);
+    if (is_name(&argv[0], "PIER.VOTE") && argc == 3 && !parse_num(&argv[1], &a) &&
+        !parse_num(&argv[2], &b)) {
+        cl->term = a;
+        cl->voted_for = b ? (int)b : -1;
+        return 1;
+    }
+    if (is_name(&argv[0], "PIER.COMMIT") && argc == 2 && !parse_num(&argv[1], &a)) {
+        if (a > atomic_load(&cl->commit)) atomic_store(&cl->commit, a);
+        return 1;
+    }
+    if (is_name(&argv[0], "PIER.TRUNCATE") && argc == 2 && !parse_num(&argv[1], &a)) {
+        uint64_t last = atomic_load(&cl->last_index);
+        for (uint64_t i = a; i <= last && a > 0; i++) {
+            entry **slot = &cl->dir[(i - 1) / LOG_CHUNK][(i - 1) % LOG_CHUNK];
+            cl->log_bytes -= (*slot)->len;
+            free(*slot);
+            *slot = NULL;
+        }
+        if (a > 0 && a <= last) {
+            atomic_store(&cl->last_index, a - 1);
+            cl->last_term = cl_term_at(cl, a - 1);
+        }
+        return 1;
+    }
+    return -1;
+}
+
+/* ---- the cluster thread ---- */
+
+static void on_recv(void *arg, int from, uint8_t type, const uint8_t *p, size_t n) {
+    cluster *cl = arg;
+    switch (type) {
+    case MSG_APPEND: cl_on_append(cl, from, p, n); break;
+    case MSG_APPEND_RESP: cl_on_append_resp(cl, from, p, n); break;
+    case MSG_VOTE_REQ: cl_on_vote_req(cl, from, p, n); break;
+    case MSG_VOTE_RESP: cl_on_vote_resp(cl, from, p, n); break;
+    case MSG_FORWARD: cl_on_forward(cl, from, p, n); break;
+    case MSG_FORWARD_RESP: cl_on_forward_resp(cl, from, p, n); break;
+    case MSG_RECORD: cl_on_record(cl, from, p, n); break;
+    case MSG_RECORD_RESP: cl_on_record_resp(cl, from, p, n); break;
+    case MSG_COLLECT: cl_on_collect(cl, from, p, n); break;
+    case MSG_COLLECT_RESP: cl_on_collect_resp(cl, from, p, n); break;
+    case MSG_STALE: cl_on_stale(cl, from, p, n); break;
+    case MSG_GC: cl_on_gc(cl, from, p, n); break;
+    default: log_warn("cluster: unknown message type %u from node %d", type, from);
+    }
+}
+
+static void on_link(void *arg, int peer, int up) {
+    cluster *cl = arg;
+    atomic_fetch_add(&cl->peers_connected, up ? 1 : -1);
+    log_verbose("cluster: link to node %d %s", peer, up ? "up" : "down");
+    int idx = cl_node_idx(cl, peer);
+    if (up && idx >= 0 && atomic_load(&cl->role) == ROLE_LEADER) {
+        /* a peer that restarted: probe from the end, the reply's hint
+         * walks back */
+        cl->peers[idx].next_index = atomic_load(&cl->last_index) + 1;
+    }
+}
+
+static long on_tick(ev_loop *loop, void *arg) {
+    cluster *cl = arg;
+    (void)loop;
+    if (atomic_load(&cl->stopping)) return -1;
+    cl_raft_tick(cl);
+    cl_curp_tick(cl);
+    return TICK_MS;
+}
+
+static void on_wake(ev_loop *loop, void *arg) {
+    (void)loop;
+    cl_drain_submissions(arg);
+}
+
+static void before_sleep(ev_loop *loop, void *arg) {
+    cluster *cl = arg;
+    (void)loop;
+    if (atomic_load(&cl->stopping)) {
+        ev_stop(cl->loop);
+        return;
+    }
+    cl_drain_submissions(cl);
+    cl_raft_before_sleep(cl);
+    bus_before_sleep(cl->bus);
+}
+
+static void *cluster_main(void *arg) {
+    cluster *cl = arg;
+    ev_run(cl->loop);
+    return NULL;
+}
+
+static int start_bus(cluster *cl, char *err, size_t errlen) {
+    bus_config bc = {0};
+    const cl_node *self = &cl->nodes[cl->self_idx];
+    bc.self_id = cl->self_id;
+    bc.bind_host = self->host;
+    bc.port = self->bus_port;
+    for (int i = 0; i < cl->nnodes; i++) {
+        if (i == cl->self_idx) continue;
+        bus_peer_addr *pa = &bc.peers[bc.npeers++];
+        pa->id = cl->nodes[i].id;
+        snprintf(pa->host, sizeof pa->host, "%s", cl->nodes[i].host);
+        pa->port = cl->nodes[i].bus_port;
+    }
+    bc.gather_us = (long)CFG_GET(cl->cfg->cluster_batch_us);
+    bc.max_frame = 64u << 20;
+    bc.max_outbuf = 512u << 20;
+    bc.idle_timeout_ms = (long)CFG_GET(cl->cfg->cluster_election_timeout_ms) * 2;
+    bc.cluster_hash = membership_hash(cl);
+    bc.on_recv = on_recv;
+    bc.on_link = on_link;
+    bc.arg = cl;
+    cl->bus = bus_create(cl->loop, &bc, err, errlen);
+    return cl->bus ? 0 : -1;
+}
+
+/* A loop thread wrote outside the log: that would make this node differ
+ * from the others, so it is reported loudly (it is a bug). */
+static uint64_t stray_write(void *arg, cmd_arg name, int argc, const cmd_arg *argv) {
+    (void)arg;
+    (void)argc;
+    (void)argv;
+    log_warn("cluster: BUG: '%.*s' wrote outside the replicated log", (int)name.n, name.p);
+    return 0;
+}
+
+int cluster_start(cluster *cl, char *err, size_t errlen) {
+    cl->aof = persist_aof(cl->ps);
+    if (!cl->aof) {
+        snprintf(err, errlen, "cluster mode needs the AOF");
+        return -1;
+    }
+    /* Hooks: the cluster thread's executions build entries; the loop
+     * threads execute no writes; expiry goes through the log. */
+    cl->exec_env = *cl->loop_env;
+    cl->exec_env.propagate = cl_collect_record;
+    cl->exec_env.propagate_end = cl_finish_entry;
+    cl->exec_env.propagate_arg = cl;
+    cl->apply_env = *cl->loop_env;
+    cl->apply_env.propagate = NULL;
+    cl->apply_env.propagate_end = NULL;
+    cl->loop_env->propagate = stray_write;
+    cl->loop_env->propagate_end = NULL;
+    cl->loop_env->propagate_arg = cl;
+    ks_set_expire_hook(cl->ks, cl_log_expired, cl);
+    cl_set_keep_expired(cl, 1);
+    /* Entries loaded from the AOF: apply the committed ones. */
+    uint64_t last = atomic_load(&cl->last_index);
+    if (atomic_load(&cl->commit) > last) atomic_store(&cl->commit, last);
+    cl_apply_committed(cl);
+    cl->commit_logged = atomic_load(&cl->commit);
+    cl->synced_index = last;
+    log_info("cluster: node %d of %d, term %llu, log %llu entries, %llu committed", cl->self_id,
+             cl->nnodes, (unsigned long long)cl->term, (unsigned long long)last,
+             (unsigned long long)atomic_load(&cl->commit));
+
+    cl->loop = ev_create(on_wake, cl);
+    if (!cl->loop) {
+        snprintf(err, errlen, "cluster: cannot create the event loop");
+        return -1;
+    }
+    ev_set_before_sleep(cl->loop, before_sleep, cl);
+    if (start_bus(cl, err, errlen) < 0) return -1;
+    long t = (long)CFG_GET(cl->cfg->cluster_election_timeout_ms);
+    srand((unsigned)(clock_mono_us() ^ (cl->self_id * 7919)));
+    /* A first election waits one timeout: the others may already have a
+     * leader this node should follow. */
+    cl->election_deadline_us = cl_now_us() + (t + rand() % (t > 0 ? t : 1)) * 1000;
+    ev_timer_add(cl->loop, TICK_MS, on_tick, cl);
+    if (pthread_create(&cl->tid, NULL, cluster_main, cl) != 0) {
+        snprintf(err, errlen, "cluster: cannot start the thread");
+        return -1;
+    }
+    cl->started = 1;
+    return 0;
+}
+
+void cluster_stop(cluster *cl) {
+    if (!cl || !cl->started) return;
+    atomic_store(&cl->stopping, 1);
+    ev_wake(cl->loop);
+    pthread_join(cl->tid, NULL);
+    cl->started = 0;
+}
+
+void cluster_destroy(cluster *cl) {
+    if (!cl) return;
+    cluster_stop(cl);
+    if (cl->bus) bus_destroy(cl->bus);
+    if (cl->loop) ev_destroy(cl->loop);
+    cl_curp_free(cl);
+    uint64_t last = atomic_load(&cl->last_index);
+    for (uint64_t i = 1; i <= last; i++) free(cl_entry_at(cl, i));
+    for (size_t d = 0; d < LOG_DIR_MAX; d++) free(cl->dir[d]);
+    reply_free(cl->exec_out);
+    reply_free(cl->apply_out);
+    free(cl->exec_out);
+    free(cl->apply_out);
+    ev_view_free(&cl->view);
+    pthread_mutex_destroy(&cl->log_lock);
+    pthread_mutex_destroy(&cl->submit_lock);
+    free(cl);
+}
+
+/* ---- what loop threads ask ---- */
+
+uint64_t cluster_new_client_id(cluster *cl) {
+    uint64_t n = atomic_fetch_add(&cl->next_client, 1);
+    return ((uint64_t)cl->self_id << 56) | ((uint64_t)cl->boot_nonce << 32) | (n & 0xffffffffu);
+}
+
+uint64_t cluster_visible_index(cluster *cl) {
+    return atomic_load(&cl->role) == ROLE_LEADER ? atomic_load(&cl->commit)
+                                                 : atomic_load(&cl->applied);
+}
+
+int cluster_local_read(cluster *cl, int strong, const uint64_t *keys, int nkeys) {
+    int role = atomic_load(&cl->role);
+    if (role != ROLE_LEADER) return !strong; /* a follower's applied state is committed */
+    if (!atomic_load(&cl->serving)) return 0;
+    if (strong && cl->nnodes > 1 && atomic_load(&cl->lease_until_us) <= cl_now_us()) return 0;
+    uint64_t commit = atomic_load(&cl->commit);
+    if (nkeys < 0) return atomic_load(&cl->last_index) <= commit;
+    for (int i = 0; i < nkeys; i++)
+        if (atomic_load(&cl->unsynced[keys[i] & (UNSYNCED_SLOTS - 1)]) > commit) return 0;
+    return 1;
+}
+
+static const char *role_name(int role) {
+    return role == ROLE_LEADER ? "leader" : role == ROLE_CANDIDATE ? "candidate" : "follower";
+}
+
+void cluster_count_weak_read(cluster *cl) { atomic_fetch_add(&cl->n_weak_reads, 1); }
+
+size_t cluster_info(cluster *cl, char *buf, size_t len) {
+    if (!cl) return (size_t)snprintf(buf, len, "cluster_enabled:0\r\n");
+    int n = snprintf(
+        buf, len,
+        "cluster_enabled:1\r\ncluster_node_id:%d\r\ncluster_role:%s\r\ncluster_leader_id:%d\r\n"
+        "cluster_term:%llu\r\ncluster_last_index:%llu\r\ncluster_commit_index:%llu\r\n"
+        "cluster_applied_index:%llu\r\ncluster_nodes:%d\r\ncluster_peers_connected:%d\r\n"
+        "cluster_serving:%d\r\ncluster_fast_path:%llu\r\ncluster_slow_path:%llu\r\n"
+        "cluster_leader_writes:%llu\r\ncluster_weak_reads:%llu\r\ncluster_weak_writes:%llu\r\n"
+        "cluster_forwarded:%llu\r\ncluster_elections_won:%llu\r\ncluster_recovered_records:%llu\r\n"
+        "cluster_stale_replayed:%llu\r\ncluster_log_bytes:%zu\r\n",
+        cl->self_id, role_name(atomic_load(&cl->role)), atomic_load(&cl->leader_id),
+        (unsigned long long)cl->term, (unsigned long long)atomic_load(&cl->last_index),
+        (unsigned long long)atomic_load(&cl->commit), (unsigned long long)atomic_load(&cl->applied),
+        cl->nnodes, atomic_load(&cl->peers_connected), atomic_load(&cl->serving),
+        (unsigned long long)atomic_load(&cl->n_fast), (unsigned long long)atomic_load(&cl->n_slow),
+        (unsigned long long)atomic_load(&cl->n_leader_writes),
+        (unsigned long long)atomic_load(&cl->n_weak_reads),
+        (unsigned long long)atomic_load(&cl->n_weak_writes),
+        (unsigned long long)atomic_load(&cl->n_forwarded),
+        (unsigned long long)atomic_load(&cl->n_elections),
+        (unsigned long long)atomic_load(&cl->n_recovered),
+        (unsigned long long)atomic_load(&cl->n_stale_replayed), cl->log_bytes);
+    return n < 0 ? 0 : (size_t)n >= len ? len - 1 : (size_t)n;
+}

@@ -1,0 +1,1036 @@
+/* curp.c - requests through the cluster (CURP, Park and Ousterhout, NSDI
+ * 2019, in its consensus form): the leader executes at once and tracks
+ * which keys have unsynced writes; a follower acts as the CURP client for
+ * its connections, sending each strong write to the leader and a record
+ * to every other witness at the same time, and completes it in one round
+ * trip when the leader answered and a super-quorum of witnesses accepted;
+ * otherwise it waits for the commit (slow path). A new leader collects
+ * the witnesses' records before it serves and replays the ones a
+ * completed request must have left behind. docs/CONSISTENCY.md. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "../lib/clock.h"
+#include "../lib/log.h"
+#include "internal.h"
+#include "wire.h"
+
+#define SLOT_MARK (UINT64_MAX - 1) /* a write on the slot is executing */
+#define STALE_ROUNDS 200           /* gc rounds (10 ms ticks) before a record is stale */
+#define RIFL_IDLE_MS (10 * 60 * 1000)
+
+/* ---- small helpers ---- */
+
+static unsigned slot_of(uint64_t h) { return (unsigned)(h & (UNSYNCED_SLOTS - 1)); }
+
+static int superquorum_others(const cluster *cl) {
+    /* f + ceil(f/2) + 1 accepts including the leader's own */
+    int f = cl->f;
+    return f + (f + 1) / 2;
+}
+
+static void copy_bytes(char **dst, size_t *dlen, const void *src, size_t n) {
+    free(*dst);
+    *dst = malloc(n ? n : 1);
+    if (!*dst) abort();
+    if (n) memcpy(*dst, src, n);
+    *dlen = n;
+}
+
+static void req_free(cl_req *r) {
+    if (!r) return;
+    free(r->keys);
+    free(r->blob);
+    free(r->result);
+    free(r);
+}
+
+/* The pending bytes of a reply queue, copied out. */
+static char *reply_bytes(reply *out, size_t *len) {
+    struct iovec iov[64];
+    size_t total = 0, cap = 256;
+    char *buf = malloc(cap);
+    if (!buf) abort();
+    for (;;) {
+        int n = reply_iov(out, iov, 64);
+        if (n <= 0) break;
+        size_t got = 0;
+        for (int i = 0; i < n; i++) {
+            if (total + iov[i].iov_len > cap) {
+                while (total + iov[i].iov_len > cap) cap *= 2;
+                buf = realloc(buf, cap);
+                if (!buf) abort();
+            }
+            memcpy(buf + total, iov[i].iov_base, iov[i].iov_len);
+            total += iov[i].iov_len;
+            got += iov[i].iov_len;
+        }
+        reply_consume(out, got);
+    }
+    *len = total;
+    return buf;
+}
+
+static void deliver(cluster *cl, cl_req *r, int kind, uint64_t index, const char *bytes,
+                    size_t len) {
+    if (!r->client) return;
+    cluster_done *d = malloc(sizeof *d + len);
+    if (!d) abort();
+    d->next = NULL;
+    d->client = r->client;
+    d->slot = r->slot;
+    d->kind = kind;
+    d->index = index;
+    d->len = len;
+    if (len) memcpy(d->bytes, bytes, len);
+    cl->host->deliver(cl->host_arg, d);
+    if (kind == CDONE_REPLY) r->client = NULL; /* answered: nothing more goes to it */
+}
+
+static void deliver_error(cluster *cl, cl_req *r, const char *line) {
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, "-%s\r\n", line);
+    deliver(cl, r, CDONE_REPLY, 0, buf, (size_t)n);
+}
+
+/* Decode a request blob into cl-owned views. Returns argc or -1. */
+static int decode_blob(cluster *cl, const char *blob, size_t len, cmd_arg **argv) {
+    static const int max_args = 1 << 20;
+    size_t pos = 0;
+    long long n = 0;
+    if (len < 4 || blob[0] != '*') return -1;
+    for (pos = 1; pos < len && blob[pos] >= '0' && blob[pos] <= '9' && pos < 12; pos++)
+        n = n * 10 + (blob[pos] - '0');
+    if (n < 1 || n > max_args) return -1;
+    if ((size_t)n > cl->view.args_cap) {
+        free(cl->view.args);
+        cl->view.args = malloc((size_t)n * sizeof *cl->view.args);
+        if (!cl->view.args) abort();
+        cl->view.args_cap = (size_t)n;
+    }
+    int argc = 0;
+    long used = resp_array_decode(blob, len, cl->view.args, (int)n, &argc);
+    if (used <= 0 || (size_t)used != len) return -1;
+    *argv = cl->view.args;
+    return argc;
+}
+
+/* ---- entries (the exec_env propagate hooks) ---- */
+
+uint64_t cl_collect_record(void *arg, cmd_arg name, int argc, const cmd_arg *argv) {
+    cluster *cl = arg;
+    if (!cl->eb_active) {
+        eb_clear(&cl->eb);
+        cl->eb_active = 1;
+    }
+    eb_record(&cl->eb, name, argc, argv);
+    return 0;
+}
+
+/* Append a new entry for the running command (or for a write no client
+ * asked for when r is NULL). Caller holds the keys' shard locks. */
+static uint64_t append_entry(cluster *cl, const cl_req *r, const entry_builder *records,
+                             const char *rep, size_t rep_len) {
+    entry_builder b;
+    eb_init(&b);
+    pthread_mutex_lock(&cl->log_lock);
+    uint64_t index = atomic_load(&cl->last_index) + 1;
+    uint64_t nk = r && r->nkeys > 0 ? (uint64_t)r->nkeys : 0;
+    eb_begin(&b, index, cl->term, r ? r->cid : 0, r ? r->seq : 0, r ? r->keys : NULL, nk, rep,
+             rep_len);
+    if (records) eb_append_records(&b, records);
+    entry *e = eb_finish(&b);
+    e->index = index;
+    e->term = cl->term;
+    cl_log_append_locked(cl, e);
+    pthread_mutex_unlock(&cl->log_lock);
+    eb_free(&b);
+    return index;
+}
+
+void cl_finish_entry(void *arg, cmd_ctx *c) {
+    cluster *cl = arg;
+    if (!cl->eb_active) return;
+    cl->eb_active = 0;
+    size_t len = 0;
+    char *rep = NULL;
+    if (cl->cur && cl->cur->cid) {
+        /* the reply so far is this command's only (exec_out is per request) */
+        rep = reply_bytes(c->out, &len);
+        reply_raw(c->out, rep, len); /* put it back for the caller */
+    }
+    uint64_t index = append_entry(cl, cl->cur, &cl->eb, rep ? rep : "", len);
+    if (cl->cur) cl->cur->index = index;
+    free(rep);
+}
+
+/* Raise the unsynced slot of every key to index (any thread). */
+static void mark_unsynced(cluster *cl, const uint64_t *keys, int nkeys, uint64_t index) {
+    for (int i = 0; i < nkeys; i++) {
+        _Atomic uint64_t *s = &cl->unsynced[slot_of(keys[i])];
+        uint64_t cur = atomic_load(s);
+        while ((cur < index || cur == SLOT_MARK) &&
+               !atomic_compare_exchange_weak(s, &cur, index)) {
+        }
+    }
+}
+
+void cl_log_expired(void *arg, const char *key, size_t klen) {
+    cluster *cl = arg;
+    if (atomic_load(&cl->role) != ROLE_LEADER) return;
+    uint64_t h = entry_key_hash(key, klen);
+    entry_builder rec;
+    eb_init(&rec);
+    cmd_arg argv[2] = {{"DEL", 3}, {key, klen}};
+    eb_record(&rec, argv[0], 2, argv);
+    cl_req r = {.nkeys = 1, .keys = &h};
+    uint64_t index = append_entry(cl, &r, &rec, "", 0);
+    eb_free(&rec);
+    mark_unsynced(cl, &h, 1, index);
+    ev_wake(cl->loop); /* replicate it */
+}
+
+/* ---- the leader's execution ---- */
+
+typedef struct exec_result {
+    char *bytes;
+    size_t len;
+    uint64_t index;      /* the entry written (0: none) */
+    uint64_t wait_index; /* the reply may leave once commit >= this */
+    int need_lease;      /* ... and the lease is valid (reads) */
+    int conflict;        /* a key had an unsynced write: no fast path */
+} exec_result;
+
+static uint64_t max_unsynced(cluster *cl, const cl_req *r) {
+    if (r->nkeys < 0) return atomic_load(&cl->last_index);
+    uint64_t m = 0;
+    for (int i = 0; i < r->nkeys; i++) {
+        uint64_t v = atomic_load(&cl->unsynced[slot_of(r->keys[i])]);
+        if (v > m) m = v;
+    }
+    return m;
+}
+
+static void exec_rifl_hit(cluster *cl, int st, const void *res, size_t len, exec_result *x) {
+    static const char stale[] = "-ERR request already applied; its reply is no longer kept\r\n";
+    if (st == RIFL_DONE) {
+        x->bytes = malloc(len ? len : 1);
+        if (!x->bytes) abort();
+        if (len) memcpy(x->bytes, res, len);
+        x->len = len;
+    } else {
+        x->bytes = strdup(stale);
+        x->len = sizeof stale - 1;
+    }
+    /* its entry may not be committed yet: wait for everything so far */
+    x->wait_index = atomic_load(&cl->last_index);
+    x->conflict = 1;
+}
+
+static void leader_exec(cluster *cl, cl_req *r, exec_result *x) {
+    memset(x, 0, sizeof *x);
+    const void *res;
+    size_t rlen;
+    int st = rifl_check(cl->rifl, r->cid, r->seq, &res, &rlen);
+    if (st != RIFL_NEW) {
+        exec_rifl_hit(cl, st, res, rlen, x);
+        return;
+    }
+    cmd_arg *argv;
+    int argc = decode_blob(cl, r->blob, r->blob_len, &argv);
+    if (argc < 1) {
+        x->bytes = strdup("-ERR malformed request\r\n");
+        x->len = strlen(x->bytes);
+        return;
+    }
+    uint64_t commit = atomic_load(&cl->commit);
+    uint64_t before = max_unsynced(cl, r);
+    x->conflict = before > commit;
+    uint64_t prev[WITNESS_MAX_KEYS];
+    int marked = r->is_write && r->nkeys > 0 && r->nkeys <= WITNESS_MAX_KEYS ? r->nkeys : 0;
+    for (int i = 0; i < marked; i++)
+        prev[i] = atomic_exchange(&cl->unsynced[slot_of(r->keys[i])], SLOT_MARK);
+    cl->exec_sess.proto = r->proto;
+    cl->cur = r;
+    r->index = 0;
+    cmd_ctx c = {
+        .env = &cl->exec_env,
+        .sess = &cl->exec_sess,
+        .out = cl->exec_out,
+        .argc = argc,
+        .argv = argv,
+        .now_ms = clock_wall_ms(),
+    };
+    cmd_execute(&c);
+    if (cl->eb_active) cl_finish_entry(cl, &c); /* records without dirty: log them anyway */
+    cl->cur = NULL;
+    x->bytes = reply_bytes(cl->exec_out, &x->len);
+    reply_reset(cl->exec_out);
+    x->index = r->index;
+    for (int i = 0; i < marked; i++) {
+        uint64_t want = SLOT_MARK;
+        uint64_t to = x->index ? x->index : prev[i];
+        atomic_compare_exchange_strong(&cl->unsynced[slot_of(r->keys[i])], &want, to);
+    }
+    if (x->index && r->nkeys > marked) mark_unsynced(cl, r->keys, r->nkeys, x->index);
+    if (x->index) {
+        rifl_record(cl->rifl, r->cid, r->seq, x->bytes, x->len, clock_wall_ms());
+        x->wait_index = x->conflict ? x->index : 0;
+        if (r->nkeys < 0 || r->nkeys > WITNESS_MAX_KEYS) x->wait_index = x->index;
+    } else {
+        /* a read (or a write that changed nothing): its answer depends on
+         * state, which must not include unsynced writes */
+        x->wait_index = before > commit ? before : 0;
+        x->need_lease = 1;
+    }
+}
+
+/* ---- held replies (leader) ---- */
+
+static void push_wait(cluster *cl, cl_wait *w) {
+    w->next = NULL;
+    if (cl->waits_tail) cl->waits_tail->next = w;
+    else cl->waits_head = w;
+    cl->waits_tail = w;
+}
+
+static void send_forward_resp(cluster *cl, int to, uint64_t req_id, int status, int synced,
+                              uint64_t index, const char *bytes, size_t len) {
+    wbuf w = {0};
+    wb_u64(&w, req_id);
+    wb_u64(&w, cl->term);
+    wb_u8(&w, (uint8_t)status);
+    wb_u8(&w, (uint8_t)synced);
+    wb_u64(&w, index);
+    wb_bytes(&w, bytes, len);
+    bus_send(cl->bus, to, MSG_FORWARD_RESP, w.p, w.len);
+    wb_free(&w);
+}
+
+static void complete_wait(cluster *cl, cl_wait *w) {
+    if (w->req) {
+        deliver(cl, w->req, CDONE_REPLY, w->index, w->result, w->result_len);
+        req_free(w->req);
+    } else {
+        send_forward_resp(cl, w->to_node, w->req_id, FWD_OK, 1, w->index, w->result,
+                          w->result_len);
+    }
+    free(w->result);
+    free(w);
+}
+
+static int lease_ok(cluster *cl) {
+    return cl->nnodes == 1 || atomic_load(&cl->lease_until_us) > cl_now_us();
+}
+
+static void process_waits(cluster *cl) {
+    uint64_t commit = atomic_load(&cl->commit);
+    while (cl->waits_head) {
+        cl_wait *w = cl->waits_head;
+        if (w->index > commit || (w->need_lease && !lease_ok(cl))) break;
+        cl->waits_head = w->next;
+        if (!cl->waits_head) cl->waits_tail = NULL;
+        complete_wait(cl, w);
+    }
+}
+
+/* A request of one of this node's own connections, on the leader. */
+static void serve_local(cluster *cl, cl_req *r) {
+    exec_result x;
+    leader_exec(cl, r, &x);
+    if (r->kind == CREQ_WEAK_WRITE) {
+        /* answered already; the session needs the index to know when its
+         * write became visible */
+        deliver(cl, r, CDONE_WEAK_INDEX, x.index, NULL, 0);
+        free(x.bytes);
+        req_free(r);
+        return;
+    }
+    cl_wait *w = calloc(1, sizeof *w);
+    if (!w) abort();
+    /* Its own clients' writes leave at the commit: the witnesses would
+     * cost the same round trip. */
+    w->index = x.index ? x.index : x.wait_index;
+    w->need_lease = x.need_lease;
+    w->req = r;
+    w->result = x.bytes;
+    w->result_len = x.len;
+    if (x.index && r->kind == CREQ_STRONG) atomic_fetch_add(&cl->n_leader_writes, 1);
+    push_wait(cl, w);
+    process_waits(cl);
+}
+
+/* A request forwarded by another node's proxy. */
+static void serve_forwarded(cluster *cl, cl_req *r, int from, uint64_t req_id) {
+    exec_result x;
+    leader_exec(cl, r, &x);
+    if (!x.wait_index && !x.need_lease) {
+        send_forward_resp(cl, from, req_id, FWD_OK, 0, x.index, x.bytes, x.len);
+        free(x.bytes);
+        req_free(r);
+        return;
+    }
+    if (!x.wait_index && lease_ok(cl)) {
+        send_forward_resp(cl, from, req_id, FWD_OK, 1, x.index, x.bytes, x.len);
+        free(x.bytes);
+        req_free(r);
+        return;
+    }
+    cl_wait *w = calloc(1, sizeof *w);
+    if (!w) abort();
+    w->index = x.wait_index;
+    w->need_lease = x.need_lease;
+    w->to_node = from;
+    w->req_id = req_id;
+    w->result = x.bytes;
+    w->result_len = x.len;
+    /* index travels in the reply for a synced write too */
+    if (x.index) w->index = x.index > w->index ? x.index : w->index;
+    req_free(r);
+    push_wait(cl, w);
+    process_waits(cl);
+}
+
+/* ---- the proxy (a follower doing the CURP client's work) ---- */
+
+static void park(cluster *cl, cl_req *r) {
+    r->next = NULL;
+    if (cl->parked_tail) cl->parked_tail->next = r;
+    else cl->parked_head = r;
+    cl->parked_tail = r;
+}
+
+static void inflight_remove(cluster *cl, cl_req *r) {
+    for (cl_req **p = &cl->inflight; *p; p = &(*p)->next)
+        if (*p == r) {
+            *p = r->next;
+            return;
+        }
+}
+
+static cl_req *inflight_find(cluster *cl, uint64_t req_id) {
+    for (cl_req *r = cl->inflight; r; r = r->next)
+        if (r->req_id == req_id) return r;
+    return NULL;
+}
+
+static void encode_request(wbuf *w, const cl_req *r) {
+    wb_u64(w, r->req_id);
+    wb_u64(w, r->term);
+    wb_u64(w, r->cid);
+    wb_u64(w, r->seq);
+    wb_u8(w, (uint8_t)r->kind);
+    wb_u8(w, (uint8_t)r->proto);
+    wb_u8(w, (uint8_t)r->is_write);
+    wb_u32(w, (uint32_t)r->nkeys);
+    for (int i = 0; i < r->nkeys; i++) wb_u64(w, r->keys[i]);
+    wb_bytes(w, r->blob, r->blob_len);
+}
+
+static int witnessed(const cl_req *r) {
+    return r->kind == CREQ_STRONG && r->is_write && r->nkeys > 0 && r->nkeys <= WITNESS_MAX_KEYS;
+}
+
+static void proxy_send(cluster *cl, cl_req *r) {
+    int leader = atomic_load(&cl->leader_id);
+    r->req_id = ++cl->next_req_id;
+    r->term = cl->term;
+    r->leader_replied = r->synced = r->accepts = r->rejects = 0;
+    r->index = 0;
+    wbuf w = {0};
+    encode_request(&w, r);
+    bus_send(cl->bus, leader, MSG_FORWARD, w.p, w.len);
+    if (witnessed(r)) {
+        for (int i = 0; i < cl->nnodes; i++) {
+            int id = cl->nodes[i].id;
+            if (id == leader || i == cl->self_idx) continue;
+            if (bus_send(cl->bus, id, MSG_RECORD, w.p, w.len) < 0) r->rejects++;
+        }
+        int st = witness_record(cl->witness, cl->term, r->cid, r->seq, r->keys, r->nkeys, r->blob,
+                                r->blob_len, cl->gc_round);
+        if (st == WITNESS_ACCEPTED) r->accepts++;
+        else r->rejects++;
+    }
+    wb_free(&w);
+    atomic_fetch_add(&cl->n_forwarded, 1);
+    r->next = cl->inflight;
+    cl->inflight = r;
+}
+
+/* Does the committed entry at index hold this request? */
+static int entry_is(cluster *cl, uint64_t index, const cl_req *r) {
+    entry *e = cl_entry_at(cl, index);
+    char err[64];
+    if (!e || entry_decode(e->data, e->len, &cl->view, err, sizeof err) < 0) return 0;
+    return cl->view.cid == r->cid && cl->view.seq == r->seq;
+}
+
+static void proxy_finish(cluster *cl, cl_req *r, int fast) {
+    if (r->kind == CREQ_STRONG && r->is_write) {
+        if (fast) atomic_fetch_add(&cl->n_fast, 1);
+        else atomic_fetch_add(&cl->n_slow, 1);
+    }
+    deliver(cl, r, CDONE_REPLY, r->index, r->result, r->result_len);
+    inflight_remove(cl, r);
+    req_free(r);
+}
+
+/* Decide what a proxied request still needs. */
+static void proxy_check(cluster *cl, cl_req *r) {
+    if (!r->leader_replied) return;
+    if (r->kind == CREQ_WEAK_WRITE) {
+        if (!r->done) {
+            r->done = 1;
+            deliver(cl, r, CDONE_WEAK_INDEX, r->index, NULL, 0);
+        }
+        /* kept until committed, to resend after a leader change */
+        if (r->index && atomic_load(&cl->commit) >= r->index && entry_is(cl, r->index, r)) {
+            inflight_remove(cl, r);
+            req_free(r);
+        }
+        return;
+    }
+    if (r->synced || !r->is_write || !r->index) {
+        proxy_finish(cl, r, 0);
+        return;
+    }
+    if (witnessed(r) && r->accepts >= superquorum_others(cl)) {
+        proxy_finish(cl, r, 1);
+        return;
+    }
+    if (atomic_load(&cl->commit) >= r->index && entry_is(cl, r->index, r)) proxy_finish(cl, r, 0);
+}
+
+void cl_on_forward_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
+    rbuf rb = rb_make(p, n);
+    uint64_t req_id = rb_u64(&rb), term = rb_u64(&rb);
+    int status = rb_u8(&rb), synced = rb_u8(&rb);
+    uint64_t index = rb_u64(&rb);
+    size_t len;
+    const unsigned char *bytes = rb_bytes(&rb, &len);
+    if (rb.bad) return;
+    cl_req *r = inflight_find(cl, req_id);
+    if (!r || r->leader_replied) return;
+    (void)term;
+    if (status != FWD_OK) {
+        /* not (yet) serving: try again from the parked list */
+        inflight_remove(cl, r);
+        park(cl, r);
+        return;
+    }
+    r->leader_replied = 1;
+    r->synced = synced;
+    r->index = index;
+    copy_bytes(&r->result, &r->result_len, bytes, len);
+    proxy_check(cl, r);
+}
+
+void cl_on_record_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
+    rbuf rb = rb_make(p, n);
+    uint64_t req_id = rb_u64(&rb);
+    int st = rb_u8(&rb);
+    if (rb.bad) return;
+    cl_req *r = inflight_find(cl, req_id);
+    if (!r) return;
+    if (st == WITNESS_ACCEPTED) r->accepts++;
+    else r->rejects++;
+    proxy_check(cl, r);
+}
+
+/* ---- requests arriving ---- */
+
+static void process_request(cluster *cl, cl_req *r) {
+    int role = atomic_load(&cl->role);
+    if (role == ROLE_LEADER && atomic_load(&cl->serving)) serve_local(cl, r);
+    else if (role == ROLE_FOLLOWER && atomic_load(&cl->leader_id) > 0) proxy_send(cl, r);
+    else park(cl, r);
+}
+
+void cl_drain_submissions(cluster *cl) {
+    pthread_mutex_lock(&cl->submit_lock);
+    cl_req *r = cl->submit_head;
+    cl->submit_head = cl->submit_tail = NULL;
+    pthread_mutex_unlock(&cl->submit_lock);
+    while (r) {
+        cl_req *next = r->next;
+        process_request(cl, r);
+        r = next;
+    }
+}
+
+/* Requests parked while no leader served: try again. */
+static void unpark(cluster *cl) {
+    cl_req *r = cl->parked_head;
+    cl->parked_head = cl->parked_tail = NULL;
+    while (r) {
+        cl_req *next = r->next;
+        process_request(cl, r);
+        r = next;
+    }
+}
+
+static cl_req *decode_request(rbuf *rb, uint64_t *req_id) {
+    cl_req *r = calloc(1, sizeof *r);
+    if (!r) abort();
+    *req_id = rb_u64(rb);
+    r->term = rb_u64(rb);
+    r->cid = rb_u64(rb);
+    r->seq = rb_u64(rb);
+    r->kind = rb_u8(rb);
+    r->proto = rb_u8(rb);
+    r->is_write = rb_u8(rb);
+    r->nkeys = (int)rb_u32(rb);
+    if (r->nkeys > ENTRY_MAX_KEYS || r->nkeys < -1) rb->bad = 1;
+    if (!rb->bad && r->nkeys > 0) {
+        r->keys = malloc((size_t)r->nkeys * sizeof *r->keys);
+        if (!r->keys) abort();
+        for (int i = 0; i < r->nkeys; i++) r->keys[i] = rb_u64(rb);
+    }
+    size_t len;
+    const unsigned char *blob = rb_bytes(rb, &len);
+    if (rb->bad || !blob) {
+        req_free(r);
+        return NULL;
+    }
+    copy_bytes(&r->blob, &r->blob_len, blob, len);
+    if (r->proto != 3) r->proto = 2;
+    return r;
+}
+
+void cl_on_forward(cluster *cl, int from, const uint8_t *p, size_t n) {
+    rbuf rb = rb_make(p, n);
+    uint64_t req_id;
+    cl_req *r = decode_request(&rb, &req_id);
+    if (!r) {
+        log_warn("cluster: malformed FORWARD from node %d", from);
+        return;
+    }
+    if (atomic_load(&cl->role) != ROLE_LEADER) {
+        send_forward_resp(cl, from, req_id, FWD_NOT_LEADER, 0, 0, "", 0);
+        req_free(r);
+        return;
+    }
+    if (!atomic_load(&cl->serving)) {
+        /* recovering: the proxy resends once this node serves (it learns
+         * that from the next heartbeat); dropping is simplest and safe */
+        send_forward_resp(cl, from, req_id, FWD_NOT_LEADER, 0, 0, "", 0);
+        req_free(r);
+        return;
+    }
+    serve_forwarded(cl, r, from, req_id);
+}
+
+/* ---- witnesses ---- */
+
+void cl_on_record(cluster *cl, int from, const uint8_t *p, size_t n) {
+    rbuf rb = rb_make(p, n);
+    uint64_t req_id;
+    cl_req *r = decode_request(&rb, &req_id);
+    if (!r) return;
+    int st = WITNESS_OLD_TERM;
+    if (atomic_load(&cl->role) != ROLE_LEADER && r->term == cl->term)
+        st = witness_record(cl->witness, r->term, r->cid, r->seq, r->keys, r->nkeys, r->blob,
+                            r->blob_len, cl->gc_round);
+    wbuf w = {0};
+    wb_u64(&w, req_id);
+    wb_u8(&w, (uint8_t)st);
+    bus_send(cl->bus, from, MSG_RECORD_RESP, w.p, w.len);
+    wb_free(&w);
+    req_free(r);
+}
+
+void cl_entry_applied(cluster *cl, const entry_view *v) {
+    if (!v->cid) return;
+    rifl_record(cl->rifl, v->cid, v->seq, v->reply, v->reply_len, clock_wall_ms());
+    uint64_t keys[WITNESS_MAX_KEYS];
+    int n = v->nkeys < WITNESS_MAX_KEYS ? (int)v->nkeys : WITNESS_MAX_KEYS;
+    for (int i = 0; i < n; i++) keys[i] = entry_key_at(v, (size_t)i);
+    if (n) witness_gc(cl->witness, v->cid, v->seq, keys, n);
+}
+
+static void encode_record(wbuf *w, const witness_rec *rec) {
+    wb_u64(w, rec->cid);
+    wb_u64(w, rec->seq);
+    wb_u32(w, (uint32_t)rec->nkeys);
+    for (int i = 0; i < rec->nkeys; i++) wb_u64(w, rec->keys[i]);
+    wb_bytes(w, rec->req, rec->req_len);
+}
+
+static void add_to_wbuf(void *arg, const witness_rec *rec) {
+    wbuf *w = arg;
+    encode_record(w, rec);
+}
+
+void cl_on_collect(cluster *cl, int from, const uint8_t *p, size_t n) {
+    rbuf rb = rb_make(p, n);
+    uint64_t term = rb_u64(&rb);
+    if (rb.bad || term < cl->term) return;
+    if (term > cl->term || atomic_load(&cl->leader_id) != from)
+        cl_become_follower(cl, term, from);
+    wbuf recs = {0};
+    size_t count = witness_collect(cl->witness, term, add_to_wbuf, &recs);
+    wbuf w = {0};
+    wb_u64(&w, term);
+    wb_u32(&w, (uint32_t)count);
+    wb_reserve(&w, recs.len);
+    if (recs.len) memcpy(w.p + w.len, recs.p, recs.len);
+    w.len += recs.len;
+    bus_send(cl->bus, from, MSG_COLLECT_RESP, w.p, w.len);
+    wb_free(&w);
+    wb_free(&recs);
+}
+
+static void add_collected(cluster *cl, uint64_t cid, uint64_t seq, int nkeys,
+                          const uint64_t *keys, const void *req, size_t len) {
+    for (cl_collected *c = cl->collected; c; c = c->next)
+        if (c->cid == cid && c->seq == seq) {
+            c->count++;
+            return;
+        }
+    cl_collected *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    c->cid = cid;
+    c->seq = seq;
+    c->count = 1;
+    c->nkeys = nkeys > WITNESS_MAX_KEYS ? WITNESS_MAX_KEYS : nkeys;
+    memcpy(c->keys, keys, (size_t)c->nkeys * sizeof *keys);
+    copy_bytes(&c->req, &c->req_len, req, len);
+    c->next = cl->collected;
+    cl->collected = c;
+}
+
+static void collect_own(void *arg, const witness_rec *rec) {
+    add_collected(arg, rec->cid, rec->seq, rec->nkeys, rec->keys, rec->req, rec->req_len);
+}
+
+void cl_on_collect_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
+    rbuf rb = rb_make(p, n);
+    uint64_t term = rb_u64(&rb);
+    uint32_t count = rb_u32(&rb);
+    int idx = cl_node_idx(cl, from);
+    if (rb.bad || idx < 0 || term != cl->term || atomic_load(&cl->role) != ROLE_LEADER ||
+        !cl->collect_needed || cl->peers[idx].collected)
+        return;
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t cid = rb_u64(&rb), seq = rb_u64(&rb);
+        uint32_t nk = rb_u32(&rb);
+        if (nk > WITNESS_MAX_KEYS) rb.bad = 1;
+        uint64_t keys[WITNESS_MAX_KEYS];
+        for (uint32_t k = 0; k < nk && !rb.bad; k++) keys[k] = rb_u64(&rb);
+        size_t len;
+        const unsigned char *req = rb_bytes(&rb, &len);
+        if (rb.bad) {
+            log_warn("cluster: malformed COLLECT reply from node %d", from);
+            return;
+        }
+        add_collected(cl, cid, seq, (int)nk, keys, req, len);
+    }
+    cl->peers[idx].collected = 1;
+}
+
+/* Execute a request nobody waits for (a replayed or stale record). */
+static void exec_orphan(cluster *cl, uint64_t cid, uint64_t seq, int nkeys, const uint64_t *keys,
+                        const char *blob, size_t len) {
+    cl_req *r = calloc(1, sizeof *r);
+    if (!r) abort();
+    r->cid = cid;
+    r->seq = seq;
+    r->is_write = 1;
+    r->proto = 2;
+    r->nkeys = nkeys;
+    r->keys = malloc((size_t)(nkeys > 0 ? nkeys : 1) * sizeof *keys);
+    if (!r->keys) abort();
+    if (nkeys > 0) memcpy(r->keys, keys, (size_t)nkeys * sizeof *keys);
+    copy_bytes(&r->blob, &r->blob_len, blob, len);
+    exec_result x;
+    leader_exec(cl, r, &x);
+    free(x.bytes);
+    req_free(r);
+}
+
+static void finish_recovery(cluster *cl) {
+    int need = (cl->f + 1) / 2 + 1; /* ceil(f/2) + 1 witnesses saw it */
+    size_t replayed = 0;
+    while (cl->collected) {
+        cl_collected *c = cl->collected;
+        cl->collected = c->next;
+        if (c->count >= need) {
+            exec_orphan(cl, c->cid, c->seq, c->nkeys, c->keys, c->req, c->req_len);
+            replayed++;
+        }
+        free(c->req);
+        free(c);
+    }
+    atomic_fetch_add(&cl->n_recovered, replayed);
+    cl->collect_needed = 0;
+    atomic_store(&cl->serving, 1);
+    log_info("cluster: node %d serves as leader of term %llu (%zu witness records replayed)",
+             cl->self_id, (unsigned long long)cl->term, replayed);
+    unpark(cl);
+}
+
+static void check_recovery(cluster *cl) {
+    if (!cl->collect_needed || atomic_load(&cl->role) != ROLE_LEADER) return;
+    int got = 0;
+    for (int i = 0; i < cl->nnodes; i++)
+        if (i != cl->self_idx && cl->peers[i].collected) got++;
+    if (got < cl->f || atomic_load(&cl->commit) < cl->noop_index) return;
+    finish_recovery(cl);
+}
+
+static void send_collect(cluster *cl) {
+    wbuf w = {0};
+    wb_u64(&w, cl->term);
+    for (int i = 0; i < cl->nnodes; i++)
+        if (i != cl->self_idx && !cl->peers[i].collected)
+            bus_send(cl->bus, cl->nodes[i].id, MSG_COLLECT, w.p, w.len);
+    wb_free(&w);
+}
+
+void cl_start_recovery(cluster *cl) {
+    /* Execute what the log holds beyond the applied state: a leader's
+     * keyspace reflects its whole log. */
+    uint64_t last = atomic_load(&cl->last_index);
+    for (uint64_t i = atomic_load(&cl->applied) + 1; i <= last; i++) {
+        entry *e = cl_entry_at(cl, i);
+        if (e) cl_apply_entry(cl, e);
+        atomic_store(&cl->applied, i);
+    }
+    cl_set_keep_expired(cl, 0);
+    for (int i = 0; i < cl->nnodes; i++) cl->peers[i].collected = 0;
+    while (cl->collected) {
+        cl_collected *c = cl->collected;
+        cl->collected = c->next;
+        free(c->req);
+        free(c);
+    }
+    witness_collect(cl->witness, cl->term, collect_own, cl);
+    cl->noop_index = append_entry(cl, NULL, NULL, "", 0);
+    cl->collect_needed = 1;
+    send_collect(cl);
+    check_recovery(cl);
+}
+
+/* ---- stale records and gc ---- */
+
+static void send_stale(void *arg, const witness_rec *rec) {
+    cluster *cl = arg;
+    wbuf w = {0};
+    encode_record(&w, rec);
+    bus_send(cl->bus, atomic_load(&cl->leader_id), MSG_STALE, w.p, w.len);
+    wb_free(&w);
+}
+
+void cl_on_stale(cluster *cl, int from, const uint8_t *p, size_t n) {
+    if (atomic_load(&cl->role) != ROLE_LEADER || !atomic_load(&cl->serving)) return;
+    rbuf rb = rb_make(p, n);
+    uint64_t cid = rb_u64(&rb), seq = rb_u64(&rb);
+    uint32_t nk = rb_u32(&rb);
+    if (nk > WITNESS_MAX_KEYS || nk == 0) return;
+    uint64_t keys[WITNESS_MAX_KEYS];
+    for (uint32_t k = 0; k < nk; k++) keys[k] = rb_u64(&rb);
+    size_t len;
+    const unsigned char *req = rb_bytes(&rb, &len);
+    if (rb.bad) return;
+    if (rifl_check(cl->rifl, cid, seq, NULL, NULL) == RIFL_NEW) {
+        /* its client gave up or its FORWARD was lost: apply it, the
+         * commit then makes every witness drop it */
+        exec_orphan(cl, cid, seq, (int)nk, keys, (const char *)req, len);
+        atomic_fetch_add(&cl->n_stale_replayed, 1);
+        return;
+    }
+    wbuf w = {0};
+    wb_u64(&w, cid);
+    wb_u64(&w, seq);
+    wb_u32(&w, nk);
+    for (uint32_t k = 0; k < nk; k++) wb_u64(&w, keys[k]);
+    for (int i = 0; i < cl->nnodes; i++)
+        if (i != cl->self_idx) bus_send(cl->bus, cl->nodes[i].id, MSG_GC, w.p, w.len);
+    wb_free(&w);
+}
+
+void cl_on_gc(cluster *cl, int from, const uint8_t *p, size_t n) {
+    rbuf rb = rb_make(p, n);
+    uint64_t cid = rb_u64(&rb), seq = rb_u64(&rb);
+    uint32_t nk = rb_u32(&rb);
+    if (nk > WITNESS_MAX_KEYS) return;
+    uint64_t keys[WITNESS_MAX_KEYS];
+    for (uint32_t k = 0; k < nk; k++) keys[k] = rb_u64(&rb);
+    if (!rb.bad && nk) witness_gc(cl->witness, cid, seq, keys, (int)nk);
+}
+
+/* ---- events ---- */
+
+void cl_on_commit_advanced(cluster *cl) {
+    if (atomic_load(&cl->role) == ROLE_LEADER) {
+        process_waits(cl);
+        check_recovery(cl);
+        return;
+    }
+    cl_req *r = cl->inflight;
+    while (r) {
+        cl_req *next = r->next;
+        proxy_check(cl, r);
+        r = next;
+    }
+}
+
+void cl_on_leader_changed(cluster *cl) {
+    int role = atomic_load(&cl->role);
+    /* A deposed leader's held replies: forwarded ones are dropped (their
+     * proxies resend), its own clients' requests go through the proxy
+     * path to the new leader (the exactly-once table answers them if
+     * their entries survived). */
+    if (role != ROLE_LEADER) {
+        while (cl->waits_head) {
+            cl_wait *w = cl->waits_head;
+            cl->waits_head = w->next;
+            if (w->req) park(cl, w->req);
+            free(w->result);
+            free(w);
+        }
+        cl->waits_tail = NULL;
+    }
+    /* Proxied requests start over with the new leader (same cid/seq). */
+    cl_req *r = cl->inflight;
+    cl->inflight = NULL;
+    while (r) {
+        cl_req *next = r->next;
+        free(r->result);
+        r->result = NULL;
+        r->result_len = 0;
+        park(cl, r);
+        r = next;
+    }
+    if (role == ROLE_FOLLOWER && atomic_load(&cl->leader_id) > 0) unpark(cl);
+}
+
+void cl_curp_tick(cluster *cl) {
+    int64_t now = cl_now_us();
+    cl->gc_round++;
+    int role = atomic_load(&cl->role);
+    if (role == ROLE_LEADER) {
+        process_waits(cl);
+        if (cl->collect_needed) {
+            send_collect(cl);
+            check_recovery(cl);
+        }
+        if (cl->gc_round % 50 == 0) rifl_expire(cl->rifl, clock_wall_ms(), RIFL_IDLE_MS);
+    } else if (atomic_load(&cl->leader_id) > 0) {
+        if (cl->gc_round % 50 == 0 && cl->gc_round > STALE_ROUNDS)
+            witness_stale(cl->witness, cl->gc_round - STALE_ROUNDS, send_stale, cl);
+        if (cl->parked_head) unpark(cl); /* the leader was recovering: retry */
+    }
+    /* Requests waiting too long for a leader answer CLUSTERDOWN. */
+    cl_req **pp = &cl->parked_head;
+    cl->parked_tail = NULL;
+    while (*pp) {
+        cl_req *r = *pp;
+        if (r->deadline_us && now > r->deadline_us && r->kind != CREQ_WEAK_WRITE) {
+            *pp = r->next;
+            deliver_error(cl, r, "CLUSTERDOWN The cluster is down");
+            req_free(r);
+            continue;
+        }
+        if (r->deadline_us && now > r->deadline_us && !r->done) {
+            deliver(cl, r, CDONE_WEAK_INDEX, 0, NULL, 0);
+            r->done = 1;
+            r->client = NULL;
+        }
+        cl->parked_tail = r;
+        pp = &r->next;
+    }
+    for (cl_req *r = cl->inflight, *next; r; r = next) {
+        next = r->next;
+        if (!r->deadline_us || now <= r->deadline_us) continue;
+        if (r->kind == CREQ_WEAK_WRITE) {
+            /* release the connection; the write is still resent */
+            if (!r->done) deliver(cl, r, CDONE_WEAK_INDEX, 0, NULL, 0);
+            r->done = 1;
+            r->client = NULL;
+            continue;
+        }
+        inflight_remove(cl, r);
+        deliver_error(cl, r, "CLUSTERDOWN The cluster is down");
+        req_free(r);
+    }
+}
+
+void cl_curp_init(cluster *cl) {
+    cl->witness = witness_create(12, 4);
+    cl->rifl = rifl_create(64);
+    if (!cl->witness || !cl->rifl) abort();
+    eb_init(&cl->eb);
+}
+
+static void free_req_list(cl_req *r) {
+    while (r) {
+        cl_req *next = r->next;
+        req_free(r);
+        r = next;
+    }
+}
+
+void cl_curp_free(cluster *cl) {
+    free_req_list(cl->submit_head);
+    free_req_list(cl->parked_head);
+    free_req_list(cl->inflight);
+    while (cl->waits_head) {
+        cl_wait *w = cl->waits_head;
+        cl->waits_head = w->next;
+        req_free(w->req);
+        free(w->result);
+        free(w);
+    }
+    while (cl->collected) {
+        cl_collected *c = cl->collected;
+        cl->collected = c->next;
+        free(c->req);
+        free(c);
+    }
+    witness_destroy(cl->witness);
+    rifl_destroy(cl->rifl);
+    eb_free(&cl->eb);
+}
+
+/* ---- submission (loop threads) ---- */
+
+void cluster_submit(cluster *cl, void *client, uint64_t slot, uint64_t cid, uint64_t seq,
+                    int kind, int proto, int argc, const cmd_arg *argv) {
+    cl_req *r = calloc(1, sizeof *r);
+    if (!r) abort();
+    r->client = client;
+    r->slot = slot;
+    r->cid = cid;
+    r->seq = seq;
+    r->kind = kind;
+    r->proto = proto;
+    const command *cmd = cmd_lookup(argv[0].p, argv[0].n);
+    r->is_write = cmd && (cmd->flags & CMD_WRITE);
+    /* keys from the key spec, as the dispatcher locks them */
+    if (cmd && cmd->first_key > 0 && !(cmd->flags & CMD_NOKEYS)) {
+        int last = cmd->last_key >= 0 ? cmd->last_key : argc + cmd->last_key;
+        int step = cmd->key_step > 0 ? cmd->key_step : 1;
+        int n = 0;
+        for (int i = cmd->first_key; i <= last && i < argc; i += step) n++;
+        r->keys = malloc((size_t)(n ? n : 1) * sizeof *r->keys);
+        if (!r->keys) abort();
+        for (int i = cmd->first_key, k = 0; i <= last && i < argc; i += step)
+            r->keys[k++] = entry_key_hash(argv[i].p, argv[i].n);
+        r->nkeys = n;
+    } else {
+        r->nkeys = -1; /* the whole keyspace (FLUSHALL, KEYS, DBSIZE) */
+    }
+    r->blob = resp_array_encode(argc, argv, &r->blob_len);
+    long ms = (long)CFG_GET(cl->cfg->cluster_request_timeout_ms);
+    r->deadline_us = cl_now_us() + (int64_t)ms * 1000;
+    if (kind == CREQ_WEAK_WRITE) atomic_fetch_add(&cl->n_weak_writes, 1);
+    pthread_mutex_lock(&cl->submit_lock);
+    if (cl->submit_tail) cl->submit_tail->next = r;
+    else cl->submit_head = r;
+    cl->submit_tail = r;
+    pthread_mutex_unlock(&cl->submit_lock);
+    ev_wake(cl->loop);
+}

@@ -1,0 +1,243 @@
+/* entry.c - encoding and decoding of replicated log entries (entry.h). */
+#include "entry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/hash.h"
+
+/* Room for "*<count>\r\n" patched in when the entry is finished. */
+#define COUNT_ROOM 16
+#define KEY_HASH_SEED 0x70696572636c7573ULL /* "pierclus": the same on every node */
+
+static void reserve(entry_builder *b, size_t more) {
+    if (b->len + more <= b->cap) return;
+    size_t cap = b->cap ? b->cap * 2 : 512;
+    while (cap < b->len + more) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) abort();
+    b->p = p;
+    b->cap = cap;
+}
+
+static void put_bulk(entry_builder *b, const void *p, size_t n) {
+    reserve(b, n + 32);
+    b->len += (size_t)sprintf(b->p + b->len, "$%zu\r\n", n);
+    if (n) memcpy(b->p + b->len, p, n);
+    b->len += n;
+    b->p[b->len++] = '\r';
+    b->p[b->len++] = '\n';
+    b->nargs++;
+}
+
+static void put_u64(entry_builder *b, uint64_t v) {
+    char num[24];
+    int n = snprintf(num, sizeof num, "%llu", (unsigned long long)v);
+    put_bulk(b, num, (size_t)n);
+}
+
+void eb_init(entry_builder *b) { memset(b, 0, sizeof *b); }
+
+void eb_free(entry_builder *b) {
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+void eb_begin(entry_builder *b, uint64_t index, uint64_t term, uint64_t cid, uint64_t seq,
+              const uint64_t *keys, size_t nkeys, const void *rep, size_t rep_len) {
+    b->len = 0;
+    b->nargs = 0;
+    reserve(b, COUNT_ROOM);
+    b->len = COUNT_ROOM; /* the array header is written backwards into this room */
+    put_bulk(b, "PIER.ENTRY", 10);
+    put_u64(b, index);
+    put_u64(b, term);
+    put_u64(b, cid);
+    put_u64(b, seq);
+    if (nkeys > ENTRY_MAX_KEYS) nkeys = 0;
+    unsigned char kb[8 * 64];
+    reserve(b, nkeys * 8 + 32);
+    b->len += (size_t)sprintf(b->p + b->len, "$%zu\r\n", nkeys * 8);
+    for (size_t i = 0; i < nkeys; i += 64) {
+        size_t m = nkeys - i < 64 ? nkeys - i : 64;
+        for (size_t j = 0; j < m; j++)
+            for (int k = 0; k < 8; k++) kb[j * 8 + k] = (unsigned char)(keys[i + j] >> (8 * k));
+        memcpy(b->p + b->len, kb, m * 8);
+        b->len += m * 8;
+    }
+    b->p[b->len++] = '\r';
+    b->p[b->len++] = '\n';
+    b->nargs++;
+    put_bulk(b, rep, rep_len);
+}
+
+void eb_record(entry_builder *b, cmd_arg name, int argc, const cmd_arg *argv) {
+    put_u64(b, (uint64_t)argc);
+    for (int i = 0; i < argc; i++) {
+        const cmd_arg *a = (i == 0 && name.p) ? &name : &argv[i];
+        put_bulk(b, a->p, a->n);
+    }
+}
+
+void eb_append_records(entry_builder *dst, const entry_builder *src) {
+    reserve(dst, src->len);
+    if (src->len) memcpy(dst->p + dst->len, src->p, src->len);
+    dst->len += src->len;
+    dst->nargs += src->nargs;
+}
+
+void eb_clear(entry_builder *b) {
+    b->len = 0;
+    b->nargs = 0;
+}
+
+entry *eb_finish(entry_builder *b) {
+    char hdr[COUNT_ROOM + 1];
+    int h = snprintf(hdr, sizeof hdr, "*%u\r\n", b->nargs);
+    size_t start = COUNT_ROOM - (size_t)h;
+    memcpy(b->p + start, hdr, (size_t)h);
+    size_t len = b->len - start;
+    entry *e = malloc(sizeof *e + len);
+    if (!e) abort();
+    e->index = e->term = 0; /* the caller sets them (they are in the bytes too) */
+    e->len = len;
+    memcpy(e->data, b->p + start, len);
+    /* index and term are the 2nd and 3rd elements: the caller passed them */
+    return e;
+}
+
+/* ---- decoding ---- */
+
+/* Parse "<c><digits>\r\n" at *pos. Returns the number, -1 when malformed,
+ * -2 when the bytes end before the header does. */
+static long long read_header(const char *buf, size_t len, size_t *pos, char c) {
+    size_t i = *pos;
+    if (i >= len) return -2;
+    if (buf[i] != c) return -1;
+    i++;
+    long long v = 0;
+    size_t digits = 0;
+    while (i < len && buf[i] >= '0' && buf[i] <= '9') {
+        if (++digits > 12) return -1;
+        v = v * 10 + (buf[i] - '0');
+        i++;
+    }
+    if (i + 2 > len) return digits > 12 ? -1 : -2;
+    if (!digits || buf[i] != '\r' || buf[i + 1] != '\n') return -1;
+    *pos = i + 2;
+    return v;
+}
+
+long resp_array_decode(const char *buf, size_t len, cmd_arg *argv, int max_args, int *argc) {
+    size_t pos = 0;
+    long long n = read_header(buf, len, &pos, '*');
+    if (n == -2) return 0;
+    if (n < 1 || n > max_args) return -1;
+    for (long long i = 0; i < n; i++) {
+        long long bl = read_header(buf, len, &pos, '$');
+        if (bl == -2) return 0;
+        if (bl < 0) return -1;
+        if ((size_t)bl + 2 > len - pos) return 0;
+        if (buf[pos + (size_t)bl] != '\r' || buf[pos + (size_t)bl + 1] != '\n') return -1;
+        argv[i].p = buf + pos;
+        argv[i].n = (size_t)bl;
+        pos += (size_t)bl + 2;
+    }
+    *argc = (int)n;
+    return (long)pos;
+}
+
+void ev_view_init(entry_view *v) { memset(v, 0, sizeof *v); }
+
+void ev_view_free(entry_view *v) {
+    free(v->args);
+    free(v->rec_at);
+    free(v->rec_argc);
+    memset(v, 0, sizeof *v);
+}
+
+static int parse_u64(const cmd_arg *a, uint64_t *out) {
+    if (a->n == 0 || a->n > 20) return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        if (a->p[i] < '0' || a->p[i] > '9') return -1;
+        uint64_t d = (uint64_t)(a->p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Count the array elements so the argument array can be sized once. */
+static long long element_count(const char *data, size_t len) {
+    size_t pos = 0;
+    long long n = read_header(data, len, &pos, '*');
+    return n < 0 ? -1 : n;
+}
+
+static int fail(char *err, size_t errlen, const char *why) {
+    snprintf(err, errlen, "%s", why);
+    return -1;
+}
+
+int entry_decode(const char *data, size_t len, entry_view *v, char *err, size_t errlen) {
+    long long n = element_count(data, len);
+    if (n < 7 || n > (long long)(len / 4 + 1)) return fail(err, errlen, "bad entry element count");
+    if ((size_t)n > v->args_cap) {
+        free(v->args);
+        v->args = malloc((size_t)n * sizeof *v->args);
+        if (!v->args) abort();
+        v->args_cap = (size_t)n;
+    }
+    int argc = 0;
+    long used = resp_array_decode(data, len, v->args, (int)n, &argc);
+    if (used <= 0 || (size_t)used != len) return fail(err, errlen, "malformed entry encoding");
+    cmd_arg *a = v->args;
+    if (a[0].n != 10 || memcmp(a[0].p, "PIER.ENTRY", 10) != 0)
+        return fail(err, errlen, "not a PIER.ENTRY record");
+    if (parse_u64(&a[1], &v->index) || parse_u64(&a[2], &v->term) || parse_u64(&a[3], &v->cid) ||
+        parse_u64(&a[4], &v->seq))
+        return fail(err, errlen, "bad entry number");
+    if (a[5].n % 8) return fail(err, errlen, "bad entry key hashes");
+    v->nkeys = a[5].n / 8;
+    v->keys = (const unsigned char *)a[5].p;
+    v->reply = a[6].p;
+    v->reply_len = a[6].n;
+    v->nrec = 0;
+    for (int i = 7; i < argc;) {
+        uint64_t rc;
+        if (parse_u64(&a[i], &rc) || rc < 1 || rc > (uint64_t)(argc - i - 1))
+            return fail(err, errlen, "bad entry record count");
+        if ((size_t)v->nrec >= v->rec_cap) {
+            v->rec_cap = v->rec_cap ? v->rec_cap * 2 : 8;
+            v->rec_at = realloc(v->rec_at, v->rec_cap * sizeof *v->rec_at);
+            v->rec_argc = realloc(v->rec_argc, v->rec_cap * sizeof *v->rec_argc);
+            if (!v->rec_at || !v->rec_argc) abort();
+        }
+        v->rec_at[v->nrec] = i + 1;
+        v->rec_argc[v->nrec] = (int)rc;
+        v->nrec++;
+        i += 1 + (int)rc;
+    }
+    return 0;
+}
+
+uint64_t entry_key_at(const entry_view *v, size_t i) {
+    uint64_t h = 0;
+    for (int k = 0; k < 8; k++) h |= (uint64_t)v->keys[i * 8 + (size_t)k] << (8 * k);
+    return h;
+}
+
+uint64_t entry_key_hash(const char *key, size_t n) { return hash_bytes(key, n, KEY_HASH_SEED); }
+
+char *resp_array_encode(int argc, const cmd_arg *argv, size_t *len) {
+    entry_builder b;
+    eb_init(&b);
+    reserve(&b, 16);
+    b.len = (size_t)sprintf(b.p, "*%d\r\n", argc);
+    for (int i = 0; i < argc; i++) put_bulk(&b, argv[i].p, argv[i].n);
+    *len = b.len;
+    return b.p; /* the builder's buffer becomes the caller's */
+}

@@ -1,0 +1,235 @@
+/* internal.h - the cluster's state, shared by cluster.c (lifecycle, bus
+ * dispatch, INFO), raft.c (log, election, replication, apply) and curp.c
+ * (requests: leader execution, the follower's CURP proxy, witnesses,
+ * recovery). Everything here is owned by the cluster thread unless a
+ * field says otherwise. */
+#ifndef PIER_CLUSTER_INTERNAL_H
+#define PIER_CLUSTER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "../net/event_loop.h"
+#include "../persist/aof.h"
+#include "bus.h"
+#include "cluster.h"
+#include "entry.h"
+#include "rifl.h"
+#include "witness.h"
+
+#define CL_MAX_NODES 7
+#define LOG_CHUNK 4096
+#define LOG_DIR_MAX 65536 /* x LOG_CHUNK entries held in memory at most */
+#define UNSYNCED_SLOTS 65536
+
+/* bus message types */
+enum {
+    MSG_APPEND = 1,       /* leader -> follower: entries, commit index; also the heartbeat */
+    MSG_APPEND_RESP,
+    MSG_VOTE_REQ,
+    MSG_VOTE_RESP,
+    MSG_FORWARD,          /* proxy -> leader: a client request */
+    MSG_FORWARD_RESP,
+    MSG_RECORD,           /* proxy -> witness: record an unsynced update */
+    MSG_RECORD_RESP,
+    MSG_COLLECT,          /* new leader -> witness: hand over your records, freeze old terms */
+    MSG_COLLECT_RESP,
+    MSG_STALE,            /* witness -> leader: records that were never synced */
+    MSG_GC,               /* leader -> witnesses: drop this record */
+};
+
+enum { ROLE_FOLLOWER = 0, ROLE_CANDIDATE = 1, ROLE_LEADER = 2 };
+enum { FWD_OK = 0, FWD_NOT_LEADER = 1 };
+
+typedef struct cl_node {
+    int id;
+    char host[64];
+    int port, bus_port;
+} cl_node;
+
+typedef struct cl_peer {
+    int id;
+    uint64_t next_index, match_index;
+    int64_t acked_sent_us; /* send time of the newest APPEND it acknowledged this term */
+    int64_t last_send_us;
+    uint64_t commit_sent;  /* commit index last told */
+    int vote_granted;
+    int collected;         /* answered COLLECT this term */
+} cl_peer;
+
+/* A data command on its way through the cluster thread. */
+typedef struct cl_req {
+    struct cl_req *next;
+    void *client;          /* completion target; NULL: none (replays, stale records) */
+    uint64_t slot;
+    uint64_t cid, seq;
+    int kind;              /* CREQ_ */
+    int proto;
+    int is_write;          /* the command may write (CMD_WRITE) */
+    int nkeys;             /* -1: keyspace-wide */
+    uint64_t *keys;
+    char *blob;            /* argv as a RESP array */
+    size_t blob_len;
+    /* proxy state (follower) */
+    uint64_t req_id, term;
+    int leader_replied, synced, accepts, rejects;
+    uint64_t index;
+    char *result;
+    size_t result_len;
+    int64_t deadline_us;
+    int done;
+} cl_req;
+
+/* A reply held until the commit index reaches `index` (and, for reads,
+ * the lease is valid). */
+typedef struct cl_wait {
+    struct cl_wait *next;
+    uint64_t index;
+    int need_lease;
+    cl_req *req;           /* local: completes req */
+    int to_node;           /* forwarded: FORWARD_RESP to this node */
+    uint64_t req_id;
+    char *result;
+    size_t result_len;
+} cl_wait;
+
+/* A record a new leader collected, counted over witnesses. */
+typedef struct cl_collected {
+    struct cl_collected *next;
+    uint64_t cid, seq;
+    int count;
+    int nkeys;
+    uint64_t keys[WITNESS_MAX_KEYS];
+    char *req;
+    size_t req_len;
+} cl_collected;
+
+struct cluster {
+    pier_config *cfg;
+    keyspace *ks;
+    cmd_env *loop_env;          /* the loop threads' environment */
+    cmd_env exec_env;           /* the leader's executions: propagate builds entries */
+    cmd_env apply_env;          /* applying committed entries: nothing propagates */
+    struct persist *ps;
+    aof *aof;
+    const cluster_host *host;
+    void *host_arg;
+
+    int self_id, nnodes, self_idx;
+    cl_node nodes[CL_MAX_NODES];
+    cl_peer peers[CL_MAX_NODES]; /* by node index; peers[self_idx] unused */
+    int f;                       /* failures tolerated: (nnodes - 1) / 2 */
+
+    pthread_t tid;
+    int started;
+    ev_loop *loop;
+    bus *bus;
+
+    /* --- Raft persistent state --- */
+    uint64_t term;
+    int voted_for;
+    /* --- the log (appended under log_lock, by any thread on a leader:
+     * expiry DELs come from loop threads) --- */
+    pthread_mutex_t log_lock;
+    entry **dir[LOG_DIR_MAX];
+    _Atomic uint64_t last_index;
+    uint64_t last_term;
+    size_t log_bytes;
+    /* --- volatile state, published to loop threads --- */
+    _Atomic int role;
+    _Atomic int leader_id;
+    _Atomic int serving;
+    _Atomic uint64_t commit;
+    _Atomic uint64_t applied;
+    _Atomic int64_t lease_until_us;
+    uint64_t commit_logged;      /* last PIER.COMMIT written */
+    uint64_t synced_index;       /* AOF holds entries up to here (leader's own match) */
+    int64_t election_deadline_us;
+    int64_t last_leader_contact_us;
+    int64_t last_heartbeat_us;
+    uint64_t noop_index;         /* a new leader's first entry: recovery waits for its commit */
+    int collect_needed;          /* a new leader still collecting witness records */
+    cl_collected *collected;
+    int keep_expired;            /* keyspace in replica expiry mode */
+
+    /* --- unsynced writes per key hash (leader): the highest log index of
+     * a write on any key hashing to the slot; clean when <= commit --- */
+    _Atomic uint64_t unsynced[UNSYNCED_SLOTS];
+
+    /* --- execution (cluster thread) --- */
+    entry_builder eb;
+    int eb_active;               /* records collected for the running command */
+    cl_req *cur;                 /* the request being executed */
+    session exec_sess, apply_sess;
+    reply *exec_out, *apply_out;
+    entry_view view;
+    witness *witness;
+    rifl *rifl;
+    uint64_t gc_round;
+
+    /* --- requests --- */
+    pthread_mutex_t submit_lock;
+    cl_req *submit_head, *submit_tail;  /* from loop threads (submit_lock) */
+    cl_req *parked_head, *parked_tail;  /* waiting for a serving leader */
+    cl_req *inflight;                   /* proxy: sent to the leader */
+    cl_wait *waits_head, *waits_tail;   /* leader: replies held for the commit */
+    uint64_t next_req_id;
+    uint32_t boot_nonce;
+    _Atomic uint64_t next_client;
+
+    /* --- counters (INFO) --- */
+    _Atomic uint64_t n_fast, n_slow, n_leader_writes, n_weak_reads, n_weak_writes, n_forwarded;
+    _Atomic uint64_t n_elections, n_stale_replayed, n_recovered;
+    _Atomic int peers_connected;
+    _Atomic int stopping;
+    char restart_argv0[8];
+};
+
+/* raft.c */
+int64_t cl_now_us(void);
+entry *cl_entry_at(cluster *cl, uint64_t index);
+uint64_t cl_term_at(cluster *cl, uint64_t index);
+/* Append a finished entry (its index must be last + 1) to the log and the
+ * AOF. Caller holds log_lock. */
+void cl_log_append_locked(cluster *cl, entry *e);
+void cl_raft_tick(cluster *cl);
+void cl_raft_before_sleep(cluster *cl);
+void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n);
+void cl_on_append_resp(cluster *cl, int from, const uint8_t *p, size_t n);
+void cl_on_vote_req(cluster *cl, int from, const uint8_t *p, size_t n);
+void cl_on_vote_resp(cluster *cl, int from, const uint8_t *p, size_t n);
+void cl_persist_vote(cluster *cl);
+void cl_become_follower(cluster *cl, uint64_t term, int leader);
+int cl_majority(const cluster *cl);
+int cl_node_idx(const cluster *cl, int id);
+/* Apply committed entries (follower) up to the commit index. */
+void cl_apply_committed(cluster *cl);
+void cl_apply_entry(cluster *cl, const entry *e);
+void cl_set_keep_expired(cluster *cl, int keep);
+
+/* curp.c */
+void cl_curp_init(cluster *cl);
+void cl_curp_free(cluster *cl);
+void cl_drain_submissions(cluster *cl);
+void cl_on_commit_advanced(cluster *cl);
+void cl_on_leader_changed(cluster *cl);
+void cl_on_forward(cluster *cl, int from, const uint8_t *p, size_t n);
+void cl_on_forward_resp(cluster *cl, int from, const uint8_t *p, size_t n);
+void cl_on_record(cluster *cl, int from, const uint8_t *p, size_t n);
+void cl_on_record_resp(cluster *cl, int from, const uint8_t *p, size_t n);
+void cl_on_collect(cluster *cl, int from, const uint8_t *p, size_t n);
+void cl_on_collect_resp(cluster *cl, int from, const uint8_t *p, size_t n);
+void cl_on_stale(cluster *cl, int from, const uint8_t *p, size_t n);
+void cl_on_gc(cluster *cl, int from, const uint8_t *p, size_t n);
+void cl_start_recovery(cluster *cl);
+void cl_curp_tick(cluster *cl);
+/* Execute the records of applied entries: the witness forgets them, the
+ * exactly-once table remembers their replies. */
+void cl_entry_applied(cluster *cl, const entry_view *v);
+/* The propagate hooks of exec_env. */
+uint64_t cl_collect_record(void *arg, cmd_arg name, int argc, const cmd_arg *argv);
+void cl_finish_entry(void *arg, cmd_ctx *c);
+/* The keyspace expire hook: a DEL entry on a leader, nothing elsewhere. */
+void cl_log_expired(void *arg, const char *key, size_t klen);
+
+#endif

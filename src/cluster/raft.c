@@ -1,0 +1,543 @@
+/* raft.c - the replicated log: terms, election, replication, commit and
+ * apply (Raft, Ongaro and Ousterhout 2014), with two changes CURP needs:
+ * a leader executes every entry when it appends it (speculatively), and a
+ * follower never deletes an expired key itself (the leader's DELs are in
+ * the log). A deposed leader whose speculative entries the new leader
+ * does not keep restarts itself from its AOF (see truncate_from). */
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib/clock.h"
+#include "../lib/log.h"
+#include "../persist/persist.h"
+#include "internal.h"
+#include "wire.h"
+
+#define APPEND_MAX_BYTES (4u << 20) /* entries per APPEND message */
+
+int64_t cl_now_us(void) { return clock_mono_us(); }
+
+int cl_majority(const cluster *cl) { return cl->nnodes / 2 + 1; }
+
+int cl_node_idx(const cluster *cl, int id) {
+    for (int i = 0; i < cl->nnodes; i++)
+        if (cl->nodes[i].id == id) return i;
+    return -1;
+}
+
+/* ---- the log ---- */
+
+entry *cl_entry_at(cluster *cl, uint64_t index) {
+    if (index == 0 || index > atomic_load(&cl->last_index)) return NULL;
+    uint64_t i = index - 1;
+    entry **chunk = cl->dir[i / LOG_CHUNK];
+    return chunk ? chunk[i % LOG_CHUNK] : NULL;
+}
+
+uint64_t cl_term_at(cluster *cl, uint64_t index) {
+    entry *e = cl_entry_at(cl, index);
+    return e ? e->term : 0;
+}
+
+void cl_log_append_locked(cluster *cl, entry *e) {
+    uint64_t i = e->index - 1;
+    if (i / LOG_CHUNK >= LOG_DIR_MAX) {
+        /* The in-memory log's hard limit: 268M entries. Compaction is not
+         * implemented yet (docs/CONSISTENCY.md); refusing to go on is
+         * better than corrupting memory. */
+        log_warn("cluster: the in-memory log is full (%llu entries); exiting",
+                 (unsigned long long)e->index);
+        abort();
+    }
+    entry **chunk = cl->dir[i / LOG_CHUNK];
+    if (!chunk) {
+        chunk = calloc(LOG_CHUNK, sizeof *chunk);
+        if (!chunk) abort();
+        cl->dir[i / LOG_CHUNK] = chunk;
+    }
+    chunk[i % LOG_CHUNK] = e;
+    cl->last_term = e->term;
+    cl->log_bytes += e->len;
+    if (cl->aof) aof_append_raw(cl->aof, e->data, e->len);
+    atomic_store(&cl->last_index, e->index);
+}
+
+/* Control records (PIER.VOTE / COMMIT / TRUNCATE) in the AOF. */
+static void log_control(cluster *cl, const char *name, uint64_t a, int with_b, uint64_t b) {
+    if (!cl->aof) return;
+    char na[24], nb[24];
+    int la = snprintf(na, sizeof na, "%llu", (unsigned long long)a);
+    int lb = snprintf(nb, sizeof nb, "%llu", (unsigned long long)b);
+    cmd_arg argv[3] = {{name, strlen(name)}, {na, (size_t)la}, {nb, (size_t)lb}};
+    aof_append(cl->aof, argv[0], with_b ? 3 : 2, argv);
+}
+
+/* Make the AOF durable up to here before answering (votes, appends):
+ * written to the kernel at least (a kill -9 keeps it), fsynced with
+ * appendfsync always. */
+static void sync_aof(cluster *cl) {
+    if (!cl->aof) return;
+    int always = CFG_GET(cl->cfg->appendfsync) == CFG_FSYNC_ALWAYS;
+    aof_flush(cl->aof, UINT64_MAX, always);
+}
+
+void cl_persist_vote(cluster *cl) {
+    log_control(cl, "PIER.VOTE", cl->term, 1, (uint64_t)(cl->voted_for < 0 ? 0 : cl->voted_for));
+    sync_aof(cl);
+}
+
+/* Restart this process from its AOF: its keyspace holds speculative
+ * writes the new leader did not keep, and the AOF (with the TRUNCATE
+ * just written) rebuilds exactly the committed state. */
+static void restart_from_aof(cluster *cl) {
+    log_warn("cluster: this node executed entries the leader discarded; restarting from the AOF");
+    sync_aof(cl);
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            int fd = atoi(de->d_name);
+            if (fd > 2) fcntl(fd, F_SETFD, FD_CLOEXEC);
+        }
+        closedir(d);
+    }
+    extern char **environ;
+    char buf[4096];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n > 0 && cl->cfg->argv) {
+        buf[n] = 0;
+        execve(buf, cl->cfg->argv, environ);
+    }
+    log_warn("cluster: restart failed (%s); exiting", strerror(errno));
+    _exit(1);
+}
+
+/* Drop entries from index on (a follower whose log disagrees with the
+ * leader's). */
+static void truncate_from(cluster *cl, uint64_t index) {
+    uint64_t last = atomic_load(&cl->last_index);
+    if (index > last) return;
+    log_control(cl, "PIER.TRUNCATE", index, 0, 0);
+    if (index <= atomic_load(&cl->applied)) restart_from_aof(cl);
+    pthread_mutex_lock(&cl->log_lock);
+    for (uint64_t i = index; i <= last; i++) {
+        entry **slot = &cl->dir[(i - 1) / LOG_CHUNK][(i - 1) % LOG_CHUNK];
+        cl->log_bytes -= (*slot)->len;
+        free(*slot);
+        *slot = NULL;
+    }
+    atomic_store(&cl->last_index, index - 1);
+    cl->last_term = cl_term_at(cl, index - 1);
+    pthread_mutex_unlock(&cl->log_lock);
+}
+
+/* ---- apply ---- */
+
+void cl_apply_entry(cluster *cl, const entry *e) {
+    char err[128];
+    if (entry_decode(e->data, e->len, &cl->view, err, sizeof err) < 0) {
+        log_warn("cluster: entry %llu cannot be decoded (%s); skipped",
+                 (unsigned long long)e->index, err);
+        return;
+    }
+    entry_view *v = &cl->view;
+    for (int r = 0; r < v->nrec; r++) {
+        cmd_ctx c = {
+            .env = &cl->apply_env,
+            .sess = &cl->apply_sess,
+            .out = cl->apply_out,
+            .argc = v->rec_argc[r],
+            .argv = &v->args[v->rec_at[r]],
+            .now_ms = 0, /* nothing expires while applying: the leader's DELs do it */
+        };
+        cmd_execute(&c);
+        reply_reset(cl->apply_out);
+    }
+    cl_entry_applied(cl, v);
+}
+
+void cl_apply_committed(cluster *cl) {
+    uint64_t commit = atomic_load(&cl->commit);
+    uint64_t applied = atomic_load(&cl->applied);
+    while (applied < commit) {
+        entry *e = cl_entry_at(cl, applied + 1);
+        if (!e) break;
+        cl_apply_entry(cl, e);
+        applied++;
+        atomic_store(&cl->applied, applied);
+    }
+}
+
+void cl_set_keep_expired(cluster *cl, int keep) {
+    cl->keep_expired = keep;
+    ks_set_keep_expired(cl->ks, keep);
+}
+
+/* ---- roles ---- */
+
+static void reset_election_timer(cluster *cl) {
+    long t = (long)CFG_GET(cl->cfg->cluster_election_timeout_ms);
+    cl->election_deadline_us = cl_now_us() + (t + rand() % (t > 0 ? t : 1)) * 1000;
+}
+
+void cl_become_follower(cluster *cl, uint64_t term, int leader) {
+    int was = atomic_load(&cl->role);
+    int old_leader = atomic_load(&cl->leader_id);
+    if (term > cl->term) {
+        cl->term = term;
+        cl->voted_for = -1;
+        cl_persist_vote(cl);
+    }
+    atomic_store(&cl->role, ROLE_FOLLOWER);
+    atomic_store(&cl->serving, leader > 0);
+    atomic_store(&cl->lease_until_us, 0);
+    if (!cl->keep_expired) cl_set_keep_expired(cl, 1);
+    atomic_store(&cl->leader_id, leader);
+    if (was == ROLE_LEADER) log_info("cluster: stepping down in term %llu", (unsigned long long)cl->term);
+    if (leader != old_leader || was != ROLE_FOLLOWER) cl_on_leader_changed(cl);
+}
+
+static void become_leader(cluster *cl) {
+    atomic_store(&cl->role, ROLE_LEADER);
+    atomic_store(&cl->leader_id, cl->self_id);
+    atomic_store(&cl->serving, 0);
+    atomic_fetch_add(&cl->n_elections, 1);
+    log_info("cluster: node %d is the leader of term %llu", cl->self_id, (unsigned long long)cl->term);
+    uint64_t last = atomic_load(&cl->last_index);
+    for (int i = 0; i < cl->nnodes; i++) {
+        cl->peers[i].next_index = last + 1;
+        cl->peers[i].match_index = 0;
+        cl->peers[i].acked_sent_us = 0;
+        cl->peers[i].last_send_us = 0;
+        cl->peers[i].commit_sent = 0;
+    }
+    cl_start_recovery(cl);
+}
+
+static void start_election(cluster *cl) {
+    cl->term++;
+    cl->voted_for = cl->self_id;
+    cl_persist_vote(cl);
+    atomic_store(&cl->role, ROLE_CANDIDATE);
+    atomic_store(&cl->serving, 0);
+    int old = atomic_exchange(&cl->leader_id, 0);
+    if (old) cl_on_leader_changed(cl);
+    reset_election_timer(cl);
+    for (int i = 0; i < cl->nnodes; i++) cl->peers[i].vote_granted = (i == cl->self_idx);
+    log_verbose("cluster: node %d starts an election for term %llu", cl->self_id,
+                (unsigned long long)cl->term);
+    if (cl_majority(cl) == 1) {
+        become_leader(cl);
+        return;
+    }
+    wbuf w = {0};
+    wb_u64(&w, cl->term);
+    wb_u64(&w, atomic_load(&cl->last_index));
+    wb_u64(&w, cl->last_term);
+    for (int i = 0; i < cl->nnodes; i++)
+        if (i != cl->self_idx) bus_send(cl->bus, cl->nodes[i].id, MSG_VOTE_REQ, w.p, w.len);
+    wb_free(&w);
+}
+
+/* ---- votes ---- */
+
+void cl_on_vote_req(cluster *cl, int from, const uint8_t *p, size_t n) {
+    rbuf r = rb_make(p, n);
+    uint64_t term = rb_u64(&r), last = rb_u64(&r), last_term = rb_u64(&r);
+    if (r.bad) return;
+    long min_ms = (long)CFG_GET(cl->cfg->cluster_election_timeout_ms);
+    /* Stickiness (Raft section 6): while a leader is heard from, refuse to
+     * disrupt it; this is also what makes the leader's read lease safe. */
+    int leader_alive = atomic_load(&cl->leader_id) > 0 &&
+                       cl_now_us() - cl->last_leader_contact_us < min_ms * 1000;
+    if (atomic_load(&cl->role) == ROLE_LEADER)
+        leader_alive = atomic_load(&cl->lease_until_us) > cl_now_us();
+    int granted = 0;
+    if (term > cl->term && !leader_alive) cl_become_follower(cl, term, 0);
+    if (term == cl->term && !leader_alive &&
+        (cl->voted_for <= 0 || cl->voted_for == from)) {
+        int up_to_date = last_term > cl->last_term ||
+                         (last_term == cl->last_term && last >= atomic_load(&cl->last_index));
+        if (up_to_date) {
+            granted = 1;
+            cl->voted_for = from;
+            cl_persist_vote(cl);
+            reset_election_timer(cl);
+        }
+    }
+    wbuf w = {0};
+    wb_u64(&w, cl->term);
+    wb_u8(&w, (uint8_t)granted);
+    bus_send(cl->bus, from, MSG_VOTE_RESP, w.p, w.len);
+    wb_free(&w);
+}
+
+void cl_on_vote_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
+    rbuf r = rb_make(p, n);
+    uint64_t term = rb_u64(&r);
+    int granted = rb_u8(&r);
+    if (r.bad) return;
+    if (term > cl->term) {
+        cl_become_follower(cl, term, 0);
+        return;
+    }
+    if (atomic_load(&cl->role) != ROLE_CANDIDATE || term != cl->term || !granted) return;
+    int idx = cl_node_idx(cl, from);
+    if (idx < 0) return;
+    cl->peers[idx].vote_granted = 1;
+    int votes = 0;
+    for (int i = 0; i < cl->nnodes; i++) votes += cl->peers[i].vote_granted;
+    if (votes >= cl_majority(cl)) become_leader(cl);
+}
+
+/* ---- replication: leader side ---- */
+
+static void send_append(cluster *cl, int idx, int64_t now) {
+    cl_peer *pe = &cl->peers[idx];
+    uint64_t last = atomic_load(&cl->last_index);
+    uint64_t commit = atomic_load(&cl->commit);
+    uint64_t from = pe->next_index ? pe->next_index : 1;
+    if (from > last + 1) from = last + 1;
+    wbuf w = {0};
+    wb_u64(&w, cl->term);
+    wb_u64(&w, from - 1);
+    wb_u64(&w, cl_term_at(cl, from - 1));
+    wb_u64(&w, commit);
+    wb_u64(&w, (uint64_t)now);
+    size_t count_at = w.len;
+    wb_u32(&w, 0);
+    uint32_t count = 0;
+    size_t bytes = 0;
+    for (uint64_t i = from; i <= last && bytes < APPEND_MAX_BYTES; i++) {
+        entry *e = cl_entry_at(cl, i);
+        if (!e) break;
+        wb_u64(&w, e->index);
+        wb_u64(&w, e->term);
+        wb_bytes(&w, e->data, e->len);
+        bytes += e->len;
+        count++;
+    }
+    for (int k = 0; k < 4; k++) w.p[count_at + (size_t)k] = (unsigned char)(count >> (8 * k));
+    if (bus_send(cl->bus, cl->nodes[idx].id, MSG_APPEND, w.p, w.len) == 0) {
+        pe->next_index = from + count; /* optimistic: pipelined */
+        pe->last_send_us = now;
+        pe->commit_sent = commit;
+    }
+    wb_free(&w);
+}
+
+/* The highest index a majority holds (the leader counts what its AOF has). */
+static void advance_commit(cluster *cl) {
+    uint64_t m[CL_MAX_NODES];
+    for (int i = 0; i < cl->nnodes; i++)
+        m[i] = i == cl->self_idx ? cl->synced_index : cl->peers[i].match_index;
+    /* sort descending (n <= 7) */
+    for (int i = 0; i < cl->nnodes; i++)
+        for (int j = i + 1; j < cl->nnodes; j++)
+            if (m[j] > m[i]) {
+                uint64_t t = m[i];
+                m[i] = m[j];
+                m[j] = t;
+            }
+    uint64_t n = m[cl_majority(cl) - 1];
+    uint64_t commit = atomic_load(&cl->commit);
+    /* Only an entry of the current term commits by counting (Raft 5.4.2). */
+    if (n > commit && cl_term_at(cl, n) == cl->term) {
+        atomic_store(&cl->commit, n);
+        atomic_store(&cl->applied, n); /* the leader executed it already */
+        cl_on_commit_advanced(cl);
+    }
+}
+
+/* The lease: a majority acknowledged APPENDs sent at or after base, and
+ * none of them will vote for another node within the election timeout
+ * of receiving them. */
+static void update_lease(cluster *cl) {
+    int64_t t[CL_MAX_NODES];
+    for (int i = 0; i < cl->nnodes; i++)
+        t[i] = i == cl->self_idx ? cl_now_us() : cl->peers[i].acked_sent_us;
+    for (int i = 0; i < cl->nnodes; i++)
+        for (int j = i + 1; j < cl->nnodes; j++)
+            if (t[j] > t[i]) {
+                int64_t x = t[i];
+                t[i] = t[j];
+                t[j] = x;
+            }
+    int64_t base = t[cl_majority(cl) - 1];
+    long ms = (long)CFG_GET(cl->cfg->cluster_election_timeout_ms);
+    if (base > 0) atomic_store(&cl->lease_until_us, base + (int64_t)ms * 1000 * 3 / 4);
+}
+
+void cl_on_append_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
+    rbuf r = rb_make(p, n);
+    uint64_t term = rb_u64(&r);
+    int ok = rb_u8(&r);
+    uint64_t index = rb_u64(&r);
+    int64_t sent_us = (int64_t)rb_u64(&r);
+    if (r.bad) return;
+    if (term > cl->term) {
+        cl_become_follower(cl, term, 0);
+        return;
+    }
+    int idx = cl_node_idx(cl, from);
+    if (idx < 0 || atomic_load(&cl->role) != ROLE_LEADER || term != cl->term) return;
+    cl_peer *pe = &cl->peers[idx];
+    if (sent_us > pe->acked_sent_us) pe->acked_sent_us = sent_us;
+    update_lease(cl);
+    if (ok) {
+        if (index > pe->match_index) pe->match_index = index;
+        if (pe->next_index < index + 1) pe->next_index = index + 1;
+        advance_commit(cl);
+    } else {
+        /* index: the follower's hint of where its log can resume */
+        pe->next_index = index ? index : 1;
+        send_append(cl, idx, cl_now_us());
+    }
+}
+
+/* ---- replication: follower side ---- */
+
+static void reply_append(cluster *cl, int to, int ok, uint64_t index, uint64_t sent_us) {
+    wbuf w = {0};
+    wb_u64(&w, cl->term);
+    wb_u8(&w, (uint8_t)ok);
+    wb_u64(&w, index);
+    wb_u64(&w, sent_us);
+    bus_send(cl->bus, to, MSG_APPEND_RESP, w.p, w.len);
+    wb_free(&w);
+}
+
+/* Store one received entry unless the log already has it. Returns 0, or
+ * -1 when the entry is malformed. */
+static int store_entry(cluster *cl, uint64_t index, uint64_t term, const unsigned char *data,
+                       size_t len) {
+    uint64_t last = atomic_load(&cl->last_index);
+    if (index <= last) {
+        if (cl_term_at(cl, index) == term) return 0;
+        truncate_from(cl, index);
+        last = atomic_load(&cl->last_index);
+    }
+    if (index != last + 1 || len > ENTRY_MAX_BYTES) return -1;
+    entry *e = malloc(sizeof *e + len);
+    if (!e) abort();
+    e->index = index;
+    e->term = term;
+    e->len = len;
+    memcpy(e->data, data, len);
+    pthread_mutex_lock(&cl->log_lock);
+    cl_log_append_locked(cl, e);
+    pthread_mutex_unlock(&cl->log_lock);
+    return 0;
+}
+
+void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n) {
+    rbuf r = rb_make(p, n);
+    uint64_t term = rb_u64(&r), prev = rb_u64(&r), prev_term = rb_u64(&r);
+    uint64_t leader_commit = rb_u64(&r), sent_us = rb_u64(&r);
+    uint32_t count = rb_u32(&r);
+    if (r.bad) return;
+    if (term < cl->term) {
+        reply_append(cl, from, 0, 0, sent_us);
+        return;
+    }
+    if (term > cl->term || atomic_load(&cl->role) != ROLE_FOLLOWER ||
+        atomic_load(&cl->leader_id) != from)
+        cl_become_follower(cl, term, from);
+    cl->last_leader_contact_us = cl_now_us();
+    reset_election_timer(cl);
+    uint64_t last = atomic_load(&cl->last_index);
+    if (prev > last || cl_term_at(cl, prev) != prev_term) {
+        uint64_t hint = prev > last ? last + 1 : (prev > atomic_load(&cl->commit) ? prev : prev);
+        /* a mismatch at prev: step back to the first index of that term */
+        if (prev <= last) {
+            uint64_t t = cl_term_at(cl, prev);
+            hint = prev;
+            while (hint > atomic_load(&cl->commit) + 1 && cl_term_at(cl, hint - 1) == t) hint--;
+        }
+        reply_append(cl, from, 0, hint, sent_us);
+        return;
+    }
+    uint64_t upto = prev;
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t index = rb_u64(&r), eterm = rb_u64(&r);
+        size_t len;
+        const unsigned char *data = rb_bytes(&r, &len);
+        if (r.bad || store_entry(cl, index, eterm, data, len) < 0) {
+            log_warn("cluster: malformed APPEND from node %d", from);
+            break;
+        }
+        upto = index;
+    }
+    if (leader_commit > atomic_load(&cl->commit)) {
+        uint64_t c = leader_commit < upto ? leader_commit : upto;
+        if (c > atomic_load(&cl->commit)) {
+            atomic_store(&cl->commit, c);
+            cl_apply_committed(cl);
+            cl_on_commit_advanced(cl);
+        }
+    }
+    sync_aof(cl);
+    reply_append(cl, from, 1, upto, sent_us);
+}
+
+/* ---- timers ---- */
+
+void cl_raft_tick(cluster *cl) {
+    int64_t now = cl_now_us();
+    int role = atomic_load(&cl->role);
+    if (role != ROLE_LEADER) {
+        if (now >= cl->election_deadline_us) start_election(cl);
+        return;
+    }
+    /* Check quorum: a leader that has not heard from a majority within
+     * the election timeout steps down, so its clients learn to look
+     * elsewhere instead of waiting on it. */
+    long ms = (long)CFG_GET(cl->cfg->cluster_election_timeout_ms);
+    int heard = 1;
+    for (int i = 0; i < cl->nnodes; i++)
+        if (i != cl->self_idx && now - cl->peers[i].acked_sent_us < ms * 1000) heard++;
+    if (heard < cl_majority(cl) && now - cl->last_heartbeat_us < 0) return;
+    if (heard < cl_majority(cl) && cl->nnodes > 1 &&
+        now - atomic_load(&cl->lease_until_us) > ms * 1000) {
+        cl_become_follower(cl, cl->term, 0);
+        reset_election_timer(cl);
+    }
+}
+
+/* Before the cluster thread sleeps: make the leader's new entries
+ * durable, count them, and send what each follower is missing (or a
+ * heartbeat when one is due). */
+void cl_raft_before_sleep(cluster *cl) {
+    if (atomic_load(&cl->role) != ROLE_LEADER) {
+        if (cl->commit_logged != atomic_load(&cl->commit)) {
+            cl->commit_logged = atomic_load(&cl->commit);
+            log_control(cl, "PIER.COMMIT", cl->commit_logged, 0, 0);
+        }
+        return;
+    }
+    uint64_t last = atomic_load(&cl->last_index);
+    if (cl->synced_index < last) {
+        sync_aof(cl);
+        cl->synced_index = last;
+        advance_commit(cl);
+    }
+    int64_t now = cl_now_us();
+    long hb = (long)CFG_GET(cl->cfg->cluster_heartbeat_ms) * 1000;
+    uint64_t commit = atomic_load(&cl->commit);
+    for (int i = 0; i < cl->nnodes; i++) {
+        if (i == cl->self_idx || !bus_connected(cl->bus, cl->nodes[i].id)) continue;
+        cl_peer *pe = &cl->peers[i];
+        if (pe->next_index <= last || pe->commit_sent < commit || now - pe->last_send_us >= hb)
+            send_append(cl, i, now);
+    }
+    if (cl->commit_logged != commit) {
+        cl->commit_logged = commit;
+        log_control(cl, "PIER.COMMIT", commit, 0, 0);
+    }
+}

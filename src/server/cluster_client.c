@@ -1,0 +1,390 @@
+/* cluster_client.c - a connection's side of cluster mode (see the
+ * header). Everything here runs on the connection's loop thread, except
+ * deliver(), which the cluster thread calls. */
+#include "cluster_client.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../cluster/entry.h"
+#include "../lib/clock.h"
+
+#define MAX_LOCAL_KEYS 64 /* more keys: the read goes through the cluster thread */
+
+typedef struct slot {
+    int ready;
+    char *bytes;
+    size_t len;
+} slot;
+
+/* A weak write of this session not yet visible on this node. */
+typedef struct pending_write {
+    uint64_t seq;       /* the request's sequence number */
+    uint64_t index;     /* its log index once the leader told (0: not yet) */
+    int lost;           /* timed out before a leader took it */
+    uint64_t key_hash;
+    char *key, *val;
+    size_t klen, vlen;
+} pending_write;
+
+typedef struct cl_conn {
+    uint64_t cid, seq;
+    slot *slots;        /* replies in command order: ring */
+    size_t head, count, cap;
+    uint64_t head_id;   /* id of slots[head] */
+    int refs;           /* requests the cluster thread still holds */
+    int closed;
+    pending_write *pw;
+    size_t npw, pw_cap;
+} cl_conn;
+
+static void *xcalloc(size_t n, size_t sz) {
+    void *p = calloc(n ? n : 1, sz);
+    if (!p) abort();
+    return p;
+}
+
+static cl_conn *conn_of(client *c) {
+    if (!c->clc) {
+        c->clc = xcalloc(1, sizeof(cl_conn));
+        c->clc->cid = cluster_new_client_id(c->srv->cluster);
+    }
+    return c->clc;
+}
+
+/* ---- ordered replies ---- */
+
+static uint64_t slot_push(cl_conn *k) {
+    if (k->count == k->cap) {
+        size_t cap = k->cap ? k->cap * 2 : 16;
+        slot *s = xcalloc(cap, sizeof *s);
+        for (size_t i = 0; i < k->count; i++) s[i] = k->slots[(k->head + i) % k->cap];
+        free(k->slots);
+        k->slots = s;
+        k->cap = cap;
+        k->head = 0;
+    }
+    slot *s = &k->slots[(k->head + k->count) % k->cap];
+    memset(s, 0, sizeof *s);
+    return k->head_id + k->count++;
+}
+
+static void slot_fill(cl_conn *k, uint64_t id, const char *bytes, size_t len) {
+    if (id < k->head_id || id >= k->head_id + k->count) return;
+    slot *s = &k->slots[(k->head + (id - k->head_id)) % k->cap];
+    s->bytes = malloc(len ? len : 1);
+    if (!s->bytes) abort();
+    if (len) memcpy(s->bytes, bytes, len);
+    s->len = len;
+    s->ready = 1;
+}
+
+/* Move the ready replies at the front into the connection's output. */
+static void slots_flush(client *c) {
+    cl_conn *k = c->clc;
+    int moved = 0;
+    while (k->count && k->slots[k->head].ready) {
+        slot *s = &k->slots[k->head];
+        if (!(c->flags & CLIENT_CLOSING)) reply_raw(c->out, s->bytes, s->len);
+        free(s->bytes);
+        k->head = (k->head + 1) % k->cap;
+        k->count--;
+        k->head_id++;
+        moved = 1;
+    }
+    if (moved && !(c->flags & CLIENT_CLOSING)) client_output_added(c);
+}
+
+/* A reply known now: straight out, or queued behind the ones in flight. */
+static void answer(client *c, const char *bytes, size_t len) {
+    cl_conn *k = conn_of(c);
+    if (!k->count) {
+        reply_raw(c->out, bytes, len);
+        return;
+    }
+    slot_fill(k, slot_push(k), bytes, len);
+}
+
+/* ---- the weak session ---- */
+
+static void pending_drop_visible(cl_conn *k, uint64_t visible) {
+    size_t j = 0;
+    for (size_t i = 0; i < k->npw; i++) {
+        pending_write *p = &k->pw[i];
+        if ((p->index && p->index <= visible) || p->lost) {
+            free(p->key);
+            free(p->val);
+        } else {
+            k->pw[j++] = *p;
+        }
+    }
+    k->npw = j;
+}
+
+static void pending_add(cl_conn *k, uint64_t seq, const cmd_arg *key, const cmd_arg *val) {
+    if (k->npw == k->pw_cap) {
+        k->pw_cap = k->pw_cap ? k->pw_cap * 2 : 8;
+        k->pw = realloc(k->pw, k->pw_cap * sizeof *k->pw);
+        if (!k->pw) abort();
+    }
+    pending_write *p = &k->pw[k->npw++];
+    memset(p, 0, sizeof *p);
+    p->seq = seq;
+    p->key_hash = entry_key_hash(key->p, key->n);
+    p->key = malloc(key->n + 1);
+    p->val = malloc(val->n + 1);
+    if (!p->key || !p->val) abort();
+    memcpy(p->key, key->p, key->n);
+    memcpy(p->val, val->p, val->n);
+    p->klen = key->n;
+    p->vlen = val->n;
+}
+
+/* The session's newest pending write of key, or NULL. */
+static const pending_write *pending_find(const cl_conn *k, const cmd_arg *key) {
+    const pending_write *best = NULL;
+    for (size_t i = 0; i < k->npw; i++) {
+        const pending_write *p = &k->pw[i];
+        if (p->klen == key->n && memcmp(p->key, key->p, key->n) == 0 &&
+            (!best || p->seq > best->seq))
+            best = p;
+    }
+    return best;
+}
+
+/* SET key value [EX|PX|EXAT|PXAT n | KEEPTTL], SETEX, PSETEX, MSET: writes
+ * whose reply does not depend on the data, so a node can answer them. */
+static int blind_write(const command *cmd, int argc, const cmd_arg *argv) {
+    if (!strcmp(cmd->name, "mset")) return argc >= 3 && argc % 2 == 1;
+    if (!strcmp(cmd->name, "setex") || !strcmp(cmd->name, "psetex")) return argc == 4;
+    if (strcmp(cmd->name, "set") != 0) return 0;
+    for (int i = 3; i < argc; i++) {
+        const cmd_arg *a = &argv[i];
+        if ((a->n == 2 && (!strncasecmp(a->p, "EX", 2) || !strncasecmp(a->p, "PX", 2))) ||
+            (a->n == 4 && (!strncasecmp(a->p, "EXAT", 4) || !strncasecmp(a->p, "PXAT", 4)))) {
+            i++; /* its number; SET itself checks it: a bad one fails on the leader */
+            continue;
+        }
+        if (a->n == 7 && !strncasecmp(a->p, "KEEPTTL", 7)) continue;
+        return 0; /* NX, XX, GET or anything else */
+    }
+    return 1;
+}
+
+static void remember_weak_write(cl_conn *k, const command *cmd, int argc, const cmd_arg *argv,
+                                uint64_t seq) {
+    if (!strcmp(cmd->name, "mset")) {
+        for (int i = 1; i + 1 < argc; i += 2) pending_add(k, seq, &argv[i], &argv[i + 1]);
+    } else if (!strcmp(cmd->name, "set")) {
+        pending_add(k, seq, &argv[1], &argv[2]);
+    } else {
+        pending_add(k, seq, &argv[1], &argv[3]); /* SETEX key seconds value */
+    }
+}
+
+/* ---- routing ---- */
+
+static int is_keyspace_read(const command *cmd) {
+    static const char *const names[] = {"dbsize", "keys", "scan", "randomkey", NULL};
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(cmd->name, names[i])) return 1;
+    return 0;
+}
+
+/* The command's key hashes (keys[] of room MAX_LOCAL_KEYS); -1 for the
+ * whole keyspace or too many keys. */
+static int key_hashes(const command *cmd, int argc, const cmd_arg *argv, uint64_t *keys) {
+    if (cmd->first_key <= 0 || (cmd->flags & CMD_NOKEYS)) return -1;
+    int last = cmd->last_key >= 0 ? cmd->last_key : argc + cmd->last_key;
+    int step = cmd->key_step > 0 ? cmd->key_step : 1;
+    int n = 0;
+    for (int i = cmd->first_key; i <= last && i < argc; i += step) {
+        if (n == MAX_LOCAL_KEYS) return -1;
+        keys[n++] = entry_key_hash(argv[i].p, argv[i].n);
+    }
+    return n;
+}
+
+static void submit(client *c, int kind, int argc, const cmd_arg *argv) {
+    cl_conn *k = conn_of(c);
+    uint64_t id = slot_push(k);
+    k->refs++;
+    cluster_submit(c->srv->cluster, c, id, k->cid, ++k->seq, kind, c->sess.proto, argc, argv);
+}
+
+static int route_weak_write(client *c, const command *cmd, int argc, const cmd_arg *argv) {
+    cl_conn *k = conn_of(c);
+    uint64_t seq = ++k->seq;
+    remember_weak_write(k, cmd, argc, argv, seq);
+    k->refs++;
+    /* the slot field carries the seq: the completion names the write */
+    cluster_submit(c->srv->cluster, c, seq, k->cid, seq, CREQ_WEAK_WRITE, c->sess.proto, argc,
+                   argv);
+    answer(c, "+OK\r\n", 5);
+    return ROUTE_DONE;
+}
+
+static int route_weak_read(client *c, const command *cmd, int argc, const cmd_arg *argv,
+                           const uint64_t *keys, int nkeys) {
+    cl_conn *k = conn_of(c);
+    cluster *cl = c->srv->cluster;
+    pending_drop_visible(k, cluster_visible_index(cl));
+    if (k->npw && nkeys > 0) {
+        if (!strcmp(cmd->name, "get")) {
+            const pending_write *p = pending_find(k, &argv[1]);
+            if (p) {
+                char hdr[32];
+                int h = snprintf(hdr, sizeof hdr, "$%zu\r\n", p->vlen);
+                size_t len = (size_t)h + p->vlen + 2;
+                char *buf = malloc(len);
+                if (!buf) abort();
+                memcpy(buf, hdr, (size_t)h);
+                memcpy(buf + h, p->val, p->vlen);
+                memcpy(buf + h + p->vlen, "\r\n", 2);
+                answer(c, buf, len);
+                free(buf);
+                cluster_count_weak_read(cl);
+                return ROUTE_DONE;
+            }
+        }
+        /* other reads of a key the session wrote: through the leader,
+         * which has the session's writes in order */
+        for (int i = 0; i < nkeys; i++)
+            for (size_t j = 0; j < k->npw; j++)
+                if (k->pw[j].key_hash == keys[i]) {
+                    submit(c, CREQ_STRONG, argc, argv);
+                    return ROUTE_DONE;
+                }
+    }
+    if (k->count || !cluster_local_read(cl, 0, keys, nkeys)) {
+        submit(c, CREQ_STRONG, argc, argv);
+        return ROUTE_DONE;
+    }
+    cluster_count_weak_read(cl);
+    return ROUTE_LOCAL;
+}
+
+int cluster_client_route(client *c, int argc, const cmd_arg *argv) {
+    const command *cmd = cmd_lookup(argv[0].p, argv[0].n);
+    cl_conn *k = c->clc;
+    int queued = k && k->count;
+    if (!cmd || (c->sess.subscriptions > 0 && c->sess.proto == 2) ||
+        (cmd->arity > 0 ? argc != cmd->arity : argc < -cmd->arity) ||
+        (!c->sess.authenticated && c->srv->env.host->auth_required(c->srv->env.host_arg)))
+        return queued ? ROUTE_LOCAL_SLOT : ROUTE_LOCAL; /* errors are answered here */
+    int data = (cmd->first_key > 0 && !(cmd->flags & CMD_NOKEYS)) || (cmd->flags & CMD_WRITE) ||
+               is_keyspace_read(cmd);
+    if (!data) return queued ? ROUTE_LOCAL_SLOT : ROUTE_LOCAL;
+    uint64_t keys[MAX_LOCAL_KEYS];
+    int nkeys = key_hashes(cmd, argc, argv, keys);
+    int weak = c->sess.consistency == 1;
+    if (cmd->flags & CMD_WRITE) {
+        if (weak && blind_write(cmd, argc, argv)) return route_weak_write(c, cmd, argc, argv);
+        submit(c, CREQ_STRONG, argc, argv);
+        return ROUTE_DONE;
+    }
+    if (weak) return route_weak_read(c, cmd, argc, argv, keys, nkeys);
+    if (!queued && cluster_local_read(c->srv->cluster, 1, keys, nkeys)) return ROUTE_LOCAL;
+    submit(c, CREQ_STRONG, argc, argv);
+    return ROUTE_DONE;
+}
+
+void cluster_client_run_slotted(client *c, int argc, const cmd_arg *argv) {
+    reply tmp;
+    reply_init(&tmp);
+    tmp.proto = c->out->proto;
+    reply *saved = c->out;
+    c->out = &tmp;
+    client_run_argv_local(c, argc, argv);
+    c->out = saved;
+    /* collect what the command wrote */
+    struct iovec iov[32];
+    for (;;) {
+        int n = reply_iov(&tmp, iov, 32);
+        if (n <= 0) break;
+        size_t got = 0;
+        for (int i = 0; i < n; i++) {
+            answer(c, iov[i].iov_base, iov[i].iov_len);
+            got += iov[i].iov_len;
+        }
+        reply_consume(&tmp, got);
+    }
+    reply_free(&tmp);
+}
+
+/* ---- completions ---- */
+
+static void deliver(void *arg, cluster_done *d) {
+    (void)arg;
+    client *c = d->client;
+    loop_thread *lt = c->lt;
+    pthread_mutex_lock(&lt->cl_lock);
+    d->next = lt->cl_inbox;
+    lt->cl_inbox = d;
+    pthread_mutex_unlock(&lt->cl_lock);
+    ev_wake(lt->loop);
+}
+
+const cluster_host cluster_client_host = {.deliver = deliver};
+
+static void complete(client *c, cluster_done *d) {
+    cl_conn *k = c->clc;
+    k->refs--;
+    if (d->kind == CDONE_WEAK_INDEX) {
+        for (size_t i = 0; i < k->npw; i++)
+            if (k->pw[i].seq == d->slot) {
+                k->pw[i].index = d->index;
+                k->pw[i].lost = d->index == 0;
+            }
+    } else {
+        slot_fill(k, d->slot, d->bytes, d->len);
+        slots_flush(c);
+    }
+    if (k->closed && k->refs == 0) {
+        cluster_client_free(c);
+        client_destroy(c);
+    }
+}
+
+void cluster_client_on_wake(loop_thread *lt) {
+    pthread_mutex_lock(&lt->cl_lock);
+    cluster_done *d = lt->cl_inbox;
+    lt->cl_inbox = NULL;
+    pthread_mutex_unlock(&lt->cl_lock);
+    /* the inbox is a stack: restore arrival order */
+    cluster_done *rev = NULL;
+    while (d) {
+        cluster_done *next = d->next;
+        d->next = rev;
+        rev = d;
+        d = next;
+    }
+    while (rev) {
+        cluster_done *next = rev->next;
+        complete(rev->client, rev);
+        free(rev);
+        rev = next;
+    }
+}
+
+int cluster_client_hold(client *c) {
+    if (!c->clc || c->clc->refs == 0) return 0;
+    c->clc->closed = 1;
+    return 1;
+}
+
+void cluster_client_free(client *c) {
+    cl_conn *k = c->clc;
+    if (!k) return;
+    for (size_t i = 0; i < k->count; i++) free(k->slots[(k->head + i) % k->cap].bytes);
+    free(k->slots);
+    for (size_t i = 0; i < k->npw; i++) {
+        free(k->pw[i].key);
+        free(k->pw[i].val);
+    }
+    free(k->pw);
+    free(k);
+    c->clc = NULL;
+}

@@ -1,0 +1,32 @@
+/* cluster_client.h - a connection's side of cluster mode: which commands
+ * run locally and which go to the cluster thread, the per-connection
+ * request ids (RIFL), replies kept in command order while requests are in
+ * flight, and the weak session (the connection's own writes not yet
+ * visible here, merged into its reads). */
+#ifndef PIER_CLUSTER_CLIENT_H
+#define PIER_CLUSTER_CLIENT_H
+
+#include "../cluster/cluster.h"
+#include "client.h"
+
+/* What cluster_client_route decided. */
+enum {
+    ROUTE_LOCAL = 0,      /* run it here, as without a cluster */
+    ROUTE_LOCAL_SLOT = 1, /* run it here, but its reply queues behind requests in flight */
+    ROUTE_DONE = 2,       /* handed to the cluster thread or answered */
+};
+
+/* The host hooks the cluster thread calls. */
+extern const cluster_host cluster_client_host;
+
+int cluster_client_route(client *c, int argc, const cmd_arg *argv);
+/* Run a local command whose reply must wait its turn. */
+void cluster_client_run_slotted(client *c, int argc, const cmd_arg *argv);
+/* Loop wake-up: completions from the cluster thread. */
+void cluster_client_on_wake(loop_thread *lt);
+/* A closed client: 1 when requests are still in flight (the last
+ * completion frees it), 0 when it may be freed now. */
+int cluster_client_hold(client *c);
+void cluster_client_free(client *c);
+
+#endif
