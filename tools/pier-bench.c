@@ -15,12 +15,25 @@
  * `pier-bench log` (further down) benchmarks the batch protocol through
  * libpier: publish-only, end-to-end and latency.
  *
+ *   pier-bench cluster [--nodes h:p,...] [--clients n] [--threads n]
+ *                      [--pendings n] [--reqs n | --duration s] [--weak-ratio f]
+ *                      [--writes f] [--weak-writes f] [--keyspace n] [--zipf s]
+ *                      [--conflicts pct] [--value-size n] [--server-pids p,...]
+ *                      [--no-consistency] [--json] [-q]
+ *
+ * `pier-bench cluster` (at the end) is the origin system's (CURP-HO)
+ * hybrid benchmark: strong and weak ops from client sessions bound to
+ * their nearest node, latency per class, and the fast-path share from
+ * INFO cluster. It runs against a single node or redis-server too.
+ *
  * With --server-pid the server's CPU time (utime + stime from
  * /proc/PID/stat) over the measured window is reported per request: the
  * figure that compares servers on a machine where the client itself needs
  * a core. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -33,6 +46,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -121,18 +135,18 @@ typedef struct templates {
 } templates;
 static templates tpl;
 
-static void build_templates(const options *o) {
+static void build_templates(int value_size) {
     char head[64];
     int h = snprintf(head, sizeof head, "*3\r\n$3\r\nSET\r\n$%d\r\nkey:", 4 + KEY_DIGITS);
     char vhdr[32];
-    int vh = snprintf(vhdr, sizeof vhdr, "\r\n$%d\r\n", o->value_size);
-    tpl.set_len = (size_t)h + KEY_DIGITS + (size_t)vh + (size_t)o->value_size + 2;
+    int vh = snprintf(vhdr, sizeof vhdr, "\r\n$%d\r\n", value_size);
+    tpl.set_len = (size_t)h + KEY_DIGITS + (size_t)vh + (size_t)value_size + 2;
     tpl.set = xmalloc(tpl.set_len);
     memcpy(tpl.set, head, (size_t)h);
     tpl.set_key_at = (size_t)h;
     memset(tpl.set + h, '0', KEY_DIGITS);
     memcpy(tpl.set + h + KEY_DIGITS, vhdr, (size_t)vh);
-    memset(tpl.set + h + KEY_DIGITS + vh, 'x', (size_t)o->value_size);
+    memset(tpl.set + h + KEY_DIGITS + vh, 'x', (size_t)value_size);
     memcpy(tpl.set + tpl.set_len - 2, "\r\n", 2);
     h = snprintf(head, sizeof head, "*2\r\n$3\r\nGET\r\n$%d\r\nkey:", 4 + KEY_DIGITS);
     tpl.get_len = (size_t)h + KEY_DIGITS + 2;
@@ -493,7 +507,7 @@ static void print_summary(const options *o, const histogram *h, uint64_t errors,
 static int run_kv(int argc, char **argv) {
     options o;
     parse_options(argc, argv, &o);
-    build_templates(&o);
+    build_templates(o.value_size);
     atomic_store(&budget_left, o.requests);
     worker *ws = calloc((size_t)o.threads, sizeof *ws);
     if (!ws) die("out of memory");
@@ -1019,10 +1033,853 @@ static int run_log(int argc, char **argv) {
     return atomic_load(&r.failed) ? 1 : 0;
 }
 
+/* ================================================================ cluster
+ *
+ *   pier-bench cluster [--nodes h:p,...] [--clients n] [--threads n] [--pendings n]
+ *                      [--reqs n | --duration s] [--weak-ratio f] [--writes f]
+ *                      [--weak-writes f] [--keyspace n] [--zipf s] [--conflicts pct]
+ *                      [--value-size n] [--server-pids p,...] [--no-consistency]
+ *                      [--json] [-q]
+ *
+ * The hybrid-consistency benchmark of the origin system (CURP-HO), over
+ * RESP. A client session is bound to one node, its "nearest replica"
+ * (client i -> node i mod nodes), and holds two connections to it: one
+ * after PIER.CONSISTENCY STRONG, one after PIER.CONSISTENCY WEAK. Each op
+ * is weak with probability --weak-ratio, then a write (SET key value) with
+ * probability --writes (strong) or --weak-writes (weak), else a read
+ * (GET key), and goes down the matching connection.
+ *
+ * Keys are key:<12 digits> as in kv mode, key:000000000000 ..
+ * key:<keyspace-1>, uniform or Zipf(s) by rank (rejection-inversion, no
+ * table); --conflicts P sends P percent of ops to the hot key
+ * key:999999999999, which no keyspace contains.
+ *
+ * Closed loop: each thread (own epoll loop, never a thread per client)
+ * keeps --pendings ops in flight, issued round-robin over its clients and
+ * pipelined on their connections (replies come in order); each reply
+ * frees a slot for the next op. Latency is from issue to reply, per class
+ * (strong, weak), in log-bucketed histograms. Error replies (-CLUSTERDOWN
+ * ...) are counted apart and never as ops or latency samples.
+ *
+ * The fast-path share is sum(cluster_fast_path) / sum(fast + slow) over
+ * the INFO cluster deltas of every node (before vs after the run); n/a
+ * when the nodes have no such fields (a single node, redis-server). */
+
+#define CL_MAX_NODES 16
+#define CL_MAX_PIDS 64
+#define CL_HOT_KEY 999999999999ULL
+
+typedef struct cl_node {
+    char host[256];
+    int port;
+} cl_node;
+
+typedef struct cl_options {
+    cl_node nodes[CL_MAX_NODES];
+    int node_count;
+    int clients, threads, pendings;
+    long long reqs;            /* per thread; 0 with --duration */
+    double duration_s;
+    double weak_ratio, writes, weak_writes;
+    long long keyspace;
+    double zipf_s;             /* 0 = uniform */
+    double conflicts;          /* percent of ops on the hot key */
+    int value_size;
+    int server_pids[CL_MAX_PIDS];
+    int npids;
+    int json, quiet, no_consistency;
+} cl_options;
+
+/* Zipf over ranks 1..n with exponent s > 0: rejection-inversion sampling
+ * (Hormann & Derflinger 1996), O(1) memory and expected O(1) time, so
+ * any keyspace works. Read-only after init: shared by the threads. */
+typedef struct zipf_gen {
+    double n, s, h_x1, h_n, sv;
+} zipf_gen;
+static zipf_gen zipf;
+
+static double zipf_helper1(double x) { /* log1p(x) / x */
+    return fabs(x) > 1e-8 ? log1p(x) / x : 1 - x * (0.5 - x * (1.0 / 3 - 0.25 * x));
+}
+static double zipf_helper2(double x) { /* expm1(x) / x */
+    return fabs(x) > 1e-8 ? expm1(x) / x : 1 + x * 0.5 * (1 + x / 3 * (1 + 0.25 * x));
+}
+static double zipf_h(const zipf_gen *z, double x) { return exp(-z->s * log(x)); }
+static double zipf_H(const zipf_gen *z, double x) { /* integral of h from 1 to x */
+    double lx = log(x);
+    return zipf_helper2((1 - z->s) * lx) * lx;
+}
+static double zipf_Hinv(const zipf_gen *z, double x) {
+    double t = x * (1 - z->s);
+    if (t < -1) t = -1;
+    return exp(zipf_helper1(t) * x);
+}
+
+static void zipf_init(zipf_gen *z, long long n, double s) {
+    z->n = (double)n;
+    z->s = s;
+    z->h_x1 = zipf_H(z, 1.5) - 1;
+    z->h_n = zipf_H(z, z->n + 0.5);
+    z->sv = 2 - zipf_Hinv(z, zipf_H(z, 2.5) - zipf_h(z, 2));
+}
+
+static double unit(uint64_t *rng) { return (double)(xorshift(rng) >> 11) * 0x1.0p-53; }
+
+/* A rank 0..n-1, 0 the most popular. */
+static long long zipf_sample(const zipf_gen *z, uint64_t *rng) {
+    for (;;) {
+        double u = z->h_n + unit(rng) * (z->h_x1 - z->h_n);
+        double x = zipf_Hinv(z, u);
+        double k = floor(x + 0.5);
+        if (k < 1) k = 1;
+        else if (k > z->n) k = z->n;
+        if (k - x <= z->sv || u >= zipf_H(z, k + 0.5) - zipf_h(z, k)) return (long long)k - 1;
+    }
+}
+
+/* --- sessions, connections, threads --- */
+
+typedef struct cl_pending {
+    uint64_t t;     /* issue time */
+    int write;
+} cl_pending;
+
+typedef struct cl_conn {
+    int fd, weak, node;
+    int out_armed;  /* EPOLLOUT registered */
+    int dirty;      /* on the thread's flush list */
+    char *wbuf;
+    size_t wlen, woff, wcap;
+    char *rbuf;
+    size_t rlen, rcap;
+    cl_pending *q;  /* ops in flight, oldest first (a ring) */
+    unsigned qhead, qcount, qcap;
+} cl_conn;
+
+typedef struct cl_client {
+    cl_conn c[2];   /* [0] strong, [1] weak */
+    uint64_t rng;
+} cl_client;
+
+typedef struct cl_class {
+    histogram hist; /* successful ops only */
+    uint64_t reads, writes, errors, clusterdown;
+} cl_class;
+
+typedef struct cl_worker {
+    pthread_t tid;
+    const cl_options *o;
+    cl_client *clients;
+    int nclients, next;
+    int epfd;
+    long long left;            /* ops still to issue (--reqs) */
+    int inflight;
+    cl_class cls[2];
+    cl_conn **dirty;
+    int ndirty;
+    _Atomic uint64_t done;     /* replies (read by the progress line) */
+    _Atomic int failed;
+    char first_err[160];
+} cl_worker;
+
+static _Atomic int cl_stop;    /* --duration elapsed, or a thread failed */
+
+static void cl_parse_nodes(cl_options *o, const char *list) {
+    o->node_count = 0;
+    const char *p = list;
+    while (*p) {
+        size_t n = strcspn(p, ", ");
+        if (n > 0) {
+            if (o->node_count == CL_MAX_NODES) die("at most 16 nodes");
+            char item[sizeof o->nodes[0].host];
+            if (n >= sizeof item) die("--nodes: address too long");
+            memcpy(item, p, n);
+            item[n] = 0;
+            char *colon = strrchr(item, ':');
+            if (!colon || colon == item || atoi(colon + 1) < 1) die("--nodes takes host:port,...");
+            cl_node *nd = &o->nodes[o->node_count++];
+            *colon = 0;
+            snprintf(nd->host, sizeof nd->host, "%s", item);
+            nd->port = atoi(colon + 1);
+        }
+        p += n;
+        if (*p) p++;
+    }
+    if (o->node_count == 0) die("--nodes: no address");
+}
+
+static void cl_parse_pids(cl_options *o, const char *list) {
+    const char *p = list;
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1) die("--server-pids takes pid,pid,...");
+        if (o->npids == CL_MAX_PIDS) die("at most 64 server pids");
+        o->server_pids[o->npids++] = (int)v;
+        p = end;
+        if (*p == ',') p++;
+    }
+}
+
+static void cl_usage(void) {
+    printf("usage: pier-bench cluster [options]\n"
+           "  --nodes h:p,...     nodes; client i binds to node i mod count\n"
+           "                      (127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003)\n"
+           "  --clients n         client sessions, 2 connections each (6)\n"
+           "  --threads n         event-loop threads; client i runs on thread i mod n (2)\n"
+           "  --pendings n        ops in flight per thread, over its clients (10)\n"
+           "  --reqs n            ops per thread (10000)\n"
+           "  --duration s        run for s seconds instead of --reqs\n"
+           "  --weak-ratio f      fraction of ops that are weak, 0..1 (0.5)\n"
+           "  --writes f          fraction of strong ops that are SETs (0.5)\n"
+           "  --weak-writes f     fraction of weak ops that are SETs (0.5)\n"
+           "  --keyspace n        keys key:000000000000..n-1 (10000)\n"
+           "  --zipf s            Zipf exponent over the keyspace, 0 = uniform (0)\n"
+           "  --conflicts pct     percent of ops on the hot key key:999999999999 (0)\n"
+           "  --value-size n      SET value bytes (100)\n"
+           "  --server-pids p,... report the servers' total CPU microseconds per op\n"
+           "  --no-consistency    skip PIER.CONSISTENCY (servers without it, e.g. redis)\n"
+           "  --json              one JSON object\n"
+           "  -q                  no progress lines\n");
+}
+
+static double cl_frac(const char *v, const char *name) {
+    char *end;
+    double f = strtod(v, &end);
+    if (end == v || *end || f < 0 || f > 1) {
+        fprintf(stderr, "pier-bench: %s takes a fraction 0..1\n", name);
+        exit(2);
+    }
+    return f;
+}
+
+static void cl_parse(int argc, char **argv, cl_options *o) {
+    *o = (cl_options){.clients = 6, .threads = 2, .pendings = 10, .reqs = 10000,
+                      .weak_ratio = 0.5, .writes = 0.5, .weak_writes = 0.5,
+                      .keyspace = 10000, .value_size = 100};
+    cl_parse_nodes(o, "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003");
+    static const struct option longopts[] = {
+        {"nodes", required_argument, 0, 'N'},       {"clients", required_argument, 0, 'c'},
+        {"threads", required_argument, 0, 'T'},     {"pendings", required_argument, 0, 'P'},
+        {"reqs", required_argument, 0, 'n'},        {"duration", required_argument, 0, 'D'},
+        {"weak-ratio", required_argument, 0, 'w'},  {"writes", required_argument, 0, 'W'},
+        {"weak-writes", required_argument, 0, 'x'}, {"keyspace", required_argument, 0, 'r'},
+        {"zipf", required_argument, 0, 'z'},        {"conflicts", required_argument, 0, 'C'},
+        {"value-size", required_argument, 0, 'd'},  {"server-pids", required_argument, 0, 'S'},
+        {"no-consistency", no_argument, 0, 'X'},    {"json", no_argument, 0, 'J'},
+        {"help", no_argument, 0, 'H'},              {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "q", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'N': cl_parse_nodes(o, optarg); break;
+        case 'c': o->clients = atoi(optarg); break;
+        case 'T': o->threads = atoi(optarg); break;
+        case 'P': o->pendings = atoi(optarg); break;
+        case 'n': o->reqs = atoll(optarg); o->duration_s = 0; break;
+        case 'D': o->duration_s = atof(optarg); o->reqs = 0; break;
+        case 'w': o->weak_ratio = cl_frac(optarg, "--weak-ratio"); break;
+        case 'W': o->writes = cl_frac(optarg, "--writes"); break;
+        case 'x': o->weak_writes = cl_frac(optarg, "--weak-writes"); break;
+        case 'r': o->keyspace = atoll(optarg); break;
+        case 'z': o->zipf_s = atof(optarg); break;
+        case 'C': o->conflicts = atof(optarg); break;
+        case 'd': o->value_size = atoi(optarg); break;
+        case 'S': cl_parse_pids(o, optarg); break;
+        case 'X': o->no_consistency = 1; break;
+        case 'J': o->json = 1; break;
+        case 'q': o->quiet = 1; break;
+        case 'H': cl_usage(); exit(0);
+        default: cl_usage(); exit(2);
+        }
+    }
+    if (optind < argc) die("unexpected argument (see pier-bench cluster --help)");
+    if (o->clients < 1 || o->threads < 1 || o->pendings < 1 || o->keyspace < 1 ||
+        o->keyspace >= (long long)CL_HOT_KEY || o->zipf_s < 0 || o->conflicts < 0 ||
+        o->conflicts > 100 || o->value_size < 0 || (o->reqs <= 0 && o->duration_s <= 0))
+        die("bad option value (see pier-bench cluster --help)");
+    if (o->threads > o->clients) o->threads = o->clients;
+}
+
+/* --- blocking setup I/O (PIER.CONSISTENCY, INFO) --- */
+
+/* A connected TCP socket to node, or -1 (errno set). */
+static int cl_connect(const cl_node *nd) {
+    struct addrinfo hints = {0}, *res;
+    hints.ai_socktype = SOCK_STREAM;
+    char port[16];
+    snprintf(port, sizeof port, "%d", nd->port);
+    if (getaddrinfo(nd->host, port, &hints, &res) != 0) {
+        errno = EHOSTUNREACH;
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
+        int e = errno;
+        close(fd);
+        fd = -1;
+        errno = e;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) return -1;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct timeval tv = {10, 0}; /* setup I/O only: the run is non-blocking */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+/* Send one command and read its whole reply, NUL-terminated (malloc'd;
+ * the caller frees), or NULL on an I/O error or timeout. */
+static char *cl_command(int fd, const char *req, size_t len) {
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(fd, req + off, len - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return NULL;
+        off += (size_t)w;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = xmalloc(cap);
+    for (;;) {
+        int is_err = 0;
+        long r = parse_reply(buf, buf + n, &is_err);
+        if (r < 0) break;
+        if (r > 0) {
+            buf[r] = 0;
+            return buf;
+        }
+        if (cap - n < 1024) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            if (!buf) die("out of memory");
+        }
+        ssize_t got = read(fd, buf + n, cap - n - 1);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) break;
+        n += (size_t)got;
+    }
+    free(buf);
+    return NULL;
+}
+
+/* The counters of INFO cluster the summary uses. */
+enum { CI_FAST, CI_SLOW, CI_WEAK_READS, CI_WEAK_WRITES, CI_FORWARDED, CI_N };
+static const char *const cl_info_names[CI_N] = {"cluster_fast_path", "cluster_slow_path",
+                                                "cluster_weak_reads", "cluster_weak_writes",
+                                                "cluster_forwarded"};
+
+typedef struct cl_info {
+    int ok;        /* INFO answered */
+    int has_paths; /* cluster_fast_path and cluster_slow_path present */
+    char role[16];
+    long long v[CI_N];
+} cl_info;
+
+static void cl_read_info(const cl_node *nd, cl_info *ci) {
+    memset(ci, 0, sizeof *ci);
+    snprintf(ci->role, sizeof ci->role, "-");
+    int fd = cl_connect(nd);
+    if (fd < 0) return;
+    static const char req[] = "*2\r\n$4\r\nINFO\r\n$7\r\ncluster\r\n";
+    char *r = cl_command(fd, req, sizeof req - 1);
+    close(fd);
+    if (!r) return;
+    ci->ok = r[0] == '$' || r[0] == '=';
+    int seen = 0;
+    for (char *line = r; ci->ok && line && *line; line = strchr(line, '\n'), line += !!line) {
+        for (int i = 0; i < CI_N; i++) {
+            size_t k = strlen(cl_info_names[i]);
+            if (!strncmp(line, cl_info_names[i], k) && line[k] == ':') {
+                ci->v[i] = atoll(line + k + 1);
+                seen |= 1 << i;
+            }
+        }
+        if (!strncmp(line, "cluster_role:", 13))
+            sscanf(line + 13, "%15[a-z]", ci->role);
+    }
+    ci->has_paths = (seen & 3) == 3;
+    free(r);
+}
+
+/* PIER.CONSISTENCY STRONG|WEAK on a fresh connection; exits on an error
+ * reply, which means the server lacks the command (--no-consistency). */
+static void cl_set_consistency(int fd, const cl_node *nd, int weak) {
+    const char *req = weak ? "*2\r\n$16\r\nPIER.CONSISTENCY\r\n$4\r\nWEAK\r\n"
+                           : "*2\r\n$16\r\nPIER.CONSISTENCY\r\n$6\r\nSTRONG\r\n";
+    char *r = cl_command(fd, req, strlen(req));
+    if (!r) {
+        fprintf(stderr, "pier-bench: %s:%d: no reply to PIER.CONSISTENCY\n", nd->host, nd->port);
+        exit(1);
+    }
+    if (r[0] != '+') {
+        r[strcspn(r, "\r\n")] = 0;
+        fprintf(stderr,
+                "pier-bench: %s:%d answered PIER.CONSISTENCY %s with: %s\n"
+                "  (a server without the command: run with --no-consistency)\n",
+                nd->host, nd->port, weak ? "WEAK" : "STRONG", r);
+        exit(1);
+    }
+    free(r);
+}
+
+static void cl_open_conn(const cl_options *o, cl_conn *c, int node, int weak) {
+    const cl_node *nd = &o->nodes[node];
+    c->fd = cl_connect(nd);
+    if (c->fd < 0) {
+        fprintf(stderr, "pier-bench: cannot connect to %s:%d: %s\n", nd->host, nd->port,
+                strerror(errno));
+        exit(1);
+    }
+    if (!o->no_consistency) cl_set_consistency(c->fd, nd, weak);
+    int fl = fcntl(c->fd, F_GETFL);
+    fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
+    c->weak = weak;
+    c->node = node;
+    c->wcap = max_request_len(NULL) * 16;
+    c->wbuf = xmalloc(c->wcap);
+    c->rcap = 64 * 1024;
+    c->rbuf = xmalloc(c->rcap);
+    c->qcap = 16;
+    c->q = xmalloc(c->qcap * sizeof *c->q);
+}
+
+static void cl_setup(const cl_options *o, cl_worker *ws) {
+    for (int t = 0; t < o->threads; t++) {
+        cl_worker *w = &ws[t];
+        w->o = o;
+        w->left = o->reqs;
+        for (int k = 0; k < 2; k++) hist_init(&w->cls[k].hist);
+        w->nclients = o->clients / o->threads + (t < o->clients % o->threads);
+        w->clients = calloc((size_t)w->nclients, sizeof *w->clients);
+        w->dirty = calloc((size_t)w->nclients * 2, sizeof *w->dirty);
+        w->epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (!w->clients || !w->dirty || w->epfd < 0) die("out of memory");
+        for (int j = 0; j < w->nclients; j++) {
+            int g = t + j * o->threads; /* the global client index */
+            cl_client *cl = &w->clients[j];
+            cl->rng = 0x9E3779B97F4A7C15ull * (uint64_t)(g + 1) ^ 0xD1B54A32D192ED03ull;
+            for (int k = 0; k < 2; k++) {
+                cl_open_conn(o, &cl->c[k], g % o->node_count, k);
+                struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &cl->c[k]};
+                if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, cl->c[k].fd, &ev) < 0)
+                    die("epoll_ctl failed");
+            }
+        }
+    }
+}
+
+static void cl_teardown(const cl_options *o, cl_worker *ws) {
+    for (int t = 0; t < o->threads; t++) {
+        for (int j = 0; j < ws[t].nclients; j++)
+            for (int k = 0; k < 2; k++) {
+                cl_conn *c = &ws[t].clients[j].c[k];
+                close(c->fd);
+                free(c->wbuf);
+                free(c->rbuf);
+                free(c->q);
+            }
+        free(ws[t].clients);
+        free(ws[t].dirty);
+        close(ws[t].epfd);
+    }
+}
+
+/* --- the run --- */
+
+static void cl_fail(cl_worker *w, const cl_conn *c, const char *what) {
+    const cl_node *nd = &w->o->nodes[c->node];
+    fprintf(stderr, "pier-bench: %s:%d (%s connection): %s\n", nd->host, nd->port,
+            c->weak ? "weak" : "strong", what);
+    atomic_store(&w->failed, 1);
+    atomic_store(&cl_stop, 1);
+}
+
+static long long cl_key(const cl_options *o, uint64_t *rng) {
+    if (o->conflicts > 0 && unit(rng) * 100 < o->conflicts) return (long long)CL_HOT_KEY;
+    if (o->zipf_s > 0) return zipf_sample(&zipf, rng);
+    return (long long)(xorshift(rng) % (uint64_t)o->keyspace);
+}
+
+static int cl_can_issue(const cl_worker *w) {
+    return w->inflight < w->o->pendings && (w->o->reqs == 0 || w->left > 0) &&
+           !atomic_load_explicit(&cl_stop, memory_order_relaxed);
+}
+
+/* Queue one op on the next client, round-robin; sent by cl_flush. */
+static void cl_issue(cl_worker *w, uint64_t now) {
+    const cl_options *o = w->o;
+    cl_client *cl = &w->clients[w->next];
+    w->next = (w->next + 1) % w->nclients;
+    int weak = unit(&cl->rng) < o->weak_ratio;
+    int write = unit(&cl->rng) < (weak ? o->weak_writes : o->writes);
+    long long key = cl_key(o, &cl->rng);
+    cl_conn *c = &cl->c[weak];
+    size_t len = write ? tpl.set_len : tpl.get_len;
+    if (c->wlen + len > c->wcap) {
+        if (c->woff > 0) { /* drop what was sent */
+            memmove(c->wbuf, c->wbuf + c->woff, c->wlen - c->woff);
+            c->wlen -= c->woff;
+            c->woff = 0;
+        }
+        while (c->wlen + len > c->wcap) c->wcap *= 2;
+        c->wbuf = realloc(c->wbuf, c->wcap);
+        if (!c->wbuf) die("out of memory");
+    }
+    memcpy(c->wbuf + c->wlen, write ? tpl.set : tpl.get, len);
+    write_digits(c->wbuf + c->wlen + (write ? tpl.set_key_at : tpl.get_key_at),
+                 (unsigned long long)key);
+    c->wlen += len;
+    if (c->qcount == c->qcap) { /* grow the ring, oldest first again */
+        cl_pending *q = xmalloc(c->qcap * 2 * sizeof *q);
+        for (unsigned i = 0; i < c->qcount; i++) q[i] = c->q[(c->qhead + i) % c->qcap];
+        free(c->q);
+        c->q = q;
+        c->qhead = 0;
+        c->qcap *= 2;
+    }
+    c->q[(c->qhead + c->qcount++) % c->qcap] = (cl_pending){now, write};
+    if (!c->dirty) {
+        c->dirty = 1;
+        w->dirty[w->ndirty++] = c;
+    }
+    w->inflight++;
+    w->left--;
+}
+
+static void cl_top_up(cl_worker *w) {
+    uint64_t now = now_ns();
+    while (cl_can_issue(w)) cl_issue(w, now);
+}
+
+static void cl_arm(cl_worker *w, cl_conn *c, int out) {
+    if (c->out_armed == out) return;
+    struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = c};
+    epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    c->out_armed = out;
+}
+
+/* Write what the dirty connections hold; a connection the socket cannot
+ * take all of waits for EPOLLOUT. */
+static void cl_flush(cl_worker *w) {
+    for (int i = 0; i < w->ndirty; i++) {
+        cl_conn *c = w->dirty[i];
+        c->dirty = 0;
+        while (c->woff < c->wlen) {
+            ssize_t n = write(c->fd, c->wbuf + c->woff, c->wlen - c->woff);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EAGAIN) break;
+            if (n < 0) {
+                cl_fail(w, c, strerror(errno));
+                break;
+            }
+            c->woff += (size_t)n;
+        }
+        if (c->woff == c->wlen) c->woff = c->wlen = 0;
+        cl_arm(w, c, c->wlen > 0);
+    }
+    w->ndirty = 0;
+}
+
+static void cl_error_reply(cl_worker *w, cl_class *k, const char *p, long len) {
+    k->errors++;
+    if (len > 12 && !memcmp(p, "-CLUSTERDOWN", 12)) k->clusterdown++;
+    if (!w->first_err[0]) {
+        int n = (int)strcspn(p, "\r\n");
+        snprintf(w->first_err, sizeof w->first_err, "%.*s", n < 150 ? n : 150, p);
+    }
+}
+
+/* Read and account the replies that arrived; each frees a slot. */
+static void cl_on_readable(cl_worker *w, cl_conn *c) {
+    if (c->rcap - c->rlen < 4096) {
+        c->rcap *= 2;
+        c->rbuf = realloc(c->rbuf, c->rcap);
+        if (!c->rbuf) die("out of memory");
+    }
+    ssize_t r = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+    if (r == 0) {
+        cl_fail(w, c, "connection closed by the server");
+        return;
+    }
+    if (r < 0) {
+        if (errno != EAGAIN && errno != EINTR) cl_fail(w, c, strerror(errno));
+        return;
+    }
+    c->rlen += (size_t)r;
+    uint64_t now = now_ns();
+    cl_class *k = &w->cls[c->weak];
+    size_t off = 0;
+    for (;;) {
+        int is_err = 0;
+        long len = parse_reply(c->rbuf + off, c->rbuf + c->rlen, &is_err);
+        if (len < 0 || (len > 0 && c->qcount == 0)) {
+            cl_fail(w, c, len < 0 ? "malformed reply" : "reply to no request");
+            return;
+        }
+        if (len == 0) break;
+        cl_pending p = c->q[c->qhead];
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qcount--;
+        if (is_err) {
+            cl_error_reply(w, k, c->rbuf + off, len);
+        } else {
+            hist_record(&k->hist, now - p.t);
+            if (p.write) k->writes++;
+            else k->reads++;
+        }
+        off += (size_t)len;
+        w->inflight--;
+        atomic_store_explicit(&w->done, atomic_load_explicit(&w->done, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    }
+    memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+    c->rlen -= off;
+}
+
+static void *cl_worker_main(void *arg) {
+    cl_worker *w = arg;
+    cl_top_up(w);
+    cl_flush(w);
+    struct epoll_event evs[256];
+    while (w->inflight > 0 && !atomic_load(&w->failed)) {
+        int n = epoll_wait(w->epfd, evs, 256, 200);
+        for (int i = 0; i < n && !atomic_load(&w->failed); i++) {
+            cl_conn *c = evs[i].data.ptr;
+            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) cl_on_readable(w, c);
+            if ((evs[i].events & EPOLLOUT) && !c->dirty) {
+                c->dirty = 1;
+                w->dirty[w->ndirty++] = c;
+            }
+        }
+        cl_top_up(w);
+        cl_flush(w);
+    }
+    return NULL;
+}
+
+/* --- output --- */
+
+typedef struct cl_result {
+    cl_class cls[2];
+    double secs;
+    long long srv_cpu_us, cli_cpu_us; /* srv -1: not measured */
+    cl_info before[CL_MAX_NODES], after[CL_MAX_NODES];
+    long long fast, slow;             /* -1: n/a */
+    int failed;
+    char first_err[160];
+} cl_result;
+
+static void cl_fast_path(const cl_options *o, cl_result *r) {
+    r->fast = r->slow = -1;
+    for (int i = 0; i < o->node_count; i++) {
+        const cl_info *a = &r->before[i], *b = &r->after[i];
+        if (!a->has_paths || !b->has_paths) continue;
+        if (r->fast < 0) r->fast = r->slow = 0;
+        r->fast += b->v[CI_FAST] - a->v[CI_FAST];
+        r->slow += b->v[CI_SLOW] - a->v[CI_SLOW];
+    }
+}
+
+static void cl_class_json(const char *name, const cl_class *k) {
+    const histogram *h = &k->hist;
+    printf("\"%s\":{\"ops\":%llu,\"reads\":%llu,\"writes\":%llu,\"errors\":%llu,"
+           "\"clusterdown\":%llu,\"avg_us\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
+           "\"p999_us\":%.1f,\"max_us\":%.1f}",
+           name, (unsigned long long)h->count, (unsigned long long)k->reads,
+           (unsigned long long)k->writes, (unsigned long long)k->errors,
+           (unsigned long long)k->clusterdown, hist_mean(h) / 1e3,
+           hist_percentile(h, 50) / 1e3, hist_percentile(h, 99) / 1e3,
+           hist_percentile(h, 99.9) / 1e3, h->max / 1e3);
+}
+
+static void cl_print_json(const cl_options *o, const cl_result *r, uint64_t ops, uint64_t errs) {
+    printf("{\"mode\":\"cluster\",\"nodes\":[");
+    for (int i = 0; i < o->node_count; i++)
+        printf("%s\"%s:%d\"", i ? "," : "", o->nodes[i].host, o->nodes[i].port);
+    printf("],\"clients\":%d,\"threads\":%d,\"pendings\":%d,\"weak_ratio\":%.4f,"
+           "\"writes\":%.4f,\"weak_writes\":%.4f,\"keyspace\":%lld,\"zipf\":%.4f,"
+           "\"conflicts\":%.2f,\"value_size\":%d,\"consistency\":%s,",
+           o->clients, o->threads, o->pendings, o->weak_ratio, o->writes, o->weak_writes,
+           o->keyspace, o->zipf_s, o->conflicts, o->value_size,
+           o->no_consistency ? "false" : "true");
+    printf("\"ops\":%llu,\"errors\":%llu,\"seconds\":%.3f,\"ops_per_sec\":%.1f,",
+           (unsigned long long)ops, (unsigned long long)errs, r->secs,
+           r->secs > 0 ? (double)ops / r->secs : 0);
+    cl_class_json("strong", &r->cls[0]);
+    printf(",");
+    cl_class_json("weak", &r->cls[1]);
+    if (r->fast >= 0 && r->fast + r->slow > 0)
+        printf(",\"fast_path\":%lld,\"slow_path\":%lld,\"fast_path_share\":%.4f", r->fast,
+               r->slow, (double)r->fast / (double)(r->fast + r->slow));
+    else if (r->fast >= 0)
+        printf(",\"fast_path\":0,\"slow_path\":0,\"fast_path_share\":null");
+    else
+        printf(",\"fast_path\":null,\"slow_path\":null,\"fast_path_share\":null");
+    printf(",\"node_stats\":[");
+    for (int i = 0; i < o->node_count; i++) {
+        const cl_info *a = &r->before[i], *b = &r->after[i];
+        printf("%s{\"node\":\"%s:%d\",\"role\":\"%s\",\"info\":%s", i ? "," : "",
+               o->nodes[i].host, o->nodes[i].port, b->role,
+               a->ok && b->ok ? "true" : "false");
+        for (int f = 0; f < CI_N; f++)
+            if (a->has_paths && b->has_paths)
+                printf(",\"%s\":%lld", cl_info_names[f] + 8, b->v[f] - a->v[f]);
+        printf("}");
+    }
+    printf("]");
+    if (r->srv_cpu_us >= 0)
+        printf(",\"server_cpu_us_per_op\":%.4f", ops ? (double)r->srv_cpu_us / (double)ops : 0);
+    else
+        printf(",\"server_cpu_us_per_op\":null");
+    printf(",\"client_cpu_us_per_op\":%.4f,\"first_error\":\"",
+           ops ? (double)r->cli_cpu_us / (double)ops : 0);
+    for (const char *p = r->first_err; *p; p++) {
+        if (*p == '"' || *p == '\\') putchar('\\');
+        putchar((unsigned char)*p < 32 ? '?' : *p);
+    }
+    printf("\",\"failed\":%d}\n", r->failed);
+}
+
+static void cl_print_class(const char *name, const cl_class *k) {
+    const histogram *h = &k->hist;
+    printf("  %-7s %9llu ops (%llu w, %llu r)  us: avg %.1f  p50 %.1f  p99 %.1f  p99.9 %.1f"
+           "  max %.1f  errors %llu\n",
+           name, (unsigned long long)h->count, (unsigned long long)k->writes,
+           (unsigned long long)k->reads, hist_mean(h) / 1e3, hist_percentile(h, 50) / 1e3,
+           hist_percentile(h, 99) / 1e3, hist_percentile(h, 99.9) / 1e3, h->max / 1e3,
+           (unsigned long long)k->errors);
+}
+
+static void cl_print(const cl_options *o, const cl_result *r) {
+    uint64_t ops = r->cls[0].hist.count + r->cls[1].hist.count;
+    uint64_t errs = r->cls[0].errors + r->cls[1].errors;
+    if (o->json) {
+        cl_print_json(o, r, ops, errs);
+        return;
+    }
+    printf("cluster: %llu ops (+%llu errors) in %.2f s, %d clients on %d node%s, %d threads,"
+           " pendings %d\n",
+           (unsigned long long)ops, (unsigned long long)errs, r->secs, o->clients, o->node_count,
+           o->node_count > 1 ? "s" : "", o->threads, o->pendings);
+    printf("  workload  weak %.2f, strong writes %.2f, weak writes %.2f, keyspace %lld %s %g,"
+           " conflicts %g%%, %d-byte values%s\n",
+           o->weak_ratio, o->writes, o->weak_writes, o->keyspace,
+           o->zipf_s > 0 ? "zipf" : "uniform", o->zipf_s, o->conflicts, o->value_size,
+           o->no_consistency ? ", no PIER.CONSISTENCY" : "");
+    printf("  throughput %.0f ops/s\n", r->secs > 0 ? (double)ops / r->secs : 0);
+    cl_print_class("strong", &r->cls[0]);
+    cl_print_class("weak", &r->cls[1]);
+    printf("  errors    %llu (CLUSTERDOWN %llu)%s%s\n", (unsigned long long)errs,
+           (unsigned long long)(r->cls[0].clusterdown + r->cls[1].clusterdown),
+           r->first_err[0] ? "  first: " : "", r->first_err);
+    if (r->fast >= 0 && r->fast + r->slow > 0)
+        printf("  fast path %.1f%% (%lld fast, %lld slow)\n",
+               100.0 * (double)r->fast / (double)(r->fast + r->slow), r->fast, r->slow);
+    else
+        printf("  fast path n/a%s\n", r->fast >= 0 ? " (no strong writes counted)"
+                                                   : " (no cluster_fast_path in INFO)");
+    for (int i = 0; i < o->node_count; i++) {
+        const cl_info *a = &r->before[i], *b = &r->after[i];
+        if (a->has_paths && !b->has_paths)
+            printf("  %s:%d no INFO after the run\n", o->nodes[i].host, o->nodes[i].port);
+        if (!a->has_paths || !b->has_paths) continue;
+        printf("  %s:%d %-9s fast +%lld slow +%lld weak reads +%lld weak writes +%lld"
+               " forwarded +%lld\n",
+               o->nodes[i].host, o->nodes[i].port, b->role, b->v[0] - a->v[0],
+               b->v[1] - a->v[1], b->v[2] - a->v[2], b->v[3] - a->v[3], b->v[4] - a->v[4]);
+    }
+    if (r->srv_cpu_us >= 0)
+        printf("  server cpu %.3f us/op (%d process%s)\n",
+               ops ? (double)r->srv_cpu_us / (double)ops : 0, o->npids, o->npids > 1 ? "es" : "");
+    printf("  client cpu %.3f us/op\n", ops ? (double)r->cli_cpu_us / (double)ops : 0);
+    if (r->failed) printf("  FAILED: a connection was lost; the figures cover the run until then\n");
+}
+
+/* Summed CPU of the --server-pids, -1 if one is unreadable. */
+static long long cl_servers_cpu(const cl_options *o) {
+    long long sum = 0;
+    for (int i = 0; i < o->npids; i++) {
+        long long v = proc_cpu_us(o->server_pids[i]);
+        if (v < 0) return -1;
+        sum += v;
+    }
+    return o->npids ? sum : -1;
+}
+
+static uint64_t cl_total_done(cl_worker *ws, int n) {
+    uint64_t s = 0;
+    for (int i = 0; i < n; i++) s += atomic_load_explicit(&ws[i].done, memory_order_relaxed);
+    return s;
+}
+
+static int run_cluster(int argc, char **argv) {
+    cl_options o;
+    cl_parse(argc, argv, &o);
+    build_templates(o.value_size);
+    if (o.zipf_s > 0) zipf_init(&zipf, o.keyspace, o.zipf_s);
+    cl_worker *ws = calloc((size_t)o.threads, sizeof *ws);
+    cl_result *r = calloc(1, sizeof *r);
+    if (!ws || !r) die("out of memory");
+    cl_setup(&o, ws);
+    for (int i = 0; i < o.node_count; i++) cl_read_info(&o.nodes[i], &r->before[i]);
+
+    long long srv0 = cl_servers_cpu(&o), cli0 = self_cpu_us();
+    uint64_t t0 = now_ns();
+    for (int t = 0; t < o.threads; t++) pthread_create(&ws[t].tid, NULL, cl_worker_main, &ws[t]);
+    uint64_t total = (uint64_t)o.reqs * (uint64_t)o.threads, last = 0;
+    for (int sec = 1;; sec++) {
+        uint64_t target = t0 + (uint64_t)sec * 1000000000ull;
+        int finished = 0;
+        while (now_ns() < target && !finished && !atomic_load(&cl_stop)) {
+            finished = o.reqs && cl_total_done(ws, o.threads) >= total;
+            if (o.duration_s > 0 && (double)(now_ns() - t0) / 1e9 >= o.duration_s)
+                atomic_store(&cl_stop, 1);
+            usleep(10000);
+        }
+        uint64_t d = cl_total_done(ws, o.threads);
+        if (!o.quiet && !o.json && now_ns() >= target)
+            fprintf(stderr, "[%3ds] %llu ops/s, %llu done\n", sec,
+                    (unsigned long long)(d - last), (unsigned long long)d);
+        last = d;
+        if (finished || atomic_load(&cl_stop)) break;
+    }
+    for (int t = 0; t < o.threads; t++) pthread_join(ws[t].tid, NULL);
+    r->secs = (double)(now_ns() - t0) / 1e9;
+    long long srv1 = cl_servers_cpu(&o), cli1 = self_cpu_us();
+    r->srv_cpu_us = srv0 >= 0 && srv1 >= 0 ? srv1 - srv0 : -1;
+    r->cli_cpu_us = cli1 - cli0;
+    for (int i = 0; i < o.node_count; i++) cl_read_info(&o.nodes[i], &r->after[i]);
+    cl_fast_path(&o, r);
+
+    for (int k = 0; k < 2; k++) hist_init(&r->cls[k].hist);
+    for (int t = 0; t < o.threads; t++) {
+        for (int k = 0; k < 2; k++) {
+            cl_class *d = &r->cls[k], *s = &ws[t].cls[k];
+            hist_merge(&d->hist, &s->hist);
+            d->reads += s->reads;
+            d->writes += s->writes;
+            d->errors += s->errors;
+            d->clusterdown += s->clusterdown;
+        }
+        r->failed |= atomic_load(&ws[t].failed);
+        if (!r->first_err[0] && ws[t].first_err[0])
+            memcpy(r->first_err, ws[t].first_err, sizeof r->first_err);
+    }
+    cl_print(&o, r);
+    cl_teardown(&o, ws);
+    int rc = r->failed ? 1 : 0;
+    free(ws);
+    free(r);
+    free(tpl.set);
+    free(tpl.get);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "kv")) return run_kv(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "log")) return run_log(argc - 1, argv + 1);
-    fprintf(stderr, "usage: pier-bench kv|log [options]   (pier-bench kv --help, log --help)\n"
-                    "modes to come: cluster, dispatch\n");
+    if (argc >= 2 && !strcmp(argv[1], "cluster")) return run_cluster(argc - 1, argv + 1);
+    fprintf(stderr, "usage: pier-bench kv|log|cluster [options]   (pier-bench MODE --help)\n"
+                    "modes to come: dispatch\n");
     return 2;
 }
