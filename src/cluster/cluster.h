@@ -29,6 +29,10 @@ typedef struct cluster cluster;
 enum {
     CREQ_STRONG = 0,     /* linearizable: executed by the leader */
     CREQ_WEAK_WRITE = 1, /* blind write already answered by this node: ordered by the leader */
+    /* A CURP client talking to the nodes directly (docs/PROTOCOL.md, cluster): */
+    CREQ_DIRECT_EXEC = 2,   /* PIER.EXEC: the leader executes, answers term, index, synced */
+    CREQ_DIRECT_RECORD = 3, /* PIER.RECORD: this node's witness records (aux = the client's term) */
+    CREQ_DIRECT_SYNC = 4,   /* PIER.SYNC: answer once the entry at aux is committed */
 };
 
 /* A completion, handed to the host's deliver callback on the cluster
@@ -71,6 +75,10 @@ void cluster_destroy(cluster *cl);
  * copied. cid/seq: the request id (RIFL). */
 void cluster_submit(cluster *cl, void *client, uint64_t slot, uint64_t cid, uint64_t seq,
                     int kind, int proto, int argc, const cmd_arg *argv);
+/* The same with aux (CREQ_DIRECT_RECORD: the term; CREQ_DIRECT_SYNC: the
+ * log index). */
+void cluster_submit_direct(cluster *cl, void *client, uint64_t slot, uint64_t cid, uint64_t seq,
+                           int kind, int proto, uint64_t aux, int argc, const cmd_arg *argv);
 /* A client id no other connection of any node uses, ever: node id, a
  * per-start nonce and a counter. */
 uint64_t cluster_new_client_id(cluster *cl);

@@ -7,6 +7,7 @@
  * otherwise it waits for the commit (slow path). A new leader collects
  * the witnesses' records before it serves and replays the ones a
  * completed request must have left behind. docs/CONSISTENCY.md. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -539,9 +540,127 @@ void cl_on_record_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
     proxy_check(cl, r);
 }
 
+/* ---- direct CURP clients (PIER.EXEC, PIER.RECORD, PIER.SYNC) ---- */
+
+static void deliver_fmt(cluster *cl, cl_req *r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void deliver_fmt(cluster *cl, cl_req *r, const char *fmt, ...) {
+    char buf[320];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof buf) n = sizeof buf - 1;
+    deliver(cl, r, CDONE_REPLY, 0, buf, (size_t)n);
+}
+
+/* Not the serving leader: say where it is. */
+static int redirect(cluster *cl, cl_req *r) {
+    int role = atomic_load(&cl->role);
+    if (role == ROLE_LEADER && atomic_load(&cl->serving)) return 0;
+    int leader = atomic_load(&cl->leader_id);
+    int idx = cl_node_idx(cl, leader);
+    if (role == ROLE_LEADER) deliver_fmt(cl, r, "-TRYAGAIN the leader is recovering\r\n");
+    else if (idx >= 0)
+        deliver_fmt(cl, r, "-NOTLEADER %d %s:%d\r\n", leader, cl->nodes[idx].host,
+                    cl->nodes[idx].port);
+    else deliver_fmt(cl, r, "-CLUSTERDOWN The cluster is down\r\n");
+    return 1;
+}
+
+/* *4 :term :index :synced <the command's reply> */
+static char *wrap_direct(cluster *cl, const exec_result *x, int synced, size_t *len) {
+    char hdr[96];
+    int h = snprintf(hdr, sizeof hdr, "*4\r\n:%llu\r\n:%llu\r\n:%d\r\n",
+                     (unsigned long long)cl->term, (unsigned long long)x->index, synced);
+    char *out = malloc((size_t)h + x->len);
+    if (!out) abort();
+    memcpy(out, hdr, (size_t)h);
+    if (x->len) memcpy(out + h, x->bytes, x->len);
+    *len = (size_t)h + x->len;
+    return out;
+}
+
+static void direct_exec(cluster *cl, cl_req *r) {
+    if (redirect(cl, r)) {
+        req_free(r);
+        return;
+    }
+    exec_result x;
+    leader_exec(cl, r, &x);
+    int wait = x.wait_index || (x.need_lease && !lease_ok(cl));
+    size_t len;
+    /* a read (no entry) that needs no wait is complete: synced */
+    char *bytes = wrap_direct(cl, &x, wait || !x.index, &len);
+    free(x.bytes);
+    if (!wait) {
+        deliver(cl, r, CDONE_REPLY, x.index, bytes, len);
+        free(bytes);
+        req_free(r);
+        return;
+    }
+    cl_wait *w = calloc(1, sizeof *w);
+    if (!w) abort();
+    w->index = x.index > x.wait_index ? x.index : x.wait_index;
+    w->need_lease = x.need_lease;
+    w->req = r;
+    w->result = bytes;
+    w->result_len = len;
+    push_wait(cl, w);
+    process_waits(cl);
+}
+
+static void direct_record(cluster *cl, cl_req *r) {
+    static const char *const why[] = {"accepted", "conflict", "full", "old_term", "too_many_keys"};
+    int st = WITNESS_OLD_TERM;
+    if (atomic_load(&cl->role) == ROLE_LEADER) {
+        deliver_fmt(cl, r, "-REJECT leader %llu\r\n", (unsigned long long)cl->term);
+    } else {
+        if (r->aux == cl->term && atomic_load(&cl->leader_id) > 0)
+            st = witness_record(cl->witness, r->aux, r->cid, r->seq, r->keys, r->nkeys, r->blob,
+                                r->blob_len, cl->gc_round);
+        if (st == WITNESS_ACCEPTED) deliver_fmt(cl, r, "+OK\r\n");
+        else
+            deliver_fmt(cl, r, "-REJECT %s %llu\r\n", st >= 0 && st <= 4 ? why[st] : "unknown",
+                        (unsigned long long)cl->term);
+    }
+    req_free(r);
+}
+
+/* PIER.SYNC waits: answered once the commit passes their index. */
+static void process_syncs(cluster *cl, int64_t now) {
+    uint64_t commit = atomic_load(&cl->commit);
+    for (cl_req **pp = &cl->sync_waits; *pp;) {
+        cl_req *r = *pp;
+        int due = commit >= r->aux, late = r->deadline_us && now > r->deadline_us;
+        if (!due && !late) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        if (due && entry_is(cl, r->aux, r)) deliver_fmt(cl, r, "+OK\r\n");
+        else if (due) deliver_fmt(cl, r, "-LOST the entry was not kept: retry the request\r\n");
+        else deliver_error(cl, r, "CLUSTERDOWN The cluster is down");
+        req_free(r);
+    }
+}
+
+static void direct_sync(cluster *cl, cl_req *r) {
+    r->next = cl->sync_waits;
+    cl->sync_waits = r;
+    process_syncs(cl, cl_now_us());
+}
+
 /* ---- requests arriving ---- */
 
 static void process_request(cluster *cl, cl_req *r) {
+    switch (r->kind) {
+    case CREQ_DIRECT_EXEC: direct_exec(cl, r); return;
+    case CREQ_DIRECT_RECORD: direct_record(cl, r); return;
+    case CREQ_DIRECT_SYNC: direct_sync(cl, r); return;
+    default: break;
+    }
     int role = atomic_load(&cl->role);
     if (role == ROLE_LEADER && atomic_load(&cl->serving)) serve_local(cl, r);
     else if (role == ROLE_FOLLOWER && atomic_load(&cl->leader_id) > 0) proxy_send(cl, r);
@@ -864,6 +983,7 @@ void cl_on_gc(cluster *cl, int from, const uint8_t *p, size_t n) {
 /* ---- events ---- */
 
 void cl_on_commit_advanced(cluster *cl) {
+    if (cl->sync_waits) process_syncs(cl, cl_now_us());
     if (atomic_load(&cl->role) == ROLE_LEADER) {
         process_waits(cl);
         check_recovery(cl);
@@ -923,6 +1043,7 @@ void cl_curp_tick(cluster *cl) {
             witness_stale(cl->witness, cl->gc_round - STALE_ROUNDS, send_stale, cl);
         if (cl->parked_head) unpark(cl); /* the leader was recovering: retry */
     }
+    if (cl->sync_waits) process_syncs(cl, now);
     /* Requests waiting too long for a leader answer CLUSTERDOWN. */
     cl_req **pp = &cl->parked_head;
     cl->parked_tail = NULL;
@@ -977,6 +1098,7 @@ void cl_curp_free(cluster *cl) {
     free_req_list(cl->submit_head);
     free_req_list(cl->parked_head);
     free_req_list(cl->inflight);
+    free_req_list(cl->sync_waits);
     while (cl->waits_head) {
         cl_wait *w = cl->waits_head;
         cl->waits_head = w->next;
@@ -999,6 +1121,11 @@ void cl_curp_free(cluster *cl) {
 
 void cluster_submit(cluster *cl, void *client, uint64_t slot, uint64_t cid, uint64_t seq,
                     int kind, int proto, int argc, const cmd_arg *argv) {
+    cluster_submit_direct(cl, client, slot, cid, seq, kind, proto, 0, argc, argv);
+}
+
+void cluster_submit_direct(cluster *cl, void *client, uint64_t slot, uint64_t cid, uint64_t seq,
+                           int kind, int proto, uint64_t aux, int argc, const cmd_arg *argv) {
     cl_req *r = calloc(1, sizeof *r);
     if (!r) abort();
     r->client = client;
@@ -1007,6 +1134,7 @@ void cluster_submit(cluster *cl, void *client, uint64_t slot, uint64_t cid, uint
     r->seq = seq;
     r->kind = kind;
     r->proto = proto;
+    r->aux = aux;
     const command *cmd = cmd_lookup(argv[0].p, argv[0].n);
     r->is_write = cmd && (cmd->flags & CMD_WRITE);
     /* keys from the key spec, as the dispatcher locks them */

@@ -78,6 +78,7 @@ typedef struct cl_req {
     size_t result_len;
     int64_t deadline_us;
     int done;
+    uint64_t aux;          /* CREQ_DIRECT_RECORD: term; CREQ_DIRECT_SYNC: index */
 } cl_req;
 
 /* A reply held until the commit index reaches `index` (and, for reads,
@@ -126,7 +127,7 @@ struct cluster {
     bus *bus;
 
     /* --- Raft persistent state --- */
-    uint64_t term;
+    _Atomic uint64_t term;       /* atomic: INFO reads it */
     int voted_for;
     /* --- the log (appended under log_lock, by any thread on a leader:
      * expiry DELs come from loop threads) --- */
@@ -134,7 +135,7 @@ struct cluster {
     entry **dir[LOG_DIR_MAX];
     _Atomic uint64_t last_index;
     uint64_t last_term;
-    size_t log_bytes;
+    _Atomic size_t log_bytes;
     /* --- volatile state, published to loop threads --- */
     _Atomic int role;
     _Atomic int leader_id;
@@ -146,7 +147,6 @@ struct cluster {
     uint64_t synced_index;       /* AOF holds entries up to here (leader's own match) */
     int64_t election_deadline_us;
     int64_t last_leader_contact_us;
-    int64_t last_heartbeat_us;
     uint64_t noop_index;         /* a new leader's first entry: recovery waits for its commit */
     int collect_needed;          /* a new leader still collecting witness records */
     cl_collected *collected;
@@ -173,6 +173,7 @@ struct cluster {
     cl_req *parked_head, *parked_tail;  /* waiting for a serving leader */
     cl_req *inflight;                   /* proxy: sent to the leader */
     cl_wait *waits_head, *waits_tail;   /* leader: replies held for the commit */
+    cl_req *sync_waits;                 /* PIER.SYNC requests waiting for the commit */
     uint64_t next_req_id;
     uint32_t boot_nonce;
     _Atomic uint64_t next_client;

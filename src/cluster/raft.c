@@ -502,7 +502,6 @@ void cl_raft_tick(cluster *cl) {
     int heard = 1;
     for (int i = 0; i < cl->nnodes; i++)
         if (i != cl->self_idx && now - cl->peers[i].acked_sent_us < ms * 1000) heard++;
-    if (heard < cl_majority(cl) && now - cl->last_heartbeat_us < 0) return;
     if (heard < cl_majority(cl) && cl->nnodes > 1 &&
         now - atomic_load(&cl->lease_until_us) > ms * 1000) {
         cl_become_follower(cl, cl->term, 0);

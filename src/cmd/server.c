@@ -69,6 +69,12 @@ static void consistency_cmd(cmd_ctx *c) {
     }
 }
 
+/* PIER.EXEC / PIER.RECORD / PIER.SYNC: a cluster node takes them before
+ * the dispatcher (server/cluster_client.c); a single node has no log. */
+static void direct_curp_cmd(cmd_ctx *c) {
+    reply_error(c->out, "ERR this node is not in cluster mode");
+}
+
 static void ping_cmd(cmd_ctx *c) {
     if (c->argc > 2) {
         reply_arity_error(c);
@@ -633,6 +639,12 @@ static void command_cmd(cmd_ctx *c) {
 const command server_commands[] = {
     {"pier.consistency", consistency_cmd, -1, CMD_FAST | CMD_NOKEYS, NOKEYS, "connection",
      "Set the connection's consistency in cluster mode: STRONG (default) or WEAK", "pier"},
+    {"pier.exec", direct_curp_cmd, -4, CMD_NOKEYS, NOKEYS, "cluster",
+     "CURP client: execute cid seq command... on the leader", "pier"},
+    {"pier.record", direct_curp_cmd, -5, CMD_NOKEYS, NOKEYS, "cluster",
+     "CURP client: record term cid seq command... at this node's witness", "pier"},
+    {"pier.sync", direct_curp_cmd, 4, CMD_NOKEYS, NOKEYS, "cluster",
+     "CURP client: wait until the entry cid seq at index is committed", "pier"},
     {"ping", ping_cmd, -1, CMD_FAST | CMD_NOKEYS, NOKEYS, "connection",
      "Ping the server", "1.0.0"},
     {"echo", echo_cmd, 2, CMD_FAST | CMD_NOKEYS, NOKEYS, "connection",

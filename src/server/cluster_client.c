@@ -266,7 +266,59 @@ static int route_weak_read(client *c, const command *cmd, int argc, const cmd_ar
     return ROUTE_LOCAL;
 }
 
+static int arg_u64(const cmd_arg *a, uint64_t *out) {
+    char buf[24];
+    if (a->n == 0 || a->n >= sizeof buf) return -1;
+    memcpy(buf, a->p, a->n);
+    buf[a->n] = 0;
+    char *end;
+    unsigned long long v = strtoull(buf, &end, 10);
+    if (*end || buf[0] == '-') return -1;
+    *out = v;
+    return 0;
+}
+
+/* PIER.EXEC cid seq cmd..., PIER.RECORD term cid seq cmd..., PIER.SYNC cid
+ * seq index: a CURP client doing its own fan-out (docs/PROTOCOL.md).
+ * Returns -1 when argv is none of them. */
+static int route_direct(client *c, int argc, const cmd_arg *argv) {
+    static const struct {
+        const char *name;
+        int kind, min_argc, skip;
+    } forms[] = {{"pier.exec", CREQ_DIRECT_EXEC, 4, 3},
+                 {"pier.record", CREQ_DIRECT_RECORD, 5, 4},
+                 {"pier.sync", CREQ_DIRECT_SYNC, 4, 0}};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        if (argv[0].n != strlen(forms[i].name) || strncasecmp(argv[0].p, forms[i].name, argv[0].n))
+            continue;
+        if (!c->sess.authenticated && c->srv->env.host->auth_required(c->srv->env.host_arg))
+            return -1; /* NOAUTH from the dispatcher */
+        int rec = forms[i].kind == CREQ_DIRECT_RECORD;
+        uint64_t a = 0, b = 0, d = 0;
+        if (argc < forms[i].min_argc || (forms[i].kind == CREQ_DIRECT_SYNC && argc != 4) ||
+            arg_u64(&argv[1], &a) || arg_u64(&argv[2], &b) || (argc > 3 && rec && arg_u64(&argv[3], &d)) ||
+            (forms[i].kind == CREQ_DIRECT_SYNC && arg_u64(&argv[3], &d))) {
+            static const char err[] = "-ERR syntax error\r\n";
+            answer(c, err, sizeof err - 1);
+            return ROUTE_DONE;
+        }
+        uint64_t cid = rec ? b : a, seq = rec ? d : b, aux = rec ? a : d;
+        cl_conn *k = conn_of(c);
+        uint64_t id = slot_push(k);
+        k->refs++;
+        int skip = forms[i].skip;
+        cluster_submit_direct(c->srv->cluster, c, id, cid, seq, forms[i].kind, c->sess.proto, aux,
+                              skip ? argc - skip : argc, skip ? argv + skip : argv);
+        return ROUTE_DONE;
+    }
+    return -1;
+}
+
 int cluster_client_route(client *c, int argc, const cmd_arg *argv) {
+    if (argv[0].n > 5 && !strncasecmp(argv[0].p, "pier.", 5)) {
+        int r = route_direct(c, argc, argv);
+        if (r >= 0) return r;
+    }
     const command *cmd = cmd_lookup(argv[0].p, argv[0].n);
     cl_conn *k = c->clc;
     int queued = k && k->count;
@@ -286,7 +338,11 @@ int cluster_client_route(client *c, int argc, const cmd_arg *argv) {
         return ROUTE_DONE;
     }
     if (weak) return route_weak_read(c, cmd, argc, argv, keys, nkeys);
-    if (!queued && cluster_local_read(c->srv->cluster, 1, keys, nkeys)) return ROUTE_LOCAL;
+    /* Locally only when nothing of this session is still on its way: a
+     * strong read must see the session's earlier (weak) writes. */
+    if (k) pending_drop_visible(k, cluster_visible_index(c->srv->cluster));
+    int idle = !k || (k->refs == 0 && k->npw == 0);
+    if (idle && cluster_local_read(c->srv->cluster, 1, keys, nkeys)) return ROUTE_LOCAL;
     submit(c, CREQ_STRONG, argc, argv);
     return ROUTE_DONE;
 }
