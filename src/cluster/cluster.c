@@ -240,6 +240,8 @@ static void on_recv(void *arg, int from, uint8_t type, const uint8_t *p, size_t 
     case MSG_COLLECT_RESP: cl_on_collect_resp(cl, from, p, n); break;
     case MSG_STALE: cl_on_stale(cl, from, p, n); break;
     case MSG_GC: cl_on_gc(cl, from, p, n); break;
+    case MSG_PREVOTE_REQ: cl_on_prevote_req(cl, from, p, n); break;
+    case MSG_PREVOTE_RESP: cl_on_prevote_resp(cl, from, p, n); break;
     default: log_warn("cluster: unknown message type %u from node %d", type, from);
     }
 }

@@ -36,6 +36,8 @@ enum {
     MSG_COLLECT_RESP,
     MSG_STALE,            /* witness -> leader: records that were never synced */
     MSG_GC,               /* leader -> witnesses: drop this record */
+    MSG_PREVOTE_REQ,      /* would you vote for me? (Raft thesis 9.6: no term change) */
+    MSG_PREVOTE_RESP,
 };
 
 enum { ROLE_FOLLOWER = 0, ROLE_CANDIDATE = 1, ROLE_LEADER = 2 };
@@ -54,6 +56,7 @@ typedef struct cl_peer {
     int64_t last_send_us;
     uint64_t commit_sent;  /* commit index last told */
     int vote_granted;
+    int prevote_granted;
     int collected;         /* answered COLLECT this term */
 } cl_peer;
 
@@ -199,6 +202,8 @@ void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n);
 void cl_on_append_resp(cluster *cl, int from, const uint8_t *p, size_t n);
 void cl_on_vote_req(cluster *cl, int from, const uint8_t *p, size_t n);
 void cl_on_vote_resp(cluster *cl, int from, const uint8_t *p, size_t n);
+void cl_on_prevote_req(cluster *cl, int from, const uint8_t *p, size_t n);
+void cl_on_prevote_resp(cluster *cl, int from, const uint8_t *p, size_t n);
 void cl_persist_vote(cluster *cl);
 void cl_become_follower(cluster *cl, uint64_t term, int leader);
 int cl_majority(const cluster *cl);

@@ -245,7 +245,69 @@ static void start_election(cluster *cl) {
     wb_free(&w);
 }
 
+/* Pre-vote (Raft thesis 9.6): before raising its term, a node asks
+ * whether a majority would vote for it. A node that was paused or cut off
+ * then cannot force an election (and a leader step-down) on a cluster
+ * that still has a healthy leader. */
+static void start_prevote(cluster *cl) {
+    reset_election_timer(cl);
+    for (int i = 0; i < cl->nnodes; i++) cl->peers[i].prevote_granted = (i == cl->self_idx);
+    if (cl_majority(cl) == 1) {
+        start_election(cl);
+        return;
+    }
+    wbuf w = {0};
+    wb_u64(&w, cl->term + 1);
+    wb_u64(&w, atomic_load(&cl->last_index));
+    wb_u64(&w, cl->last_term);
+    for (int i = 0; i < cl->nnodes; i++)
+        if (i != cl->self_idx) bus_send(cl->bus, cl->nodes[i].id, MSG_PREVOTE_REQ, w.p, w.len);
+    wb_free(&w);
+}
+
 /* ---- votes ---- */
+
+static int hears_leader(cluster *cl) {
+    long min_ms = (long)CFG_GET(cl->cfg->cluster_election_timeout_ms);
+    if (atomic_load(&cl->role) == ROLE_LEADER)
+        return atomic_load(&cl->lease_until_us) > cl_now_us();
+    return atomic_load(&cl->leader_id) > 0 &&
+           cl_now_us() - cl->last_leader_contact_us < min_ms * 1000;
+}
+
+static int log_up_to_date(cluster *cl, uint64_t last, uint64_t last_term) {
+    return last_term > cl->last_term ||
+           (last_term == cl->last_term && last >= atomic_load(&cl->last_index));
+}
+
+void cl_on_prevote_req(cluster *cl, int from, const uint8_t *p, size_t n) {
+    rbuf r = rb_make(p, n);
+    uint64_t term = rb_u64(&r), last = rb_u64(&r), last_term = rb_u64(&r);
+    if (r.bad) return;
+    int granted = term > cl->term && !hears_leader(cl) && log_up_to_date(cl, last, last_term);
+    wbuf w = {0};
+    wb_u64(&w, term);
+    wb_u8(&w, (uint8_t)granted);
+    bus_send(cl->bus, from, MSG_PREVOTE_RESP, w.p, w.len);
+    wb_free(&w);
+}
+
+void cl_on_prevote_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
+    rbuf r = rb_make(p, n);
+    uint64_t term = rb_u64(&r);
+    int granted = rb_u8(&r);
+    int idx = cl_node_idx(cl, from);
+    if (r.bad || idx < 0 || !granted || term != cl->term + 1 ||
+        atomic_load(&cl->role) == ROLE_LEADER)
+        return;
+    cl->peers[idx].prevote_granted = 1;
+    int votes = 0;
+    for (int i = 0; i < cl->nnodes; i++) votes += cl->peers[i].prevote_granted;
+    if (votes >= cl_majority(cl)) {
+        for (int i = 0; i < cl->nnodes; i++) cl->peers[i].prevote_granted = 0;
+        start_election(cl);
+    }
+}
 
 void cl_on_vote_req(cluster *cl, int from, const uint8_t *p, size_t n) {
     rbuf r = rb_make(p, n);
@@ -492,7 +554,7 @@ void cl_raft_tick(cluster *cl) {
     int64_t now = cl_now_us();
     int role = atomic_load(&cl->role);
     if (role != ROLE_LEADER) {
-        if (now >= cl->election_deadline_us) start_election(cl);
+        if (now >= cl->election_deadline_us) start_prevote(cl);
         return;
     }
     /* Check quorum: a leader that has not heard from a majority within
