@@ -117,6 +117,7 @@ cluster *cluster_create(pier_config *cfg, keyspace *ks, cmd_env *env, struct per
     cl->f = (cl->nnodes - 1) / 2;
     for (int i = 0; i < cl->nnodes; i++) cl->peers[i].id = cl->nodes[i].id;
     cl->voted_for = -1;
+    cl->first_index = 1;
     pthread_mutex_init(&cl->log_lock, NULL);
     pthread_mutex_init(&cl->submit_lock, NULL);
     cl->boot_nonce = (uint32_t)(hash_random_seed() & 0xffffff);
@@ -207,17 +208,7 @@ int cluster_replay(void *arg, int argc, const cmd_arg *argv) {
         return 1;
     }
     if (is_name(&argv[0], "PIER.TRUNCATE") && argc == 2 && !parse_num(&argv[1], &a)) {
-        uint64_t last = atomic_load(&cl->last_index);
-        for (uint64_t i = a; i <= last && a > 0; i++) {
-            entry **slot = &cl->dir[(i - 1) / LOG_CHUNK][(i - 1) % LOG_CHUNK];
-            cl->log_bytes -= (*slot)->len;
-            free(*slot);
-            *slot = NULL;
-        }
-        if (a > 0 && a <= last) {
-            atomic_store(&cl->last_index, a - 1);
-            cl->last_term = cl_term_at(cl, a - 1);
-        }
+        if (a > 0) cl_log_drop_tail_locked(cl, a);
         return 1;
     }
     return -1;
@@ -264,6 +255,7 @@ static long on_tick(ev_loop *loop, void *arg) {
     if (atomic_load(&cl->stopping)) return -1;
     cl_raft_tick(cl);
     cl_curp_tick(cl);
+    if (++cl->ticks % 100 == 0) cl_log_trim(cl); /* once a second */
     return TICK_MS;
 }
 
@@ -391,7 +383,7 @@ void cluster_destroy(cluster *cl) {
     if (cl->loop) ev_destroy(cl->loop);
     cl_curp_free(cl);
     uint64_t last = atomic_load(&cl->last_index);
-    for (uint64_t i = 1; i <= last; i++) free(cl_entry_at(cl, i));
+    for (uint64_t i = cl->first_index; i <= last; i++) free(cl_entry_at(cl, i));
     for (size_t d = 0; d < LOG_DIR_MAX; d++) free(cl->dir[d]);
     reply_free(cl->exec_out);
     reply_free(cl->apply_out);

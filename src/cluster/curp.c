@@ -462,6 +462,8 @@ static void proxy_send(cluster *cl, cl_req *r) {
 
 /* Does the committed entry at index hold this request? */
 static int entry_is(cluster *cl, uint64_t index, const cl_req *r) {
+    if (index < cl->first_index) /* trimmed: applied entries are in the exactly-once table */
+        return rifl_check(cl->rifl, r->cid, r->seq, NULL, NULL) != RIFL_NEW;
     entry *e = cl_entry_at(cl, index);
     char err[64];
     if (!e || entry_decode(e->data, e->len, &cl->view, err, sizeof err) < 0) return 0;

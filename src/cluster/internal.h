@@ -21,6 +21,7 @@
 #define LOG_CHUNK 4096
 #define LOG_DIR_MAX 65536 /* x LOG_CHUNK entries held in memory at most */
 #define UNSYNCED_SLOTS 65536
+#define LOG_KEEP_ENTRIES 100000 /* a follower keeps this many applied entries */
 
 /* bus message types */
 enum {
@@ -54,6 +55,7 @@ typedef struct cl_peer {
     uint64_t next_index, match_index;
     int64_t acked_sent_us; /* send time of the newest APPEND it acknowledged this term */
     int64_t last_send_us;
+    int64_t last_scan_us;  /* last catch-up read from the AOF */
     uint64_t commit_sent;  /* commit index last told */
     int vote_granted;
     int prevote_granted;
@@ -136,6 +138,8 @@ struct cluster {
      * expiry DELs come from loop threads) --- */
     pthread_mutex_t log_lock;
     entry **dir[LOG_DIR_MAX];
+    uint64_t first_index;        /* the oldest entry held in memory (cluster thread writes) */
+    uint64_t trimmed_term;       /* term of first_index - 1 */
     _Atomic uint64_t last_index;
     uint64_t last_term;
     _Atomic size_t log_bytes;
@@ -169,6 +173,7 @@ struct cluster {
     witness *witness;
     rifl *rifl;
     uint64_t gc_round;
+    uint64_t ticks;
 
     /* --- requests --- */
     pthread_mutex_t submit_lock;
@@ -196,6 +201,10 @@ uint64_t cl_term_at(cluster *cl, uint64_t index);
 /* Append a finished entry (its index must be last + 1) to the log and the
  * AOF. Caller holds log_lock. */
 void cl_log_append_locked(cluster *cl, entry *e);
+/* Drop entries from index on (caller holds log_lock). */
+void cl_log_drop_tail_locked(cluster *cl, uint64_t index);
+/* Free old applied entries (cluster thread). */
+void cl_log_trim(cluster *cl);
 void cl_raft_tick(cluster *cl);
 void cl_raft_before_sleep(cluster *cl);
 void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <dirent.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,35 +34,41 @@ int cl_node_idx(const cluster *cl, int id) {
 
 /* ---- the log ---- */
 
+/* The in-memory log is a ring of chunks indexed by absolute index; the
+ * window [first_index, last_index] never spans the whole ring (checked on
+ * append), so a slot is reused only after trimming freed it. */
+static entry ***chunk_slot(cluster *cl, uint64_t index) {
+    return &cl->dir[((index - 1) / LOG_CHUNK) % LOG_DIR_MAX];
+}
+
 entry *cl_entry_at(cluster *cl, uint64_t index) {
-    if (index == 0 || index > atomic_load(&cl->last_index)) return NULL;
-    uint64_t i = index - 1;
-    entry **chunk = cl->dir[i / LOG_CHUNK];
-    return chunk ? chunk[i % LOG_CHUNK] : NULL;
+    if (index == 0 || index < cl->first_index || index > atomic_load(&cl->last_index)) return NULL;
+    entry **chunk = *chunk_slot(cl, index);
+    return chunk ? chunk[(index - 1) % LOG_CHUNK] : NULL;
 }
 
 uint64_t cl_term_at(cluster *cl, uint64_t index) {
+    if (index + 1 == cl->first_index) return cl->trimmed_term;
     entry *e = cl_entry_at(cl, index);
     return e ? e->term : 0;
 }
 
 void cl_log_append_locked(cluster *cl, entry *e) {
-    uint64_t i = e->index - 1;
-    if (i / LOG_CHUNK >= LOG_DIR_MAX) {
-        /* The in-memory log's hard limit: 268M entries. Compaction is not
-         * implemented yet (docs/CONSISTENCY.md); refusing to go on is
-         * better than corrupting memory. */
+    if ((e->index - cl->first_index) / LOG_CHUNK >= LOG_DIR_MAX - 1) {
+        /* 268M entries in memory: trimming (cl_log_trim) keeps the window
+         * far below this; refusing to go on beats corrupting memory. */
         log_warn("cluster: the in-memory log is full (%llu entries); exiting",
-                 (unsigned long long)e->index);
+                 (unsigned long long)(e->index - cl->first_index));
         abort();
     }
-    entry **chunk = cl->dir[i / LOG_CHUNK];
+    entry ***slot = chunk_slot(cl, e->index);
+    entry **chunk = *slot;
     if (!chunk) {
         chunk = calloc(LOG_CHUNK, sizeof *chunk);
         if (!chunk) abort();
-        cl->dir[i / LOG_CHUNK] = chunk;
+        *slot = chunk;
     }
-    chunk[i % LOG_CHUNK] = e;
+    chunk[(e->index - 1) % LOG_CHUNK] = e;
     cl->last_term = e->term;
     cl->log_bytes += e->len;
     if (cl->aof) aof_append_raw(cl->aof, e->data, e->len);
@@ -126,15 +133,72 @@ static void truncate_from(cluster *cl, uint64_t index) {
     log_control(cl, "PIER.TRUNCATE", index, 0, 0);
     if (index <= atomic_load(&cl->applied)) restart_from_aof(cl);
     pthread_mutex_lock(&cl->log_lock);
-    for (uint64_t i = index; i <= last; i++) {
-        entry **slot = &cl->dir[(i - 1) / LOG_CHUNK][(i - 1) % LOG_CHUNK];
-        cl->log_bytes -= (*slot)->len;
-        free(*slot);
-        *slot = NULL;
-    }
-    atomic_store(&cl->last_index, index - 1);
-    cl->last_term = cl_term_at(cl, index - 1);
+    cl_log_drop_tail_locked(cl, index);
     pthread_mutex_unlock(&cl->log_lock);
+}
+
+void cl_log_drop_tail_locked(cluster *cl, uint64_t index) {
+    uint64_t last = atomic_load(&cl->last_index);
+    if (index < cl->first_index) index = cl->first_index;
+    for (uint64_t i = index; i <= last; i++) {
+        entry **e = &(*chunk_slot(cl, i))[(i - 1) % LOG_CHUNK];
+        cl->log_bytes -= (*e)->len;
+        free(*e);
+        *e = NULL;
+    }
+    if (index <= last) {
+        atomic_store(&cl->last_index, index - 1);
+        cl->last_term = cl_term_at(cl, index - 1);
+    }
+}
+
+/* Free entries up to `upto` (all applied; the AOF keeps them). */
+static void trim_to(cluster *cl, uint64_t upto) {
+    if (upto < cl->first_index) return;
+    pthread_mutex_lock(&cl->log_lock);
+    uint64_t term = cl_term_at(cl, upto);
+    for (uint64_t i = cl->first_index; i <= upto; i++) {
+        entry ***slot = chunk_slot(cl, i);
+        entry **e = &(*slot)[(i - 1) % LOG_CHUNK];
+        cl->log_bytes -= (*e)->len;
+        free(*e);
+        *e = NULL;
+        if (i % LOG_CHUNK == 0) { /* the chunk's last entry: the chunk is empty */
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+    cl->trimmed_term = term;
+    cl->first_index = upto + 1;
+    pthread_mutex_unlock(&cl->log_lock);
+}
+
+/* Keep the in-memory log bounded: a leader keeps what some follower still
+ * lacks, a follower a margin it may need as a leader; both drop the
+ * oldest applied entries beyond cluster-log-max-memory. */
+void cl_log_trim(cluster *cl) {
+    uint64_t applied = atomic_load(&cl->applied);
+    uint64_t upto;
+    if (atomic_load(&cl->role) == ROLE_LEADER) {
+        upto = atomic_load(&cl->commit);
+        for (int i = 0; i < cl->nnodes; i++)
+            if (i != cl->self_idx && cl->peers[i].match_index < upto) upto = cl->peers[i].match_index;
+    } else {
+        upto = applied > LOG_KEEP_ENTRIES ? applied - LOG_KEEP_ENTRIES : 0;
+    }
+    size_t cap = (size_t)CFG_GET(cl->cfg->cluster_log_max_memory);
+    uint64_t i = cl->first_index;
+    size_t bytes = atomic_load(&cl->log_bytes);
+    /* over the cap: drop applied entries down to half of it */
+    while (cap && bytes > cap / 2 && i <= applied) {
+        entry *e = cl_entry_at(cl, i);
+        if (!e) break;
+        bytes -= e->len;
+        i++;
+    }
+    if (cap && atomic_load(&cl->log_bytes) > cap && i - 1 > upto) upto = i - 1;
+    if (upto > applied) upto = applied;
+    trim_to(cl, upto);
 }
 
 /* ---- apply ---- */
@@ -360,12 +424,101 @@ void cl_on_vote_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
 
 /* ---- replication: leader side ---- */
 
+/* ---- catch-up from the AOF ---- */
+
+#define CATCHUP_ENTRIES 65536
+#define CATCHUP_BYTES (32u << 20)
+
+typedef struct scan_ctx {
+    uint64_t lo, hi; /* wanted: [lo, hi) */
+    entry **found;   /* the last record of each index wins: earlier ones were truncated */
+} scan_ctx;
+
+static int scan_entry(void *arg, int argc, const cmd_arg *argv) {
+    scan_ctx *s = arg;
+    if (argc < 7 || argv[0].n != 10 || strncasecmp(argv[0].p, "PIER.ENTRY", 10) != 0) return 0;
+    char num[24];
+    if (argv[1].n == 0 || argv[1].n >= sizeof num) return 0;
+    memcpy(num, argv[1].p, argv[1].n);
+    num[argv[1].n] = 0;
+    uint64_t index = strtoull(num, NULL, 10);
+    memcpy(num, argv[2].p, argv[2].n < sizeof num ? argv[2].n : sizeof num - 1);
+    num[argv[2].n < sizeof num ? argv[2].n : sizeof num - 1] = 0;
+    if (index < s->lo || index >= s->hi) return 0;
+    size_t len;
+    char *data = resp_array_encode(argc, argv, &len);
+    entry *e = malloc(sizeof *e + len);
+    if (!e) abort();
+    e->index = index;
+    e->term = strtoull(num, NULL, 10);
+    e->len = len;
+    memcpy(e->data, data, len);
+    free(data);
+    free(s->found[index - s->lo]);
+    s->found[index - s->lo] = e;
+    return 0;
+}
+
+/* A follower behind the in-memory log (a node back after a long time):
+ * read its entries back from this node's AOF, one batch per call. Rare,
+ * and it blocks this thread for the scan, so at most every 200 ms. */
+static void send_from_aof(cluster *cl, int idx, uint64_t from, int64_t now) {
+    cl_peer *pe = &cl->peers[idx];
+    if (now - pe->last_scan_us < 200 * 1000) return;
+    pe->last_scan_us = now;
+    scan_ctx s = {.lo = from > 1 ? from - 1 : 1};
+    s.hi = cl->first_index < s.lo + CATCHUP_ENTRIES ? cl->first_index : s.lo + CATCHUP_ENTRIES;
+    s.found = calloc((size_t)(s.hi - s.lo) + 1, sizeof *s.found);
+    if (!s.found) abort();
+    char err[256];
+    if (aof_scan(cl->aof, scan_entry, &s, err, sizeof err) < 0)
+        log_warn("cluster: catch-up of node %d: %s", cl->nodes[idx].id, err);
+    uint64_t prev_term = from > 1 && s.found[0] ? s.found[0]->term : 0;
+    wbuf w = {0};
+    wb_u64(&w, cl->term);
+    wb_u64(&w, from - 1);
+    wb_u64(&w, prev_term);
+    wb_u64(&w, atomic_load(&cl->commit));
+    wb_u64(&w, (uint64_t)now);
+    size_t count_at = w.len;
+    wb_u32(&w, 0);
+    uint32_t count = 0;
+    for (uint64_t i = from; i < s.hi && w.len < CATCHUP_BYTES; i++) {
+        entry *e = s.found[i - s.lo];
+        if (!e) break; /* a gap cannot happen in a healthy AOF: stop there */
+        wb_u64(&w, e->index);
+        wb_u64(&w, e->term);
+        wb_bytes(&w, e->data, e->len);
+        count++;
+    }
+    for (int k = 0; k < 4; k++) w.p[count_at + (size_t)k] = (unsigned char)(count >> (8 * k));
+    if ((from == 1 || s.found[0]) && count &&
+        bus_send(cl->bus, cl->nodes[idx].id, MSG_APPEND, w.p, w.len) == 0) {
+        pe->next_index = from + count;
+        pe->last_send_us = now;
+        log_verbose("cluster: node %d catching up from the AOF: entries %llu..%llu",
+                    cl->nodes[idx].id, (unsigned long long)from,
+                    (unsigned long long)(from + count - 1));
+    } else if (!count) {
+        log_warn("cluster: node %d needs entry %llu, which this node's AOF does not have",
+                 cl->nodes[idx].id, (unsigned long long)from);
+    }
+    wb_free(&w);
+    for (uint64_t i = 0; i <= s.hi - s.lo; i++) free(s.found[i]);
+    free(s.found);
+}
+
 static void send_append(cluster *cl, int idx, int64_t now) {
     cl_peer *pe = &cl->peers[idx];
     uint64_t last = atomic_load(&cl->last_index);
     uint64_t commit = atomic_load(&cl->commit);
     uint64_t from = pe->next_index ? pe->next_index : 1;
     if (from > last + 1) from = last + 1;
+    if (from < cl->first_index) {
+        /* It needs entries trimmed from memory: they are in the AOF. */
+        send_from_aof(cl, idx, from, now);
+        return;
+    }
     wbuf w = {0};
     wb_u64(&w, cl->term);
     wb_u64(&w, from - 1);
@@ -514,7 +667,9 @@ void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n) {
     cl->last_leader_contact_us = cl_now_us();
     reset_election_timer(cl);
     uint64_t last = atomic_load(&cl->last_index);
-    if (prev > last || cl_term_at(cl, prev) != prev_term) {
+    /* Below first_index everything is committed, hence identical. */
+    int trimmed = prev + 1 < cl->first_index;
+    if (!trimmed && (prev > last || cl_term_at(cl, prev) != prev_term)) {
         uint64_t hint = prev > last ? last + 1 : (prev > atomic_load(&cl->commit) ? prev : prev);
         /* a mismatch at prev: step back to the first index of that term */
         if (prev <= last) {
@@ -530,6 +685,10 @@ void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n) {
         uint64_t index = rb_u64(&r), eterm = rb_u64(&r);
         size_t len;
         const unsigned char *data = rb_bytes(&r, &len);
+        if (!r.bad && index < cl->first_index) {
+            upto = index; /* applied and trimmed here already */
+            continue;
+        }
         if (r.bad || store_entry(cl, index, eterm, data, len) < 0) {
             log_warn("cluster: malformed APPEND from node %d", from);
             break;

@@ -471,6 +471,8 @@ static int cut_tail(const char *path, size_t at, size_t len, char *err, size_t e
     return 0;
 }
 
+#define SCAN_LIVE 2 /* replay_incr on a file still being appended to */
+
 static int replay_incr(const char *path, int is_last, aof_exec_fn *exec, void *arg,
                        char *err, size_t errlen) {
     const unsigned char *b;
@@ -491,6 +493,8 @@ static int replay_incr(const char *path, int is_last, aof_exec_fn *exec, void *a
                          (int)(av.v[0].n > 64 ? 64 : av.v[0].n), av.v[0].p, path, start);
                 rc = -1;
             }
+        } else if (is_last == SCAN_LIVE && r == 0) {
+            break; /* a record being written right now: not ours to cut */
         } else if (is_last && (r == 0 || all_zero(b + start, len - start))) {
             rc = cut_tail(path, start, len, err, errlen);
             break;
@@ -545,4 +549,17 @@ int aof_load(aof *a, keyspace *ks, int64_t now_ms, aof_exec_fn *exec, void *exec
     atomic_store(&a->old_incr_size, incr_total);
     atomic_store(&a->rewrite_base_size, aof_total_size(a));
     return 1;
+}
+
+int aof_scan(aof *a, aof_exec_fn *fn, void *arg, char *err, size_t errlen) {
+    aof_flush(a, UINT64_MAX, 0); /* what was appended is in the files */
+    for (int i = 0; i < a->man.n; i++) {
+        const manifest_file *f = &a->man.files[i];
+        if (f->type != 'i') continue;
+        char path[AOF_PATH_MAX + 300];
+        file_path(a, f->name, path, sizeof path);
+        if (replay_incr(path, i == a->man.n - 1 ? SCAN_LIVE : 0, fn, arg, err, errlen) < 0)
+            return -1;
+    }
+    return 0;
 }

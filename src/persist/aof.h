@@ -115,6 +115,9 @@ void aof_switch_finish(aof *a, int old_fd);
  * longer listed. Returns 0 or -1 (err). */
 int aof_rewrite_commit(aof *a, const char *tmp_base, char *err, size_t errlen);
 
+/* Read every record of the incr files back (cluster catch-up: old log
+ * entries) while appends go on; fn returning -1 stops with an error. */
+int aof_scan(aof *a, aof_exec_fn *fn, void *arg, char *err, size_t errlen);
 /* Bytes of the whole AOF (base + incr files). */
 long long aof_total_size(const aof *a);
 

@@ -96,6 +96,7 @@ static const option options[] = {
     {"cluster-batch-us", OPT_LL, F(cluster_batch_us), 0, 100000, OPT_RUNTIME, NULL},
     {"cluster-heartbeat-ms", OPT_LL, F(cluster_heartbeat_ms), 1, 10000, OPT_RUNTIME, NULL},
     {"cluster-election-timeout-ms", OPT_LL, F(cluster_election_timeout_ms), 10, 600000, OPT_RUNTIME, NULL},
+    {"cluster-log-max-memory", OPT_MEM, F(cluster_log_max_memory), 1 << 20, LLONG_MAX, OPT_RUNTIME, NULL},
     {"cluster-request-timeout-ms", OPT_LL, F(cluster_request_timeout_ms), 1, 3600000, OPT_RUNTIME, NULL},
 };
 #undef F
@@ -142,6 +143,7 @@ void config_defaults(pier_config *cfg) {
     atomic_init(&cfg->cluster_heartbeat_ms, 50);
     atomic_init(&cfg->cluster_election_timeout_ms, 500);
     atomic_init(&cfg->cluster_request_timeout_ms, 5000);
+    atomic_init(&cfg->cluster_log_max_memory, 256LL << 20);
     /* Redis's default: after 3600 s if 1 change, 300 s if 100, 60 s if 10000. */
     static const long long default_save[][2] = {{3600, 1}, {300, 100}, {60, 10000}};
     for (int i = 0; i < 3; i++) {

@@ -123,6 +123,7 @@ typedef struct pier_config {
     _Atomic long long cluster_heartbeat_ms;
     _Atomic long long cluster_election_timeout_ms; /* randomized in [t, 2t) */
     _Atomic long long cluster_request_timeout_ms;  /* no leader for this long: CLUSTERDOWN */
+    _Atomic long long cluster_log_max_memory;      /* in-memory log entries beyond this are trimmed */
 
     /* The command line, kept for a node that must restart itself from its
      * AOF (cluster.c); NULL-terminated, owned by main. */
