@@ -33,11 +33,16 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=build/asan/unit/%)
 DEB_PKGS := build-essential pkg-config liblz4-dev libzstd-dev \
             python3-pytest python3-redis python3-lz4 python3-zstandard \
             redis-tools redis-server \
-            clang libclang-rt-dev liburing-dev
+            clang libclang-rt-dev liburing-dev \
+            etcd-server etcd-client libnghttp2-dev
 
-.PHONY: all deps run test unit integration clean help asan libpier
+.PHONY: all deps run test unit integration fault soak clean help asan libpier
 
 all: build/pier-server build/pier-bench libpier  ## build the release server and tools (build/)
+
+# etcd's gRPC load client for bench/compare-etcd.sh (etcd ships no benchmark in Debian).
+build/etcd-bench: bench/etcd-bench.c build/rel/src/lib/histogram.o
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(LDLIBS) -lnghttp2
 
 help:  ## list the targets
 	@echo "pier make targets:"
@@ -59,9 +64,10 @@ run: deps all  ## build and start pier-server on 127.0.0.1:$(PORT) (foreground)
 test: deps asan  ## build with ASan+UBSan and run every test (unit + integration)
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory fault
 	@$(MAKE) --no-print-directory fuzz-regress
 
-asan: build/asan/pier-server $(UNIT_BINS) build/asan/test-libpier-e2e
+asan: build/asan/pier-server $(UNIT_BINS) build/asan/test-libpier-e2e build/asan/test-libpier-cluster-e2e
 
 unit: $(UNIT_BINS)  ## run the C unit tests (sanitizer build)
 	@pass=0; fail=0; for t in $(UNIT_BINS); do \
@@ -70,9 +76,18 @@ unit: $(UNIT_BINS)  ## run the C unit tests (sanitizer build)
 
 # The release build too: the used_memory-accuracy and RSS tests need the
 # real allocator (the sanitizers replace malloc and inflate RSS).
-integration: build/asan/pier-server build/pier-server build/asan/test-libpier-e2e  ## run the pytest integration tests
+integration: build/asan/pier-server build/pier-server build/asan/test-libpier-e2e build/asan/test-libpier-cluster-e2e  ## run the pytest integration tests
 	PIER_SERVER=$(CURDIR)/build/asan/pier-server PIER_RELEASE_SERVER=$(CURDIR)/build/pier-server \
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+# Cluster fault tests (tests/fault): node processes killed, paused and
+# partitioned under load; histories checked for linearizability and the
+# session guarantees.
+fault: build/asan/pier-server  ## run the cluster fault tests (sanitizer build, ~3 min)
+	PIER_SERVER=$(CURDIR)/build/asan/pier-server $(PYTHON) -m pytest -q -p no:cacheprovider tests/fault
+
+soak: build/pier-server  ## run the long cluster fault runs too (release build; PIER_SOAK_SECONDS per run)
+	PIER_SERVER=$(CURDIR)/build/pier-server PIER_SOAK=1 $(PYTHON) -m pytest -q -p no:cacheprovider tests/fault
 
 build/pier-server: $(REL_OBJ) build/rel/$(SRC_MAIN:.c=.o)
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(LDLIBS)
@@ -109,6 +124,11 @@ build/asan/unit/test_libpier_%: tests/unit/test_libpier_%.c $(ASAN_OBJ) build/as
 	@$(CC) $(ASAN_CFLAGS) -Iclient -o $@ $< $(ASAN_OBJ) build/asan/libpier.a $(LDLIBS)
 
 # End-to-end publisher/subscriber program of tests/integration/test_libpier.py.
+# End-to-end program of tests/integration/test_libpier_cluster.py (libpier's CURP cluster client).
+build/asan/test-libpier-cluster-e2e: tests/integration/libpier_cluster_e2e.c build/asan/libpier.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -Iclient -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+
 build/asan/test-libpier-e2e: tests/integration/libpier_e2e.c build/asan/libpier.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_CFLAGS) -Iclient -o $@ $(filter %.c %.a,$^) $(LDLIBS)

@@ -1,7 +1,10 @@
 /* pier.h - libpier, the C client library of pier. The one public header.
  *
- * Three parts:
+ * Four parts:
  *   - KV over RESP: a small blocking client for GET/SET/DEL/INCR.
+ *   - Cluster: GET/SET/DEL/INCR against a pier cluster, strong ones over
+ *     CURP (1 round trip when the witnesses accept), weak ones on the
+ *     home node.
  *   - Publisher: appends messages to a stream (a "topic") over the binary
  *     batch protocol (docs/PROTOCOL.md, version 1), batching, compressing
  *     and striping them over several connections and nodes.
@@ -17,8 +20,8 @@
  *
  * Thread-safety: a pier_publisher may be used by any number of threads at
  * once (pier_publish, pier_flush, pier_publisher_stats); pier_publisher_close
- * must be called once, after the other threads stopped using it. A pier_kv
- * and a pier_subscriber belong to one thread at a time.
+ * must be called once, after the other threads stopped using it. A pier_kv,
+ * a pier_cluster and a pier_subscriber belong to one thread at a time.
  *
  * Link: build/libpier.a plus `pkg-config --libs liblz4 libzstd` and
  * -pthread. */
@@ -73,6 +76,66 @@ int pier_kv_del(pier_kv *kv, const char *key, long long *deleted);
 int pier_kv_incr(pier_kv *kv, const char *key, long long *result);
 /* Close the connection and free kv (NULL is ignored). */
 void pier_kv_close(pier_kv *kv);
+
+/* ------------------------------------------------------------- cluster */
+
+/* A client of a pier cluster (3 or 5 nodes) that speaks CURP itself
+ * (PIER.EXEC / PIER.RECORD / PIER.SYNC, docs/PROTOCOL.md): a strong write
+ * goes to the leader and, in parallel, as a record to every other node's
+ * witness, and completes in one round trip when a super-quorum of
+ * witnesses (f + ceil(f/2) of the 2f others) accepted it at the leader's
+ * term; otherwise one PIER.SYNC to the leader completes it (2 round
+ * trips). Each request carries the client id (64 random bits) and a
+ * sequence number kept across retries, so a retry after a failover is
+ * applied at most once.
+ *
+ * Failover: a NOTLEADER redirect is followed; a leader that fails or does
+ * not answer within the request timeout (1 s) is re-discovered through
+ * INFO cluster on every node, and the request is retried until the
+ * deadline (5 s), then PIER_E_TIMEOUT. A write that failed that way may
+ * or may not have been applied (exactly once if it was).
+ *
+ * Weak ops go to the home node on a connection in PIER.CONSISTENCY WEAK
+ * (the session: read-your-writes and monotonic reads on that connection).
+ * If that connection breaks, the call fails and the next one opens a new
+ * connection, which is a new session.
+ *
+ * A pier_cluster belongs to one thread at a time. */
+typedef struct pier_cluster pier_cluster;
+
+/* nodes: "host:port,host:port,..." (every member, 1..16); home: index in
+ * that list of the node weak ops go to (the nearest replica); password
+ * may be NULL. PIER_E_CONNECT when no node answers INFO cluster. */
+int pier_cluster_connect(pier_cluster **out, const char *nodes, int home, const char *password);
+/* Per-request timeout (default 1000 ms: a node silent that long counts as
+ * a reject, a leader as failed) and overall deadline of a strong op
+ * including failovers (default 5000 ms). 0 leaves a value unchanged. */
+int pier_cluster_set_timeouts(pier_cluster *c, unsigned request_ms, unsigned deadline_ms);
+/* Strong (linearizable) ops. Values as in the KV part: *val is malloc'd
+ * (NUL after *len bytes), the caller frees it; PIER_E_NOT_FOUND when the
+ * key is absent; a command error (INCR of a non-number) is PIER_E_SERVER. */
+int pier_cluster_set(pier_cluster *c, const char *key, const void *val, size_t len);
+int pier_cluster_get(pier_cluster *c, const char *key, char **val, size_t *len);
+int pier_cluster_incr(pier_cluster *c, const char *key, long long *result);
+int pier_cluster_del(pier_cluster *c, const char *key, long long *deleted);
+/* Weak (session) ops on the home node: answered by that node alone. */
+int pier_cluster_weak_set(pier_cluster *c, const char *key, const void *val, size_t len);
+int pier_cluster_weak_get(pier_cluster *c, const char *key, char **val, size_t *len);
+
+typedef struct pier_cluster_stats {
+    uint64_t fast;       /* strong writes complete in 1 RTT (super-quorum of records, or
+                            nothing to sync: index 0) */
+    uint64_t slow;       /* strong writes that needed the commit (PIER.SYNC, or the leader
+                            answered synced=1 for a new entry: a conflict) */
+    uint64_t retries;    /* requests sent again (redirect, failover, LOST, TRYAGAIN) */
+    uint64_t failovers;  /* times the client moved to a different leader */
+} pier_cluster_stats;
+
+void pier_cluster_stats_get(pier_cluster *c, pier_cluster_stats *st);
+/* Index in the node list of the leader the client uses (-1: unknown). */
+int pier_cluster_leader(pier_cluster *c);
+/* Close every connection and free c (NULL is ignored). */
+void pier_cluster_close(pier_cluster *c);
 
 /* ----------------------------------------------------------- publisher */
 

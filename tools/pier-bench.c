@@ -19,12 +19,13 @@
  *                      [--pendings n] [--reqs n | --duration s] [--weak-ratio f]
  *                      [--writes f] [--weak-writes f] [--keyspace n] [--zipf s]
  *                      [--conflicts pct] [--value-size n] [--server-pids p,...]
- *                      [--no-consistency] [--json] [-q]
+ *                      [--no-consistency] [--direct] [--json] [-q]
  *
  * `pier-bench cluster` (at the end) is the origin system's (CURP-HO)
  * hybrid benchmark: strong and weak ops from client sessions bound to
  * their nearest node, latency per class, and the fast-path share from
- * INFO cluster. It runs against a single node or redis-server too.
+ * INFO cluster. It runs against a single node or redis-server too;
+ * --direct sends strong ops through libpier's CURP client instead.
  *
  * With --server-pid the server's CPU time (utime + stime from
  * /proc/PID/stat) over the measured window is reported per request: the
@@ -1039,7 +1040,7 @@ static int run_log(int argc, char **argv) {
  *                      [--reqs n | --duration s] [--weak-ratio f] [--writes f]
  *                      [--weak-writes f] [--keyspace n] [--zipf s] [--conflicts pct]
  *                      [--value-size n] [--server-pids p,...] [--no-consistency]
- *                      [--json] [-q]
+ *                      [--direct] [--json] [-q]
  *
  * The hybrid-consistency benchmark of the origin system (CURP-HO), over
  * RESP. A client session is bound to one node, its "nearest replica"
@@ -1063,7 +1064,17 @@ static int run_log(int argc, char **argv) {
  *
  * The fast-path share is sum(cluster_fast_path) / sum(fast + slow) over
  * the INFO cluster deltas of every node (before vs after the run); n/a
- * when the nodes have no such fields (a single node, redis-server). */
+ * when the nodes have no such fields (a single node, redis-server).
+ *
+ * --direct: each client session is a pier_cluster of libpier (client/
+ * cluster.c) with its home node as the nearest replica. Strong ops go
+ * from the client itself to the leader (PIER.EXEC) and the witnesses
+ * (PIER.RECORD) in one round trip, PIER.SYNC when the witnesses did not
+ * all accept; weak ops go to the home node's weak session. That client is
+ * blocking, so this mode runs one thread per session with one op in
+ * flight (--threads and --pendings do not apply): a closed loop of
+ * --clients ops in flight. The nodes do not count direct strong writes in
+ * cluster_fast_path; the client's own counts are reported instead. */
 
 #define CL_MAX_NODES 16
 #define CL_MAX_PIDS 64
@@ -1088,6 +1099,7 @@ typedef struct cl_options {
     int server_pids[CL_MAX_PIDS];
     int npids;
     int json, quiet, no_consistency;
+    int direct;                /* strong and weak ops through libpier's pier_cluster */
 } cl_options;
 
 /* Zipf over ranks 1..n with exponent s > 0: rejection-inversion sampling
@@ -1180,6 +1192,7 @@ typedef struct cl_worker {
     _Atomic uint64_t done;     /* replies (read by the progress line) */
     _Atomic int failed;
     char first_err[160];
+    pier_cluster *pc;          /* --direct: this session's client */
 } cl_worker;
 
 static _Atomic int cl_stop;    /* --duration elapsed, or a thread failed */
@@ -1239,6 +1252,12 @@ static void cl_usage(void) {
            "  --value-size n      SET value bytes (100)\n"
            "  --server-pids p,... report the servers' total CPU microseconds per op\n"
            "  --no-consistency    skip PIER.CONSISTENCY (servers without it, e.g. redis)\n"
+           "  --direct            strong ops through libpier's CURP client (PIER.EXEC to\n"
+           "                      the leader + PIER.RECORD to the witnesses, 1 RTT when\n"
+           "                      they accept), weak ops on its home-node session; one\n"
+           "                      thread per client session, 1 op in flight each\n"
+           "                      (--threads, --pendings ignored; --reqs is per session);\n"
+           "                      fast/slow counts from the client's own stats\n"
            "  --json              one JSON object\n"
            "  -q                  no progress lines\n");
 }
@@ -1267,7 +1286,8 @@ static void cl_parse(int argc, char **argv, cl_options *o) {
         {"zipf", required_argument, 0, 'z'},        {"conflicts", required_argument, 0, 'C'},
         {"value-size", required_argument, 0, 'd'},  {"server-pids", required_argument, 0, 'S'},
         {"no-consistency", no_argument, 0, 'X'},    {"json", no_argument, 0, 'J'},
-        {"help", no_argument, 0, 'H'},              {0, 0, 0, 0}};
+        {"direct", no_argument, 0, 'R'},            {"help", no_argument, 0, 'H'},
+        {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "q", longopts, NULL)) != -1) {
         switch (ch) {
@@ -1286,6 +1306,7 @@ static void cl_parse(int argc, char **argv, cl_options *o) {
         case 'd': o->value_size = atoi(optarg); break;
         case 'S': cl_parse_pids(o, optarg); break;
         case 'X': o->no_consistency = 1; break;
+        case 'R': o->direct = 1; break;
         case 'J': o->json = 1; break;
         case 'q': o->quiet = 1; break;
         case 'H': cl_usage(); exit(0);
@@ -1297,6 +1318,11 @@ static void cl_parse(int argc, char **argv, cl_options *o) {
         o->keyspace >= (long long)CL_HOT_KEY || o->zipf_s < 0 || o->conflicts < 0 ||
         o->conflicts > 100 || o->value_size < 0 || (o->reqs <= 0 && o->duration_s <= 0))
         die("bad option value (see pier-bench cluster --help)");
+    if (o->direct && o->no_consistency) die("--direct needs a pier cluster (no --no-consistency)");
+    if (o->direct) { /* one blocking session per thread, one op in flight */
+        o->threads = o->clients;
+        o->pendings = 1;
+    }
     if (o->threads > o->clients) o->threads = o->clients;
 }
 
@@ -1363,10 +1389,10 @@ static char *cl_command(int fd, const char *req, size_t len) {
 }
 
 /* The counters of INFO cluster the summary uses. */
-enum { CI_FAST, CI_SLOW, CI_WEAK_READS, CI_WEAK_WRITES, CI_FORWARDED, CI_N };
+enum { CI_FAST, CI_SLOW, CI_WEAK_READS, CI_WEAK_WRITES, CI_FORWARDED, CI_LEADER, CI_N };
 static const char *const cl_info_names[CI_N] = {"cluster_fast_path", "cluster_slow_path",
                                                 "cluster_weak_reads", "cluster_weak_writes",
-                                                "cluster_forwarded"};
+                                                "cluster_forwarded", "cluster_leader_writes"};
 
 typedef struct cl_info {
     int ok;        /* INFO answered */
@@ -1470,7 +1496,8 @@ static void cl_setup(const cl_options *o, cl_worker *ws) {
 
 static void cl_teardown(const cl_options *o, cl_worker *ws) {
     for (int t = 0; t < o->threads; t++) {
-        for (int j = 0; j < ws[t].nclients; j++)
+        pier_cluster_close(ws[t].pc);
+        for (int j = 0; j < ws[t].nclients && !o->direct; j++)
             for (int k = 0; k < 2; k++) {
                 cl_conn *c = &ws[t].clients[j].c[k];
                 close(c->fd);
@@ -1480,7 +1507,7 @@ static void cl_teardown(const cl_options *o, cl_worker *ws) {
             }
         free(ws[t].clients);
         free(ws[t].dirty);
-        close(ws[t].epfd);
+        if (ws[t].epfd >= 0) close(ws[t].epfd);
     }
 }
 
@@ -1657,6 +1684,95 @@ static void *cl_worker_main(void *arg) {
     return NULL;
 }
 
+/* --- --direct: a thread per session, each with libpier's CURP client --- */
+
+static char *cl_value; /* the --value-size bytes every SET sends, shared */
+
+/* --nodes as "host:port,..." for pier_cluster_connect (malloc'd). */
+static char *cl_nodes_list(const cl_options *o) {
+    size_t cap = (size_t)o->node_count * (sizeof o->nodes[0].host + 8), n = 0;
+    char *list = xmalloc(cap);
+    list[0] = 0;
+    for (int i = 0; i < o->node_count; i++)
+        n += (size_t)snprintf(list + n, cap - n, "%s%s:%d", i ? "," : "", o->nodes[i].host,
+                              o->nodes[i].port);
+    return list;
+}
+
+/* Session g (one per thread) gets its client, home node g mod nodes as in
+ * the RESP mode. */
+static void cl_setup_direct(const cl_options *o, cl_worker *ws) {
+    char *list = cl_nodes_list(o);
+    for (int g = 0; g < o->clients; g++) {
+        cl_worker *w = &ws[g];
+        w->o = o;
+        w->left = o->reqs;
+        w->epfd = -1;
+        for (int k = 0; k < 2; k++) hist_init(&w->cls[k].hist);
+        w->nclients = 1;
+        w->clients = calloc(1, sizeof *w->clients);
+        if (!w->clients) die("out of memory");
+        w->clients->rng = 0x9E3779B97F4A7C15ull * (uint64_t)(g + 1) ^ 0xD1B54A32D192ED03ull;
+        int rc = pier_cluster_connect(&w->pc, list, g % o->node_count, NULL);
+        if (rc) {
+            fprintf(stderr, "pier-bench: session %d: %s (%s)\n", g, pier_strerror(rc),
+                    pier_last_error());
+            exit(1);
+        }
+    }
+    free(list);
+}
+
+/* One op through the client; a GET of a missing key is an answer too. */
+static int cl_direct_op(cl_worker *w, int weak, int write, const char *key) {
+    size_t vlen = (size_t)w->o->value_size;
+    if (write)
+        return weak ? pier_cluster_weak_set(w->pc, key, cl_value, vlen)
+                    : pier_cluster_set(w->pc, key, cl_value, vlen);
+    char *v = NULL;
+    size_t len;
+    int rc = weak ? pier_cluster_weak_get(w->pc, key, &v, &len)
+                  : pier_cluster_get(w->pc, key, &v, &len);
+    if (rc == PIER_OK) free(v);
+    return rc == PIER_E_NOT_FOUND ? PIER_OK : rc;
+}
+
+static void cl_direct_error(cl_worker *w, cl_class *k, int rc) {
+    k->errors++;
+    if (strstr(pier_last_error(), "CLUSTERDOWN")) k->clusterdown++;
+    if (!w->first_err[0])
+        snprintf(w->first_err, sizeof w->first_err, "%s: %.120s", pier_strerror(rc),
+                 pier_last_error());
+}
+
+/* Closed loop of one session: the same op mix and key choice as cl_issue,
+ * latency from the call to its return (every round trip of the op). */
+static void *cl_direct_main(void *arg) {
+    cl_worker *w = arg;
+    const cl_options *o = w->o;
+    cl_client *cl = w->clients;
+    char key[32];
+    while (!atomic_load_explicit(&cl_stop, memory_order_relaxed) && (o->reqs == 0 || w->left > 0)) {
+        int weak = unit(&cl->rng) < o->weak_ratio;
+        int write = unit(&cl->rng) < (weak ? o->weak_writes : o->writes);
+        snprintf(key, sizeof key, "key:%012lld", cl_key(o, &cl->rng));
+        cl_class *k = &w->cls[weak];
+        uint64_t t0 = now_ns();
+        int rc = cl_direct_op(w, weak, write, key);
+        if (rc == PIER_OK) {
+            hist_record(&k->hist, now_ns() - t0);
+            if (write) k->writes++;
+            else k->reads++;
+        } else {
+            cl_direct_error(w, k, rc);
+        }
+        w->left--;
+        atomic_store_explicit(&w->done, atomic_load_explicit(&w->done, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    }
+    return NULL;
+}
+
 /* --- output --- */
 
 typedef struct cl_result {
@@ -1665,18 +1781,22 @@ typedef struct cl_result {
     long long srv_cpu_us, cli_cpu_us; /* srv -1: not measured */
     cl_info before[CL_MAX_NODES], after[CL_MAX_NODES];
     long long fast, slow;             /* -1: n/a */
+    long long leader_writes;          /* strong writes sent to the leader itself: done at the commit */
+    pier_cluster_stats cst;           /* --direct: the clients' own counts, summed */
     int failed;
     char first_err[160];
 } cl_result;
 
 static void cl_fast_path(const cl_options *o, cl_result *r) {
     r->fast = r->slow = -1;
+    r->leader_writes = 0;
     for (int i = 0; i < o->node_count; i++) {
         const cl_info *a = &r->before[i], *b = &r->after[i];
         if (!a->has_paths || !b->has_paths) continue;
         if (r->fast < 0) r->fast = r->slow = 0;
         r->fast += b->v[CI_FAST] - a->v[CI_FAST];
         r->slow += b->v[CI_SLOW] - a->v[CI_SLOW];
+        r->leader_writes += b->v[CI_LEADER] - a->v[CI_LEADER];
     }
 }
 
@@ -1698,10 +1818,10 @@ static void cl_print_json(const cl_options *o, const cl_result *r, uint64_t ops,
         printf("%s\"%s:%d\"", i ? "," : "", o->nodes[i].host, o->nodes[i].port);
     printf("],\"clients\":%d,\"threads\":%d,\"pendings\":%d,\"weak_ratio\":%.4f,"
            "\"writes\":%.4f,\"weak_writes\":%.4f,\"keyspace\":%lld,\"zipf\":%.4f,"
-           "\"conflicts\":%.2f,\"value_size\":%d,\"consistency\":%s,",
+           "\"conflicts\":%.2f,\"value_size\":%d,\"consistency\":%s,\"direct\":%s,",
            o->clients, o->threads, o->pendings, o->weak_ratio, o->writes, o->weak_writes,
            o->keyspace, o->zipf_s, o->conflicts, o->value_size,
-           o->no_consistency ? "false" : "true");
+           o->no_consistency ? "false" : "true", o->direct ? "true" : "false");
     printf("\"ops\":%llu,\"errors\":%llu,\"seconds\":%.3f,\"ops_per_sec\":%.1f,",
            (unsigned long long)ops, (unsigned long long)errs, r->secs,
            r->secs > 0 ? (double)ops / r->secs : 0);
@@ -1715,6 +1835,18 @@ static void cl_print_json(const cl_options *o, const cl_result *r, uint64_t ops,
         printf(",\"fast_path\":0,\"slow_path\":0,\"fast_path_share\":null");
     else
         printf(",\"fast_path\":null,\"slow_path\":null,\"fast_path_share\":null");
+    const pier_cluster_stats *cs = &r->cst;
+    if (o->direct)
+        printf(",\"client_fast_path\":%llu,\"client_slow_path\":%llu,"
+               "\"client_fast_path_share\":%.4f,\"client_retries\":%llu,"
+               "\"client_failovers\":%llu",
+               (unsigned long long)cs->fast, (unsigned long long)cs->slow,
+               cs->fast + cs->slow ? (double)cs->fast / (double)(cs->fast + cs->slow) : 0,
+               (unsigned long long)cs->retries, (unsigned long long)cs->failovers);
+    else
+        printf(",\"client_fast_path\":null,\"client_slow_path\":null,"
+               "\"client_fast_path_share\":null,\"client_retries\":null,"
+               "\"client_failovers\":null");
     printf(",\"node_stats\":[");
     for (int i = 0; i < o->node_count; i++) {
         const cl_info *a = &r->before[i], *b = &r->after[i];
@@ -1757,10 +1889,13 @@ static void cl_print(const cl_options *o, const cl_result *r) {
         cl_print_json(o, r, ops, errs);
         return;
     }
-    printf("cluster: %llu ops (+%llu errors) in %.2f s, %d clients on %d node%s, %d threads,"
-           " pendings %d\n",
+    printf("cluster: %llu ops (+%llu errors) in %.2f s, %d clients on %d node%s, ",
            (unsigned long long)ops, (unsigned long long)errs, r->secs, o->clients, o->node_count,
-           o->node_count > 1 ? "s" : "", o->threads, o->pendings);
+           o->node_count > 1 ? "s" : "");
+    if (o->direct)
+        printf("direct (libpier CURP client: a thread and 1 op in flight per client)\n");
+    else
+        printf("%d threads, pendings %d\n", o->threads, o->pendings);
     printf("  workload  weak %.2f, strong writes %.2f, weak writes %.2f, keyspace %lld %s %g,"
            " conflicts %g%%, %d-byte values%s\n",
            o->weak_ratio, o->writes, o->weak_writes, o->keyspace,
@@ -1772,9 +1907,18 @@ static void cl_print(const cl_options *o, const cl_result *r) {
     printf("  errors    %llu (CLUSTERDOWN %llu)%s%s\n", (unsigned long long)errs,
            (unsigned long long)(r->cls[0].clusterdown + r->cls[1].clusterdown),
            r->first_err[0] ? "  first: " : "", r->first_err);
-    if (r->fast >= 0 && r->fast + r->slow > 0)
-        printf("  fast path %.1f%% (%lld fast, %lld slow)\n",
-               100.0 * (double)r->fast / (double)(r->fast + r->slow), r->fast, r->slow);
+    const pier_cluster_stats *cs = &r->cst;
+    if (o->direct) /* the nodes count only the writes they proxy, none here */
+        printf("  fast path %.1f%% (%llu fast, %llu slow; client stats: retries %llu,"
+               " failovers %llu)\n",
+               cs->fast + cs->slow ? 100.0 * (double)cs->fast / (double)(cs->fast + cs->slow) : 0,
+               (unsigned long long)cs->fast, (unsigned long long)cs->slow,
+               (unsigned long long)cs->retries, (unsigned long long)cs->failovers);
+    else if (r->fast >= 0 && r->fast + r->slow > 0)
+        printf("  fast path %.1f%% of the writes followers proxied (%lld fast, %lld slow);"
+               " %lld more sent to the leader completed at the commit\n",
+               100.0 * (double)r->fast / (double)(r->fast + r->slow), r->fast, r->slow,
+               r->leader_writes);
     else
         printf("  fast path n/a%s\n", r->fast >= 0 ? " (no strong writes counted)"
                                                    : " (no cluster_fast_path in INFO)");
@@ -1820,12 +1964,16 @@ static int run_cluster(int argc, char **argv) {
     cl_worker *ws = calloc((size_t)o.threads, sizeof *ws);
     cl_result *r = calloc(1, sizeof *r);
     if (!ws || !r) die("out of memory");
-    cl_setup(&o, ws);
+    cl_value = xmalloc((size_t)o.value_size + 1);
+    memset(cl_value, 'x', (size_t)o.value_size);
+    if (o.direct) cl_setup_direct(&o, ws);
+    else cl_setup(&o, ws);
     for (int i = 0; i < o.node_count; i++) cl_read_info(&o.nodes[i], &r->before[i]);
 
     long long srv0 = cl_servers_cpu(&o), cli0 = self_cpu_us();
     uint64_t t0 = now_ns();
-    for (int t = 0; t < o.threads; t++) pthread_create(&ws[t].tid, NULL, cl_worker_main, &ws[t]);
+    for (int t = 0; t < o.threads; t++)
+        pthread_create(&ws[t].tid, NULL, o.direct ? cl_direct_main : cl_worker_main, &ws[t]);
     uint64_t total = (uint64_t)o.reqs * (uint64_t)o.threads, last = 0;
     for (int sec = 1;; sec++) {
         uint64_t target = t0 + (uint64_t)sec * 1000000000ull;
@@ -1862,6 +2010,14 @@ static int run_cluster(int argc, char **argv) {
             d->clusterdown += s->clusterdown;
         }
         r->failed |= atomic_load(&ws[t].failed);
+        if (ws[t].pc) {
+            pier_cluster_stats cs;
+            pier_cluster_stats_get(ws[t].pc, &cs);
+            r->cst.fast += cs.fast;
+            r->cst.slow += cs.slow;
+            r->cst.retries += cs.retries;
+            r->cst.failovers += cs.failovers;
+        }
         if (!r->first_err[0] && ws[t].first_err[0])
             memcpy(r->first_err, ws[t].first_err, sizeof r->first_err);
     }
@@ -1872,6 +2028,7 @@ static int run_cluster(int argc, char **argv) {
     free(r);
     free(tpl.set);
     free(tpl.get);
+    free(cl_value);
     return rc;
 }
 

@@ -649,6 +649,10 @@ static void process_syncs(cluster *cl, int64_t now) {
 }
 
 static void direct_sync(cluster *cl, cl_req *r) {
+    if (redirect(cl, r)) { /* only the leader's commit index is current */
+        req_free(r);
+        return;
+    }
     r->next = cl->sync_waits;
     cl->sync_waits = r;
     process_syncs(cl, cl_now_us());
