@@ -139,7 +139,7 @@ void config_defaults(pier_config *cfg) {
     atomic_init(&cfg->appendfsync, CFG_FSYNC_EVERYSEC);
     atomic_init(&cfg->auto_aof_rewrite_percentage, 100);
     atomic_init(&cfg->auto_aof_rewrite_min_size, 64LL * 1024 * 1024);
-    atomic_init(&cfg->cluster_batch_us, 50);
+    atomic_init(&cfg->cluster_batch_us, 0);
     atomic_init(&cfg->cluster_heartbeat_ms, 50);
     atomic_init(&cfg->cluster_election_timeout_ms, 500);
     atomic_init(&cfg->cluster_request_timeout_ms, 5000);
