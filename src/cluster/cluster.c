@@ -242,6 +242,7 @@ static void on_link(void *arg, int peer, int up) {
     atomic_fetch_add(&cl->peers_connected, up ? 1 : -1);
     log_verbose("cluster: link to node %d %s", peer, up ? "up" : "down");
     int idx = cl_node_idx(cl, peer);
+    if (!up && peer == atomic_load(&cl->leader_id)) cl_on_leader_link_down(cl);
     if (up && idx >= 0 && atomic_load(&cl->role) == ROLE_LEADER) {
         /* a peer that restarted: probe from the end, the reply's hint
          * walks back */

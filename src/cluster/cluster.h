@@ -37,7 +37,10 @@ enum {
 
 /* A completion, handed to the host's deliver callback on the cluster
  * thread; the receiver frees it with free(). */
-enum { CDONE_REPLY = 0, CDONE_WEAK_INDEX = 1 };
+/* CDONE_WEAK_DONE: a weak write is committed at index, so the session may
+ * forget it once this node has applied that far (index 0: given up after
+ * cluster-request-timeout-ms without a leader). */
+enum { CDONE_REPLY = 0, CDONE_WEAK_DONE = 1 };
 typedef struct cluster_done {
     struct cluster_done *next;  /* for the receiver's queues */
     void *client;               /* as passed to cluster_submit */

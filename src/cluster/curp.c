@@ -311,7 +311,11 @@ static void send_forward_resp(cluster *cl, int to, uint64_t req_id, int status, 
 }
 
 static void complete_wait(cluster *cl, cl_wait *w) {
-    if (w->req) {
+    if (w->req && w->req->kind == CREQ_WEAK_WRITE) {
+        /* answered long ago: tell the session it is committed */
+        deliver(cl, w->req, CDONE_WEAK_DONE, w->index, NULL, 0);
+        req_free(w->req);
+    } else if (w->req) {
         deliver(cl, w->req, CDONE_REPLY, w->index, w->result, w->result_len);
         req_free(w->req);
     } else {
@@ -341,14 +345,6 @@ static void process_waits(cluster *cl) {
 static void serve_local(cluster *cl, cl_req *r) {
     exec_result x;
     leader_exec(cl, r, &x);
-    if (r->kind == CREQ_WEAK_WRITE) {
-        /* answered already; the session needs the index to know when its
-         * write became visible */
-        deliver(cl, r, CDONE_WEAK_INDEX, x.index, NULL, 0);
-        free(x.bytes);
-        req_free(r);
-        return;
-    }
     cl_wait *w = calloc(1, sizeof *w);
     if (!w) abort();
     /* Its own clients' writes leave at the commit: the witnesses would
@@ -404,11 +400,20 @@ static void park(cluster *cl, cl_req *r) {
 }
 
 static void inflight_remove(cluster *cl, cl_req *r) {
-    for (cl_req **p = &cl->inflight; *p; p = &(*p)->next)
+    cl_req *prev = NULL;
+    for (cl_req **p = &cl->inflight; *p; prev = *p, p = &(*p)->next)
         if (*p == r) {
             *p = r->next;
+            if (cl->inflight_tail == r) cl->inflight_tail = prev;
             return;
         }
+}
+
+static void inflight_add(cluster *cl, cl_req *r) {
+    r->next = NULL;
+    if (cl->inflight_tail) cl->inflight_tail->next = r;
+    else cl->inflight = r;
+    cl->inflight_tail = r;
 }
 
 static cl_req *inflight_find(cluster *cl, uint64_t req_id) {
@@ -434,8 +439,16 @@ static int witnessed(const cl_req *r) {
     return r->kind == CREQ_STRONG && r->is_write && r->nkeys > 0 && r->nkeys <= WITNESS_MAX_KEYS;
 }
 
+static void park(cluster *cl, cl_req *r);
+
 static void proxy_send(cluster *cl, cl_req *r) {
     int leader = atomic_load(&cl->leader_id);
+    if (!bus_connected(cl->bus, leader)) {
+        /* a message to a dead link would be lost and the next one, on the
+         * new link, overtake it: wait, in order, for the link */
+        park(cl, r);
+        return;
+    }
     r->req_id = ++cl->next_req_id;
     r->term = cl->term;
     r->leader_replied = r->synced = r->accepts = r->rejects = 0;
@@ -456,8 +469,7 @@ static void proxy_send(cluster *cl, cl_req *r) {
     }
     wb_free(&w);
     atomic_fetch_add(&cl->n_forwarded, 1);
-    r->next = cl->inflight;
-    cl->inflight = r;
+    inflight_add(cl, r);
 }
 
 /* Does the committed entry at index hold this request? */
@@ -484,12 +496,14 @@ static void proxy_finish(cluster *cl, cl_req *r, int fast) {
 static void proxy_check(cluster *cl, cl_req *r) {
     if (!r->leader_replied) return;
     if (r->kind == CREQ_WEAK_WRITE) {
-        if (!r->done) {
-            r->done = 1;
-            deliver(cl, r, CDONE_WEAK_INDEX, r->index, NULL, 0);
-        }
-        /* kept until committed, to resend after a leader change */
-        if (r->index && atomic_load(&cl->commit) >= r->index && entry_is(cl, r->index, r)) {
+        /* kept until committed (resent after a leader change); the session
+         * forgets it only then: an index from a deposed leader may never
+         * hold it */
+        /* synced: the leader answered once committed (a duplicate, whose
+         * own index it no longer knows, is committed at or before it) */
+        uint64_t commit = atomic_load(&cl->commit);
+        if (r->index && commit >= r->index && (r->synced || entry_is(cl, r->index, r))) {
+            if (!r->done) deliver(cl, r, CDONE_WEAK_DONE, r->index, NULL, 0);
             inflight_remove(cl, r);
             req_free(r);
         }
@@ -668,7 +682,10 @@ static void process_request(cluster *cl, cl_req *r) {
     default: break;
     }
     int role = atomic_load(&cl->role);
-    if (role == ROLE_LEADER && atomic_load(&cl->serving)) serve_local(cl, r);
+    /* Behind parked requests, a request waits its turn: a session's
+     * requests reach the leader in the order it sent them. */
+    if (cl->parked_head) park(cl, r);
+    else if (role == ROLE_LEADER && atomic_load(&cl->serving)) serve_local(cl, r);
     else if (role == ROLE_FOLLOWER && atomic_load(&cl->leader_id) > 0) proxy_send(cl, r);
     else park(cl, r);
 }
@@ -737,11 +754,15 @@ void cl_on_forward(cluster *cl, int from, const uint8_t *p, size_t n) {
         req_free(r);
         return;
     }
-    if (!atomic_load(&cl->serving)) {
-        /* recovering: the proxy resends once this node serves (it learns
-         * that from the next heartbeat); dropping is simplest and safe */
-        send_forward_resp(cl, from, req_id, FWD_NOT_LEADER, 0, 0, "", 0);
-        req_free(r);
+    if (!atomic_load(&cl->serving) || cl->fwd_parked_head) {
+        /* recovering: queued in arrival order (a proxy's requests must
+         * run in the order it sent them), served once recovery is done */
+        r->from_node = from;
+        r->req_id = req_id;
+        r->next = NULL;
+        if (cl->fwd_parked_tail) cl->fwd_parked_tail->next = r;
+        else cl->fwd_parked_head = r;
+        cl->fwd_parked_tail = r;
         return;
     }
     serve_forwarded(cl, r, from, req_id);
@@ -894,6 +915,13 @@ static void finish_recovery(cluster *cl) {
     log_info("cluster: node %d serves as leader of term %llu (%zu witness records replayed)",
              cl->self_id, (unsigned long long)cl->term, replayed);
     unpark(cl);
+    cl_req *f = cl->fwd_parked_head;
+    cl->fwd_parked_head = cl->fwd_parked_tail = NULL;
+    while (f) {
+        cl_req *next = f->next;
+        serve_forwarded(cl, f, f->from_node, f->req_id);
+        f = next;
+    }
 }
 
 static void check_recovery(cluster *cl) {
@@ -1003,25 +1031,14 @@ void cl_on_commit_advanced(cluster *cl) {
     }
 }
 
-void cl_on_leader_changed(cluster *cl) {
-    int role = atomic_load(&cl->role);
-    /* A deposed leader's held replies: forwarded ones are dropped (their
-     * proxies resend), its own clients' requests go through the proxy
-     * path to the new leader (the exactly-once table answers them if
-     * their entries survived). */
-    if (role != ROLE_LEADER) {
-        while (cl->waits_head) {
-            cl_wait *w = cl->waits_head;
-            cl->waits_head = w->next;
-            if (w->req) park(cl, w->req);
-            free(w->result);
-            free(w);
-        }
-        cl->waits_tail = NULL;
-    }
-    /* Proxied requests start over with the new leader (same cid/seq). */
+/* Put the proxied requests back, in the order first sent, ahead of those
+ * parked since (extra are the deposed leader's own, older still). */
+static void requeue_inflight(cluster *cl, cl_req *extra_head, cl_req *extra_tail) {
+    cl_req *old_head = cl->parked_head, *old_tail = cl->parked_tail;
+    cl->parked_head = extra_head;
+    cl->parked_tail = extra_tail;
     cl_req *r = cl->inflight;
-    cl->inflight = NULL;
+    cl->inflight = cl->inflight_tail = NULL;
     while (r) {
         cl_req *next = r->next;
         free(r->result);
@@ -1030,6 +1047,46 @@ void cl_on_leader_changed(cluster *cl) {
         park(cl, r);
         r = next;
     }
+    if (old_head) {
+        if (cl->parked_tail) cl->parked_tail->next = old_head;
+        else cl->parked_head = old_head;
+        cl->parked_tail = old_tail;
+    }
+}
+
+void cl_on_leader_link_down(cluster *cl) { requeue_inflight(cl, NULL, NULL); }
+
+void cl_on_leader_changed(cluster *cl) {
+    int role = atomic_load(&cl->role);
+    /* A deposed leader's held replies: forwarded ones are dropped (their
+     * proxies resend), its own clients' requests go through the proxy
+     * path to the new leader (the exactly-once table answers them if
+     * their entries survived). */
+    cl_req *own_head = NULL, *own_tail = NULL;
+    if (role != ROLE_LEADER) {
+        while (cl->waits_head) {
+            cl_wait *w = cl->waits_head;
+            cl->waits_head = w->next;
+            if (w->req) {
+                w->req->next = NULL;
+                if (own_tail) own_tail->next = w->req;
+                else own_head = w->req;
+                own_tail = w->req;
+            }
+            free(w->result);
+            free(w);
+        }
+        cl->waits_tail = NULL;
+        /* forwarded requests queued while recovering: their proxies resend */
+        while (cl->fwd_parked_head) {
+            cl_req *f = cl->fwd_parked_head;
+            cl->fwd_parked_head = f->next;
+            req_free(f);
+        }
+        cl->fwd_parked_tail = NULL;
+    }
+    /* Proxied requests start over with the new leader (same cid/seq). */
+    requeue_inflight(cl, own_head, own_tail);
     if (role == ROLE_FOLLOWER && atomic_load(&cl->leader_id) > 0) unpark(cl);
 }
 
@@ -1062,7 +1119,7 @@ void cl_curp_tick(cluster *cl) {
             continue;
         }
         if (r->deadline_us && now > r->deadline_us && !r->done) {
-            deliver(cl, r, CDONE_WEAK_INDEX, 0, NULL, 0);
+            deliver(cl, r, CDONE_WEAK_DONE, 0, NULL, 0);
             r->done = 1;
             r->client = NULL;
         }
@@ -1074,7 +1131,7 @@ void cl_curp_tick(cluster *cl) {
         if (!r->deadline_us || now <= r->deadline_us) continue;
         if (r->kind == CREQ_WEAK_WRITE) {
             /* release the connection; the write is still resent */
-            if (!r->done) deliver(cl, r, CDONE_WEAK_INDEX, 0, NULL, 0);
+            if (!r->done) deliver(cl, r, CDONE_WEAK_DONE, 0, NULL, 0);
             r->done = 1;
             r->client = NULL;
             continue;
@@ -1104,6 +1161,7 @@ void cl_curp_free(cluster *cl) {
     free_req_list(cl->submit_head);
     free_req_list(cl->parked_head);
     free_req_list(cl->inflight);
+    free_req_list(cl->fwd_parked_head);
     free_req_list(cl->sync_waits);
     while (cl->waits_head) {
         cl_wait *w = cl->waits_head;

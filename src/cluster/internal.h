@@ -84,6 +84,7 @@ typedef struct cl_req {
     int64_t deadline_us;
     int done;
     uint64_t aux;          /* CREQ_DIRECT_RECORD: term; CREQ_DIRECT_SYNC: index */
+    int from_node;         /* a forwarded request on the leader: the proxy */
 } cl_req;
 
 /* A reply held until the commit index reaches `index` (and, for reads,
@@ -179,7 +180,8 @@ struct cluster {
     pthread_mutex_t submit_lock;
     cl_req *submit_head, *submit_tail;  /* from loop threads (submit_lock) */
     cl_req *parked_head, *parked_tail;  /* waiting for a serving leader */
-    cl_req *inflight;                   /* proxy: sent to the leader */
+    cl_req *inflight, *inflight_tail;   /* proxy: sent to the leader, in send order */
+    cl_req *fwd_parked_head, *fwd_parked_tail; /* leader: forwarded while recovering */
     cl_wait *waits_head, *waits_tail;   /* leader: replies held for the commit */
     cl_req *sync_waits;                 /* PIER.SYNC requests waiting for the commit */
     uint64_t next_req_id;
@@ -228,6 +230,8 @@ void cl_curp_free(cluster *cl);
 void cl_drain_submissions(cluster *cl);
 void cl_on_commit_advanced(cluster *cl);
 void cl_on_leader_changed(cluster *cl);
+/* The link to the leader dropped: what was sent on it may be lost. */
+void cl_on_leader_link_down(cluster *cl);
 void cl_on_forward(cluster *cl, int from, const uint8_t *p, size_t n);
 void cl_on_forward_resp(cluster *cl, int from, const uint8_t *p, size_t n);
 void cl_on_record(cluster *cl, int from, const uint8_t *p, size_t n);

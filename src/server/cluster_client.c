@@ -22,7 +22,8 @@ typedef struct slot {
 /* A weak write of this session not yet visible on this node. */
 typedef struct pending_write {
     uint64_t seq;       /* the request's sequence number */
-    uint64_t index;     /* its log index once the leader told (0: not yet) */
+    uint64_t index;     /* the log index it committed at (once committed) */
+    int committed;      /* the cluster confirmed index holds it */
     int lost;           /* timed out before a leader took it */
     uint64_t key_hash;
     char *key, *val;
@@ -39,6 +40,8 @@ typedef struct cl_conn {
     pending_write *pw;
     size_t npw, pw_cap;
 } cl_conn;
+
+static void unhold(client *c);
 
 static void *xcalloc(size_t n, size_t sz) {
     void *p = calloc(n ? n : 1, sz);
@@ -113,7 +116,7 @@ static void pending_drop_visible(cl_conn *k, uint64_t visible) {
     size_t j = 0;
     for (size_t i = 0; i < k->npw; i++) {
         pending_write *p = &k->pw[i];
-        if ((p->index && p->index <= visible) || p->lost) {
+        if ((p->committed && p->index <= visible) || p->lost) {
             free(p->key);
             free(p->val);
         } else {
@@ -388,10 +391,11 @@ const cluster_host cluster_client_host = {.deliver = deliver};
 static void complete(client *c, cluster_done *d) {
     cl_conn *k = c->clc;
     k->refs--;
-    if (d->kind == CDONE_WEAK_INDEX) {
+    if (d->kind == CDONE_WEAK_DONE) {
         for (size_t i = 0; i < k->npw; i++)
             if (k->pw[i].seq == d->slot) {
                 k->pw[i].index = d->index;
+                k->pw[i].committed = d->index != 0;
                 k->pw[i].lost = d->index == 0;
             }
     } else {
@@ -399,7 +403,7 @@ static void complete(client *c, cluster_done *d) {
         slots_flush(c);
     }
     if (k->closed && k->refs == 0) {
-        cluster_client_free(c);
+        unhold(c);
         client_destroy(c);
     }
 }
@@ -428,7 +432,25 @@ void cluster_client_on_wake(loop_thread *lt) {
 int cluster_client_hold(client *c) {
     if (!c->clc || c->clc->refs == 0) return 0;
     c->clc->closed = 1;
+    c->pending_next = c->lt->cl_held; /* off every other list now */
+    c->lt->cl_held = c;
     return 1;
+}
+
+static void unhold(client *c) {
+    for (client **p = &c->lt->cl_held; *p; p = &(*p)->pending_next)
+        if (*p == c) {
+            *p = c->pending_next;
+            return;
+        }
+}
+
+void cluster_client_free_held(loop_thread *lt) {
+    while (lt->cl_held) {
+        client *c = lt->cl_held;
+        lt->cl_held = c->pending_next;
+        client_destroy(c);
+    }
 }
 
 void cluster_client_free(client *c) {

@@ -28,5 +28,8 @@ void cluster_client_on_wake(loop_thread *lt);
  * completion frees it), 0 when it may be freed now. */
 int cluster_client_hold(client *c);
 void cluster_client_free(client *c);
+/* At shutdown (the cluster thread stopped): free the closed clients
+ * whose requests will never complete. */
+void cluster_client_free_held(loop_thread *lt);
 
 #endif

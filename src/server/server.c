@@ -294,6 +294,7 @@ void server_free(server *srv) {
             n = d->next;
             free(d);
         }
+        cluster_client_free_held(&srv->threads[i]);
     }
     free(srv->threads);
     for (int i = 0; i < srv->nlisten; i++) close(srv->listen_fds[i]);

@@ -50,6 +50,7 @@ typedef struct loop_thread {
     /* Cluster mode: completions from the cluster thread (cl_lock). */
     pthread_mutex_t cl_lock;
     struct cluster_done *cl_inbox;
+    struct client *cl_held;        /* closed clients with requests in flight (loop thread) */
 } loop_thread;
 
 struct persist;
