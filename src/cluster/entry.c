@@ -21,9 +21,24 @@ static void reserve(entry_builder *b, size_t more) {
     b->cap = cap;
 }
 
+/* "<c><n>\r\n" without printf: entries are built on every write. */
+static size_t put_header(char *out, char c, uint64_t n) {
+    char digits[24];
+    size_t d = 0;
+    do {
+        digits[d++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    out[0] = c;
+    for (size_t i = 0; i < d; i++) out[1 + i] = digits[d - 1 - i];
+    out[1 + d] = '\r';
+    out[2 + d] = '\n';
+    return d + 3;
+}
+
 static void put_bulk(entry_builder *b, const void *p, size_t n) {
     reserve(b, n + 32);
-    b->len += (size_t)sprintf(b->p + b->len, "$%zu\r\n", n);
+    b->len += put_header(b->p + b->len, '$', n);
     if (n) memcpy(b->p + b->len, p, n);
     b->len += n;
     b->p[b->len++] = '\r';
@@ -33,8 +48,8 @@ static void put_bulk(entry_builder *b, const void *p, size_t n) {
 
 static void put_u64(entry_builder *b, uint64_t v) {
     char num[24];
-    int n = snprintf(num, sizeof num, "%llu", (unsigned long long)v);
-    put_bulk(b, num, (size_t)n);
+    size_t n = put_header(num, '-', v) - 3; /* the digits only */
+    put_bulk(b, num + 1, n);
 }
 
 void eb_init(entry_builder *b) { memset(b, 0, sizeof *b); }
@@ -58,7 +73,7 @@ void eb_begin(entry_builder *b, uint64_t index, uint64_t term, uint64_t cid, uin
     if (nkeys > ENTRY_MAX_KEYS) nkeys = 0;
     unsigned char kb[8 * 64];
     reserve(b, nkeys * 8 + 32);
-    b->len += (size_t)sprintf(b->p + b->len, "$%zu\r\n", nkeys * 8);
+    b->len += put_header(b->p + b->len, '$', nkeys * 8);
     for (size_t i = 0; i < nkeys; i += 64) {
         size_t m = nkeys - i < 64 ? nkeys - i : 64;
         for (size_t j = 0; j < m; j++)
