@@ -33,10 +33,11 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=build/asan/unit/%)
 DEB_PKGS := build-essential pkg-config liblz4-dev libzstd-dev \
             python3-pytest python3-redis python3-lz4 python3-zstandard \
             redis-tools redis-server \
-            clang libclang-rt-dev liburing-dev \
-            etcd-server etcd-client libnghttp2-dev
+            clang libclang-rt-dev liburing-dev
+# Only the side-by-side benchmarks need these (bench/compare-etcd.sh).
+BENCH_PKGS := etcd-server etcd-client libnghttp2-dev
 
-.PHONY: all deps run test unit integration fault soak clean help asan libpier
+.PHONY: all deps bench-deps run test unit integration fault soak clean help asan libpier
 
 all: build/pier-server build/pier-bench libpier  ## build the release server and tools (build/)
 
@@ -58,10 +59,13 @@ deps:  ## install missing Debian packages (apt-get; needs root)
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+bench-deps:  ## install the benchmark peers (etcd) too
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(DEB_PKGS) $(BENCH_PKGS)"
+
 run: deps all  ## build and start pier-server on 127.0.0.1:$(PORT) (foreground)
 	./build/pier-server --bind 127.0.0.1 --port $(PORT)
 
-test: deps asan  ## build with ASan+UBSan and run every test (unit + integration)
+test: deps asan  ## build with ASan+UBSan and run every test (unit, integration, cluster faults, fuzz corpora)
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory fault
@@ -83,7 +87,7 @@ integration: build/asan/pier-server build/pier-server build/asan/test-libpier-e2
 # Cluster fault tests (tests/fault): node processes killed, paused and
 # partitioned under load; histories checked for linearizability and the
 # session guarantees.
-fault: build/asan/pier-server  ## run the cluster fault tests (sanitizer build, ~3 min)
+fault: build/asan/pier-server  ## run the cluster fault tests (sanitizer build, under a minute)
 	PIER_SERVER=$(CURDIR)/build/asan/pier-server $(PYTHON) -m pytest -q -p no:cacheprovider tests/fault
 
 soak: build/pier-server  ## run the long cluster fault runs too (release build; PIER_SOAK_SECONDS per run)

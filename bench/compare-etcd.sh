@@ -79,12 +79,15 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+# The peers come from Debian: install what is missing (make bench-deps).
+if ! command -v etcd >/dev/null || ! command -v redis-cli >/dev/null ||
+   ! pkg-config --exists libnghttp2; then
+  make --no-print-directory bench-deps
+fi
 for tool in etcd etcdctl redis-cli; do
   command -v "$tool" >/dev/null ||
-    { echo "$tool missing: apt-get install etcd-server etcd-client redis-tools" >&2; exit 1; }
+    { echo "$tool missing: make bench-deps (etcd-server etcd-client redis-tools)" >&2; exit 1; }
 done
-pkg-config --exists libnghttp2 ||
-  { echo "libnghttp2-dev missing: apt-get install libnghttp2-dev" >&2; exit 1; }
 
 [ "$NO_BUILD" = 1 ] || make --no-print-directory build/pier-server build/pier-bench >/dev/null
 if [ ! -x build/etcd-bench ] || [ bench/etcd-bench.c -nt build/etcd-bench ] ||
