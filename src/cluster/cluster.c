@@ -233,6 +233,7 @@ static void on_recv(void *arg, int from, uint8_t type, const uint8_t *p, size_t 
     case MSG_GC: cl_on_gc(cl, from, p, n); break;
     case MSG_PREVOTE_REQ: cl_on_prevote_req(cl, from, p, n); break;
     case MSG_PREVOTE_RESP: cl_on_prevote_resp(cl, from, p, n); break;
+    case MSG_PING: break;
     default: log_warn("cluster: unknown message type %u from node %d", type, from);
     }
 }
@@ -342,6 +343,7 @@ int cluster_start(cluster *cl, char *err, size_t errlen) {
     uint64_t last = atomic_load(&cl->last_index);
     if (atomic_load(&cl->commit) > last) atomic_store(&cl->commit, last);
     cl_apply_committed(cl);
+    cl->boot_term = cl->term; /* the witness starts empty: incomplete for older terms */
     cl->commit_logged = atomic_load(&cl->commit);
     cl->synced_index = last;
     log_info("cluster: node %d of %d, term %llu, log %llu entries, %llu committed", cl->self_id,
@@ -355,6 +357,7 @@ int cluster_start(cluster *cl, char *err, size_t errlen) {
     }
     ev_set_before_sleep(cl->loop, before_sleep, cl);
     if (start_bus(cl, err, errlen) < 0) return -1;
+    cl->boot_us = cl_now_us();
     long t = (long)CFG_GET(cl->cfg->cluster_election_timeout_ms);
     srand((unsigned)(clock_mono_us() ^ (cl->self_id * 7919)));
     /* A first election waits one timeout: the others may already have a
@@ -410,7 +413,10 @@ uint64_t cluster_visible_index(cluster *cl) {
 
 int cluster_local_read(cluster *cl, int strong, const uint64_t *keys, int nkeys) {
     int role = atomic_load(&cl->role);
-    if (role != ROLE_LEADER) return !strong; /* a follower's applied state is committed */
+    /* A follower's applied state is committed, unless it led before and
+     * still holds speculative entries beyond the commit. */
+    if (role != ROLE_LEADER)
+        return !strong && atomic_load(&cl->executed) <= atomic_load(&cl->applied);
     if (!atomic_load(&cl->serving)) return 0;
     if (strong && cl->nnodes > 1 && atomic_load(&cl->lease_until_us) <= cl_now_us()) return 0;
     uint64_t commit = atomic_load(&cl->commit);

@@ -137,6 +137,13 @@ static uint64_t append_entry(cluster *cl, const cl_req *r, const entry_builder *
     entry_builder b;
     eb_init(&b);
     pthread_mutex_lock(&cl->log_lock);
+    /* Checked under log_lock, which a step-down also takes: a loop's
+     * expiry DEL never lands in a log this node no longer leads. */
+    if (atomic_load(&cl->role) != ROLE_LEADER) {
+        pthread_mutex_unlock(&cl->log_lock);
+        eb_free(&b);
+        return 0;
+    }
     uint64_t index = atomic_load(&cl->last_index) + 1;
     uint64_t nk = r && r->nkeys > 0 ? (uint64_t)r->nkeys : 0;
     eb_begin(&b, index, cl->term, r ? r->cid : 0, r ? r->seq : 0, r ? r->keys : NULL, nk, rep,
@@ -146,6 +153,7 @@ static uint64_t append_entry(cluster *cl, const cl_req *r, const entry_builder *
     e->index = index;
     e->term = cl->term;
     cl_log_append_locked(cl, e);
+    atomic_store(&cl->executed, index); /* the leader's keyspace has it already */
     pthread_mutex_unlock(&cl->log_lock);
     eb_free(&b);
     return index;
@@ -178,6 +186,17 @@ static void mark_unsynced(cluster *cl, const uint64_t *keys, int nkeys, uint64_t
     }
 }
 
+/* The executor's own slots after a command: the highest of what it wrote
+ * (or what was there before) and anything an expiry set meanwhile. */
+static void settle_slot(cluster *cl, uint64_t key, uint64_t to) {
+    _Atomic uint64_t *s = &cl->unsynced[slot_of(key)];
+    uint64_t cur = atomic_load(s);
+    for (;;) {
+        uint64_t want = cur == SLOT_MARK ? to : (cur > to ? cur : to);
+        if (atomic_compare_exchange_weak(s, &cur, want)) return;
+    }
+}
+
 void cl_log_expired(void *arg, const char *key, size_t klen) {
     cluster *cl = arg;
     if (atomic_load(&cl->role) != ROLE_LEADER) return;
@@ -189,6 +208,7 @@ void cl_log_expired(void *arg, const char *key, size_t klen) {
     cl_req r = {.nkeys = 1, .keys = &h};
     uint64_t index = append_entry(cl, &r, &rec, "", 0);
     eb_free(&rec);
+    if (!index) return;
     mark_unsynced(cl, &h, 1, index);
     ev_wake(cl->loop); /* replicate it */
 }
@@ -270,11 +290,7 @@ static void leader_exec(cluster *cl, cl_req *r, exec_result *x) {
     x->bytes = reply_bytes(cl->exec_out, &x->len);
     reply_reset(cl->exec_out);
     x->index = r->index;
-    for (int i = 0; i < marked; i++) {
-        uint64_t want = SLOT_MARK;
-        uint64_t to = x->index ? x->index : prev[i];
-        atomic_compare_exchange_strong(&cl->unsynced[slot_of(r->keys[i])], &want, to);
-    }
+    for (int i = 0; i < marked; i++) settle_slot(cl, r->keys[i], x->index ? x->index : prev[i]);
     if (x->index && r->nkeys > marked) mark_unsynced(cl, r->keys, r->nkeys, x->index);
     if (x->index) {
         rifl_record(cl->rifl, r->cid, r->seq, x->bytes, x->len, clock_wall_ms());
@@ -502,6 +518,12 @@ static void proxy_check(cluster *cl, cl_req *r) {
         /* synced: the leader answered once committed (a duplicate, whose
          * own index it no longer knows, is committed at or before it) */
         uint64_t commit = atomic_load(&cl->commit);
+        if (!r->index && r->synced) { /* the leader refused it (an error): nothing to wait for */
+            if (!r->done) deliver(cl, r, CDONE_WEAK_DONE, 0, NULL, 0);
+            inflight_remove(cl, r);
+            req_free(r);
+            return;
+        }
         if (r->index && commit >= r->index && (r->synced || entry_is(cl, r->index, r))) {
             if (!r->done) deliver(cl, r, CDONE_WEAK_DONE, r->index, NULL, 0);
             inflight_remove(cl, r);
@@ -804,9 +826,31 @@ static void encode_record(wbuf *w, const witness_rec *rec) {
     wb_bytes(w, rec->req, rec->req_len);
 }
 
-static void add_to_wbuf(void *arg, const witness_rec *rec) {
-    wbuf *w = arg;
-    encode_record(w, rec);
+typedef struct rec_sink {
+    wbuf w;
+    uint32_t count;
+    uint64_t max_term;
+} rec_sink;
+
+static void add_to_sink(void *arg, const witness_rec *rec) {
+    rec_sink *s = arg;
+    encode_record(&s->w, rec);
+    s->count++;
+    if (rec->term > s->max_term) s->max_term = rec->term;
+}
+
+/* The first term from which this node's witness holds every record it
+ * accepted: a restart empties it, and a leader records nothing of its own
+ * term (its proxies count its execution instead). */
+static uint64_t complete_since(const cluster *cl) {
+    uint64_t t = cl->boot_term > cl->led_term ? cl->boot_term : cl->led_term;
+    return t + 1;
+}
+
+/* The records of one witness, encoded: count, then each record. */
+static void freeze_own(cluster *cl, rec_sink *s) {
+    memset(s, 0, sizeof *s);
+    witness_freeze(cl->witness, cl->term, add_to_sink, s);
 }
 
 void cl_on_collect(cluster *cl, int from, const uint8_t *p, size_t n) {
@@ -815,17 +859,20 @@ void cl_on_collect(cluster *cl, int from, const uint8_t *p, size_t n) {
     if (rb.bad || term < cl->term) return;
     if (term > cl->term || atomic_load(&cl->leader_id) != from)
         cl_become_follower(cl, term, from);
-    wbuf recs = {0};
-    size_t count = witness_collect(cl->witness, term, add_to_wbuf, &recs);
+    /* Frozen, not emptied: the records stay until their entries commit. */
+    rec_sink s;
+    freeze_own(cl, &s);
     wbuf w = {0};
     wb_u64(&w, term);
-    wb_u32(&w, (uint32_t)count);
-    wb_reserve(&w, recs.len);
-    if (recs.len) memcpy(w.p + w.len, recs.p, recs.len);
-    w.len += recs.len;
+    wb_u64(&w, complete_since(cl));
+    wb_u64(&w, s.max_term);
+    wb_u32(&w, s.count);
+    wb_reserve(&w, s.w.len);
+    if (s.w.len) memcpy(w.p + w.len, s.w.p, s.w.len);
+    w.len += s.w.len;
     bus_send(cl->bus, from, MSG_COLLECT_RESP, w.p, w.len);
     wb_free(&w);
-    wb_free(&recs);
+    wb_free(&s.w);
 }
 
 static void add_collected(cluster *cl, uint64_t cid, uint64_t seq, int nkeys,
@@ -847,33 +894,36 @@ static void add_collected(cluster *cl, uint64_t cid, uint64_t seq, int nkeys,
     cl->collected = c;
 }
 
-static void collect_own(void *arg, const witness_rec *rec) {
-    add_collected(arg, rec->cid, rec->seq, rec->nkeys, rec->keys, rec->req, rec->req_len);
+/* Count the records of one witness's answer (count + records). */
+static int tally(cluster *cl, const unsigned char *p, size_t n) {
+    rbuf rb = rb_make(p, n);
+    uint32_t count = rb_u32(&rb);
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t cid = rb_u64(&rb), seq = rb_u64(&rb);
+        uint32_t nk = rb_u32(&rb);
+        if (nk > WITNESS_MAX_KEYS) return -1;
+        uint64_t keys[WITNESS_MAX_KEYS];
+        for (uint32_t k = 0; k < nk; k++) keys[k] = rb_u64(&rb);
+        size_t len;
+        const unsigned char *req = rb_bytes(&rb, &len);
+        if (rb.bad) return -1;
+        add_collected(cl, cid, seq, (int)nk, keys, req, len);
+    }
+    return rb.bad ? -1 : 0;
 }
 
 void cl_on_collect_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
     rbuf rb = rb_make(p, n);
-    uint64_t term = rb_u64(&rb);
-    uint32_t count = rb_u32(&rb);
+    uint64_t term = rb_u64(&rb), since = rb_u64(&rb), max_term = rb_u64(&rb);
     int idx = cl_node_idx(cl, from);
     if (rb.bad || idx < 0 || term != cl->term || atomic_load(&cl->role) != ROLE_LEADER ||
         !cl->collect_needed || cl->peers[idx].collected)
         return;
-    for (uint32_t i = 0; i < count; i++) {
-        uint64_t cid = rb_u64(&rb), seq = rb_u64(&rb);
-        uint32_t nk = rb_u32(&rb);
-        if (nk > WITNESS_MAX_KEYS) rb.bad = 1;
-        uint64_t keys[WITNESS_MAX_KEYS];
-        for (uint32_t k = 0; k < nk && !rb.bad; k++) keys[k] = rb_u64(&rb);
-        size_t len;
-        const unsigned char *req = rb_bytes(&rb, &len);
-        if (rb.bad) {
-            log_warn("cluster: malformed COLLECT reply from node %d", from);
-            return;
-        }
-        add_collected(cl, cid, seq, (int)nk, keys, req, len);
-    }
-    cl->peers[idx].collected = 1;
+    cl_peer *pe = &cl->peers[idx];
+    pe->collected = 1;
+    pe->complete_since = since;
+    if (max_term > cl->collect_max_term) cl->collect_max_term = max_term;
+    copy_bytes(&pe->records, &pe->records_len, p + rb.pos, n - rb.pos);
 }
 
 /* Execute a request nobody waits for (a replayed or stale record). */
@@ -896,21 +946,32 @@ static void exec_orphan(cluster *cl, uint64_t cid, uint64_t seq, int nkeys, cons
     req_free(r);
 }
 
-static void finish_recovery(cluster *cl) {
-    int need = (cl->f + 1) / 2 + 1; /* ceil(f/2) + 1 witnesses saw it */
-    size_t replayed = 0;
+static void clear_collected(cluster *cl) {
     while (cl->collected) {
         cl_collected *c = cl->collected;
         cl->collected = c->next;
+        free(c->req);
+        free(c);
+    }
+    for (int i = 0; i < cl->nnodes; i++) {
+        free(cl->peers[i].records);
+        cl->peers[i].records = NULL;
+        cl->peers[i].records_len = 0;
+    }
+}
+
+static void finish_recovery(cluster *cl) {
+    int need = cl->replay_threshold; /* check_recovery's t */
+    size_t replayed = 0;
+    for (cl_collected *c = cl->collected; c; c = c->next)
         if (c->count >= need) {
             exec_orphan(cl, c->cid, c->seq, c->nkeys, c->keys, c->req, c->req_len);
             replayed++;
         }
-        free(c->req);
-        free(c);
-    }
+    clear_collected(cl);
     atomic_fetch_add(&cl->n_recovered, replayed);
     cl->collect_needed = 0;
+    cl->led_term = cl->term; /* from now on its witness misses this term's records */
     atomic_store(&cl->serving, 1);
     log_info("cluster: node %d serves as leader of term %llu (%zu witness records replayed)",
              cl->self_id, (unsigned long long)cl->term, replayed);
@@ -924,12 +985,48 @@ static void finish_recovery(cluster *cl) {
     }
 }
 
+/* Recovery may finish once the no-op committed (everything before it is
+ * committed and executed here) and enough witnesses that hold every record
+ * of the previous leader's term (tp) answered. A request completed on the
+ * fast path was recorded by f + ceil(f/2) of the 2f other nodes; among m
+ * complete witnesses it is then seen by at least t = m - f + ceil(f/2).
+ * Replaying what t of them saw recovers it; t >= 1 and 2t > m also keep
+ * two conflicting records from both reaching t (N=3: m >= 1; N=5: m >= 3).
+ * A node that led tp itself holds all of tp's requests in its own log. */
 static void check_recovery(cluster *cl) {
     if (!cl->collect_needed || atomic_load(&cl->role) != ROLE_LEADER) return;
-    int got = 0;
+    if (atomic_load(&cl->commit) < cl->noop_index) return;
+    uint64_t tp = cl->recovery_tp > cl->collect_max_term ? cl->recovery_tp : cl->collect_max_term;
+    if (tp == 0 || cl->led_term == tp) {
+        finish_recovery(cl);
+        return;
+    }
+    int chosen[CL_MAX_NODES], m = 0;
+    if (complete_since(cl) <= tp) chosen[m++] = cl->self_idx;
     for (int i = 0; i < cl->nnodes; i++)
-        if (i != cl->self_idx && cl->peers[i].collected) got++;
-    if (got < cl->f || atomic_load(&cl->commit) < cl->noop_index) return;
+        if (i != cl->self_idx && cl->peers[i].collected && cl->peers[i].complete_since <= tp)
+            chosen[m++] = i;
+    int t = m - cl->f + (cl->f + 1) / 2;
+    if (t < 1 || 2 * t <= m) {
+        if (cl->gc_round % 100 == 0)
+            log_info("cluster: recovery of term %llu waits for witnesses: %d complete for "
+                     "term %llu answered", (unsigned long long)cl->term, m, (unsigned long long)tp);
+        return;
+    }
+    for (int k = 0; k < m; k++) {
+        int rc;
+        if (chosen[k] == cl->self_idx) {
+            rc = tally(cl, (const unsigned char *)cl->own_records, cl->own_records_len);
+        } else {
+            cl_peer *pe = &cl->peers[chosen[k]];
+            rc = tally(cl, (const unsigned char *)pe->records, pe->records_len);
+        }
+        if (rc < 0) log_warn("cluster: a malformed witness answer was skipped");
+    }
+    free(cl->own_records);
+    cl->own_records = NULL;
+    cl->own_records_len = 0;
+    cl->replay_threshold = t;
     finish_recovery(cl);
 }
 
@@ -943,23 +1040,34 @@ static void send_collect(cluster *cl) {
 }
 
 void cl_start_recovery(cluster *cl) {
-    /* Execute what the log holds beyond the applied state: a leader's
+    /* Execute what the log holds beyond what this keyspace has: a leader's
      * keyspace reflects its whole log. */
     uint64_t last = atomic_load(&cl->last_index);
-    for (uint64_t i = atomic_load(&cl->applied) + 1; i <= last; i++) {
+    uint64_t from = atomic_load(&cl->executed);
+    if (from < atomic_load(&cl->applied)) from = atomic_load(&cl->applied);
+    for (uint64_t i = from + 1; i <= last; i++) {
         entry *e = cl_entry_at(cl, i);
         if (e) cl_apply_entry(cl, e);
-        atomic_store(&cl->applied, i);
     }
+    if (last > atomic_load(&cl->executed)) atomic_store(&cl->executed, last);
     cl_set_keep_expired(cl, 0);
     for (int i = 0; i < cl->nnodes; i++) cl->peers[i].collected = 0;
-    while (cl->collected) {
-        cl_collected *c = cl->collected;
-        cl->collected = c->next;
-        free(c->req);
-        free(c);
-    }
-    witness_collect(cl->witness, cl->term, collect_own, cl);
+    clear_collected(cl);
+    free(cl->own_records);
+    cl->recovery_tp = cl->last_term;
+    cl->collect_max_term = 0;
+    rec_sink s;
+    freeze_own(cl, &s);
+    /* kept as "count + records", the form tally reads */
+    wbuf own = {0};
+    wb_u32(&own, s.count);
+    wb_reserve(&own, s.w.len);
+    if (s.w.len) memcpy(own.p + own.len, s.w.p, s.w.len);
+    own.len += s.w.len;
+    cl->own_records = (char *)own.p;
+    cl->own_records_len = own.len;
+    if (s.max_term > cl->collect_max_term) cl->collect_max_term = s.max_term;
+    wb_free(&s.w);
     cl->noop_index = append_entry(cl, NULL, NULL, "", 0);
     cl->collect_needed = 1;
     send_collect(cl);
@@ -1100,12 +1208,12 @@ void cl_curp_tick(cluster *cl) {
             send_collect(cl);
             check_recovery(cl);
         }
-        if (cl->gc_round % 50 == 0) rifl_expire(cl->rifl, clock_wall_ms(), RIFL_IDLE_MS);
     } else if (atomic_load(&cl->leader_id) > 0) {
         if (cl->gc_round % 50 == 0 && cl->gc_round > STALE_ROUNDS)
             witness_stale(cl->witness, cl->gc_round - STALE_ROUNDS, send_stale, cl);
         if (cl->parked_head) unpark(cl); /* the leader was recovering: retry */
     }
+    if (cl->gc_round % 500 == 0) rifl_expire(cl->rifl, clock_wall_ms(), RIFL_IDLE_MS);
     if (cl->sync_waits) process_syncs(cl, now);
     /* Requests waiting too long for a leader answer CLUSTERDOWN. */
     cl_req **pp = &cl->parked_head;
@@ -1118,24 +1226,14 @@ void cl_curp_tick(cluster *cl) {
             req_free(r);
             continue;
         }
-        if (r->deadline_us && now > r->deadline_us && !r->done) {
-            deliver(cl, r, CDONE_WEAK_DONE, 0, NULL, 0);
-            r->done = 1;
-            r->client = NULL;
-        }
+
         cl->parked_tail = r;
         pp = &r->next;
     }
     for (cl_req *r = cl->inflight, *next; r; r = next) {
         next = r->next;
         if (!r->deadline_us || now <= r->deadline_us) continue;
-        if (r->kind == CREQ_WEAK_WRITE) {
-            /* release the connection; the write is still resent */
-            if (!r->done) deliver(cl, r, CDONE_WEAK_DONE, 0, NULL, 0);
-            r->done = 1;
-            r->client = NULL;
-            continue;
-        }
+        if (r->kind == CREQ_WEAK_WRITE) continue; /* kept (and its session waits) until committed */
         inflight_remove(cl, r);
         deliver_error(cl, r, "CLUSTERDOWN The cluster is down");
         req_free(r);
@@ -1144,7 +1242,7 @@ void cl_curp_tick(cluster *cl) {
 
 void cl_curp_init(cluster *cl) {
     cl->witness = witness_create(12, 4);
-    cl->rifl = rifl_create(64);
+    cl->rifl = rifl_create(256);
     if (!cl->witness || !cl->rifl) abort();
     eb_init(&cl->eb);
 }
@@ -1170,12 +1268,8 @@ void cl_curp_free(cluster *cl) {
         free(w->result);
         free(w);
     }
-    while (cl->collected) {
-        cl_collected *c = cl->collected;
-        cl->collected = c->next;
-        free(c->req);
-        free(c);
-    }
+    clear_collected(cl);
+    free(cl->own_records);
     witness_destroy(cl->witness);
     rifl_destroy(cl->rifl);
     eb_free(&cl->eb);

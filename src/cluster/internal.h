@@ -39,6 +39,7 @@ enum {
     MSG_GC,               /* leader -> witnesses: drop this record */
     MSG_PREVOTE_REQ,      /* would you vote for me? (Raft thesis 9.6: no term change) */
     MSG_PREVOTE_RESP,
+    MSG_PING,             /* follower -> follower: keeps an idle link open */
 };
 
 enum { ROLE_FOLLOWER = 0, ROLE_CANDIDATE = 1, ROLE_LEADER = 2 };
@@ -60,6 +61,9 @@ typedef struct cl_peer {
     int vote_granted;
     int prevote_granted;
     int collected;         /* answered COLLECT this term */
+    uint64_t complete_since; /* its witness holds every record from this term on */
+    char *records;         /* its COLLECT answer: count + records */
+    size_t records_len;
 } cl_peer;
 
 /* A data command on its way through the cluster thread. */
@@ -158,6 +162,14 @@ struct cluster {
     uint64_t noop_index;         /* a new leader's first entry: recovery waits for its commit */
     int collect_needed;          /* a new leader still collecting witness records */
     cl_collected *collected;
+    char *own_records;           /* this node's witness at election: count + records */
+    size_t own_records_len;
+    uint64_t recovery_tp;        /* last log term at election: the previous leader's, at least */
+    uint64_t collect_max_term;   /* newest record term any witness reported */
+    int replay_threshold;        /* witnesses that must have seen a record to replay it */
+    uint64_t boot_term;          /* the term loaded at start (the witness was empty then) */
+    uint64_t led_term;           /* the last term this node led */
+    _Atomic uint64_t executed;   /* the keyspace holds every entry up to here */
     int keep_expired;            /* keyspace in replica expiry mode */
 
     /* --- unsynced writes per key hash (leader): the highest log index of
@@ -175,6 +187,7 @@ struct cluster {
     rifl *rifl;
     uint64_t gc_round;
     uint64_t ticks;
+    int64_t boot_us, last_ping_us;
 
     /* --- requests --- */
     pthread_mutex_t submit_lock;

@@ -131,7 +131,10 @@ static void truncate_from(cluster *cl, uint64_t index) {
     uint64_t last = atomic_load(&cl->last_index);
     if (index > last) return;
     log_control(cl, "PIER.TRUNCATE", index, 0, 0);
-    if (index <= atomic_load(&cl->applied)) restart_from_aof(cl);
+    /* executed, not applied: a deposed leader's keyspace holds its
+     * speculative entries beyond the commit */
+    if (index <= atomic_load(&cl->executed) || index <= atomic_load(&cl->applied))
+        restart_from_aof(cl);
     pthread_mutex_lock(&cl->log_lock);
     cl_log_drop_tail_locked(cl, index);
     pthread_mutex_unlock(&cl->log_lock);
@@ -232,7 +235,12 @@ void cl_apply_committed(cluster *cl) {
     while (applied < commit) {
         entry *e = cl_entry_at(cl, applied + 1);
         if (!e) break;
-        cl_apply_entry(cl, e);
+        /* a deposed leader executed these already (and the new leader
+         * kept them: else truncate_from restarted this node) */
+        if (applied + 1 > atomic_load(&cl->executed)) {
+            cl_apply_entry(cl, e);
+            atomic_store(&cl->executed, applied + 1);
+        }
         applied++;
         atomic_store(&cl->applied, applied);
     }
@@ -253,18 +261,23 @@ static void reset_election_timer(cluster *cl) {
 void cl_become_follower(cluster *cl, uint64_t term, int leader) {
     int was = atomic_load(&cl->role);
     int old_leader = atomic_load(&cl->leader_id);
+    int new_term = term > cl->term;
     if (term > cl->term) {
         cl->term = term;
         cl->voted_for = -1;
         cl_persist_vote(cl);
     }
+    pthread_mutex_lock(&cl->log_lock); /* no expiry DEL appends as leader after this */
     atomic_store(&cl->role, ROLE_FOLLOWER);
+    pthread_mutex_unlock(&cl->log_lock);
     atomic_store(&cl->serving, leader > 0);
     atomic_store(&cl->lease_until_us, 0);
     if (!cl->keep_expired) cl_set_keep_expired(cl, 1);
     atomic_store(&cl->leader_id, leader);
     if (was == ROLE_LEADER) log_info("cluster: stepping down in term %llu", (unsigned long long)cl->term);
-    if (leader != old_leader || was != ROLE_FOLLOWER) cl_on_leader_changed(cl);
+    /* a new term, even with the same leader, may have replaced entries
+     * proxied requests wait for: they start over */
+    if (leader != old_leader || was != ROLE_FOLLOWER || new_term) cl_on_leader_changed(cl);
 }
 
 static void become_leader(cluster *cl) {
@@ -288,7 +301,9 @@ static void start_election(cluster *cl) {
     cl->term++;
     cl->voted_for = cl->self_id;
     cl_persist_vote(cl);
+    pthread_mutex_lock(&cl->log_lock);
     atomic_store(&cl->role, ROLE_CANDIDATE);
+    pthread_mutex_unlock(&cl->log_lock);
     atomic_store(&cl->serving, 0);
     int old = atomic_exchange(&cl->leader_id, 0);
     if (old) cl_on_leader_changed(cl);
@@ -333,6 +348,9 @@ static void start_prevote(cluster *cl) {
 
 static int hears_leader(cluster *cl) {
     long min_ms = (long)CFG_GET(cl->cfg->cluster_election_timeout_ms);
+    /* Just started: a leader may exist that this node has not heard from
+     * yet, and its lease counts on this node's vote staying put. */
+    if (cl_now_us() - cl->boot_us < min_ms * 1000) return 1;
     if (atomic_load(&cl->role) == ROLE_LEADER)
         return atomic_load(&cl->lease_until_us) > cl_now_us();
     return atomic_load(&cl->leader_id) > 0 &&
@@ -377,13 +395,9 @@ void cl_on_vote_req(cluster *cl, int from, const uint8_t *p, size_t n) {
     rbuf r = rb_make(p, n);
     uint64_t term = rb_u64(&r), last = rb_u64(&r), last_term = rb_u64(&r);
     if (r.bad) return;
-    long min_ms = (long)CFG_GET(cl->cfg->cluster_election_timeout_ms);
     /* Stickiness (Raft section 6): while a leader is heard from, refuse to
      * disrupt it; this is also what makes the leader's read lease safe. */
-    int leader_alive = atomic_load(&cl->leader_id) > 0 &&
-                       cl_now_us() - cl->last_leader_contact_us < min_ms * 1000;
-    if (atomic_load(&cl->role) == ROLE_LEADER)
-        leader_alive = atomic_load(&cl->lease_until_us) > cl_now_us();
+    int leader_alive = hears_leader(cl);
     int granted = 0;
     if (term > cl->term && !leader_alive) cl_become_follower(cl, term, 0);
     if (term == cl->term && !leader_alive &&
@@ -709,11 +723,24 @@ void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n) {
 
 /* ---- timers ---- */
 
+/* Followers keep their links to each other alive (the bus closes a silent
+ * link), so the first RECORD after a quiet spell is not lost to a redial. */
+static void ping_followers(cluster *cl, int64_t now) {
+    long hb = (long)CFG_GET(cl->cfg->cluster_heartbeat_ms) * 1000;
+    if (now - cl->last_ping_us < hb * 4) return;
+    cl->last_ping_us = now;
+    int leader = atomic_load(&cl->leader_id);
+    for (int i = 0; i < cl->nnodes; i++)
+        if (i != cl->self_idx && cl->nodes[i].id != leader)
+            bus_send(cl->bus, cl->nodes[i].id, MSG_PING, NULL, 0);
+}
+
 void cl_raft_tick(cluster *cl) {
     int64_t now = cl_now_us();
     int role = atomic_load(&cl->role);
     if (role != ROLE_LEADER) {
         if (now >= cl->election_deadline_us) start_prevote(cl);
+        ping_followers(cl, now);
         return;
     }
     /* Check quorum: a leader that has not heard from a majority within

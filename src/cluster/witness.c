@@ -278,6 +278,16 @@ size_t witness_collect(witness *w, uint64_t new_term,
     return n;
 }
 
+size_t witness_freeze(witness *w, uint64_t new_term,
+                      void (*fn)(void *arg, const witness_rec *r), void *arg) {
+    if (new_term > w->min_term) w->min_term = new_term;
+    size_t n = 0;
+    for (wrec *r = w->head; r; r = r->next, n++)
+        if (fn) fn(arg, &r->pub);
+    w->st.collected += n;
+    return n;
+}
+
 size_t witness_count(const witness *w) { return w->count; }
 
 uint64_t witness_min_term(const witness *w) { return w->min_term; }

@@ -78,6 +78,12 @@ size_t witness_stale(witness *w, uint64_t before_round,
 size_t witness_collect(witness *w, uint64_t new_term,
                        void (*fn)(void *arg, const witness_rec *r), void *arg);
 
+/* Recovery without forgetting: like witness_collect, but the records stay
+ * (until witness_gc drops them once their replayed entries commit), so a
+ * new leader that dies before replicating its replays loses nothing: the
+ * next one collects them again. fn must not change the witness. */
+size_t witness_freeze(witness *w, uint64_t new_term,
+                      void (*fn)(void *arg, const witness_rec *r), void *arg);
 size_t witness_count(const witness *w);
 uint64_t witness_min_term(const witness *w);
 void witness_stats(const witness *w, witness_counters *st);

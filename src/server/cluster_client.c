@@ -12,6 +12,7 @@
 #include "../lib/clock.h"
 
 #define MAX_LOCAL_KEYS 64 /* more keys: the read goes through the cluster thread */
+#define WEAK_INFLIGHT_MAX 4096 /* weak writes a session may have unconfirmed */
 
 typedef struct slot {
     int ready;
@@ -42,6 +43,7 @@ typedef struct cl_conn {
 } cl_conn;
 
 static void unhold(client *c);
+static int arg_u64(const cmd_arg *a, uint64_t *out);
 
 static void *xcalloc(size_t n, size_t sz) {
     void *p = calloc(n ? n : 1, sz);
@@ -161,13 +163,19 @@ static const pending_write *pending_find(const cl_conn *k, const cmd_arg *key) {
  * whose reply does not depend on the data, so a node can answer them. */
 static int blind_write(const command *cmd, int argc, const cmd_arg *argv) {
     if (!strcmp(cmd->name, "mset")) return argc >= 3 && argc % 2 == 1;
-    if (!strcmp(cmd->name, "setex") || !strcmp(cmd->name, "psetex")) return argc == 4;
+    if (!strcmp(cmd->name, "setex") || !strcmp(cmd->name, "psetex")) {
+        uint64_t v;
+        return argc == 4 && !arg_u64(&argv[2], &v) && v > 0;
+    }
     if (strcmp(cmd->name, "set") != 0) return 0;
     for (int i = 3; i < argc; i++) {
         const cmd_arg *a = &argv[i];
         if ((a->n == 2 && (!strncasecmp(a->p, "EX", 2) || !strncasecmp(a->p, "PX", 2))) ||
             (a->n == 4 && (!strncasecmp(a->p, "EXAT", 4) || !strncasecmp(a->p, "PXAT", 4)))) {
-            i++; /* its number; SET itself checks it: a bad one fails on the leader */
+            /* only a valid time is blind: a bad one must get SET's error */
+            uint64_t v;
+            if (i + 1 >= argc || arg_u64(&argv[i + 1], &v) || v == 0) return 0;
+            i++;
             continue;
         }
         if (a->n == 7 && !strncasecmp(a->p, "KEEPTTL", 7)) continue;
@@ -189,12 +197,17 @@ static void remember_weak_write(cl_conn *k, const command *cmd, int argc, const 
 
 /* ---- routing ---- */
 
+/* Data commands the key spec does not describe (Redis marks them
+ * movablekeys or keyless): they wait for the whole log before them. */
 static int is_keyspace_read(const command *cmd) {
-    static const char *const names[] = {"dbsize", "keys", "scan", "randomkey", NULL};
+    static const char *const names[] = {"dbsize", "keys", "scan", "randomkey", "xread", "xinfo",
+                                        NULL};
     for (int i = 0; names[i]; i++)
         if (!strcmp(cmd->name, names[i])) return 1;
     return 0;
 }
+
+static int is_keyless_write(const command *cmd) { return !strcmp(cmd->name, "xgroup"); }
 
 /* The command's key hashes (keys[] of room MAX_LOCAL_KEYS); -1 for the
  * whole keyspace or too many keys. */
@@ -226,6 +239,43 @@ static int route_weak_write(client *c, const command *cmd, int argc, const cmd_a
     cluster_submit(c->srv->cluster, c, seq, k->cid, seq, CREQ_WEAK_WRITE, c->sess.proto, argc,
                    argv);
     answer(c, "+OK\r\n", 5);
+    return ROUTE_DONE;
+}
+
+static void submit(client *c, int kind, int argc, const cmd_arg *argv);
+
+/* Run a read here, then check again that it was allowed to: a write may
+ * have started on the cluster thread between the check and the read, and
+ * its value must not leave before its commit. On a failed re-check the
+ * answer is dropped and the read goes through the cluster thread. */
+static int run_local_read(client *c, int strong, int argc, const cmd_arg *argv,
+                          const uint64_t *keys, int nkeys) {
+    reply tmp;
+    reply_init(&tmp);
+    tmp.proto = c->out->proto;
+    reply *saved = c->out;
+    c->out = &tmp;
+    client_run_argv_local(c, argc, argv);
+    c->out = saved;
+    if (!cluster_local_read(c->srv->cluster, strong, keys, nkeys) ||
+        (c->flags & CLIENT_BLOCKED)) {
+        reply_free(&tmp);
+        if (c->flags & CLIENT_BLOCKED) return ROUTE_DONE; /* parked: it runs again later */
+        submit(c, CREQ_STRONG, argc, argv);
+        return ROUTE_DONE;
+    }
+    struct iovec iov[32];
+    for (;;) {
+        int n = reply_iov(&tmp, iov, 32);
+        if (n <= 0) break;
+        size_t got = 0;
+        for (int i = 0; i < n; i++) {
+            answer(c, iov[i].iov_base, iov[i].iov_len);
+            got += iov[i].iov_len;
+        }
+        reply_consume(&tmp, got);
+    }
+    reply_free(&tmp);
     return ROUTE_DONE;
 }
 
@@ -266,7 +316,7 @@ static int route_weak_read(client *c, const command *cmd, int argc, const cmd_ar
         return ROUTE_DONE;
     }
     cluster_count_weak_read(cl);
-    return ROUTE_LOCAL;
+    return run_local_read(c, 0, argc, argv, keys, nkeys);
 }
 
 static int arg_u64(const cmd_arg *a, uint64_t *out) {
@@ -329,14 +379,18 @@ int cluster_client_route(client *c, int argc, const cmd_arg *argv) {
         (cmd->arity > 0 ? argc != cmd->arity : argc < -cmd->arity) ||
         (!c->sess.authenticated && c->srv->env.host->auth_required(c->srv->env.host_arg)))
         return queued ? ROUTE_LOCAL_SLOT : ROUTE_LOCAL; /* errors are answered here */
-    int data = (cmd->first_key > 0 && !(cmd->flags & CMD_NOKEYS)) || (cmd->flags & CMD_WRITE) ||
+    int writes = (cmd->flags & CMD_WRITE) || is_keyless_write(cmd);
+    int data = (cmd->first_key > 0 && !(cmd->flags & CMD_NOKEYS)) || writes ||
                is_keyspace_read(cmd);
     if (!data) return queued ? ROUTE_LOCAL_SLOT : ROUTE_LOCAL;
     uint64_t keys[MAX_LOCAL_KEYS];
     int nkeys = key_hashes(cmd, argc, argv, keys);
     int weak = c->sess.consistency == 1;
-    if (cmd->flags & CMD_WRITE) {
-        if (weak && blind_write(cmd, argc, argv)) return route_weak_write(c, cmd, argc, argv);
+    if (writes) {
+        /* a session with too many weak writes in flight waits for them:
+         * strong writes hold its replies (backpressure) */
+        if (weak && blind_write(cmd, argc, argv) && (!k || k->refs < WEAK_INFLIGHT_MAX))
+            return route_weak_write(c, cmd, argc, argv);
         submit(c, CREQ_STRONG, argc, argv);
         return ROUTE_DONE;
     }
@@ -345,7 +399,8 @@ int cluster_client_route(client *c, int argc, const cmd_arg *argv) {
      * strong read must see the session's earlier (weak) writes. */
     if (k) pending_drop_visible(k, cluster_visible_index(c->srv->cluster));
     int idle = !k || (k->refs == 0 && k->npw == 0);
-    if (idle && cluster_local_read(c->srv->cluster, 1, keys, nkeys)) return ROUTE_LOCAL;
+    if (idle && cluster_local_read(c->srv->cluster, 1, keys, nkeys))
+        return run_local_read(c, 1, argc, argv, keys, nkeys);
     submit(c, CREQ_STRONG, argc, argv);
     return ROUTE_DONE;
 }
