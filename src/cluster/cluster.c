@@ -10,6 +10,7 @@
 #include "../lib/clock.h"
 #include "../lib/hash.h"
 #include "../lib/log.h"
+#include "../lib/util.h"
 #include "../persist/persist.h"
 #include "internal.h"
 
@@ -147,13 +148,8 @@ fail:
 /* ---- AOF replay (start-up, single-threaded) ---- */
 
 static int parse_num(const cmd_arg *a, uint64_t *out) {
-    char buf[24];
-    if (a->n == 0 || a->n >= sizeof buf) return -1;
-    memcpy(buf, a->p, a->n);
-    buf[a->n] = 0;
-    char *end;
-    unsigned long long v = strtoull(buf, &end, 10);
-    if (*end) return -1;
+    unsigned long long v;
+    if (!util_parse_ull(a->p, a->n, &v)) return -1;
     *out = v;
     return 0;
 }
@@ -172,15 +168,7 @@ static int replay_entry(cluster *cl, int argc, const cmd_arg *argv) {
         return -1;
     }
     if (index != last + 1) return -1;
-    size_t len;
-    char *data = resp_array_encode(argc, argv, &len);
-    entry *e = malloc(sizeof *e + len);
-    if (!e) abort();
-    e->index = index;
-    e->term = term;
-    e->len = len;
-    memcpy(e->data, data, len);
-    free(data);
+    entry *e = entry_from_argv(index, term, argc, argv);
     aof *saved = cl->aof;
     cl->aof = NULL; /* already in the file */
     cl_log_append_locked(cl, e);

@@ -256,3 +256,21 @@ char *resp_array_encode(int argc, const cmd_arg *argv, size_t *len) {
     *len = b.len;
     return b.p; /* the builder's buffer becomes the caller's */
 }
+
+entry *entry_new(uint64_t index, uint64_t term, const void *data, size_t len) {
+    entry *e = malloc(sizeof *e + len);
+    if (!e) abort();
+    e->index = index;
+    e->term = term;
+    e->len = len;
+    if (len) memcpy(e->data, data, len);
+    return e;
+}
+
+entry *entry_from_argv(uint64_t index, uint64_t term, int argc, const cmd_arg *argv) {
+    size_t len;
+    char *data = resp_array_encode(argc, argv, &len);
+    entry *e = entry_new(index, term, data, len);
+    free(data);
+    return e;
+}

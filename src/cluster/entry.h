@@ -89,6 +89,12 @@ uint64_t entry_key_at(const entry_view *v, size_t i);
  * so every node computes the same hash for a key. */
 uint64_t entry_key_hash(const char *key, size_t n);
 
+/* A log entry holding a copy of data[0..len). */
+entry *entry_new(uint64_t index, uint64_t term, const void *data, size_t len);
+/* The entry whose bytes are argv as a RESP array (a record read back from
+ * the AOF). */
+entry *entry_from_argv(uint64_t index, uint64_t term, int argc, const cmd_arg *argv);
+
 /* argv as a RESP array of bulk strings (malloc'd, *len set). */
 char *resp_array_encode(int argc, const cmd_arg *argv, size_t *len);
 

@@ -459,15 +459,7 @@ static int scan_entry(void *arg, int argc, const cmd_arg *argv) {
     memcpy(num, argv[2].p, argv[2].n < sizeof num ? argv[2].n : sizeof num - 1);
     num[argv[2].n < sizeof num ? argv[2].n : sizeof num - 1] = 0;
     if (index < s->lo || index >= s->hi) return 0;
-    size_t len;
-    char *data = resp_array_encode(argc, argv, &len);
-    entry *e = malloc(sizeof *e + len);
-    if (!e) abort();
-    e->index = index;
-    e->term = strtoull(num, NULL, 10);
-    e->len = len;
-    memcpy(e->data, data, len);
-    free(data);
+    entry *e = entry_from_argv(index, strtoull(num, NULL, 10), argc, argv);
     free(s->found[index - s->lo]);
     s->found[index - s->lo] = e;
     return 0;
@@ -653,12 +645,7 @@ static int store_entry(cluster *cl, uint64_t index, uint64_t term, const unsigne
         last = atomic_load(&cl->last_index);
     }
     if (index != last + 1 || len > ENTRY_MAX_BYTES) return -1;
-    entry *e = malloc(sizeof *e + len);
-    if (!e) abort();
-    e->index = index;
-    e->term = term;
-    e->len = len;
-    memcpy(e->data, data, len);
+    entry *e = entry_new(index, term, data, len);
     pthread_mutex_lock(&cl->log_lock);
     cl_log_append_locked(cl, e);
     pthread_mutex_unlock(&cl->log_lock);

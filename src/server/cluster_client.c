@@ -10,6 +10,7 @@
 
 #include "../cluster/entry.h"
 #include "../lib/clock.h"
+#include "../lib/util.h"
 
 #define MAX_LOCAL_KEYS 64 /* more keys: the read goes through the cluster thread */
 #define WEAK_INFLIGHT_MAX 4096 /* weak writes a session may have unconfirmed */
@@ -110,6 +111,21 @@ static void answer(client *c, const char *bytes, size_t len) {
         return;
     }
     slot_fill(k, slot_push(k), bytes, len);
+}
+
+/* Everything queued in r, answered in order (r is drained). */
+static void answer_reply(client *c, reply *r) {
+    struct iovec iov[32];
+    for (;;) {
+        int n = reply_iov(r, iov, 32);
+        if (n <= 0) break;
+        size_t got = 0;
+        for (int i = 0; i < n; i++) {
+            answer(c, iov[i].iov_base, iov[i].iov_len);
+            got += iov[i].iov_len;
+        }
+        reply_consume(r, got);
+    }
 }
 
 /* ---- the weak session ---- */
@@ -264,17 +280,7 @@ static int run_local_read(client *c, int strong, int argc, const cmd_arg *argv,
         submit(c, CREQ_STRONG, argc, argv);
         return ROUTE_DONE;
     }
-    struct iovec iov[32];
-    for (;;) {
-        int n = reply_iov(&tmp, iov, 32);
-        if (n <= 0) break;
-        size_t got = 0;
-        for (int i = 0; i < n; i++) {
-            answer(c, iov[i].iov_base, iov[i].iov_len);
-            got += iov[i].iov_len;
-        }
-        reply_consume(&tmp, got);
-    }
+    answer_reply(c, &tmp);
     reply_free(&tmp);
     return ROUTE_DONE;
 }
@@ -320,13 +326,8 @@ static int route_weak_read(client *c, const command *cmd, int argc, const cmd_ar
 }
 
 static int arg_u64(const cmd_arg *a, uint64_t *out) {
-    char buf[24];
-    if (a->n == 0 || a->n >= sizeof buf) return -1;
-    memcpy(buf, a->p, a->n);
-    buf[a->n] = 0;
-    char *end;
-    unsigned long long v = strtoull(buf, &end, 10);
-    if (*end || buf[0] == '-') return -1;
+    unsigned long long v;
+    if (!util_parse_ull(a->p, a->n, &v)) return -1;
     *out = v;
     return 0;
 }
@@ -413,18 +414,7 @@ void cluster_client_run_slotted(client *c, int argc, const cmd_arg *argv) {
     c->out = &tmp;
     client_run_argv_local(c, argc, argv);
     c->out = saved;
-    /* collect what the command wrote */
-    struct iovec iov[32];
-    for (;;) {
-        int n = reply_iov(&tmp, iov, 32);
-        if (n <= 0) break;
-        size_t got = 0;
-        for (int i = 0; i < n; i++) {
-            answer(c, iov[i].iov_base, iov[i].iov_len);
-            got += iov[i].iov_len;
-        }
-        reply_consume(&tmp, got);
-    }
+    answer_reply(c, &tmp);
     reply_free(&tmp);
 }
 
