@@ -843,8 +843,9 @@ static void add_to_sink(void *arg, const witness_rec *rec) {
  * accepted: a restart empties it, and a leader records nothing of its own
  * term (its proxies count its execution instead). */
 static uint64_t complete_since(const cluster *cl) {
-    uint64_t t = cl->boot_term > cl->led_term ? cl->boot_term : cl->led_term;
-    return t + 1;
+    uint64_t boot = cl->boot_caught_up ? cl->boot_term : cl->boot_term + 1;
+    uint64_t led = cl->led_term + 1;
+    return boot > led ? boot : led;
 }
 
 /* The records of one witness, encoded: count, then each record. */

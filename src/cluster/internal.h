@@ -168,6 +168,8 @@ struct cluster {
     uint64_t collect_max_term;   /* newest record term any witness reported */
     int replay_threshold;        /* witnesses that must have seen a record to replay it */
     uint64_t boot_term;          /* the term loaded at start (the witness was empty then) */
+    uint64_t boot_mark;          /* the leader's last index when this node came back in boot_term */
+    int boot_caught_up;          /* boot_term's records it lost are all committed */
     uint64_t led_term;           /* the last term this node led */
     _Atomic uint64_t executed;   /* the keyspace holds every entry up to here */
     int keep_expired;            /* keyspace in replica expiry mode */

@@ -438,6 +438,8 @@ void cl_on_vote_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
 
 /* ---- replication: leader side ---- */
 
+static uint64_t last_index_now(cluster *cl) { return atomic_load(&cl->last_index); }
+
 /* ---- catch-up from the AOF ---- */
 
 #define CATCHUP_ENTRIES 65536
@@ -486,6 +488,7 @@ static void send_from_aof(cluster *cl, int idx, uint64_t from, int64_t now) {
     wb_u64(&w, prev_term);
     wb_u64(&w, atomic_load(&cl->commit));
     wb_u64(&w, (uint64_t)now);
+    wb_u64(&w, last_index_now(cl));
     size_t count_at = w.len;
     wb_u32(&w, 0);
     uint32_t count = 0;
@@ -531,6 +534,7 @@ static void send_append(cluster *cl, int idx, int64_t now) {
     wb_u64(&w, cl_term_at(cl, from - 1));
     wb_u64(&w, commit);
     wb_u64(&w, (uint64_t)now);
+    wb_u64(&w, last_index_now(cl));
     size_t count_at = w.len;
     wb_u32(&w, 0);
     uint32_t count = 0;
@@ -655,7 +659,7 @@ static int store_entry(cluster *cl, uint64_t index, uint64_t term, const unsigne
 void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n) {
     rbuf r = rb_make(p, n);
     uint64_t term = rb_u64(&r), prev = rb_u64(&r), prev_term = rb_u64(&r);
-    uint64_t leader_commit = rb_u64(&r), sent_us = rb_u64(&r);
+    uint64_t leader_commit = rb_u64(&r), sent_us = rb_u64(&r), leader_last = rb_u64(&r);
     uint32_t count = rb_u32(&r);
     if (r.bad) return;
     if (term < cl->term) {
@@ -667,6 +671,10 @@ void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n) {
         cl_become_follower(cl, term, from);
     cl->last_leader_contact_us = cl_now_us();
     reset_election_timer(cl);
+    /* After a restart the witness lost what it had recorded in this term;
+     * once everything the leader had executed when this node came back is
+     * committed, nothing it lost matters any more. */
+    if (term == cl->boot_term && !cl->boot_mark) cl->boot_mark = leader_last ? leader_last : 1;
     uint64_t last = atomic_load(&cl->last_index);
     /* Below first_index everything is committed, hence identical. */
     int trimmed = prev + 1 < cl->first_index;
@@ -696,6 +704,9 @@ void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n) {
         }
         upto = index;
     }
+    if (cl->boot_mark && !cl->boot_caught_up && term == cl->boot_term &&
+        leader_commit >= cl->boot_mark)
+        cl->boot_caught_up = 1;
     if (leader_commit > atomic_load(&cl->commit)) {
         uint64_t c = leader_commit < upto ? leader_commit : upto;
         if (c > atomic_load(&cl->commit)) {
