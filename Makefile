@@ -182,7 +182,7 @@ FUZZ_SRC_inline       := $(FUZZ_SRC_resp)
 FUZZ_SRC_config       := src/server/config.c src/lib/util.c src/lib/log.c
 FUZZ_SRC_util         := src/lib/util.c
 FUZZ_SRC_batch        := src/proto/batch.c src/lib/crc32c.c
-FUZZ_SRC_entry        := src/cluster/entry.c src/lib/hash.c
+FUZZ_SRC_entry        := src/cluster/entry.c src/lib/hash.c src/lib/util.c
 FUZZ_SRC_streamlog    := src/log/stream.c src/log/group.c src/log/stream_codec.c
 FUZZ_SRC_snapshot     := src/persist/snapshot.c src/lib/crc32c.c src/persist/fileio.c \
                          src/store/keyspace.c src/store/table.c src/lib/hash.c src/lib/clock.c \

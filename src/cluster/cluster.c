@@ -394,6 +394,16 @@ uint64_t cluster_new_client_id(cluster *cl) {
     return ((uint64_t)cl->self_id << 56) | ((uint64_t)cl->boot_nonce << 32) | (n & 0xffffffffu);
 }
 
+int cluster_command_keys(const command *cmd, int argc, const cmd_arg *argv, uint64_t *keys,
+                         int max) {
+    int first, last, step;
+    int n = cmd_key_span(cmd, argc, &first, &last, &step);
+    if (!n) return -1;
+    if (n > max) return -2;
+    for (int i = first, k = 0; i <= last; i += step) keys[k++] = entry_key_hash(argv[i].p, argv[i].n);
+    return n;
+}
+
 uint64_t cluster_visible_index(cluster *cl) {
     return atomic_load(&cl->role) == ROLE_LEADER ? atomic_load(&cl->commit)
                                                  : atomic_load(&cl->applied);

@@ -1296,20 +1296,13 @@ void cluster_submit_direct(cluster *cl, void *client, uint64_t slot, uint64_t ci
     r->aux = aux;
     const command *cmd = cmd_lookup(argv[0].p, argv[0].n);
     r->is_write = cmd && (cmd->flags & CMD_WRITE);
-    /* keys from the key spec, as the dispatcher locks them */
-    if (cmd && cmd->first_key > 0 && !(cmd->flags & CMD_NOKEYS)) {
-        int last = cmd->last_key >= 0 ? cmd->last_key : argc + cmd->last_key;
-        int step = cmd->key_step > 0 ? cmd->key_step : 1;
-        int n = 0;
-        for (int i = cmd->first_key; i <= last && i < argc; i += step) n++;
-        r->keys = malloc((size_t)(n ? n : 1) * sizeof *r->keys);
-        if (!r->keys) abort();
-        for (int i = cmd->first_key, k = 0; i <= last && i < argc; i += step)
-            r->keys[k++] = entry_key_hash(argv[i].p, argv[i].n);
-        r->nkeys = n;
-    } else {
-        r->nkeys = -1; /* the whole keyspace (FLUSHALL, KEYS, DBSIZE) */
-    }
+    /* keys from the key spec, as the dispatcher locks them; none: the
+     * whole keyspace (FLUSHALL, KEYS, DBSIZE) */
+    int first, last, step;
+    int n = cmd ? cmd_key_span(cmd, argc, &first, &last, &step) : 0;
+    r->keys = malloc((size_t)(n ? n : 1) * sizeof *r->keys);
+    if (!r->keys) abort();
+    r->nkeys = n ? cluster_command_keys(cmd, argc, argv, r->keys, n) : -1;
     r->blob = resp_array_encode(argc, argv, &r->blob_len);
     long ms = (long)CFG_GET(cl->cfg->cluster_request_timeout_ms);
     r->deadline_us = cl_now_us() + (int64_t)ms * 1000;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../lib/hash.h"
+#include "../lib/util.h"
 
 /* Room for "*<count>\r\n" patched in when the entry is finished. */
 #define COUNT_ROOM 16
@@ -21,19 +22,14 @@ static void reserve(entry_builder *b, size_t more) {
     b->cap = cap;
 }
 
-/* "<c><n>\r\n" without printf: entries are built on every write. */
+/* "<c><n>\r\n" without printf: entries are built on every write. out
+ * has room for 24 bytes. */
 static size_t put_header(char *out, char c, uint64_t n) {
-    char digits[24];
-    size_t d = 0;
-    do {
-        digits[d++] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n);
     out[0] = c;
-    for (size_t i = 0; i < d; i++) out[1 + i] = digits[d - 1 - i];
-    out[1 + d] = '\r';
-    out[2 + d] = '\n';
-    return d + 3;
+    size_t len = 1 + util_ull2str(out + 1, 22, n);
+    out[len++] = '\r';
+    out[len++] = '\n';
+    return len;
 }
 
 static void put_bulk(entry_builder *b, const void *p, size_t n) {
@@ -48,8 +44,7 @@ static void put_bulk(entry_builder *b, const void *p, size_t n) {
 
 static void put_u64(entry_builder *b, uint64_t v) {
     char num[24];
-    size_t n = put_header(num, '-', v) - 3; /* the digits only */
-    put_bulk(b, num + 1, n);
+    put_bulk(b, num, util_ull2str(num, sizeof num, v));
 }
 
 void eb_init(entry_builder *b) { memset(b, 0, sizeof *b); }

@@ -305,6 +305,11 @@ int cmd_table_rename(const char *from, const char *to, char *err, size_t errlen)
 size_t cmd_count(void);
 const command *cmd_at(size_t i);
 
+/* The argument positions of cmd's keys for argc arguments (the key spec:
+ * first, last, step; the ones cmd_execute locks). Returns how many keys,
+ * 0 for a command without keys (CMD_NOKEYS or no key spec). */
+int cmd_key_span(const command *cmd, int argc, int *first, int *last, int *step);
+
 /* Execute one parsed command. Replies go to c->out. Handles unknown
  * command, arity, auth and key locking; fills c->cmd. */
 void cmd_execute(cmd_ctx *c);

@@ -219,13 +219,21 @@ static int arity_ok(const command *cmd, int argc) {
     return cmd->arity >= 0 ? argc == cmd->arity : argc >= -cmd->arity;
 }
 
+int cmd_key_span(const command *cmd, int argc, int *first, int *last, int *step) {
+    if (cmd->first_key <= 0 || (cmd->flags & CMD_NOKEYS)) return 0;
+    *first = cmd->first_key;
+    *last = cmd->last_key >= 0 ? cmd->last_key : argc + cmd->last_key;
+    if (*last >= argc) *last = argc - 1;
+    *step = cmd->key_step > 0 ? cmd->key_step : 1;
+    return *last < *first ? 0 : (*last - *first) / *step + 1;
+}
+
 /* Add every key named by the key spec to the lockset. */
 static void collect_keys(const cmd_ctx *c, ks_lockset *ls) {
-    const command *cmd = c->cmd;
-    int last = cmd->last_key >= 0 ? cmd->last_key : c->argc + cmd->last_key;
-    int step = cmd->key_step > 0 ? cmd->key_step : 1;
+    int first, last, step;
     ks_lockset_clear(ls);
-    for (int i = cmd->first_key; i <= last && i < c->argc; i += step)
+    if (!cmd_key_span(c->cmd, c->argc, &first, &last, &step)) return;
+    for (int i = first; i <= last; i += step)
         ks_lockset_add(c->env->ks, ls, c->argv[i].p, c->argv[i].n);
 }
 

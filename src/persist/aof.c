@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "../lib/util.h"
 #include "fileio.h"
 #include "snapshot.h"
 
@@ -102,15 +103,8 @@ static void buf_reserve(aof_buf *b, size_t more) {
 
 /* "<c><n>\r\n" at out; returns bytes written (at most 23). */
 static size_t put_header(char *out, char c, size_t n) {
-    char digits[21];
-    size_t d = 0;
-    do {
-        digits[d++] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n);
-    size_t len = 0;
-    out[len++] = c;
-    while (d) out[len++] = digits[--d];
+    out[0] = c;
+    size_t len = 1 + util_ull2str(out + 1, 22, n);
     out[len++] = '\r';
     out[len++] = '\n';
     return len;

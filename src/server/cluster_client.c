@@ -113,6 +113,17 @@ static void answer(client *c, const char *bytes, size_t len) {
     slot_fill(k, slot_push(k), bytes, len);
 }
 
+/* Run a command here with its reply captured in tmp (initialized here,
+ * freed by the caller), not sent. */
+static void run_into(client *c, reply *tmp, int argc, const cmd_arg *argv) {
+    reply_init(tmp);
+    tmp->proto = c->out->proto;
+    reply *saved = c->out;
+    c->out = tmp;
+    client_run_argv_local(c, argc, argv);
+    c->out = saved;
+}
+
 /* Everything queued in r, answered in order (r is drained). */
 static void answer_reply(client *c, reply *r) {
     struct iovec iov[32];
@@ -226,17 +237,10 @@ static int is_keyspace_read(const command *cmd) {
 static int is_keyless_write(const command *cmd) { return !strcmp(cmd->name, "xgroup"); }
 
 /* The command's key hashes (keys[] of room MAX_LOCAL_KEYS); -1 for the
- * whole keyspace or too many keys. */
+ * whole keyspace or too many keys (a local read then checks them all). */
 static int key_hashes(const command *cmd, int argc, const cmd_arg *argv, uint64_t *keys) {
-    if (cmd->first_key <= 0 || (cmd->flags & CMD_NOKEYS)) return -1;
-    int last = cmd->last_key >= 0 ? cmd->last_key : argc + cmd->last_key;
-    int step = cmd->key_step > 0 ? cmd->key_step : 1;
-    int n = 0;
-    for (int i = cmd->first_key; i <= last && i < argc; i += step) {
-        if (n == MAX_LOCAL_KEYS) return -1;
-        keys[n++] = entry_key_hash(argv[i].p, argv[i].n);
-    }
-    return n;
+    int n = cluster_command_keys(cmd, argc, argv, keys, MAX_LOCAL_KEYS);
+    return n < 0 ? -1 : n;
 }
 
 static void submit(client *c, int kind, int argc, const cmd_arg *argv) {
@@ -267,12 +271,7 @@ static void submit(client *c, int kind, int argc, const cmd_arg *argv);
 static int run_local_read(client *c, int strong, int argc, const cmd_arg *argv,
                           const uint64_t *keys, int nkeys) {
     reply tmp;
-    reply_init(&tmp);
-    tmp.proto = c->out->proto;
-    reply *saved = c->out;
-    c->out = &tmp;
-    client_run_argv_local(c, argc, argv);
-    c->out = saved;
+    run_into(c, &tmp, argc, argv);
     if (!cluster_local_read(c->srv->cluster, strong, keys, nkeys) ||
         (c->flags & CLIENT_BLOCKED)) {
         reply_free(&tmp);
@@ -408,12 +407,7 @@ int cluster_client_route(client *c, int argc, const cmd_arg *argv) {
 
 void cluster_client_run_slotted(client *c, int argc, const cmd_arg *argv) {
     reply tmp;
-    reply_init(&tmp);
-    tmp.proto = c->out->proto;
-    reply *saved = c->out;
-    c->out = &tmp;
-    client_run_argv_local(c, argc, argv);
-    c->out = saved;
+    run_into(c, &tmp, argc, argv);
     answer_reply(c, &tmp);
     reply_free(&tmp);
 }
