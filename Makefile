@@ -6,12 +6,25 @@
 CC      ?= cc
 PYTHON  := /usr/bin/python3
 PORT    ?= 7379
-JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 
-# Batch protocol codecs (LZ4 block, zstd frame), from Debian via pkg-config.
-CODEC_PKGS   := liblz4 libzstd
-CODEC_CFLAGS := $(shell pkg-config --cflags $(CODEC_PKGS))
-CODEC_LIBS   := $(shell pkg-config --libs $(CODEC_PKGS))
+# Libraries from Debian, found with pkg-config: the batch protocol codecs
+# (LZ4 block, zstd frame). pkg-config runs when make reads this file, so the
+# entry points that install packages (run, test, bench-deps) run `deps` first
+# and then build in a fresh $(MAKE) that reads the flags anew; a build target
+# asked for directly stops at once, naming `make deps`, when they are missing.
+PKG_CONFIG ?= pkg-config
+LIB_PKGS   := liblz4 libzstd
+LIB_FOUND  := $(shell $(PKG_CONFIG) --exists $(LIB_PKGS) 2>/dev/null && echo yes)
+CODEC_CFLAGS := $(if $(LIB_FOUND),$(shell $(PKG_CONFIG) --cflags $(LIB_PKGS)))
+CODEC_LIBS   := $(if $(LIB_FOUND),$(shell $(PKG_CONFIG) --libs $(LIB_PKGS)))
+
+# Goals that need no library: they install, print, clean, or only call $(MAKE).
+NO_LIB_GOALS := deps bench-deps help clean run test
+ifneq ($(filter-out $(NO_LIB_GOALS),$(or $(MAKECMDGOALS),all)),)
+ifeq ($(LIB_FOUND),)
+$(error the Debian packages pier builds with are missing ($(LIB_PKGS) not found by $(PKG_CONFIG)): run `make deps` first (or `make run` / `make test`, which install them))
+endif
+endif
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes
 BASE    := -std=c17 -D_GNU_SOURCE -pthread -g $(WARN) -Isrc -MMD -MP $(CODEC_CFLAGS)
@@ -59,13 +72,19 @@ deps:  ## install missing Debian packages (apt-get; needs root)
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-bench-deps:  ## install the benchmark peers (etcd) too
+bench-deps:  ## install the benchmark peers (etcd) too, then build the release tools
 	@$(MAKE) --no-print-directory deps DEB_PKGS="$(DEB_PKGS) $(BENCH_PKGS)"
+	@$(MAKE) --no-print-directory all
 
-run: deps all  ## build and start pier-server on 127.0.0.1:$(PORT) (foreground)
+# run and test install first, then build in a new make (see LIB_FOUND above).
+run:  ## install what is missing, build, start pier-server on 127.0.0.1:7379 (PORT=...)
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory all
 	./build/pier-server --bind 127.0.0.1 --port $(PORT)
 
-test: deps asan  ## build with ASan+UBSan and run every test (unit, integration, cluster faults, fuzz corpora)
+test:  ## install what is missing, build with ASan+UBSan, run every test (unit, integration, faults, fuzz corpora)
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory fault

@@ -34,6 +34,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+make --no-print-directory deps
 make --no-print-directory build/pier-server build/pier-bench build/tcp-ceiling >/dev/null
 command -v redis-server >/dev/null || { echo "redis-server missing (make deps)" >&2; exit 1; }
 

@@ -5,5 +5,6 @@
 # (--rounds N, --quick, --skip-long, --skip-memory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-make --no-print-directory deps build/pier-server build/pier-bench build/floor-server >/dev/null
+make --no-print-directory deps
+make --no-print-directory build/pier-server build/pier-bench build/floor-server >/dev/null
 exec /usr/bin/python3 bench/compare_redis.py "$@"

@@ -3,5 +3,6 @@
 # XREADGROUP + XACK. See bench/compare_streams.py (--rounds N, --quick).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-make --no-print-directory deps build/pier-server >/dev/null
+make --no-print-directory deps
+make --no-print-directory build/pier-server >/dev/null
 exec /usr/bin/python3 bench/compare_streams.py "$@"

@@ -3,5 +3,6 @@
 # See bench/io_models.py; options pass through (--rounds N, --requests N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-make --no-print-directory deps build/pier-server build/pier-bench >/dev/null
+make --no-print-directory deps
+make --no-print-directory build/pier-server build/pier-bench >/dev/null
 exec /usr/bin/python3 bench/io_models.py "$@"
