@@ -19,7 +19,7 @@ CODEC_CFLAGS := $(if $(LIB_FOUND),$(shell $(PKG_CONFIG) --cflags $(LIB_PKGS)))
 CODEC_LIBS   := $(if $(LIB_FOUND),$(shell $(PKG_CONFIG) --libs $(LIB_PKGS)))
 
 # Goals that need no library: they install, print, clean, or only call $(MAKE).
-NO_LIB_GOALS := deps bench-deps help clean run test
+NO_LIB_GOALS := deps bench-deps help clean run test lint
 ifneq ($(filter-out $(NO_LIB_GOALS),$(or $(MAKECMDGOALS),all)),)
 ifeq ($(LIB_FOUND),)
 $(error the Debian packages pier builds with are missing ($(LIB_PKGS) not found by $(PKG_CONFIG)): run `make deps` first (or `make run` / `make test`, which install them))
@@ -50,7 +50,7 @@ DEB_PKGS := build-essential pkg-config liblz4-dev libzstd-dev \
 # Only the side-by-side benchmarks need these (bench/compare-etcd.sh).
 BENCH_PKGS := etcd-server etcd-client libnghttp2-dev
 
-.PHONY: all deps bench-deps run test unit integration fault soak clean help asan libpier
+.PHONY: all deps bench-deps run test lint unit integration fault soak clean help asan libpier
 
 all: build/pier-server build/pier-bench libpier  ## build the release server and tools (build/)
 
@@ -84,11 +84,15 @@ run:  ## install what is missing, build, start pier-server on 127.0.0.1:7379 (PO
 
 test:  ## install what is missing, build with ASan+UBSan, run every test (unit, integration, faults, fuzz corpora)
 	@$(MAKE) --no-print-directory deps
+	@$(PYTHON) tests/lint/check.py
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory fault
 	@$(MAKE) --no-print-directory fuzz-regress
+
+lint:  ## structure and style checks (layers, no command-name compares, function length)
+	@$(PYTHON) tests/lint/check.py
 
 asan: build/asan/pier-server $(UNIT_BINS) build/asan/test-libpier-e2e build/asan/test-libpier-cluster-e2e
 
