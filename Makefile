@@ -38,6 +38,7 @@ SRC_MAIN := src/server/main.c
 SRC_LIB  := $(filter-out $(SRC_MAIN),$(SRC_ALL))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 
+TSAN_CFLAGS := $(BASE) -O1 -fno-omit-frame-pointer -fsanitize=thread
 REL_OBJ   := $(SRC_LIB:%.c=build/rel/%.o)
 ASAN_OBJ  := $(SRC_LIB:%.c=build/asan/%.o)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=build/asan/unit/%)
@@ -50,7 +51,7 @@ DEB_PKGS := build-essential pkg-config liblz4-dev libzstd-dev \
 # Only the side-by-side benchmarks need these (bench/compare-etcd.sh).
 BENCH_PKGS := etcd-server etcd-client libnghttp2-dev
 
-.PHONY: all deps bench-deps run test lint unit integration fault soak clean help asan libpier
+.PHONY: all deps bench-deps run test lint tsan unit integration fault soak clean help asan libpier
 
 all: build/pier-server build/pier-bench libpier  ## build the release server and tools (build/)
 
@@ -173,6 +174,20 @@ build/floor-uring: bench/floor-uring.c
 
 build/asan/pier-server: $(ASAN_OBJ) build/asan/$(SRC_MAIN:.c=.o)
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(LDLIBS)
+
+# ThreadSanitizer build and its stress run (not part of `make test`: about
+# two minutes). TSAN_SECONDS per workload phase.
+TSAN_SECONDS ?= 60
+build/tsan/pier-server: $(SRC_ALL:%.c=build/tsan/%.o)
+	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/tsan/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "CC  $< (tsan)"
+	@$(CC) $(TSAN_CFLAGS) -c -o $@ $<
+
+tsan: build/tsan/pier-server  ## ThreadSanitizer build + a multi-client stress (KV, streams, pub/sub, blocking, cluster); fails on any report
+	PIER_SERVER=$(CURDIR)/build/tsan/pier-server $(PYTHON) tests/stress/tsan_stress.py --seconds $(TSAN_SECONDS)
 
 build/asan/unit/%: tests/unit/%.c $(ASAN_OBJ)
 	@mkdir -p $(dir $@)

@@ -38,7 +38,7 @@ import redis
 
 REPO = Path(__file__).resolve().parents[2]
 PIER_BIN = os.environ.get("PIER_SERVER", str(REPO / "build" / "asan" / "pier-server"))
-SANITIZER_MARKERS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
+SANITIZER_MARKERS = ("AddressSanitizer", "runtime error:", "LeakSanitizer", "ThreadSanitizer")
 IP = shutil.which("ip") or "/usr/sbin/ip"
 
 _netns_ok = None
