@@ -430,6 +430,10 @@ static const char *role_name(int role) {
 
 void cluster_count_weak_read(cluster *cl) { atomic_fetch_add(&cl->n_weak_reads, 1); }
 
+int cluster_bus_port(const cluster *cl) {
+    return cl ? cl->nodes[cl->self_idx].bus_port : 0;
+}
+
 size_t cluster_info(cluster *cl, char *buf, size_t len) {
     if (!cl) return (size_t)snprintf(buf, len, "cluster_enabled:0\r\n");
     int n = snprintf(

@@ -103,6 +103,9 @@ uint64_t cluster_visible_index(cluster *cl);
 
 void cluster_count_weak_read(cluster *cl);
 
+/* This node's cluster bus port (the ready line); 0 when cl is NULL. */
+int cluster_bus_port(const cluster *cl);
+
 /* INFO cluster text (appended to buf); returns bytes written. */
 size_t cluster_info(cluster *cl, char *buf, size_t len);
 

@@ -180,7 +180,7 @@ static void *acceptor_main(void *arg) {
 
 int conn_thread_start(server *srv) {
     if (pthread_create(&srv->acceptor, NULL, acceptor_main, srv) != 0) {
-        log_warn("cannot start the acceptor thread: %s", strerror(errno));
+        log_fatal("cannot start the acceptor thread: %s", strerror(errno));
         return -1;
     }
     return 0;
