@@ -25,9 +25,10 @@ static int same_file(int a, int b) {
 }
 
 /* logfile: append the log there (stderr becomes the file); the original
- * stderr stays the console for fatal errors. Returns 0, or -1 after
- * printing why on stderr. */
-static int open_log(const pier_config *cfg) {
+ * stderr stays the console for fatal errors (*console, -1 when stderr
+ * already is the log). Returns 0, or -1 after printing why on stderr. */
+static int open_log(const pier_config *cfg, int *console) {
+    *console = -1;
     log_set_level(CFG_GET(cfg->loglevel));
     if (!cfg->logfile[0]) return 0;
     int fd = open(cfg->logfile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -36,10 +37,10 @@ static int open_log(const pier_config *cfg) {
                 strerror(errno));
         return -1;
     }
-    int console = same_file(fd, STDERR_FILENO) ? -1 : fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+    *console = same_file(fd, STDERR_FILENO) ? -1 : fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
     dup2(fd, STDERR_FILENO);
     close(fd);
-    log_set_console_fd(console);
+    log_set_console_fd(*console);
     return 0;
 }
 
@@ -55,10 +56,12 @@ static void detach_stdio(int keep_stderr) {
 
 /* daemonize yes: fork before anything else starts (no thread runs yet).
  * The parent waits on a pipe: it copies what comes (the child's fatal
- * errors) to its stderr and exits 0 when the child reports ready (one
- * ACK byte, server_run), 1 when the pipe closes without it. The child
- * returns the pipe's write end (its console), or -1 after a failed fork. */
-static int daemonize(const pier_config *cfg) {
+ * errors) to the terminal (console, or stderr when there is no logfile)
+ * and exits 0 when the child reports ready (one ACK byte, server_run), 1
+ * when the pipe closes without it. The child lets go of the terminal and
+ * returns the pipe's write end (its console now), or -1 after a failed
+ * fork. */
+static int daemonize(const pier_config *cfg, int console) {
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0) {
         log_fatal("cannot daemonize: pipe: %s", strerror(errno));
@@ -78,11 +81,13 @@ static int daemonize(const pier_config *cfg) {
             if (n < 0 && errno == EINTR) continue;
             if (n < 0) break;
             ready = buf[n - 1] == SERVER_READY_BYTE;
-            if (write(STDERR_FILENO, buf, (size_t)n - (size_t)ready) < 0) break;
+            if (write(console >= 0 ? console : STDERR_FILENO, buf, (size_t)n - (size_t)ready) < 0)
+                break;
         }
         _exit(ready ? 0 : 1);
     }
     close(pipefd[0]);
+    if (console >= 0) close(console);
     setsid();
     detach_stdio(cfg->logfile[0] != 0);
     log_set_console_fd(pipefd[1]);
@@ -105,8 +110,9 @@ int main(int argc, char **argv) {
     srv->cfg.argv = argv; /* a cluster node may restart itself with it */
     int rc = config_from_args(&srv->cfg, argc, argv);
     if (rc) return quit_early(srv, rc == 1 ? 0 : rc); /* 1: --help/--version done */
-    if (open_log(&srv->cfg) < 0) return quit_early(srv, 2);
-    if (CFG_GET(srv->cfg.daemonize) && (srv->ready_fd = daemonize(&srv->cfg)) < 0)
+    int console;
+    if (open_log(&srv->cfg, &console) < 0) return quit_early(srv, 2);
+    if (CFG_GET(srv->cfg.daemonize) && (srv->ready_fd = daemonize(&srv->cfg, console)) < 0)
         return quit_early(srv, 1);
     config_log_warnings(&srv->cfg);
     if (server_init(srv) < 0) {

@@ -87,3 +87,182 @@ def test_unopenable_logfile_is_reported_on_stderr(tmp_path):
     rc, out, err = run_pier(tmp_path, "--port", "0", "--save", "",
                             "--logfile", tmp_path / "no" / "such" / "dir.log")
     assert rc == 2 and "logfile" in err and "No such file" in err, (out, err)
+
+
+# ---------------------------------------------------------------------------
+# config files
+
+class ConfServer(Server):
+    """pier started as `pier-server <conf> <flags...>` (the harness's own
+    flags would hide what the file sets)."""
+
+    def __init__(self, workdir, conf, *flags, port=None):
+        super().__init__("pier", workdir, (), port)
+        self.conf = Path(conf)
+        self.flags = [str(f) for f in flags]
+
+    def argv(self):
+        return [PIER_BIN, str(self.conf), "--port", str(self.port)] + self.flags
+
+
+def no_sanitizer_report(text):
+    for m in SANITIZER_MARKERS:
+        assert m not in text, text
+
+
+def test_long_comments_and_quotes_in_comments_are_skipped(tmp_path):
+    conf = tmp_path / "pier.conf"
+    words = " ".join(f"word{i}" for i in range(40))
+    conf.write_text(f"# {words}\n   # indented comment with an 'unbalanced quote\n"
+                    f"#{words}\n\ttimeout 7\n\n# trailing {words}\n")
+    srv = ConfServer(tmp_path, conf, "--save", "").start()
+    try:
+        assert srv.client().config_get("timeout") == {"timeout": "7"}
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("line,what", [
+    ("no-such-option 1", "no-such-option"),
+    ("maxmemory-polcy allkeys-lru", "maxmemory-polcy"),  # a typo of a pier option
+    ('timeout "7', "unbalanced quotes"),
+    ("bind " + " ".join(["127.0.0.1"] * 200), "too many arguments"),
+])
+def test_bad_config_lines_stop_startup_naming_file_and_line(tmp_path, line, what):
+    conf = tmp_path / "pier.conf"
+    conf.write_text("# first line\n" + line + "\n")
+    rc, out, err = run_pier(tmp_path, conf, "--port", "0")
+    assert rc == 2, (out, err)
+    assert f"{conf}:2:" in err and what in err, err
+
+
+def test_redis_options_pier_lacks_get_one_warning_each(tmp_path):
+    conf = tmp_path / "pier.conf"
+    conf.write_text("rdbcompression yes\nlazyfree-lazy-eviction no\nrdbcompression no\n"
+                    "notify-keyspace-events \"\"\ndatabases 16\nloglevel notice\n")
+    srv = ConfServer(tmp_path, conf, "--save", "", "--supervised", "systemd").start()
+    try:
+        c = srv.client()
+        assert c.config_get("loglevel") == {"loglevel": "notice"}
+        assert c.config_get("databases") == {"databases": "1"}
+        assert c.config_get("rdbcompression") == {}  # skipped, not stored
+    finally:
+        srv.stop()
+    log = srv.stderr_path.read_text()
+    for lineno, name in ((1, "rdbcompression"), (2, "lazyfree-lazy-eviction"),
+                         (3, "rdbcompression"), (4, "notify-keyspace-events")):
+        assert f"{conf}:{lineno}: '{name}' is a Redis option pier does not implement" in log, log
+    assert "command line: 'supervised' is a Redis option pier does not implement" in log, log
+    assert "databases 16" in log and "one database" in log, log
+
+
+def redis_conf_copy(tmp_path):
+    if not DEBIAN_REDIS_CONF.is_file():
+        pytest.fail(f"{DEBIAN_REDIS_CONF} missing: `make deps` installs redis-server")
+    conf = tmp_path / "redis.conf"
+    shutil.copyfile(DEBIAN_REDIS_CONF, conf)
+    return conf
+
+
+def test_debian_redis_conf_starts(tmp_path):
+    """Debian's /etc/redis/redis.conf as it is, with the port, dir, pidfile,
+    logfile and daemonize overridden on the command line (as Debian's
+    systemd unit overrides daemonize and supervised)."""
+    conf = redis_conf_copy(tmp_path)
+    log = tmp_path / "pier.log"
+    srv = ConfServer(tmp_path, conf, "--dir", tmp_path, "--pidfile", tmp_path / "pier.pid",
+                     "--logfile", log, "--daemonize", "no", "--supervised", "systemd").start()
+    try:
+        c = srv.client()
+        assert c.ping() is True
+        assert c.set("k", "v") and c.get("k") == b"v"
+        assert c.config_get("loglevel") == {"loglevel": "notice"}
+        assert c.config_get("dbfilename") == {"dbfilename": "dump.rdb"}
+        assert c.config_get("appendfilename") == {"appendfilename": "appendonly.aof"}
+        assert c.config_get("bind") == {"bind": "127.0.0.1 -::1"}
+        assert int(rawcmd(c, "CONFIG", "GET", "port")[1]) == srv.port
+        assert (tmp_path / "pier.pid").read_text().strip() == str(srv.proc.pid)
+        text = log.read_text()
+        assert "Redis option pier does not implement" in text
+        # one warning per line, and only for Redis options
+        warned = re.findall(r"redis\.conf:(\d+): '([^']+)' is a Redis option", text)
+        assert len(warned) == len({n for n, _ in warned})
+        assert {"rdbcompression", "jemalloc-bg-thread", "stop-writes-on-bgsave-error"} <= \
+            {name for _, name in warned}
+    finally:
+        srv.stop()
+    text = log.read_text()
+    no_sanitizer_report(text)
+    assert "bye" in text
+    assert not (tmp_path / "pier.pid").exists()
+
+
+def test_debian_redis_conf_daemonizes(tmp_path):
+    """daemonize yes (as the file says): the command returns 0 once the
+    server serves; the daemon writes its pidfile and stops on SIGTERM."""
+    conf = redis_conf_copy(tmp_path)
+    port, log, pidfile = free_port(), tmp_path / "pier.log", tmp_path / "pier.pid"
+    rc, out, err = run_pier(tmp_path, conf, "--port", port, "--dir", tmp_path,
+                            "--pidfile", pidfile, "--logfile", log)
+    assert rc == 0, (out, err, log.read_text() if log.exists() else "")
+    pid = int(pidfile.read_text())
+    try:
+        srv = Server("pier", tmp_path / "probe", port=port)
+        c = srv.client()
+        assert c.ping() is True
+        assert f"port {port}" in log.read_text()
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not pidfile.exists(), timeout=15, msg="daemon to remove its pidfile")
+    wait_for(lambda: "bye" in log.read_text(), timeout=15, msg="daemon to log bye")
+    no_sanitizer_report(log.read_text())
+
+
+def test_daemonize_reports_fatal_errors_to_the_terminal(start_server, tmp_path):
+    busy = start_server()
+    rc, out, err = run_pier(tmp_path, "--port", busy.port, "--save", "", "--daemonize", "yes",
+                            "--loglevel", "silent", "--logfile", tmp_path / "d.log")
+    assert rc == 1, (out, err)
+    assert "Address already in use" in err, err
+
+
+# ---------------------------------------------------------------------------
+# --help, --version, the ready line
+
+def test_help_lists_every_option_with_default_and_meaning(start_server, tmp_path):
+    rc, out, err = run_pier(tmp_path, "--help")
+    assert rc == 0 and err == "", err
+    names = start_server().client().config_get("*").keys()
+    for name in list(names) + ["rename-command"]:
+        m = re.search(r"^  --%s   \(default ([^)]*)\)" % re.escape(name), out, re.M)
+        assert m, f"--help lacks {name}:\n{out}"
+        meaning = out[m.end():].split("\n")[1].strip()
+        assert meaning and not meaning.startswith("--"), name
+    assert re.search(r"^  --port   \(default 7379\)$", out, re.M)
+    assert re.search(r"^  --maxmemory-policy   \(default noeviction\) \[runtime\]$", out, re.M)
+    assert re.search(r"^  --proto-max-bulk-len   \(default 512mb\) \[runtime\]$", out, re.M)
+    assert "bogus" not in out
+
+
+@pytest.mark.parametrize("flag", ["--version", "-v"])
+def test_version(tmp_path, flag):
+    rc, out, err = run_pier(tmp_path, flag)
+    assert rc == 0 and re.match(r"pier-server v=\d+\.\d+\.\d+ ", out), (out, err)
+
+
+def test_ready_line_names_ports_persistence_and_dir(start_server, tmp_path):
+    srv = start_server("--appendonly", "yes", "--appendfsync", "always", "--save", "900 1",
+                       "--dir", tmp_path)
+    batch = int(rawcmd(srv.client(), "CONFIG", "GET", "batch-port")[1])
+    line = next(l for l in srv.stderr_path.read_text().splitlines() if " ready: " in l)
+    assert f"port {srv.port}," in line and f"batch port {batch}," in line, line
+    assert "cluster bus port off" in line, line
+    assert "AOF on (appendfsync always)" in line, line
+    assert "snapshots dump.pier, save 900 1" in line, line
+    assert f"dir {tmp_path.resolve()};" in line, line
+
+
+def test_ready_line_without_persistence_and_batch_port(start_server):
+    srv = start_server("--batch-port", "0")
+    line = next(l for l in srv.stderr_path.read_text().splitlines() if " ready: " in l)
+    assert "batch port off" in line and "AOF off" in line and "snapshots off" in line, line
