@@ -39,7 +39,7 @@ BENCH_PKGS := etcd-server etcd-client libnghttp2-dev
 
 .PHONY: all deps bench-deps run test unit integration fault soak clean help asan libpier
 
-all: build/pier-server build/pier-bench libpier  ## build the release server and tools (build/)
+all: build/pier-server build/pier-bench build/pier-check-aof libpier  ## build the release server and tools (build/)
 
 # etcd's gRPC load client for bench/compare-etcd.sh (etcd ships no benchmark in Debian).
 build/etcd-bench: bench/etcd-bench.c build/rel/src/lib/histogram.o
@@ -71,7 +71,7 @@ test: deps asan  ## build with ASan+UBSan and run every test (unit, integration,
 	@$(MAKE) --no-print-directory fault
 	@$(MAKE) --no-print-directory fuzz-regress
 
-asan: build/asan/pier-server $(UNIT_BINS) build/asan/test-libpier-e2e build/asan/test-libpier-cluster-e2e
+asan: build/asan/pier-server build/asan/pier-check-aof $(UNIT_BINS) build/asan/test-libpier-e2e build/asan/test-libpier-cluster-e2e
 
 unit: $(UNIT_BINS)  ## run the C unit tests (sanitizer build)
 	@pass=0; fail=0; for t in $(UNIT_BINS); do \
@@ -80,7 +80,7 @@ unit: $(UNIT_BINS)  ## run the C unit tests (sanitizer build)
 
 # The release build too: the used_memory-accuracy and RSS tests need the
 # real allocator (the sanitizers replace malloc and inflate RSS).
-integration: build/asan/pier-server build/pier-server build/asan/test-libpier-e2e build/asan/test-libpier-cluster-e2e  ## run the pytest integration tests
+integration: build/asan/pier-server build/asan/pier-check-aof build/pier-server build/asan/test-libpier-e2e build/asan/test-libpier-cluster-e2e  ## run the pytest integration tests
 	PIER_SERVER=$(CURDIR)/build/asan/pier-server PIER_RELEASE_SERVER=$(CURDIR)/build/pier-server \
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
@@ -95,6 +95,15 @@ soak: build/pier-server  ## run the long cluster fault runs too (release build; 
 
 build/pier-server: $(REL_OBJ) build/rel/$(SRC_MAIN:.c=.o)
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+# pier-check-aof links the server's objects: it checks files with the
+# server's own AOF parser, snapshot loader and command table.
+build/pier-check-aof: tools/pier-check-aof.c $(REL_OBJ)
+	$(CC) $(REL_CFLAGS) -o $@ $< $(REL_OBJ) $(LDLIBS)
+
+build/asan/pier-check-aof: tools/pier-check-aof.c $(ASAN_OBJ)
+	@echo "LD  $@"
+	@$(CC) $(ASAN_CFLAGS) -o $@ $< $(ASAN_OBJ) $(LDLIBS)
 
 build/pier-bench: tools/pier-bench.c build/rel/src/lib/histogram.o build/libpier.a
 	$(CC) $(REL_CFLAGS) -Iclient -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)

@@ -176,6 +176,15 @@ static int replay_entry(cluster *cl, int argc, const cmd_arg *argv) {
     return 1;
 }
 
+int cluster_is_log_record(const char *name, size_t len) {
+    static const char *const records[] = {"PIER.ENTRY", "PIER.VOTE", "PIER.COMMIT",
+                                          "PIER.TRUNCATE"};
+    cmd_arg a = {name, len};
+    for (size_t i = 0; i < sizeof records / sizeof records[0]; i++)
+        if (is_name(&a, records[i])) return 1;
+    return 0;
+}
+
 int cluster_replay(void *arg, int argc, const cmd_arg *argv) {
     cluster *cl = arg;
     if (argc < 1 || argv[0].n < 5 || strncasecmp(argv[0].p, "PIER.", 5) != 0) {
