@@ -198,6 +198,9 @@ static int build(const pier_config *cfg, const text *old, text *out, char *err, 
         text_str(out, "\n");
     }
     if (rc == 0 && appended.len) {
+        /* A blank line before the signature, as Redis writes it. */
+        if (!has_signature && out->len && !(out->len >= 2 && out->p[out->len - 2] == '\n'))
+            text_str(out, "\n");
         if (!has_signature) text_str(out, REWRITE_SIGNATURE "\n");
         text_add(out, appended.p, appended.len);
     }
