@@ -343,9 +343,13 @@ int cluster_start(cluster *cl, char *err, size_t errlen) {
     cl->boot_term = cl->term; /* the witness starts empty: incomplete for older terms */
     cl->commit_logged = atomic_load(&cl->commit);
     cl->synced_index = last;
-    log_info("cluster: node %d of %d, term %llu, log %llu entries, %llu committed", cl->self_id,
-             cl->nnodes, (unsigned long long)cl->term, (unsigned long long)last,
-             (unsigned long long)atomic_load(&cl->commit));
+    /* The AOF line before this one counts keys outside the log (none on
+     * a node that was always a cluster member): this one says what the
+     * node got from its log. */
+    log_info("cluster: node %d of %d, term %llu: loaded %llu log entries from the AOF, "
+             "%llu committed and applied (%zu keys)", cl->self_id, cl->nnodes,
+             (unsigned long long)cl->term, (unsigned long long)last,
+             (unsigned long long)atomic_load(&cl->commit), ks_count(cl->ks));
 
     cl->loop = ev_create(on_wake, cl);
     if (!cl->loop) {

@@ -266,3 +266,28 @@ def test_ready_line_without_persistence_and_batch_port(start_server):
     srv = start_server("--batch-port", "0")
     line = next(l for l in srv.stderr_path.read_text().splitlines() if " ready: " in l)
     assert "batch port off" in line and "AOF off" in line and "snapshots off" in line, line
+
+
+def test_cluster_node_says_how_many_log_entries_it_loaded(tmp_path):
+    """A single-member cluster writes two keys, stops, and on its next start
+    says how many log entries it loaded from its AOF (PING needs no leader)."""
+    port, bus = free_port(), free_port()
+    args = ("--dir", str(tmp_path), "--appendonly", "yes", "--cluster-node-id", "1",
+            "--cluster-nodes", f"1@127.0.0.1:{port}@{bus}")
+    srv = Server("pier", tmp_path / "run1", args, port=port).start()
+    c = srv.client()
+    wait_for(lambda: c.info("cluster").get("cluster_serving") == 1, timeout=15,
+             msg="the node to serve")
+    assert c.set("a", "1") and c.set("b", "2")
+    srv.stop()
+    first = srv.stderr_path.read_text()
+    assert "loaded 0 log entries from the AOF" in first, first
+    srv2 = Server("pier", tmp_path / "run2", args, port=port).start()
+    srv2.stop()
+    log = srv2.stderr_path.read_text()
+    m = re.search(r"cluster: node 1 of 1, term \d+: loaded (\d+) log entries from the AOF, "
+                  r"(\d+) committed and applied \((\d+) keys\)", log)
+    assert m, log
+    # the first term's no-op entry, then one entry per SET
+    assert int(m.group(1)) == int(m.group(2)) == 3 and int(m.group(3)) == 2, log
+    assert f"cluster bus port {bus}" in log, log
