@@ -197,8 +197,18 @@ static void log_repair_hint(const pier_config *cfg) {
                   "file: pier-check-aof --fix %s (back up %s/%s first; docs/PERSISTENCE.md)",
                   abs, abs, cfg->dir, cfg->appenddirname);
     } else if (!CFG_GET(cfg->appendonly)) {
-        log_fatal("to check the snapshot: pier-check-aof %s/%s (docs/PERSISTENCE.md)", cfg->dir,
-                  cfg->dbfilename);
+        char snap[2048], magic[5] = "";
+        snprintf(snap, sizeof snap, "%s/%s", cfg->dir, cfg->dbfilename);
+        FILE *f = fopen(snap, "rb");
+        if (f) {
+            if (fread(magic, 1, 5, f) != 5) magic[0] = 0;
+            fclose(f);
+        }
+        if (!memcmp(magic, "REDIS", 5))
+            log_fatal("%s is a Redis RDB file: pier keeps its own snapshot format and cannot "
+                      "load it; move it away or set dbfilename to another name", snap);
+        else
+            log_fatal("to check the snapshot: pier-check-aof %s (docs/PERSISTENCE.md)", snap);
     }
     free(abs);
 }

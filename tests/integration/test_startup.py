@@ -291,3 +291,13 @@ def test_cluster_node_says_how_many_log_entries_it_loaded(tmp_path):
     # the first term's no-op entry, then one entry per SET
     assert int(m.group(1)) == int(m.group(2)) == 3 and int(m.group(3)) == 2, log
     assert f"cluster bus port {bus}" in log, log
+
+
+def test_a_redis_rdb_as_dbfilename_is_named_as_such(tmp_path):
+    """Debian's redis.conf says dbfilename dump.rdb: in a directory where
+    Redis left its RDB file, start-up stops and says what the file is."""
+    (tmp_path / "dump.rdb").write_bytes(b"REDIS0010\xfa\x09redis-ver\x067.0.15\xff" + b"\0" * 8)
+    rc, out, err = run_pier(tmp_path, "--port", "0", "--dbfilename", "dump.rdb",
+                            "--loglevel", "silent")
+    assert rc == 1, (out, err)
+    assert "dump.rdb is a Redis RDB file" in err, err
