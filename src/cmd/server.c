@@ -18,6 +18,12 @@ static void reply_unknown_subcommand(cmd_ctx *c, const char *cmdname) {
                  (int)(n < 128 ? n : 128), c->argv[1].p, cmdname);
 }
 
+/* A HELP subcommand's reply: one status line each, as Redis sends them. */
+static void reply_help(cmd_ctx *c, const char *const *lines, size_t n) {
+    reply_array(c->out, n);
+    for (size_t i = 0; i < n; i++) reply_status(c->out, lines[i]);
+}
+
 /* "ERR wrong number of arguments for 'client|setname' command" */
 static void reply_sub_arity(cmd_ctx *c, const char *parent) {
     char name[96];
@@ -346,7 +352,7 @@ static void client_kill(cmd_ctx *c) {
 }
 
 static void client_help(cmd_ctx *c) {
-    static const char *lines[] = {
+    static const char *const lines[] = {
         "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "GETNAME", "    Return the name of the current connection.",
         "ID", "    Return the ID of the current connection.",
@@ -359,9 +365,7 @@ static void client_help(cmd_ctx *c) {
         "SETNAME <name>", "    Assign the name <name> to the current connection.",
         "HELP", "    Print this help.",
     };
-    size_t n = sizeof lines / sizeof lines[0];
-    reply_array(c->out, n);
-    for (size_t i = 0; i < n; i++) reply_status(c->out, lines[i]);
+    reply_help(c, lines, sizeof lines / sizeof lines[0]);
 }
 
 static void client_cmd(cmd_ctx *c) {
@@ -508,7 +512,7 @@ static void config_set_cmd(cmd_ctx *c) {
 }
 
 static void config_help(cmd_ctx *c) {
-    static const char *lines[] = {
+    static const char *const lines[] = {
         "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
         "SET <directive> <value>", "    Set the configuration <directive> to <value>.",
@@ -516,9 +520,7 @@ static void config_help(cmd_ctx *c) {
         "REWRITE", "    Rewrite the configuration file.",
         "HELP", "    Prints this help.",
     };
-    size_t n = sizeof lines / sizeof lines[0];
-    reply_array(c->out, n);
-    for (size_t i = 0; i < n; i++) reply_status(c->out, lines[i]);
+    reply_help(c, lines, sizeof lines / sizeof lines[0]);
 }
 
 /* CONFIG REWRITE: the file the server was started with (config.c). */

@@ -73,9 +73,23 @@ class Aof:
         return Server("pier", self.workdir, self.args).start()
 
 
-def second_set_offset(data):
+def append(path, data):
+    """Append data to the file; returns the offset it starts at."""
+    size = path.stat().st_size
+    with open(path, "ab") as f:
+        f.write(data)
+    return size
+
+
+def damage_second_set(incr, at, byte):
+    """Overwrite the byte `at` bytes into the file's second SET; returns
+    (the new bytes, the SET's offset)."""
+    data = bytearray(incr.read_bytes())
     first = data.index(b"*3\r\n$3\r\nSET")
-    return data.index(b"*3\r\n$3\r\nSET", first + 1)
+    bad = data.index(b"*3\r\n$3\r\nSET", first + 1)
+    data[bad + at] = ord(byte)
+    incr.write_bytes(bytes(data))
+    return bytes(data), bad
 
 
 def test_valid_aof(tmp_path):
@@ -91,9 +105,7 @@ def test_valid_aof(tmp_path):
 def test_torn_tail_reported_then_fixed_after_asking(tmp_path):
     aof = Aof(tmp_path)
     incr = aof.incr()
-    good = incr.stat().st_size
-    with open(incr, "ab") as f:
-        f.write(b"*3\r\n$3\r\nSET\r\n$1\r\nz\r\n$5\r\nhal")
+    good = append(incr, b"*3\r\n$3\r\nSET\r\n$1\r\nz\r\n$5\r\nhal")
     rc, out = check(aof.manifest)
     assert rc == 1, out
     assert f"incr {incr.name}: incomplete last command" in out and f"at offset {good} " in out
@@ -114,10 +126,7 @@ def test_torn_tail_reported_then_fixed_after_asking(tmp_path):
 def test_mid_file_damage_in_the_last_file_is_cut_with_yes(tmp_path):
     aof = Aof(tmp_path)
     incr = aof.incr()
-    data = bytearray(incr.read_bytes())
-    bad = second_set_offset(bytes(data))
-    data[bad + 4] = ord("X")
-    incr.write_bytes(bytes(data))
+    data, bad = damage_second_set(incr, 4, "X")
     rc, out = check(aof.manifest)
     assert rc == 1 and f"bad RESP format at offset {bad} of {len(data)} bytes" in out, out
     assert r'there: "*3\r\nX3\r\nSET' in out, out
@@ -132,10 +141,7 @@ def test_mid_file_damage_in_the_last_file_is_cut_with_yes(tmp_path):
 def test_damage_in_an_earlier_file_is_not_cut(tmp_path):
     aof = Aof(tmp_path)
     first = aof.incr()
-    data = bytearray(first.read_bytes())
-    bad = second_set_offset(bytes(data))
-    data[bad] = ord("?")
-    first.write_bytes(bytes(data))
+    data, bad = damage_second_set(first, 0, "?")
     later = aof.dir / "appendonly.aof.2.incr.aof"
     later.write_bytes(b"*3\r\n$3\r\nSET\r\n$4\r\nlate\r\n$1\r\n1\r\n")
     write_manifest(aof.manifest, [(aof.base().name, 1, "b"), (first.name, 1, "i"),
@@ -144,15 +150,12 @@ def test_damage_in_an_earlier_file_is_not_cut(tmp_path):
     assert rc == 1, out
     assert f"incr {first.name}: bad RESP format at offset {bad}" in out, out
     assert "not the last file of the manifest" in out, out
-    assert first.read_bytes() == bytes(data)
+    assert first.read_bytes() == data
 
 
 def test_unknown_command_is_named(tmp_path):
     aof = Aof(tmp_path)
-    incr = aof.incr()
-    size = incr.stat().st_size
-    with open(incr, "ab") as f:
-        f.write(b"*2\r\n$7\r\nNOSUCHX\r\n$1\r\na\r\n")
+    size = append(aof.incr(), b"*2\r\n$7\r\nNOSUCHX\r\n$1\r\na\r\n")
     rc, out = check(aof.manifest)
     assert rc == 1 and f"unknown command 'NOSUCHX' at offset {size}" in out, out
 
