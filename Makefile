@@ -188,7 +188,8 @@ FUZZ_HDRS    := $(wildcard tests/fuzz/*.h src/*/*.h)
 FUZZ_SRC_resp         := src/proto/resp_parse.c src/lib/util.c
 FUZZ_SRC_resp_chunked := $(FUZZ_SRC_resp)
 FUZZ_SRC_inline       := $(FUZZ_SRC_resp)
-FUZZ_SRC_config       := src/server/config.c src/server/config_redis.c src/lib/util.c src/lib/log.c
+FUZZ_SRC_config       := src/server/config.c src/server/config_redis.c src/server/config_rewrite.c \
+                         src/lib/util.c src/lib/log.c
 FUZZ_SRC_util         := src/lib/util.c
 FUZZ_SRC_batch        := src/proto/batch.c src/lib/crc32c.c
 FUZZ_SRC_entry        := src/cluster/entry.c src/lib/hash.c src/lib/util.c

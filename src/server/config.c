@@ -698,6 +698,13 @@ static int load_line(pier_config *cfg, char *line, char *saves, size_t saves_cap
 int config_load_text(pier_config *cfg, const char *text, size_t len, const char *origin,
                      char *err, size_t errlen) {
     char saves[1024] = "";
+    const char *nul = memchr(text, 0, len);
+    if (nul) {
+        int at = 1;
+        for (const char *p = text; p < nul; p++) at += *p == '\n';
+        snprintf(err, errlen, "%s:%d: a NUL byte (not a text file?)", origin, at);
+        return -1;
+    }
     char *copy = malloc(len + 1);
     if (!copy) abort();
     memcpy(copy, text, len);

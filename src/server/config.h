@@ -210,6 +210,11 @@ void config_set_in_use(pier_config *cfg, int threads, int batch_port);
  * the reply's reason. */
 int config_rewrite(pier_config *cfg, char *err, size_t errlen);
 
+/* The text CONFIG REWRITE would write over old (no file touched): *out is
+ * malloc'd (caller frees). Returns 0, or -1 with err set. */
+int config_rewrite_text(const pier_config *cfg, const char *old, size_t old_len, char **out,
+                        size_t *out_len, char *err, size_t errlen);
+
 /* 1 when requirepass is set. Lock-free. */
 int config_auth_required(const pier_config *cfg);
 

@@ -249,6 +249,21 @@ static int replace_file(const char *path, const char *data, size_t len) {
     return 0;
 }
 
+int config_rewrite_text(const pier_config *cfg, const char *old_text, size_t old_len,
+                        char **out, size_t *out_len, char *err, size_t errlen) {
+    text old = {0}, res = {0};
+    text_add(&old, old_text, old_len);
+    int rc = build(cfg, &old, &res, err, errlen);
+    free(old.p);
+    if (rc < 0) {
+        free(res.p);
+        return -1;
+    }
+    *out = res.p;
+    *out_len = res.len;
+    return 0;
+}
+
 int config_rewrite(pier_config *cfg, char *err, size_t errlen) {
     if (!cfg->config_file) {
         snprintf(err, errlen, "The server is running without a config file");
