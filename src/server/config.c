@@ -649,6 +649,21 @@ static int skip_line(const char *line) {
     return *line == 0 || *line == '#';
 }
 
+#define CFG_VALUE_MAX 1024 /* bytes of one option's value, words joined */
+
+/* Join n words with single spaces (multi-word values: bind, save, buffer
+ * limits). Returns 0, or -1 when they do not fit in cap. */
+static int join_words(char *out, size_t cap, char *const *words, int n) {
+    size_t used = 0;
+    out[0] = 0;
+    for (int i = 0; i < n; i++) {
+        int w = snprintf(out + used, cap - used, "%s%s", i ? " " : "", words[i]);
+        if (w < 0 || (size_t)w >= cap - used) return -1;
+        used += (size_t)w;
+    }
+    return 0;
+}
+
 /* Name of an unknown flag or file line: a Redis option pier does not
  * implement is skipped with a warning, anything else is an error. */
 static int skip_redis_option(pier_config *cfg, const char *origin, const char *name) {
@@ -675,19 +690,12 @@ static int load_line(pier_config *cfg, char *line, char *saves, size_t saves_cap
         snprintf(reason, rlen, "'%s' needs a value", words[0]);
         return -1;
     }
-    /* Join the arguments: multi-word values (bind, buffer limits). */
-    char value[1024];
-    size_t used = 0;
-    for (int i = 1; i < nw; i++) {
-        int n = snprintf(value + used, sizeof value - used, "%s%s", i > 1 ? " " : "", words[i]);
-        if (n < 0 || (size_t)n >= sizeof value - used) {
-            snprintf(reason, rlen, "the value of '%s' is too long (at most %zu bytes)", words[0],
-                     sizeof value - 1);
-            return -1;
-        }
-        used += (size_t)n;
+    char value[CFG_VALUE_MAX];
+    if (join_words(value, sizeof value, words + 1, nw - 1) < 0) {
+        snprintf(reason, rlen, "the value of '%s' is too long (at most %zu bytes)", words[0],
+                 sizeof value - 1);
+        return -1;
     }
-    if (nw == 1) value[0] = 0;
     if (!strcasecmp(words[0], "save")) {
         add_save_line(saves, saves_cap, value);
         return config_set(cfg, "save", saves, 0, reason, rlen);
@@ -820,14 +828,16 @@ int config_from_args(pier_config *cfg, int argc, char **argv) {
         }
         /* Values run until the next --option, so "--bind 127.0.0.1 ::1"
          * and "--client-output-buffer-limit normal 0 0 0" work. */
-        char value[1024] = "";
         int j = i + 1;
-        for (; j < argc && strncmp(argv[j], "--", 2) != 0; j++) {
-            if (j > i + 1) strncat(value, " ", sizeof value - strlen(value) - 1);
-            strncat(value, argv[j], sizeof value - strlen(value) - 1);
-        }
+        while (j < argc && strncmp(argv[j], "--", 2) != 0) j++;
         if (j == i + 1) {
             fprintf(stderr, "pier-server: option '%s' needs a value\n", a);
+            return 2;
+        }
+        char value[CFG_VALUE_MAX];
+        if (join_words(value, sizeof value, argv + i + 1, j - i - 1) < 0) {
+            fprintf(stderr, "pier-server: the value of option '%s' is too long (at most %zu bytes)\n",
+                    a, sizeof value - 1);
             return 2;
         }
         char err[256];

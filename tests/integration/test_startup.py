@@ -127,6 +127,8 @@ def test_long_comments_and_quotes_in_comments_are_skipped(tmp_path):
     ("maxmemory-polcy allkeys-lru", "maxmemory-polcy"),  # a typo of a pier option
     ('timeout "7', "unbalanced quotes"),
     ("bind " + " ".join(["127.0.0.1"] * 200), "too many arguments"),
+    ("dir " + "d" * 2000, "too long"),  # was cut to 1023 bytes without a word
+    ("timeout 1\0", "NUL byte"),
 ])
 def test_bad_config_lines_stop_startup_naming_file_and_line(tmp_path, line, what):
     conf = tmp_path / "pier.conf"
@@ -134,6 +136,11 @@ def test_bad_config_lines_stop_startup_naming_file_and_line(tmp_path, line, what
     rc, out, err = run_pier(tmp_path, conf, "--port", "0")
     assert rc == 2, (out, err)
     assert f"{conf}:2:" in err and what in err, err
+
+
+def test_too_long_flag_value_stops_startup(tmp_path):
+    rc, out, err = run_pier(tmp_path, "--port", "0", "--dir", "d" * 2000)
+    assert rc == 2 and "'--dir' is too long" in err, err
 
 
 def test_redis_options_pier_lacks_get_one_warning_each(tmp_path):
