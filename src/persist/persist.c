@@ -524,7 +524,7 @@ void persist_before_reply(persist *p, uint64_t need) {
     if (aof_flush(p->aof, need, always) < 0 && always) {
         /* The reply would promise durability the log does not have. */
         log_fatal("Can't recover from AOF write error when the AOF fsync policy is 'always'. "
-                 "Exiting...");
+                  "Exiting...");
         _exit(1);
     }
 }
