@@ -53,7 +53,7 @@ BENCH_PKGS := etcd-server etcd-client libnghttp2-dev
 
 .PHONY: all deps bench-deps run test lint tsan unit integration fault soak clean help asan libpier
 
-all: build/pier-server build/pier-bench libpier  ## build the release server and tools (build/)
+all: build/pier-server build/pier-bench build/pier-check-aof libpier  ## build the release server and tools (build/)
 
 # etcd's gRPC load client for bench/compare-etcd.sh (etcd ships no benchmark in Debian).
 build/etcd-bench: bench/etcd-bench.c build/rel/src/lib/histogram.o
@@ -95,7 +95,7 @@ test:  ## install what is missing, build with ASan+UBSan, run every test (unit, 
 lint:  ## structure and style checks (layers, no command-name compares, function length)
 	@$(PYTHON) tests/lint/check.py
 
-asan: build/asan/pier-server $(UNIT_BINS) build/asan/test-libpier-e2e build/asan/test-libpier-cluster-e2e
+asan: build/asan/pier-server build/asan/pier-check-aof $(UNIT_BINS) build/asan/test-libpier-e2e build/asan/test-libpier-cluster-e2e
 
 unit: $(UNIT_BINS)  ## run the C unit tests (sanitizer build)
 	@pass=0; fail=0; for t in $(UNIT_BINS); do \
@@ -104,7 +104,7 @@ unit: $(UNIT_BINS)  ## run the C unit tests (sanitizer build)
 
 # The release build too: the used_memory-accuracy and RSS tests need the
 # real allocator (the sanitizers replace malloc and inflate RSS).
-integration: build/asan/pier-server build/pier-server build/asan/test-libpier-e2e build/asan/test-libpier-cluster-e2e  ## run the pytest integration tests
+integration: build/asan/pier-server build/asan/pier-check-aof build/pier-server build/asan/test-libpier-e2e build/asan/test-libpier-cluster-e2e  ## run the pytest integration tests
 	PIER_SERVER=$(CURDIR)/build/asan/pier-server PIER_RELEASE_SERVER=$(CURDIR)/build/pier-server \
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
@@ -119,6 +119,15 @@ soak: build/pier-server  ## run the long cluster fault runs too (release build; 
 
 build/pier-server: $(REL_OBJ) build/rel/$(SRC_MAIN:.c=.o)
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+# pier-check-aof links the server's objects: it checks files with the
+# server's own AOF parser, snapshot loader and command table.
+build/pier-check-aof: tools/pier-check-aof.c $(REL_OBJ)
+	$(CC) $(REL_CFLAGS) -o $@ $< $(REL_OBJ) $(LDLIBS)
+
+build/asan/pier-check-aof: tools/pier-check-aof.c $(ASAN_OBJ)
+	@echo "LD  $@"
+	@$(CC) $(ASAN_CFLAGS) -o $@ $< $(ASAN_OBJ) $(LDLIBS)
 
 build/pier-bench: tools/pier-bench.c build/rel/src/lib/histogram.o build/libpier.a
 	$(CC) $(REL_CFLAGS) -Iclient -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
@@ -217,7 +226,8 @@ FUZZ_HDRS    := $(wildcard tests/fuzz/*.h src/*/*.h)
 FUZZ_SRC_resp         := src/proto/resp_parse.c src/lib/util.c
 FUZZ_SRC_resp_chunked := $(FUZZ_SRC_resp)
 FUZZ_SRC_inline       := $(FUZZ_SRC_resp)
-FUZZ_SRC_config       := src/server/config.c src/lib/util.c src/lib/log.c
+FUZZ_SRC_config       := src/server/config.c src/server/config_redis.c src/server/config_rewrite.c \
+                         src/lib/util.c src/lib/log.c
 FUZZ_SRC_util         := src/lib/util.c
 FUZZ_SRC_batch        := src/proto/batch.c src/lib/crc32c.c
 FUZZ_SRC_entry        := src/cluster/entry.c src/lib/hash.c src/lib/util.c

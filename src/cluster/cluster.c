@@ -176,6 +176,15 @@ static int replay_entry(cluster *cl, int argc, const cmd_arg *argv) {
     return 1;
 }
 
+int cluster_is_log_record(const char *name, size_t len) {
+    static const char *const records[] = {"PIER.ENTRY", "PIER.VOTE", "PIER.COMMIT",
+                                          "PIER.TRUNCATE"};
+    cmd_arg a = {name, len};
+    for (size_t i = 0; i < sizeof records / sizeof records[0]; i++)
+        if (is_name(&a, records[i])) return 1;
+    return 0;
+}
+
 int cluster_replay(void *arg, int argc, const cmd_arg *argv) {
     cluster *cl = arg;
     if (argc < 1 || argv[0].n < 5 || strncasecmp(argv[0].p, "PIER.", 5) != 0) {
@@ -334,9 +343,13 @@ int cluster_start(cluster *cl, char *err, size_t errlen) {
     cl->boot_term = cl->term; /* the witness starts empty: incomplete for older terms */
     cl->commit_logged = atomic_load(&cl->commit);
     cl->synced_index = last;
-    log_info("cluster: node %d of %d, term %llu, log %llu entries, %llu committed", cl->self_id,
-             cl->nnodes, (unsigned long long)cl->term, (unsigned long long)last,
-             (unsigned long long)atomic_load(&cl->commit));
+    /* The AOF line before this one counts keys outside the log (none on
+     * a node that was always a cluster member): this one says what the
+     * node got from its log. */
+    log_info("cluster: node %d of %d, term %llu: loaded %llu log entries from the AOF, "
+             "%llu committed and applied (%zu keys)", cl->self_id, cl->nnodes,
+             (unsigned long long)cl->term, (unsigned long long)last,
+             (unsigned long long)atomic_load(&cl->commit), ks_count(cl->ks));
 
     cl->loop = ev_create(on_wake, cl);
     if (!cl->loop) {
@@ -429,6 +442,10 @@ static const char *role_name(int role) {
 }
 
 void cluster_count_weak_read(cluster *cl) { atomic_fetch_add(&cl->n_weak_reads, 1); }
+
+int cluster_bus_port(const cluster *cl) {
+    return cl ? cl->nodes[cl->self_idx].bus_port : 0;
+}
 
 size_t cluster_info(cluster *cl, char *buf, size_t len) {
     if (!cl) return (size_t)snprintf(buf, len, "cluster_enabled:0\r\n");

@@ -103,6 +103,14 @@ uint64_t cluster_visible_index(cluster *cl);
 
 void cluster_count_weak_read(cluster *cl);
 
+/* 1 when name is one of the cluster log's AOF records (PIER.ENTRY,
+ * PIER.VOTE, PIER.COMMIT, PIER.TRUNCATE; entry.h): pier-check-aof
+ * accepts them next to the command table's names. */
+int cluster_is_log_record(const char *name, size_t len);
+
+/* This node's cluster bus port (the ready line); 0 when cl is NULL. */
+int cluster_bus_port(const cluster *cl);
+
 /* INFO cluster text (appended to buf); returns bytes written. */
 size_t cluster_info(cluster *cl, char *buf, size_t len);
 

@@ -26,6 +26,7 @@
 
 struct pier_config;
 struct cmd_host;
+struct cmd_ctx;
 
 /* --- flags --- */
 #define CMD_WRITE     (1u << 0)  /* may modify the keyspace */
@@ -114,8 +115,14 @@ typedef struct cmd_kill_filter {
 
 typedef struct cmd_host {
     /* CLIENT LIST / CLIENT INFO text (one line per client, Redis format).
-     * only_id == 0: every client. Returns a malloc'd string; length in *len. */
-    char *(*client_list)(void *arg, uint64_t only_id, size_t *len);
+     * only_id == 0: every client. caller (may be NULL): the running command,
+     * whose own line shows its live buffers and argv-mem. Returns a
+     * malloc'd string; length in *len. */
+    char *(*client_list)(void *arg, uint64_t only_id, const struct cmd_ctx *caller, size_t *len);
+    /* CONFIG RESETSTAT: INFO's counters start again from 0. */
+    void (*reset_stats)(void *arg);
+    /* CONFIG REWRITE: 0, or -1 with the error (without "ERR ") in err. */
+    int (*config_rewrite)(void *arg, char *err, size_t errlen);
     /* CLIENT KILL: returns how many clients matched and were marked. */
     size_t (*client_kill)(void *arg, const cmd_kill_filter *f, uint64_t self_id);
     /* CLIENT SETNAME / HELLO SETNAME: replace s->name (len 0 clears it)

@@ -18,6 +18,12 @@ static void reply_unknown_subcommand(cmd_ctx *c, const char *cmdname) {
                  (int)(n < 128 ? n : 128), c->argv[1].p, cmdname);
 }
 
+/* A HELP subcommand's reply: one status line each, as Redis sends them. */
+static void reply_help(cmd_ctx *c, const char *const *lines, size_t n) {
+    reply_array(c->out, n);
+    for (size_t i = 0; i < n; i++) reply_status(c->out, lines[i]);
+}
+
 /* "ERR wrong number of arguments for 'client|setname' command" */
 static void reply_sub_arity(cmd_ctx *c, const char *parent) {
     char name[96];
@@ -238,7 +244,7 @@ static void client_setname(cmd_ctx *c) {
 
 static void client_list_reply(cmd_ctx *c, uint64_t only_id) {
     size_t len;
-    char *txt = c->env->host->client_list(c->env->host_arg, only_id, &len);
+    char *txt = c->env->host->client_list(c->env->host_arg, only_id, c, &len);
     reply_verbatim(c->out, txt, len, "txt");
     free(txt);
 }
@@ -267,7 +273,7 @@ static void client_list(cmd_ctx *c) {
             }
             if (id <= 0) continue; /* no such client, as in Redis */
             size_t len;
-            char *one = c->env->host->client_list(c->env->host_arg, (uint64_t)id, &len);
+            char *one = c->env->host->client_list(c->env->host_arg, (uint64_t)id, c, &len);
             all = realloc(all, total + len + 1);
             if (!all) abort();
             memcpy(all + total, one, len);
@@ -346,7 +352,7 @@ static void client_kill(cmd_ctx *c) {
 }
 
 static void client_help(cmd_ctx *c) {
-    static const char *lines[] = {
+    static const char *const lines[] = {
         "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "GETNAME", "    Return the name of the current connection.",
         "ID", "    Return the ID of the current connection.",
@@ -359,9 +365,7 @@ static void client_help(cmd_ctx *c) {
         "SETNAME <name>", "    Assign the name <name> to the current connection.",
         "HELP", "    Print this help.",
     };
-    size_t n = sizeof lines / sizeof lines[0];
-    reply_array(c->out, n);
-    for (size_t i = 0; i < n; i++) reply_status(c->out, lines[i]);
+    reply_help(c, lines, sizeof lines / sizeof lines[0]);
 }
 
 static void client_cmd(cmd_ctx *c) {
@@ -507,23 +511,46 @@ static void config_set_cmd(cmd_ctx *c) {
     reply_ok(c->out);
 }
 
+static void config_help(cmd_ctx *c) {
+    static const char *const lines[] = {
+        "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
+        "SET <directive> <value>", "    Set the configuration <directive> to <value>.",
+        "RESETSTAT", "    Reset statistics reported by the INFO command.",
+        "REWRITE", "    Rewrite the configuration file.",
+        "HELP", "    Prints this help.",
+    };
+    reply_help(c, lines, sizeof lines / sizeof lines[0]);
+}
+
+/* CONFIG REWRITE: the file the server was started with (config.c). */
+static void config_rewrite_cmd(cmd_ctx *c) {
+    char err[512];
+    if (c->env->host->config_rewrite(c->env->host_arg, err, sizeof err) < 0)
+        reply_errorf(c->out, "ERR %s", err);
+    else
+        reply_ok(c->out);
+}
+
 static void config_cmd(cmd_ctx *c) {
-    static const char *const subs[] = {"config|get", "config|set", "config|help", NULL};
+    static const char *const subs[] = {"config|get", "config|set", "config|resetstat",
+                                       "config|rewrite", "config|help", NULL};
     note_subcommand(c, subs);
+    int only_name = c->argc == 2;
     if (arg_is(c, 1, "GET")) {
         if (c->argc < 3) reply_sub_arity(c, "config");
         else config_get(c);
     } else if (arg_is(c, 1, "SET")) {
         config_set_cmd(c);
-    } else if (arg_is(c, 1, "HELP") && c->argc == 2) {
-        static const char *lines[] = {
-            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
-            "SET <directive> <value>", "    Set the configuration <directive> to <value>.",
-            "HELP", "    Print this help.",
-        };
-        reply_array(c->out, 7);
-        for (size_t i = 0; i < 7; i++) reply_status(c->out, lines[i]);
+    } else if (arg_is(c, 1, "RESETSTAT") && only_name) {
+        c->env->host->reset_stats(c->env->host_arg);
+        reply_ok(c->out);
+    } else if (arg_is(c, 1, "REWRITE") && only_name) {
+        config_rewrite_cmd(c);
+    } else if (arg_is(c, 1, "HELP") && only_name) {
+        config_help(c);
+    } else if (arg_is(c, 1, "RESETSTAT") || arg_is(c, 1, "REWRITE") || arg_is(c, 1, "HELP")) {
+        reply_sub_arity(c, "config");
     } else {
         reply_unknown_subcommand(c, "CONFIG");
     }

@@ -31,29 +31,43 @@ static int level_now(void) {
     return __atomic_load_n(&log_current_level, __ATOMIC_RELAXED);
 }
 
-int log_parse_level(const char *s) {
-    static const struct {
-        const char *name;
-        int level;
-    } names[] = {
-        {"silent", LOG_SILENT},   {"nothing", LOG_SILENT},
-        {"normal", LOG_NORMAL},   {"warning", LOG_NORMAL},
-        {"notice", LOG_NORMAL},   {"verbose", LOG_VERBOSE},
-        {"debug", LOG_VERBOSE},
-    };
-    if (s == NULL)
-        return -1;
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcasecmp(s, names[i].name) == 0)
-            return names[i].level;
-    }
+/* Redis 7.0's names in its order (its error text lists them so), then
+ * pier's. */
+static const struct {
+    const char *name;
+    int level;
+} spellings[] = {
+    {"debug", LOG_VERBOSE},  {"verbose", LOG_VERBOSE}, {"notice", LOG_NORMAL},
+    {"warning", LOG_WARNING}, {"normal", LOG_NORMAL},  {"silent", LOG_SILENT},
+    {"nothing", LOG_SILENT},
+};
+#define NSPELLINGS (sizeof(spellings) / sizeof(spellings[0]))
+
+const char *log_level_spelling(int i) {
+    return i >= 0 && (size_t)i < NSPELLINGS ? spellings[i].name : NULL;
+}
+
+int log_find_spelling(const char *s) {
+    for (size_t i = 0; s != NULL && i < NSPELLINGS; i++)
+        if (strcasecmp(s, spellings[i].name) == 0)
+            return (int)i;
     return -1;
+}
+
+int log_spelling_level(int i) {
+    return i >= 0 && (size_t)i < NSPELLINGS ? spellings[i].level : -1;
+}
+
+int log_parse_level(const char *s) {
+    return log_spelling_level(log_find_spelling(s));
 }
 
 const char *log_level_name(int level) {
     switch (level) {
     case LOG_SILENT:
         return "silent";
+    case LOG_WARNING:
+        return "warning";
     case LOG_NORMAL:
         return "normal";
     case LOG_VERBOSE:
@@ -63,11 +77,19 @@ const char *log_level_name(int level) {
     }
 }
 
-/* Writes all n bytes to stderr, retrying on EINTR and short writes. A
+/* The console for fatal errors (log_set_console_fd); written at start-up
+ * and when a daemon becomes ready, read by log_fatal. */
+static int console_fd = -1;
+
+void log_set_console_fd(int fd) {
+    __atomic_store_n(&console_fd, fd, __ATOMIC_RELAXED);
+}
+
+/* Writes all n bytes to fd, retrying on EINTR and short writes. A
  * logging failure has nowhere to be reported, so it is dropped. */
-static void write_all(const char *p, size_t n) {
+static void write_all(int fd, const char *p, size_t n) {
     while (n > 0) {
-        ssize_t w = write(STDERR_FILENO, p, n);
+        ssize_t w = write(fd, p, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -97,10 +119,19 @@ static size_t format_prefix(char *buf, size_t size, char mark) {
     return n > 0 ? ((size_t)n < size ? (size_t)n : size - 1) : 0;
 }
 
+/* Writes one line to stderr and, for a fatal error, to the console too
+ * (unless that is stderr itself). */
+static void emit(const char *p, size_t n, int fatal) {
+    write_all(STDERR_FILENO, p, n);
+    int con = fatal ? __atomic_load_n(&console_fd, __ATOMIC_RELAXED) : -1;
+    if (con >= 0 && con != STDERR_FILENO)
+        write_all(con, p, n);
+}
+
 /* Formats one line and writes it with one write(2). Lines longer than the
  * stack buffer are formatted on the heap rather than truncated. errno is
  * preserved so callers can log and then inspect it. */
-static void log_line(char mark, const char *fmt, va_list ap) {
+static void log_line(char mark, int fatal, const char *fmt, va_list ap) {
     int saved_errno = errno;
     char stack[1024];
     size_t prefix = format_prefix(stack, sizeof(stack), mark);
@@ -113,31 +144,38 @@ static void log_line(char mark, const char *fmt, va_list ap) {
     size_t total = prefix + (size_t)msg + 1; /* + '\n' */
     if (total < sizeof(stack)) {
         stack[total - 1] = '\n';
-        write_all(stack, total);
+        emit(stack, total, fatal);
     } else {
         char *heap = malloc(total + 1);
         if (heap != NULL) {
             memcpy(heap, stack, prefix);
             vsnprintf(heap + prefix, total - prefix, fmt, ap2);
             heap[total - 1] = '\n';
-            write_all(heap, total);
+            emit(heap, total, fatal);
             free(heap);
         } else {
             /* Out of memory: the truncated line is better than nothing. */
             stack[sizeof(stack) - 1] = '\n';
-            write_all(stack, sizeof(stack));
+            emit(stack, sizeof(stack), fatal);
         }
     }
     va_end(ap2);
     errno = saved_errno;
 }
 
+void log_fatal(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    log_line('#', 1, fmt, ap);
+    va_end(ap);
+}
+
 void log_warn(const char *fmt, ...) {
-    if (level_now() < LOG_NORMAL)
+    if (level_now() < LOG_WARNING)
         return;
     va_list ap;
     va_start(ap, fmt);
-    log_line('#', fmt, ap);
+    log_line('#', 0, fmt, ap);
     va_end(ap);
 }
 
@@ -146,6 +184,6 @@ void log_info(const char *fmt, ...) {
         return;
     va_list ap;
     va_start(ap, fmt);
-    log_line('*', fmt, ap);
+    log_line('*', 0, fmt, ap);
     va_end(ap);
 }

@@ -55,8 +55,10 @@ int sock_listen(const char *addr, int port, int backlog, char *err, size_t errle
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, backlog) < 0) {
-        snprintf(err, errlen, "could not listen on %s:%d: %s", addr, port, strerror(errno));
+        int saved = errno; /* the caller tells EADDRNOTAVAIL from the rest */
+        snprintf(err, errlen, "could not listen on %s:%d: %s", addr, port, strerror(saved));
         close(fd);
+        errno = saved;
         return -1;
     }
     return fd;

@@ -6,7 +6,8 @@
 
 /* Listen on addr:port (IPv4 or IPv6 literal, or "*" for any IPv4).
  * Non-blocking, SO_REUSEADDR, close-on-exec. Returns the fd or -1 with a
- * reason written into err. */
+ * reason written into err and errno set (EADDRNOTAVAIL: no such local
+ * address; EAFNOSUPPORT: no IPv6). */
 int sock_listen(const char *addr, int port, int backlog, char *err, size_t errlen);
 
 /* Accept one connection, non-blocking and close-on-exec. Returns the fd,

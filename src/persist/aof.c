@@ -545,6 +545,27 @@ int aof_load(aof *a, keyspace *ks, int64_t now_ms, aof_exec_fn *exec, void *exec
     return 1;
 }
 
+void aof_check_image(const unsigned char *b, size_t len, aof_exec_fn *fn, void *arg,
+                     aof_check_result *res) {
+    memset(res, 0, sizeof *res);
+    argvec av = {0};
+    size_t pos = 0;
+    while (pos < len) {
+        size_t start = pos;
+        int r = parse_command(b, len, &pos, &av);
+        if (r == 1 && fn && fn(arg, (int)av.n, av.v) < 0) r = 2;
+        if (r != 1) {
+            res->status = r == 2 ? AOF_CHECK_UNKNOWN
+                        : (r == 0 || all_zero(b + start, len - start)) ? AOF_CHECK_TORN
+                                                                       : AOF_CHECK_BAD;
+            break;
+        }
+        res->ok_upto = pos;
+        res->commands++;
+    }
+    free(av.v);
+}
+
 int aof_scan(aof *a, aof_exec_fn *fn, void *arg, char *err, size_t errlen) {
     aof_flush(a, UINT64_MAX, 0); /* what was appended is in the files */
     for (int i = 0; i < a->man.n; i++) {

@@ -121,4 +121,27 @@ int aof_scan(aof *a, aof_exec_fn *fn, void *arg, char *err, size_t errlen);
 /* Bytes of the whole AOF (base + incr files). */
 long long aof_total_size(const aof *a);
 
+/* --- checking (tools/pier-check-aof.c): the replay's own parser --- */
+
+enum aof_check_status {
+    AOF_CHECK_OK = 0,
+    AOF_CHECK_TORN,    /* the data ends inside a command (or is zeros from
+                          there on): what start-up cuts off the LAST file */
+    AOF_CHECK_BAD,     /* malformed RESP */
+    AOF_CHECK_UNKNOWN  /* a command fn refused (start-up refuses it too) */
+};
+
+typedef struct aof_check_result {
+    int status;         /* enum aof_check_status */
+    size_t ok_upto;     /* offset just past the last whole accepted command */
+    uint64_t commands;  /* whole commands accepted */
+} aof_check_result;
+
+/* Walk an incr file's bytes with the parser start-up replays them with,
+ * stopping at the first problem; fn (may be NULL) sees each whole command
+ * and returns -1 for one it does not know. Start-up treats the file the
+ * same way: TORN in the last file is cut off, anything else refused. */
+void aof_check_image(const unsigned char *b, size_t len, aof_exec_fn *fn, void *arg,
+                     aof_check_result *res);
+
 #endif

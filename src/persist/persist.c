@@ -523,8 +523,8 @@ void persist_before_reply(persist *p, uint64_t need) {
     int always = CFG_GET(p->cfg->appendfsync) == CFG_FSYNC_ALWAYS;
     if (aof_flush(p->aof, need, always) < 0 && always) {
         /* The reply would promise durability the log does not have. */
-        log_warn("Can't recover from AOF write error when the AOF fsync policy is 'always'. "
-                 "Exiting...");
+        log_fatal("Can't recover from AOF write error when the AOF fsync policy is 'always'. "
+                  "Exiting...");
         _exit(1);
     }
 }

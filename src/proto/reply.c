@@ -44,6 +44,7 @@ void reply_init(reply *r) {
     r->sent_head = 0;
     r->inline_used = 0;
     r->head = r->tail = NULL;
+    r->nblocks = r->block_mem = 0;
     r->spare = NULL;
 }
 
@@ -64,9 +65,22 @@ void reply_reset(reply *r) {
         b = next;
     }
     r->head = r->tail = NULL;
+    r->nblocks = r->block_mem = 0;
     r->inline_used = 0;
     r->sent_head = 0;
     r->pending = 0;
+}
+
+/* Allocated bytes of a block (an unfilled deferred header has size 0 but
+ * DEFER_CAP bytes). */
+static size_t block_bytes(const reply_block *b) {
+    return sizeof(reply_block) + (b->size ? b->size : DEFER_CAP);
+}
+
+void reply_mem_stats(const reply *r, size_t *obl, size_t *oll, size_t *omem) {
+    *obl = r->inline_used ? r->inline_used - r->sent_head : 0;
+    *oll = r->nblocks;
+    *omem = r->block_mem;
 }
 
 void reply_free(reply *r) {
@@ -100,6 +114,8 @@ static reply_block *block_new(reply *r, size_t min_size) {
 }
 
 static void block_link(reply *r, reply_block *b) {
+    r->nblocks++;
+    r->block_mem += block_bytes(b);
     if (r->tail != NULL)
         r->tail->next = b;
     else
@@ -415,6 +431,8 @@ static void pop_head(reply *r) {
     r->head = b->next;
     if (r->head == NULL)
         r->tail = NULL;
+    r->nblocks--;
+    r->block_mem -= block_bytes(b);
     block_release(r, b);
 }
 

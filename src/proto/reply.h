@@ -34,6 +34,7 @@ typedef struct reply {
     /* segment 0 is the inline buffer; then the block list */
     size_t inline_used;
     reply_block *head, *tail;
+    size_t nblocks, block_mem; /* blocks linked and their allocated bytes */
     reply_block *spare;
     char inline_buf[REPLY_INLINE_SIZE];
 } reply;
@@ -74,6 +75,10 @@ typedef struct reply_block *reply_deferred;
 reply_deferred reply_defer(reply *r);
 enum reply_agg { REPLY_AGG_ARRAY, REPLY_AGG_MAP, REPLY_AGG_SET, REPLY_AGG_PUSH };
 void reply_defer_set(reply *r, reply_deferred d, enum reply_agg kind, size_t n);
+
+/* CLIENT LIST's obl/oll/omem: bytes waiting in the inline buffer, blocks
+ * queued, and the bytes those blocks hold allocated. */
+void reply_mem_stats(const reply *r, size_t *obl, size_t *oll, size_t *omem);
 
 /* --- sending --- */
 /* Fill iov with up to max segments of pending output. Returns the count. */

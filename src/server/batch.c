@@ -204,7 +204,7 @@ int batch_open(server *srv) {
             log_warn("batch port %d not opened (%s); set batch-port to choose one", port, err);
             return 0;
         }
-        log_warn("batch port: %s", err);
+        log_fatal("batch port: %s", err);
         return -1;
     }
     return 0;

@@ -83,6 +83,7 @@ client *client_alloc(server *srv, loop_thread *lt, int fd, thread_stats *stats) 
     atomic_store(&c->last_interaction_ms, c->sess.created_ms);
     sock_format_addr(fd, 0, c->addr, sizeof c->addr);
     sock_format_addr(fd, 1, c->laddr, sizeof c->laddr);
+    client_publish_sizes(c);
     registry_add(srv, c);
     log_verbose("accepted client id=%llu addr=%s", (unsigned long long)c->sess.id, c->addr);
     return c;
@@ -200,8 +201,8 @@ static int client_write(client *c) {
         STAT_ADD(c->stats->net_output_bytes, (uint64_t)w);
         reply_consume(c->out, (size_t)w);
     }
-    /* Others (CLIENT LIST, cross-loop pub/sub limits) read this figure. */
-    atomic_store_explicit(&c->shared_omem, c->out->pending, memory_order_relaxed);
+    /* Others (CLIENT LIST, cross-loop pub/sub limits) read these figures. */
+    client_publish_sizes(c);
     if (c->flags & CLIENT_CLOSE_ON_FLUSH) {
         client_close(c);
         return -1;
@@ -342,6 +343,7 @@ void client_compact_input(client *c) {
         free(c->rbuf);
         c->rcap = RBUF_MIN;
         c->rbuf = cl_xmalloc(c->rcap);
+        c->rbuf_peak = 0;
     }
 }
 
@@ -379,8 +381,7 @@ static void process_input(client *c) {
         }
     }
     client_compact_input(c);
-    atomic_store_explicit(&c->shared_qbuf, c->rlen, memory_order_relaxed);
-    atomic_store_explicit(&c->shared_omem, c->out->pending, memory_order_relaxed);
+    client_publish_sizes(c);
     mark_pending(c);
     if (c->flags & CLIENT_PAUSED) ev_io_set(c->lt->loop, &c->io, EV_WRITE);
 }
@@ -391,8 +392,27 @@ void client_resume(client *c) {
 }
 
 void client_output_added(client *c) {
-    atomic_store_explicit(&c->shared_omem, c->out->pending, memory_order_relaxed);
+    client_publish_sizes(c);
     mark_pending(c);
+}
+
+size_t client_total_memory(const client *c) {
+    size_t obl, oll, obm;
+    reply_mem_stats(c->out, &obl, &oll, &obm);
+    return sizeof *c + sizeof *c->out + c->rcap + obm + c->argv_cap * sizeof *c->argv;
+}
+
+void client_publish_sizes(client *c) {
+    size_t obl, oll, obm;
+    reply_mem_stats(c->out, &obl, &oll, &obm);
+    atomic_store_explicit(&c->shared_qbuf, c->rlen, memory_order_relaxed);
+    atomic_store_explicit(&c->shared_omem, c->out->pending, memory_order_relaxed);
+    atomic_store_explicit(&c->shared_rbs, c->rcap, memory_order_relaxed);
+    atomic_store_explicit(&c->shared_rbp, c->rbuf_peak, memory_order_relaxed);
+    atomic_store_explicit(&c->shared_obl, obl, memory_order_relaxed);
+    atomic_store_explicit(&c->shared_oll, oll, memory_order_relaxed);
+    atomic_store_explicit(&c->shared_obm, obm, memory_order_relaxed);
+    atomic_store_explicit(&c->shared_totmem, client_total_memory(c), memory_order_relaxed);
 }
 
 /* Make room for the next read: the parser's hint for a large bulk, else
@@ -410,6 +430,7 @@ int client_reserve_input(client *c) {
     if ((long long)cap > limit + RBUF_MIN) cap = (size_t)limit + RBUF_MIN;
     c->rbuf = cl_xrealloc(c->rbuf, cap);
     c->rcap = cap;
+    c->rbuf_peak = c->rlen;
     return 0;
 }
 
@@ -428,6 +449,7 @@ static void client_read(client *c) {
         return;
     }
     c->rlen += (size_t)n;
+    if (c->rlen > c->rbuf_peak) c->rbuf_peak = c->rlen;
     STAT_ADD(c->stats->net_input_bytes, (uint64_t)n);
     process_input(c);
 }

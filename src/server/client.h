@@ -36,6 +36,7 @@ typedef struct client {
     reply *out;           /* allocated separately: it holds a 16 KB buffer */
     char *rbuf;           /* read buffer: [0, rlen) holds unconsumed bytes */
     size_t rlen, rcap;
+    size_t rbuf_peak;     /* most bytes held in rbuf since it was last resized */
     resp_parser parser;
     cmd_arg *argv;        /* argument views for the command being run */
     size_t argv_cap;
@@ -48,7 +49,10 @@ typedef struct client {
     char addr[64], laddr[64];
     int fd;
     _Atomic int64_t last_interaction_ms; /* wall ms */
-    _Atomic size_t shared_qbuf, shared_omem;
+    _Atomic size_t shared_qbuf, shared_omem; /* unparsed input, unsent output bytes */
+    /* CLIENT LIST sizes (client_publish_sizes): read buffer size and peak,
+     * inline reply bytes, reply blocks and their memory, total memory. */
+    _Atomic size_t shared_rbs, shared_rbp, shared_obl, shared_oll, shared_obm, shared_totmem;
     _Atomic int kill_requested;
     _Atomic int shared_sub, shared_psub; /* channel / pattern subscriptions (pubsub.c) */
     _Atomic int shared_blocked;          /* parked by a blocking read (blocking.c) */
@@ -79,6 +83,11 @@ void client_unregister(client *c);
 void client_destroy(client *c);
 /* Run the command the parser just returned. */
 void client_execute(client *c);
+/* Publish the sizes other threads read (CLIENT LIST, pub/sub limits):
+ * the owner thread calls it after each batch of input and each write. */
+void client_publish_sizes(client *c);
+/* The memory c holds: struct, read buffer, replies, argument views. */
+size_t client_total_memory(const client *c);
 /* Make room to read: returns -1 when the query buffer limit is passed. */
 int client_reserve_input(client *c);
 /* Drop the consumed prefix of the read buffer. */

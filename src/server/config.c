@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,8 @@ enum opt_type {
 
 #define OPT_RUNTIME 1   /* may change with CONFIG SET */
 #define OPT_FILE_ONLY 2 /* config file / flags only: unknown to CONFIG GET/SET */
+#define OPT_COMPAT 4    /* redis.conf compatibility: any valid value is accepted,
+                           one other than the default is ignored with a warning */
 
 typedef struct option {
     const char *name;
@@ -35,6 +38,8 @@ typedef struct option {
     long long min, max;
     int flags;
     const char *const *values; /* OPT_ENUM: NULL-terminated names */
+    const char *help;          /* --help: what it means (the default is printed from
+                                  config_defaults) */
 } option;
 
 /* Value lists for OPT_ENUM options; the index is what the field stores. */
@@ -48,57 +53,95 @@ static const char *const evict_policies[] = {
     "allkeys-lru",  "allkeys-lfu",  "allkeys-random",  "noeviction", NULL};
 
 #define F(field) offsetof(pier_config, field)
+#define STRMAX(field) sizeof(((pier_config *)0)->field)
 static const option options[] = {
-    {"bind", OPT_STR, F(bind), 0, sizeof(((pier_config *)0)->bind), 0, NULL},
-    {"port", OPT_INT, F(port), 0, 65535, 0, NULL},
-    {"batch-port", OPT_INT, F(batch_port), -1, 65535, 0, NULL},
-    {"batch-max-bytes", OPT_MEM, F(batch_max_bytes), 1024, 1LL << 30, OPT_RUNTIME, NULL},
-    {"threads", OPT_INT, F(threads), 0, 256, 0, NULL},
-    {"tcp-backlog", OPT_INT, F(tcp_backlog), 1, 65535, 0, NULL},
-    {"tcp-keepalive", OPT_INT, F(tcp_keepalive), 0, INT_MAX, 0, NULL},
-    {"maxclients", OPT_LL, F(maxclients), 1, 1000000, OPT_RUNTIME, NULL},
-    {"timeout", OPT_LL, F(timeout), 0, INT_MAX, OPT_RUNTIME, NULL},
-    {"proto-max-bulk-len", OPT_MEM, F(proto_max_bulk_len), 1024 * 1024, UINT32_MAX, OPT_RUNTIME, NULL},
+    {"bind", OPT_STR, F(bind), 0, STRMAX(bind), 0, NULL,
+     "addresses to listen on, space separated; '-addr' is skipped when unavailable"},
+    {"port", OPT_INT, F(port), 0, 65535, 0, NULL, "TCP port for clients (0 picks a free one)"},
+    {"batch-port", OPT_INT, F(batch_port), -1, 65535, 0, NULL,
+     "batch protocol port (docs/PROTOCOL.md); -1 = port + 1000 (skipped when busy), 0 = off"},
+    {"batch-max-bytes", OPT_MEM, F(batch_max_bytes), 1024, 1LL << 30, OPT_RUNTIME, NULL,
+     "largest batch payload a publisher may send"},
+    {"threads", OPT_INT, F(threads), 0, 256, 0, NULL,
+     "event-loop threads; 0 = one per core (alias io-threads)"},
+    {"tcp-backlog", OPT_INT, F(tcp_backlog), 1, 65535, 0, NULL, "listen backlog"},
+    {"tcp-keepalive", OPT_INT, F(tcp_keepalive), 0, INT_MAX, 0, NULL,
+     "TCP keepalive seconds (0 = off)"},
+    {"maxclients", OPT_LL, F(maxclients), 1, 1000000, OPT_RUNTIME, NULL,
+     "connections beyond this are refused"},
+    {"timeout", OPT_LL, F(timeout), 0, INT_MAX, OPT_RUNTIME, NULL,
+     "close clients idle this many seconds (0 = never)"},
+    {"proto-max-bulk-len", OPT_MEM, F(proto_max_bulk_len), 1024 * 1024, UINT32_MAX, OPT_RUNTIME,
+     NULL, "largest bulk string accepted"},
     {"client-query-buffer-limit", OPT_MEM, F(client_query_buffer_limit), 1024 * 1024,
-     LLONG_MAX, OPT_RUNTIME, NULL},
-    {"client-output-buffer-limit", OPT_OBL, 0, 0, 0, OPT_RUNTIME, NULL},
-    {"loglevel", OPT_LOGLEVEL, F(loglevel), 0, 0, OPT_RUNTIME, NULL},
-    {"logfile", OPT_STR, F(logfile), 0, sizeof(((pier_config *)0)->logfile), 0, NULL},
-    {"pidfile", OPT_STR, F(pidfile), 0, sizeof(((pier_config *)0)->pidfile), 0, NULL},
-    {"hz", OPT_LL, F(hz), 1, 500, OPT_RUNTIME, NULL},
-    {"databases", OPT_INT, F(databases), 1, 1, 0, NULL},
-    {"io", OPT_ENUM, F(io_model), 0, 0, 0, io_models},
-    {"maxmemory", OPT_MEM, F(maxmemory), 0, LLONG_MAX, OPT_RUNTIME, NULL},
-    {"maxmemory-policy", OPT_ENUM, F(maxmemory_policy), 0, 0, OPT_RUNTIME, evict_policies},
-    {"maxmemory-samples", OPT_LL, F(maxmemory_samples), 1, INT_MAX, OPT_RUNTIME, NULL},
-    {"lfu-log-factor", OPT_LL, F(lfu_log_factor), 0, INT_MAX, OPT_RUNTIME, NULL},
-    {"lfu-decay-time", OPT_LL, F(lfu_decay_time), 0, INT_MAX, OPT_RUNTIME, NULL},
-    {"requirepass", OPT_SECRET, 0, 0, 0, OPT_RUNTIME, NULL},
-    {"protected-mode", OPT_ENUM, F(protected_mode), 0, 0, OPT_RUNTIME, yes_no},
-    {"rename-command", OPT_RENAME, 0, 0, 0, OPT_FILE_ONLY, NULL},
+     LLONG_MAX, OPT_RUNTIME, NULL, "largest unparsed input per client"},
+    {"client-output-buffer-limit", OPT_OBL, 0, 0, 0, OPT_RUNTIME, NULL,
+     "<class> <hard> <soft> <seconds>: disconnect clients whose unsent replies pass them"},
+    {"loglevel", OPT_LOGLEVEL, F(loglevel), 0, 0, OPT_RUNTIME, NULL,
+     "silent, warning, normal or verbose (Redis's debug and notice too)"},
+    {"logfile", OPT_STR, F(logfile), 0, STRMAX(logfile), 0, NULL,
+     "append the log to this file (\"\" = stderr)"},
+    {"pidfile", OPT_STR, F(pidfile), 0, STRMAX(pidfile), 0, NULL,
+     "write the pid to this file while running"},
+    {"daemonize", OPT_ENUM, F(daemonize), 0, 0, 0, yes_no,
+     "run in the background once ready (start-up errors still reach the terminal)"},
+    {"hz", OPT_LL, F(hz), 1, 500, OPT_RUNTIME, NULL,
+     "background work (expiry, timeouts) per second"},
+    {"databases", OPT_INT, F(databases), 1, INT_MAX, OPT_COMPAT, NULL,
+     "accepted for redis.conf: pier has one database (other values are ignored)"},
+    {"io", OPT_ENUM, F(io_model), 0, 0, 0, io_models,
+     "loop: event-loop threads; thread: a thread per connection"},
+    {"maxmemory", OPT_MEM, F(maxmemory), 0, LLONG_MAX, OPT_RUNTIME, NULL,
+     "memory limit (0 = none)"},
+    {"maxmemory-policy", OPT_ENUM, F(maxmemory_policy), 0, 0, OPT_RUNTIME, evict_policies,
+     "what to do over maxmemory: evict (allkeys-*, volatile-*) or refuse writes (noeviction)"},
+    {"maxmemory-samples", OPT_LL, F(maxmemory_samples), 1, INT_MAX, OPT_RUNTIME, NULL,
+     "keys sampled per eviction round"},
+    {"lfu-log-factor", OPT_LL, F(lfu_log_factor), 0, INT_MAX, OPT_RUNTIME, NULL,
+     "LFU counter growth (higher = slower)"},
+    {"lfu-decay-time", OPT_LL, F(lfu_decay_time), 0, INT_MAX, OPT_RUNTIME, NULL,
+     "minutes per LFU counter decrement (0 = never)"},
+    {"requirepass", OPT_SECRET, 0, 0, 0, OPT_RUNTIME, NULL,
+     "password for AUTH (\"\" = none); never shown"},
+    {"protected-mode", OPT_ENUM, F(protected_mode), 0, 0, OPT_RUNTIME, yes_no,
+     "without a password, refuse non-loopback clients"},
+    {"rename-command", OPT_RENAME, 0, 0, 0, OPT_FILE_ONLY, NULL,
+     "NAME NEWNAME, or NAME \"\" to disable a command (repeatable)"},
     /* persistence: paths and appendonly are fixed once running (changing
      * them would need the files moved or an AOF created on the fly) */
-    {"dir", OPT_STR, F(dir), 0, sizeof(((pier_config *)0)->dir), 0, NULL},
-    {"dbfilename", OPT_STR, F(dbfilename), 0, sizeof(((pier_config *)0)->dbfilename), 0, NULL},
-    {"appendonly", OPT_ENUM, F(appendonly), 0, 0, 0, yes_no},
-    {"appendfilename", OPT_STR, F(appendfilename), 0,
-     sizeof(((pier_config *)0)->appendfilename), 0, NULL},
-    {"appenddirname", OPT_STR, F(appenddirname), 0,
-     sizeof(((pier_config *)0)->appenddirname), 0, NULL},
-    {"appendfsync", OPT_ENUM, F(appendfsync), 0, 0, OPT_RUNTIME, fsync_policies},
+    {"dir", OPT_STR, F(dir), 0, STRMAX(dir), 0, NULL, "directory of every persistence file"},
+    {"dbfilename", OPT_STR, F(dbfilename), 0, STRMAX(dbfilename), 0, NULL,
+     "snapshot file name in dir"},
+    {"appendonly", OPT_ENUM, F(appendonly), 0, 0, 0, yes_no,
+     "log every write to the append-only file and load it at start-up"},
+    {"appendfilename", OPT_STR, F(appendfilename), 0, STRMAX(appendfilename), 0, NULL,
+     "prefix of the AOF file names"},
+    {"appenddirname", OPT_STR, F(appenddirname), 0, STRMAX(appenddirname), 0, NULL,
+     "AOF directory in dir"},
+    {"appendfsync", OPT_ENUM, F(appendfsync), 0, 0, OPT_RUNTIME, fsync_policies,
+     "always, everysec or no"},
     {"auto-aof-rewrite-percentage", OPT_LL, F(auto_aof_rewrite_percentage), 0, INT_MAX,
-     OPT_RUNTIME, NULL},
+     OPT_RUNTIME, NULL, "rewrite the AOF when it grew this % since the last rewrite (0 = never)"},
     {"auto-aof-rewrite-min-size", OPT_MEM, F(auto_aof_rewrite_min_size), 0, LLONG_MAX,
-     OPT_RUNTIME, NULL},
-    {"save", OPT_SAVE, 0, 0, 0, OPT_RUNTIME, NULL},
-    {"cluster-node-id", OPT_INT, F(cluster_node_id), 0, 255, 0, NULL},
-    {"cluster-nodes", OPT_STR, F(cluster_nodes), 0, sizeof(((pier_config *)0)->cluster_nodes), 0, NULL},
-    {"cluster-batch-us", OPT_LL, F(cluster_batch_us), 0, 100000, OPT_RUNTIME, NULL},
-    {"cluster-heartbeat-ms", OPT_LL, F(cluster_heartbeat_ms), 1, 10000, OPT_RUNTIME, NULL},
-    {"cluster-election-timeout-ms", OPT_LL, F(cluster_election_timeout_ms), 10, 600000, OPT_RUNTIME, NULL},
-    {"cluster-log-max-memory", OPT_MEM, F(cluster_log_max_memory), 1 << 20, LLONG_MAX, OPT_RUNTIME, NULL},
-    {"cluster-request-timeout-ms", OPT_LL, F(cluster_request_timeout_ms), 1, 3600000, OPT_RUNTIME, NULL},
+     OPT_RUNTIME, NULL, "... and is at least this big"},
+    {"save", OPT_SAVE, 0, 0, 0, OPT_RUNTIME, NULL,
+     "snapshot rules <seconds> <changes> ...; \"\" = no snapshots"},
+    {"cluster-node-id", OPT_INT, F(cluster_node_id), 0, 255, 0, NULL,
+     "this node's id in cluster-nodes (1..255)"},
+    {"cluster-nodes", OPT_STR, F(cluster_nodes), 0, STRMAX(cluster_nodes), 0, NULL,
+     "cluster members id@host:port[@busport]; \"\" = single node"},
+    {"cluster-batch-us", OPT_LL, F(cluster_batch_us), 0, 100000, OPT_RUNTIME, NULL,
+     "bus send-gathering window in microseconds"},
+    {"cluster-heartbeat-ms", OPT_LL, F(cluster_heartbeat_ms), 1, 10000, OPT_RUNTIME, NULL,
+     "leader heartbeat period"},
+    {"cluster-election-timeout-ms", OPT_LL, F(cluster_election_timeout_ms), 10, 600000,
+     OPT_RUNTIME, NULL, "election timeout, randomized in [t, 2t)"},
+    {"cluster-log-max-memory", OPT_MEM, F(cluster_log_max_memory), 1 << 20, LLONG_MAX,
+     OPT_RUNTIME, NULL, "in-memory log entries beyond this are trimmed (the AOF keeps them)"},
+    {"cluster-request-timeout-ms", OPT_LL, F(cluster_request_timeout_ms), 1, 3600000,
+     OPT_RUNTIME, NULL, "a request with no leader for this long answers CLUSTERDOWN"},
 };
+#undef STRMAX
 #undef F
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -130,6 +173,9 @@ void config_defaults(pier_config *cfg) {
     atomic_init(&cfg->protected_mode, 1);
     pthread_mutex_init(&cfg->password_lock, NULL);
     atomic_init(&cfg->loglevel, LOG_NORMAL);
+    atomic_init(&cfg->loglevel_spelling, log_find_spelling("normal"));
+    cfg->threads_in_use = cfg->batch_port_in_use = -1;
+    pthread_mutex_init(&cfg->rewrite_lock, NULL);
     atomic_init(&cfg->hz, 10);
     cfg->databases = 1;
     snprintf(cfg->dir, sizeof cfg->dir, ".");
@@ -156,6 +202,10 @@ void config_defaults(pier_config *cfg) {
 void config_free(pier_config *cfg) {
     free(cfg->config_file);
     cfg->config_file = NULL;
+    free(cfg->warnings);
+    cfg->warnings = NULL;
+    cfg->warnings_len = 0;
+    pthread_mutex_destroy(&cfg->rewrite_lock);
     /* Do not leave the password in freed memory. */
     explicit_bzero(cfg->password, sizeof cfg->password);
     pthread_mutex_destroy(&cfg->password_lock);
@@ -167,6 +217,45 @@ static const option *find_option(const char *name) {
     /* Redis spells the loop-thread count io-threads. */
     if (strcasecmp(name, "io-threads") == 0) return find_option("threads");
     return NULL;
+}
+
+#define WARNINGS_MAX (16 * 1024)
+
+/* Queue one warning line for config_log_warnings; past WARNINGS_MAX bytes
+ * the rest are dropped (a config file of nothing but unknown lines). */
+static void add_warning(pier_config *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_warning(pier_config *cfg, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    size_t len = strlen(line);
+    line[len++] = '\n';
+    if (cfg->warnings_len + len > WARNINGS_MAX) return;
+    char *p = realloc(cfg->warnings, cfg->warnings_len + len + 1);
+    if (!p) abort();
+    memcpy(p + cfg->warnings_len, line, len);
+    cfg->warnings_len += len;
+    p[cfg->warnings_len] = 0;
+    cfg->warnings = p;
+}
+
+void config_log_warnings(pier_config *cfg) {
+    for (char *line = cfg->warnings, *nl; line && *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        *nl = 0;
+        log_warn("%s", line);
+    }
+    free(cfg->warnings);
+    cfg->warnings = NULL;
+    cfg->warnings_len = 0;
+}
+
+void config_set_in_use(pier_config *cfg, int threads, int batch_port) {
+    cfg->threads_in_use = threads;
+    cfg->batch_port_in_use = batch_port;
 }
 
 const char *config_name_at(size_t i) {
@@ -361,6 +450,10 @@ static int set_number(pier_config *cfg, const option *o, const char *value,
         return -1;
     }
     char *field = (char *)cfg + o->off;
+    if ((o->flags & OPT_COMPAT) && o->type == OPT_INT && v != *(int *)field) {
+        add_warning(cfg, "%s %lld: %s; keeping %d", o->name, v, o->help, *(int *)field);
+        return 0;
+    }
     if (o->type == OPT_INT) *(int *)field = (int)v;
     else atomic_store((_Atomic long long *)field, v);
     return 0;
@@ -380,6 +473,24 @@ static int set_enum(const option *o, char *field, const char *value, char *err, 
     for (int i = 0; o->values[i] && used < errlen; i++)
         used += (size_t)snprintf(err + used, errlen - used, "%s %s", i ? "," : "", o->values[i]);
     return -1;
+}
+
+/* Any name log.c knows (Redis's and pier's); CONFIG GET shows the name
+ * given. The error lists every name, Redis's first (its text). */
+static int set_loglevel(pier_config *cfg, char *field, const char *value, char *err,
+                        size_t errlen) {
+    int idx = log_find_spelling(value);
+    if (idx < 0) {
+        size_t used = (size_t)snprintf(err, errlen, "argument(s) must be one of the following:");
+        for (int i = 0; log_level_spelling(i) && used < errlen; i++)
+            used += (size_t)snprintf(err + used, errlen - used, "%s %s", i ? "," : "",
+                                     log_level_spelling(i));
+        return -1;
+    }
+    atomic_store(&cfg->loglevel_spelling, idx);
+    atomic_store((_Atomic int *)field, log_spelling_level(idx));
+    log_set_level(log_spelling_level(idx));
+    return 0;
 }
 
 int config_set(pier_config *cfg, const char *name, const char *value, int runtime,
@@ -406,16 +517,8 @@ int config_set(pier_config *cfg, const char *name, const char *value, int runtim
         }
         memcpy(field, value, strlen(value) + 1);
         return 0;
-    case OPT_LOGLEVEL: {
-        int lvl = log_parse_level(value);
-        if (lvl < 0) {
-            snprintf(err, errlen, "argument(s) must be one of the following: silent, normal, verbose");
-            return -1;
-        }
-        atomic_store((_Atomic int *)field, lvl);
-        log_set_level(lvl);
-        return 0;
-    }
+    case OPT_LOGLEVEL:
+        return set_loglevel(cfg, field, value, err, errlen);
     case OPT_OBL:
         return set_obl(cfg, value, err, errlen);
     case OPT_ENUM:
@@ -430,12 +533,24 @@ int config_set(pier_config *cfg, const char *name, const char *value, int runtim
     return -1;
 }
 
-int config_get(const pier_config *cfg, const char *name, char *buf, size_t buflen) {
-    const option *o = find_option(name);
-    if (!o || (o->flags & OPT_FILE_ONLY)) return -1;
+/* The field holding the value in use of an option whose automatic
+ * setting the server resolves at start-up (threads 0, batch-port -1), or
+ * NULL. Shown by CONFIG GET once resolved (>= 0). */
+static const int *in_use_field(const pier_config *cfg, const option *o) {
+    if (o->off == offsetof(pier_config, threads)) return &cfg->threads_in_use;
+    if (o->off == offsetof(pier_config, batch_port)) return &cfg->batch_port_in_use;
+    return NULL;
+}
+
+/* One option's value: the configured one, or (in_use) the one the server
+ * resolved it to, when it did. */
+static int get_value(const pier_config *cfg, const option *o, int in_use, char *buf,
+                     size_t buflen) {
     const char *field = (const char *)cfg + o->off;
     switch (o->type) {
     case OPT_INT:
+        if (in_use && in_use_field(cfg, o) && *in_use_field(cfg, o) >= 0)
+            field = (const char *)in_use_field(cfg, o);
         return snprintf(buf, buflen, "%d", *(const int *)field);
     case OPT_LL:
     case OPT_MEM:
@@ -443,7 +558,7 @@ int config_get(const pier_config *cfg, const char *name, char *buf, size_t bufle
     case OPT_STR:
         return snprintf(buf, buflen, "%s", field);
     case OPT_LOGLEVEL:
-        return snprintf(buf, buflen, "%s", log_level_name(CFG_GET(*(_Atomic int *)field)));
+        return snprintf(buf, buflen, "%s", log_level_spelling(CFG_GET(cfg->loglevel_spelling)));
     case OPT_OBL: {
         long long hard = CFG_GET(cfg->output_hard_limit);
         return snprintf(buf, buflen, "normal %lld %lld %lld replica 0 0 0 pubsub %lld %lld %lld",
@@ -468,17 +583,41 @@ int config_get(const pier_config *cfg, const char *name, char *buf, size_t bufle
     return -1;
 }
 
+int config_get(const pier_config *cfg, const char *name, char *buf, size_t buflen) {
+    const option *o = find_option(name);
+    if (!o || (o->flags & OPT_FILE_ONLY)) return -1;
+    return get_value(cfg, o, 1, buf, buflen);
+}
+
+const char *config_canonical_name(const char *name) {
+    const option *o = find_option(name);
+    return o ? o->name : NULL;
+}
+
+int config_is_file_only(const char *name) {
+    const option *o = find_option(name);
+    return o && (o->flags & OPT_FILE_ONLY);
+}
+
+int config_get_configured(const pier_config *cfg, const char *name, char *buf, size_t buflen) {
+    const option *o = find_option(name);
+    if (!o || (o->flags & OPT_FILE_ONLY)) return -1;
+    return get_value(cfg, o, 0, buf, buflen);
+}
+
 /* --- config file --- */
 
+#define LINE_WORDS_MAX 128 /* words of one config line (bind: 16 addresses) */
+
 /* Split one line into words with redis.conf quoting ("..." and '...').
- * Returns the word count (at most max), or -1 on unbalanced quotes. */
+ * Returns the word count, -1 on unbalanced quotes, -2 past max words. */
 static int split_line(char *line, char **words, int max) {
     int n = 0;
     char *p = line;
     for (;;) {
         while (*p == ' ' || *p == '\t') p++;
         if (!*p) return n;
-        if (n == max) return -1;
+        if (n == max) return -2;
         char q = (*p == '"' || *p == '\'') ? *p : 0;
         if (q) p++;
         words[n++] = p;
@@ -502,9 +641,78 @@ static void add_save_line(char *acc, size_t cap, const char *value) {
     else if (snprintf(acc + used, cap - used, "%s%s", used ? " " : "", value) < 0) acc[0] = 0;
 }
 
+/* 1 for a line with nothing to parse: blank, or a comment (its first
+ * non-blank character is '#', as in Redis: checked before the line is
+ * split, so a comment may hold anything, quotes and any number of words). */
+static int skip_line(const char *line) {
+    while (*line == ' ' || *line == '\t') line++;
+    return *line == 0 || *line == '#';
+}
+
+#define CFG_VALUE_MAX 1024 /* bytes of one option's value, words joined */
+
+/* Join n words with single spaces (multi-word values: bind, save, buffer
+ * limits). Returns 0, or -1 when they do not fit in cap. */
+static int join_words(char *out, size_t cap, char *const *words, int n) {
+    size_t used = 0;
+    out[0] = 0;
+    for (int i = 0; i < n; i++) {
+        int w = snprintf(out + used, cap - used, "%s%s", i ? " " : "", words[i]);
+        if (w < 0 || (size_t)w >= cap - used) return -1;
+        used += (size_t)w;
+    }
+    return 0;
+}
+
+/* Name of an unknown flag or file line: a Redis option pier does not
+ * implement is skipped with a warning, anything else is an error. */
+static int skip_redis_option(pier_config *cfg, const char *origin, const char *name) {
+    if (find_option(name) || !config_is_redis_only(name)) return 0;
+    add_warning(cfg, "%s: '%s' is a Redis option pier does not implement: ignored", origin,
+                name);
+    return 1;
+}
+
+/* One non-comment line. Returns 0, or -1 with the reason in reason. */
+static int load_line(pier_config *cfg, char *line, char *saves, size_t saves_cap,
+                     const char *origin, int lineno, char *reason, size_t rlen) {
+    char *words[LINE_WORDS_MAX];
+    int nw = split_line(line, words, LINE_WORDS_MAX);
+    if (nw < 0) {
+        snprintf(reason, rlen, nw == -1 ? "unbalanced quotes"
+                                        : "too many arguments (at most %d)", LINE_WORDS_MAX - 1);
+        return -1;
+    }
+    char where[300];
+    snprintf(where, sizeof where, "%s:%d", origin, lineno);
+    if (skip_redis_option(cfg, where, words[0])) return 0;
+    if (nw < 2) {
+        snprintf(reason, rlen, "'%s' needs a value", words[0]);
+        return -1;
+    }
+    char value[CFG_VALUE_MAX];
+    if (join_words(value, sizeof value, words + 1, nw - 1) < 0) {
+        snprintf(reason, rlen, "the value of '%s' is too long (at most %zu bytes)", words[0],
+                 sizeof value - 1);
+        return -1;
+    }
+    if (!strcasecmp(words[0], "save")) {
+        add_save_line(saves, saves_cap, value);
+        return config_set(cfg, "save", saves, 0, reason, rlen);
+    }
+    return config_set(cfg, words[0], value, 0, reason, rlen);
+}
+
 int config_load_text(pier_config *cfg, const char *text, size_t len, const char *origin,
                      char *err, size_t errlen) {
     char saves[1024] = "";
+    const char *nul = memchr(text, 0, len);
+    if (nul) {
+        int at = 1;
+        for (const char *p = text; p < nul; p++) at += *p == '\n';
+        snprintf(err, errlen, "%s:%d: a NUL byte (not a text file?)", origin, at);
+        return -1;
+    }
     char *copy = malloc(len + 1);
     if (!copy) abort();
     memcpy(copy, text, len);
@@ -516,30 +724,9 @@ int config_load_text(pier_config *cfg, const char *text, size_t len, const char 
         lineno++;
         size_t ll = strlen(line);
         if (ll && line[ll - 1] == '\r') line[ll - 1] = 0;
-        char *words[16];
-        int nw = split_line(line, words, 16);
-        if (nw == 0 || (nw > 0 && words[0][0] == '#')) continue;
+        if (skip_line(line)) continue;
         char reason[256];
-        if (nw < 0) {
-            snprintf(reason, sizeof reason, "unbalanced quotes or too many arguments");
-            rc = -1;
-        } else {
-            /* Join the arguments: multi-word values (bind, buffer limits). */
-            char value[1024] = "";
-            for (int i = 1; i < nw; i++) {
-                if (i > 1) strncat(value, " ", sizeof value - strlen(value) - 1);
-                strncat(value, words[i], sizeof value - strlen(value) - 1);
-            }
-            if (nw < 2) {
-                snprintf(reason, sizeof reason, "'%s' needs a value", words[0]);
-                rc = -1;
-            } else if (!strcasecmp(words[0], "save")) {
-                add_save_line(saves, sizeof saves, value);
-                rc = config_set(cfg, "save", saves, 0, reason, sizeof reason);
-            } else {
-                rc = config_set(cfg, words[0], value, 0, reason, sizeof reason);
-            }
-        }
+        rc = load_line(cfg, line, saves, sizeof saves, origin, lineno, reason, sizeof reason);
         if (rc) snprintf(err, errlen, "%s:%d: %s", origin, lineno, reason);
     }
     free(copy);
@@ -576,12 +763,45 @@ static int load_file(pier_config *cfg, const char *path) {
     return 0;
 }
 
+/* A byte count as --help shows a default: 64mb rather than 67108864. */
+static void human_size(char *buf, size_t len, const char *digits) {
+    static const char *const units[] = {"gb", "mb", "kb"};
+    long long v = strtoll(digits, NULL, 10);
+    for (int i = 0; i < 3 && v > 0; i++) {
+        long long unit = 1LL << (10 * (3 - i));
+        if (v % unit == 0) {
+            snprintf(buf, len, "%lld%s", v / unit, units[i]);
+            return;
+        }
+    }
+    snprintf(buf, len, "%s", digits);
+}
+
+/* --help: every option of the table with its default (from
+ * config_defaults) and meaning, so the text cannot drift from the code. */
 static void print_usage(void) {
     printf("Usage: pier-server [/path/to/pier.conf] [--option value ...]\n"
            "       pier-server --version | --help\n\n"
-           "Options (also valid as 'name value' lines in the config file):\n");
-    for (size_t i = 0; i < NOPTIONS; i++) printf("  --%s\n", options[i].name);
-    printf("\nExample: pier-server --port 7379 --bind 127.0.0.1 --threads 2 --loglevel verbose\n");
+           "Options, also 'name value' lines in the config file (as redis.conf: Redis\n"
+           "options pier does not implement are skipped with a warning). [runtime]:\n"
+           "CONFIG SET can change it.\n\n");
+    pier_config *def = calloc(1, sizeof *def);
+    if (!def) abort();
+    config_defaults(def);
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const option *o = &options[i];
+        char val[1024], shown[1100];
+        if (get_value(def, o, 0, val, sizeof val) < 0) val[0] = 0;
+        if (o->type == OPT_MEM) human_size(shown, sizeof shown, val);
+        else snprintf(shown, sizeof shown, "%s", val[0] ? val : "\"\"");
+        printf("  --%s   (default %s)%s\n      %s\n", o->name,
+               o->type == OPT_RENAME ? "none" : shown,
+               (o->flags & OPT_RUNTIME) ? " [runtime]" : "", o->help);
+    }
+    config_free(def);
+    free(def);
+    printf("\nExample: pier-server --port 7379 --bind 127.0.0.1 --threads 2 --loglevel verbose\n"
+           "README.md has the options table; docs/PERSISTENCE.md the persistence options.\n");
 }
 
 int config_from_args(pier_config *cfg, int argc, char **argv) {
@@ -608,18 +828,24 @@ int config_from_args(pier_config *cfg, int argc, char **argv) {
         }
         /* Values run until the next --option, so "--bind 127.0.0.1 ::1"
          * and "--client-output-buffer-limit normal 0 0 0" work. */
-        char value[1024] = "";
         int j = i + 1;
-        for (; j < argc && strncmp(argv[j], "--", 2) != 0; j++) {
-            if (j > i + 1) strncat(value, " ", sizeof value - strlen(value) - 1);
-            strncat(value, argv[j], sizeof value - strlen(value) - 1);
-        }
+        while (j < argc && strncmp(argv[j], "--", 2) != 0) j++;
         if (j == i + 1) {
             fprintf(stderr, "pier-server: option '%s' needs a value\n", a);
             return 2;
         }
+        char value[CFG_VALUE_MAX];
+        if (join_words(value, sizeof value, argv + i + 1, j - i - 1) < 0) {
+            fprintf(stderr, "pier-server: the value of option '%s' is too long (at most %zu bytes)\n",
+                    a, sizeof value - 1);
+            return 2;
+        }
         char err[256];
         int secret = config_is_secret(a + 2);
+        if (skip_redis_option(cfg, "command line", a + 2)) {
+            i = j - 1;
+            continue;
+        }
         if (config_set(cfg, a + 2, value, 0, err, sizeof err) < 0) {
             fprintf(stderr, "pier-server: bad option '%s %s': %s\n", a,
                     secret ? "(hidden)" : value, err);

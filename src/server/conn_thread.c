@@ -69,7 +69,7 @@ static void run_commands(client *c) {
         }
     }
     client_compact_input(c);
-    atomic_store_explicit(&c->shared_qbuf, c->rlen, memory_order_relaxed);
+    client_publish_sizes(c);
 }
 
 /* Wait for input. Returns 1 when readable, 0 to stop (killed, idle
@@ -107,6 +107,7 @@ static void *conn_main(void *arg) {
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         c->rlen += (size_t)n;
+        if (c->rlen > c->rbuf_peak) c->rbuf_peak = c->rlen;
         STAT_ADD(c->stats->net_input_bytes, (uint64_t)n);
         run_commands(c);
         server_aof_before_reply(srv, &c->aof_need);
@@ -180,7 +181,7 @@ static void *acceptor_main(void *arg) {
 
 int conn_thread_start(server *srv) {
     if (pthread_create(&srv->acceptor, NULL, acceptor_main, srv) != 0) {
-        log_warn("cannot start the acceptor thread: %s", strerror(errno));
+        log_fatal("cannot start the acceptor thread: %s", strerror(errno));
         return -1;
     }
     return 0;

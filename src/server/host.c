@@ -39,13 +39,47 @@ static void text_printf(text *t, const char *fmt, ...) {
     }
 }
 
+/* A client's buffer figures for its CLIENT LIST line. */
+typedef struct client_sizes {
+    size_t qbuf, rbs, rbp, argv_mem, obl, oll, omem, tot_mem;
+    int writing; /* replies waiting to be sent: events=rw */
+} client_sizes;
+
+/* The caller's own client runs this command on this thread: its live
+ * figures, and argv-mem (the bytes of the arguments being run, which are
+ * views into its read buffer). Every other client: what its thread last
+ * published (client_publish_sizes). */
+static void sizes_of(const client *c, const cmd_ctx *caller, client_sizes *z) {
+    memset(z, 0, sizeof *z);
+    if (caller && &c->sess == caller->sess) {
+        z->qbuf = c->rlen;
+        z->rbs = c->rcap;
+        z->rbp = c->rbuf_peak;
+        for (int i = 0; i < caller->argc; i++) z->argv_mem += caller->argv[i].n;
+        reply_mem_stats(c->out, &z->obl, &z->oll, &z->omem);
+        z->tot_mem = client_total_memory(c);
+        z->writing = c->out->pending > 0;
+        return;
+    }
+    z->qbuf = atomic_load_explicit(&c->shared_qbuf, memory_order_relaxed);
+    z->rbs = atomic_load_explicit(&c->shared_rbs, memory_order_relaxed);
+    z->rbp = atomic_load_explicit(&c->shared_rbp, memory_order_relaxed);
+    z->obl = atomic_load_explicit(&c->shared_obl, memory_order_relaxed);
+    z->oll = atomic_load_explicit(&c->shared_oll, memory_order_relaxed);
+    z->omem = atomic_load_explicit(&c->shared_obm, memory_order_relaxed);
+    z->tot_mem = atomic_load_explicit(&c->shared_totmem, memory_order_relaxed);
+    z->writing = atomic_load_explicit(&c->shared_omem, memory_order_relaxed) > 0;
+}
+
 /* One CLIENT LIST line, Redis 7.0 field order. Caller holds registry_lock
- * (which guards the name). */
-static void format_client(text *t, const client *c, int64_t now_ms) {
+ * (which guards the name). pier has no MULTI (multi=-1, multi-mem=0),
+ * sharded pub/sub (ssub=0), ACL users (user=default) or tracking
+ * (redir=-1). */
+static void format_client(text *t, const client *c, const cmd_ctx *caller, int64_t now_ms) {
     int64_t idle = (now_ms - atomic_load(&c->last_interaction_ms)) / 1000;
     int64_t age = (now_ms - c->sess.created_ms) / 1000;
-    size_t qbuf = atomic_load_explicit(&c->shared_qbuf, memory_order_relaxed);
-    size_t omem = atomic_load_explicit(&c->shared_omem, memory_order_relaxed);
+    client_sizes z;
+    sizes_of(c, caller, &z);
     const char *cmd = atomic_load_explicit(&c->sess.last_cmd, memory_order_relaxed);
     int nsub = atomic_load_explicit(&c->shared_sub, memory_order_relaxed);
     int npsub = atomic_load_explicit(&c->shared_psub, memory_order_relaxed);
@@ -56,16 +90,18 @@ static void format_client(text *t, const client *c, int64_t now_ms) {
     *f = 0;
     text_printf(t,
                 "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s db=0 "
-                "sub=%d psub=%d ssub=0 multi=-1 qbuf=%zu qbuf-free=0 argv-mem=0 multi-mem=0 "
-                "rbs=0 rbp=0 obl=0 oll=0 omem=%zu tot-mem=0 events=r cmd=%s user=default "
-                "redir=-1 resp=%d\n",
+                "sub=%d psub=%d ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu argv-mem=%zu "
+                "multi-mem=0 rbs=%zu rbp=%zu obl=%zu oll=%zu omem=%zu tot-mem=%zu events=%s "
+                "cmd=%s user=default redir=-1 resp=%d\n",
                 (unsigned long long)c->sess.id, c->addr, c->laddr, c->fd,
                 c->sess.name ? c->sess.name : "", (long long)(age < 0 ? 0 : age),
-                (long long)(idle < 0 ? 0 : idle), flags, nsub, npsub, qbuf, omem, cmd ? cmd : "NULL",
+                (long long)(idle < 0 ? 0 : idle), flags, nsub, npsub, z.qbuf,
+                z.rbs > z.qbuf ? z.rbs - z.qbuf : 0, z.argv_mem, z.rbs, z.rbp, z.obl, z.oll,
+                z.omem, z.tot_mem, z.writing ? "rw" : "r", cmd ? cmd : "NULL",
                 atomic_load_explicit(&c->sess.proto, memory_order_relaxed));
 }
 
-static char *host_client_list(void *arg, uint64_t only_id, size_t *len) {
+static char *host_client_list(void *arg, uint64_t only_id, const cmd_ctx *caller, size_t *len) {
     server *srv = arg;
     text t = {malloc(256), 0, 256};
     if (!t.p) abort();
@@ -76,7 +112,7 @@ static char *host_client_list(void *arg, uint64_t only_id, size_t *len) {
     const client *last = srv->registry;
     while (last && last->reg_next) last = last->reg_next;
     for (const client *c = last; c; c = c->reg_prev)
-        if (!only_id || c->sess.id == only_id) format_client(&t, c, now);
+        if (!only_id || c->sess.id == only_id) format_client(&t, c, caller, now);
     pthread_mutex_unlock(&srv->registry_lock);
     *len = t.len;
     return t.p;
@@ -156,6 +192,28 @@ static int host_config_set(void *arg, const char *name, const char *value, char 
     return rc;
 }
 
+static int host_config_rewrite(void *arg, char *err, size_t errlen) {
+    return config_rewrite(&((server *)arg)->cfg, err, errlen);
+}
+
+/* INFO subtracts these from the counters (server.h: stat_base). */
+static void host_reset_stats(void *arg) {
+    server *srv = arg;
+    thread_stats *base = &srv->stat_base;
+#define RESET(field) atomic_store(&base->field, SERVER_STAT(srv, field))
+    RESET(commands);
+    RESET(keyspace_hits);
+    RESET(keyspace_misses);
+    RESET(net_input_bytes);
+    RESET(net_output_bytes);
+    RESET(connections_received);
+    RESET(rejected_connections);
+    RESET(expired_keys_active);
+#undef RESET
+    atomic_store(&srv->expired_base, ks_expired_total(srv->ks));
+    atomic_store(&srv->evicted_base, ks_evicted_total(srv->ks));
+}
+
 static int host_check_password(void *arg, const char *pass, size_t len) {
     server *srv = arg;
     return config_check_password(&srv->cfg, pass, len);
@@ -190,6 +248,8 @@ static void host_signal_key(void *arg, const char *key, size_t klen) {
 
 const cmd_host server_host_ops = {
     .client_list = host_client_list,
+    .reset_stats = host_reset_stats,
+    .config_rewrite = host_config_rewrite,
     .client_kill = host_client_kill,
     .client_setname = host_client_setname,
     .client_count = host_client_count,

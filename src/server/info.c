@@ -42,7 +42,13 @@ static void add(info_buf *b, const char *fmt, ...) {
     }
 }
 
-#define SUM_STAT(srv, field) SERVER_STAT(srv, field)
+/* A counter as INFO shows it: since start-up or the last CONFIG RESETSTAT
+ * (server.h: stat_base). */
+static unsigned long long since_reset(uint64_t total, uint64_t base) {
+    return total > base ? (unsigned long long)(total - base) : 0;
+}
+#define SUM_STAT(srv, field) \
+    since_reset(SERVER_STAT(srv, field), STAT_GET((srv)->stat_base.field))
 
 static void section_server(server *srv, info_buf *b) {
     struct utsname u;
@@ -131,7 +137,8 @@ static void section_persistence(server *srv, info_buf *b) {
 }
 
 static void section_stats(server *srv, info_buf *b) {
-    uint64_t expired = ks_expired_total(srv->ks);
+    unsigned long long expired = since_reset(ks_expired_total(srv->ks), atomic_load(&srv->expired_base));
+    unsigned long long evicted = since_reset(ks_evicted_total(srv->ks), atomic_load(&srv->evicted_base));
     long long channels, patterns;
     pubsub_counts(srv, &channels, &patterns);
     add(b,
@@ -140,17 +147,11 @@ static void section_stats(server *srv, info_buf *b) {
         "instantaneous_ops_per_sec:%llu\r\nrejected_connections:%llu\r\nexpired_keys:%llu\r\nexpired_keys_active:%llu\r\n"
         "evicted_keys:%llu\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n"
         "pubsub_channels:%lld\r\npubsub_patterns:%lld\r\n",
-        (unsigned long long)SUM_STAT(srv, connections_received),
-        (unsigned long long)SUM_STAT(srv, commands),
-        (unsigned long long)SUM_STAT(srv, net_input_bytes),
-        (unsigned long long)SUM_STAT(srv, net_output_bytes),
+        SUM_STAT(srv, connections_received), SUM_STAT(srv, commands),
+        SUM_STAT(srv, net_input_bytes), SUM_STAT(srv, net_output_bytes),
         (unsigned long long)atomic_load(&srv->ops_sampler.rate),
-        (unsigned long long)SUM_STAT(srv, rejected_connections),
-        (unsigned long long)expired,
-        (unsigned long long)SUM_STAT(srv, expired_keys_active),
-        (unsigned long long)ks_evicted_total(srv->ks),
-        (unsigned long long)SUM_STAT(srv, keyspace_hits),
-        (unsigned long long)SUM_STAT(srv, keyspace_misses), channels, patterns);
+        SUM_STAT(srv, rejected_connections), expired, SUM_STAT(srv, expired_keys_active), evicted,
+        SUM_STAT(srv, keyspace_hits), SUM_STAT(srv, keyspace_misses), channels, patterns);
 }
 
 static void section_replication(server *srv, info_buf *b) {
@@ -176,7 +177,8 @@ static void section_keyspace(server *srv, info_buf *b) {
     size_t keys = ks_count(srv->ks);
     add(b, "# Keyspace\r\n");
     if (keys)
-        add(b, "db0:keys=%zu,expires=%zu,avg_ttl=0\r\n", keys, ks_volatile_count(srv->ks));
+        add(b, "db0:keys=%zu,expires=%zu,avg_ttl=%lld\r\n", keys, ks_volatile_count(srv->ks),
+            (long long)ks_avg_ttl(srv->ks, clock_wall_ms()));
 }
 
 static void section_batch(server *srv, info_buf *b) {

@@ -49,7 +49,7 @@ int server_apply_renames(server *srv) {
     for (int i = 0; i < srv->cfg.nrenames; i++) {
         char err[128];
         if (cmd_table_rename(srv->cfg.renames[i].from, srv->cfg.renames[i].to, err, sizeof err)) {
-            log_warn("rename-command %s: %s", srv->cfg.renames[i].from, err);
+            log_fatal("rename-command %s: %s", srv->cfg.renames[i].from, err);
             return -1;
         }
     }

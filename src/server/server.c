@@ -14,6 +14,7 @@
 #include "../lib/log.h"
 #include "../net/socket.h"
 #include "../persist/persist.h"
+#include "../cluster/cluster.h"
 #include "batch.h"
 #include "blocking.h"
 #include "client.h"
@@ -115,28 +116,42 @@ static void *loop_main(void *arg) {
 
 /* --- set-up --- */
 
+/* One bind address. "-addr" (Redis 7) is optional: skipped with a
+ * warning when the address is not available on this machine (e.g. -::1
+ * without IPv6). Returns 0, or -1 after logging why. */
+static int listen_one(server *srv, const char *a) {
+    int optional = a[0] == '-';
+    if (optional) a++;
+    char err[256];
+    /* Port 0 binds a free port; every further address reuses it. */
+    int port = srv->nlisten ? srv->port : srv->cfg.port;
+    int fd = sock_listen(a, port, srv->cfg.tcp_backlog, err, sizeof err);
+    if (fd < 0 && optional && (errno == EADDRNOTAVAIL || errno == EAFNOSUPPORT)) {
+        log_warn("%s (optional address, skipped)", err);
+        return 0;
+    }
+    if (fd < 0) {
+        log_fatal("%s", err);
+        return -1;
+    }
+    srv->listen_fds[srv->nlisten++] = fd;
+    srv->port = sock_local_port(fd);
+    return 0;
+}
+
 static int open_listeners(server *srv) {
     char addrs[sizeof srv->cfg.bind];
     memcpy(addrs, srv->cfg.bind, sizeof addrs);
     char *save = NULL;
     for (char *a = strtok_r(addrs, " ", &save); a; a = strtok_r(NULL, " ", &save)) {
         if (srv->nlisten == SERVER_MAX_LISTENERS) {
-            log_warn("too many bind addresses (max %d)", SERVER_MAX_LISTENERS);
+            log_fatal("too many bind addresses (max %d)", SERVER_MAX_LISTENERS);
             return -1;
         }
-        char err[256];
-        /* Port 0 binds a free port; every further address reuses it. */
-        int port = srv->nlisten ? srv->port : srv->cfg.port;
-        int fd = sock_listen(a, port, srv->cfg.tcp_backlog, err, sizeof err);
-        if (fd < 0) {
-            log_warn("%s", err);
-            return -1;
-        }
-        srv->listen_fds[srv->nlisten++] = fd;
-        srv->port = sock_local_port(fd);
+        if (listen_one(srv, a) < 0) return -1;
     }
     if (!srv->nlisten) {
-        log_warn("no bind address given");
+        log_fatal("no bind address could be used (bind '%s')", srv->cfg.bind);
         return -1;
     }
     return 0;
@@ -171,6 +186,33 @@ static void make_run_id(char out[41]) {
     out[40] = 0;
 }
 
+/* After a failed load: how to look at (and repair) the files. */
+static void log_repair_hint(const pier_config *cfg) {
+    char man[2048];
+    snprintf(man, sizeof man, "%s/%s/%s.manifest", cfg->dir, cfg->appenddirname,
+             cfg->appendfilename);
+    char *abs = realpath(man, NULL);
+    if (CFG_GET(cfg->appendonly) && abs) {
+        log_fatal("to check the AOF: pier-check-aof %s; to cut a damaged tail off its last "
+                  "file: pier-check-aof --fix %s (back up %s/%s first; docs/PERSISTENCE.md)",
+                  abs, abs, cfg->dir, cfg->appenddirname);
+    } else if (!CFG_GET(cfg->appendonly)) {
+        char snap[2048], magic[5] = "";
+        snprintf(snap, sizeof snap, "%s/%s", cfg->dir, cfg->dbfilename);
+        FILE *f = fopen(snap, "rb");
+        if (f) {
+            if (fread(magic, 1, 5, f) != 5) magic[0] = 0;
+            fclose(f);
+        }
+        if (!memcmp(magic, "REDIS", 5))
+            log_fatal("%s is a Redis RDB file: pier keeps its own snapshot format and cannot "
+                      "load it; move it away or set dbfilename to another name", snap);
+        else
+            log_fatal("to check the snapshot: pier-check-aof %s (docs/PERSISTENCE.md)", snap);
+    }
+    free(abs);
+}
+
 int server_init(server *srv) {
     pthread_mutex_init(&srv->registry_lock, NULL);
     srv->start_wall_ms = clock_wall_ms();
@@ -191,23 +233,24 @@ int server_init(server *srv) {
     char err[1024];
     if (cluster_configured(&srv->cfg)) {
         if (CFG_GET(srv->cfg.io_model) == CFG_IO_THREAD) {
-            log_warn("cluster mode needs --io loop");
+            log_fatal("cluster mode needs --io loop");
             return -1;
         }
         srv->cluster = cluster_create(&srv->cfg, srv->ks, &srv->env, srv->ps, &cluster_client_host,
                                       srv, err, sizeof err);
         if (!srv->cluster) {
-            log_warn("bad cluster configuration: %s", err);
+            log_fatal("bad cluster configuration: %s", err);
             return -1;
         }
         srv->cfg.batch_port = 0; /* the batch port is not replicated yet */
     }
     if (persist_load(srv->ps, err, sizeof err) < 0) {
-        log_warn("cannot load the data set: %s", err);
+        log_fatal("cannot load the data set: %s", err);
+        log_repair_hint(&srv->cfg);
         return -1;
     }
     if (srv->cluster && cluster_start(srv->cluster, err, sizeof err) < 0) {
-        log_warn("cannot start cluster mode: %s", err);
+        log_fatal("cannot start cluster mode: %s", err);
         return -1;
     }
     if (open_listeners(srv) < 0) return -1;
@@ -216,6 +259,9 @@ int server_init(server *srv) {
     srv->threads = calloc((size_t)srv->nthreads, sizeof *srv->threads);
     if (!srv->threads) abort();
     if (batch_open(srv) < 0) return -1;
+    batch_stats bst;
+    batch_get_stats(srv, &bst);
+    config_set_in_use(&srv->cfg, srv->nthreads, bst.port);
     for (int i = 0; i < srv->nthreads; i++) init_thread(srv, i);
     return 0;
 }
@@ -229,6 +275,29 @@ static void write_pidfile(const server *srv) {
     }
     fprintf(f, "%d\n", (int)getpid());
     fclose(f);
+}
+
+/* The ready line: every port, the persistence mode and where the files
+ * are, so one line says what this server is. */
+static void log_ready(server *srv, int thread_io) {
+    const pier_config *cfg = &srv->cfg;
+    char batch[16] = "off", bus[16] = "off", aof[64] = "off", snap[1400] = "off";
+    if (cfg->batch_port_in_use > 0) snprintf(batch, sizeof batch, "%d", cfg->batch_port_in_use);
+    if (srv->cluster) snprintf(bus, sizeof bus, "%d", cluster_bus_port(srv->cluster));
+    if (CFG_GET(cfg->appendonly)) {
+        char fsync[16];
+        if (config_get(cfg, "appendfsync", fsync, sizeof fsync) < 0) fsync[0] = 0;
+        snprintf(aof, sizeof aof, "on (appendfsync %s)", fsync);
+    }
+    char rules[1024];
+    if (config_get(cfg, "save", rules, sizeof rules) > 0)
+        snprintf(snap, sizeof snap, "%s, save %s", cfg->dbfilename, rules);
+    char *dir = realpath(cfg->dir, NULL);
+    log_info("pier %s ready: port %d, batch port %s, cluster bus port %s; AOF %s; snapshots %s; "
+             "dir %s; %d loop thread(s), %s; pid %d",
+             PIER_VERSION, srv->port, batch, bus, aof, snap, dir ? dir : cfg->dir, srv->nthreads,
+             thread_io ? "a thread per connection" : "event loops", (int)getpid());
+    free(dir);
 }
 
 /* Block the stop signals in every thread (threads inherit the mask) so
@@ -250,8 +319,14 @@ int server_run(server *srv) {
         pthread_create(&srv->threads[i].tid, NULL, loop_main, &srv->threads[i]);
     int thread_io = CFG_GET(srv->cfg.io_model) == CFG_IO_THREAD;
     if (thread_io && conn_thread_start(srv) < 0) return 1;
-    log_info("pier %s ready: port %d, %s, %d loop thread(s), pid %d", PIER_VERSION, srv->port,
-             thread_io ? "a thread per connection" : "event loops", srv->nthreads, (int)getpid());
+    log_ready(srv, thread_io);
+    if (srv->ready_fd >= 0) { /* daemonize: the parent may exit 0 now */
+        char ack = SERVER_READY_BYTE;
+        if (write(srv->ready_fd, &ack, 1) < 0) log_warn("cannot tell the parent: %s", strerror(errno));
+        log_set_console_fd(-1);
+        close(srv->ready_fd);
+        srv->ready_fd = -1;
+    }
     int sig = 0;
     sigwait(&set, &sig);
     log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -95,7 +95,18 @@ typedef struct server {
      * keyspace's own count, sampled by loop 0's cron; covers what the
      * keyspace does not count (client buffers, parser, threads). */
     _Atomic long long mem_offset;
+    /* daemonize: the pipe to the waiting parent (main.c); server_run
+     * writes SERVER_READY_BYTE and closes it once serving. -1 = none. */
+    int ready_fd;
+    /* CONFIG RESETSTAT: the counters' values at the last reset, which
+     * INFO subtracts (the counters themselves only grow: the owner threads
+     * add to them without a lock, and the save rules read `dirty`). */
+    thread_stats stat_base;
+    _Atomic uint64_t expired_base, evicted_base;
 } server;
+
+#define SERVER_READY_BYTE '\x06'
+
 
 /* Set up everything from a parsed config: keyspace, listeners, threads
  * (not started). Returns 0, or -1 after logging why. */

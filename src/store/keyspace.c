@@ -802,6 +802,39 @@ size_t ks_volatile_count(const keyspace *ks) {
     return n;
 }
 
+/* Mean remaining TTL (ms) of the live volatile keys of one locked shard,
+ * from at most AVG_TTL_SAMPLE of them spread evenly over its array (all
+ * of them when there are no more). *n: keys sampled. */
+#define AVG_TTL_SAMPLE 16
+static double shard_avg_ttl(const shard *s, int64_t now_ms, size_t *n) {
+    uint32_t total = s->vol_n, step = total > AVG_TTL_SAMPLE ? total / AVG_TTL_SAMPLE : 1;
+    double sum = 0;
+    *n = 0;
+    for (uint32_t i = 0; i < total && *n < AVG_TTL_SAMPLE; i += step) {
+        if (s->vol[i].at_ms <= now_ms) continue; /* expired, not yet reclaimed */
+        sum += (double)(s->vol[i].at_ms - now_ms);
+        (*n)++;
+    }
+    return *n ? sum / (double)*n : 0;
+}
+
+int64_t ks_avg_ttl(keyspace *ks, int64_t now_ms) {
+    double weighted = 0, weight = 0;
+    for (unsigned i = 0; i < KS_SHARDS; i++) {
+        shard *s = &ks->shards[i];
+        if (atomic_load_explicit(&s->vcount, memory_order_relaxed) == 0) continue;
+        pthread_mutex_lock(&s->lock);
+        size_t n;
+        double avg = shard_avg_ttl(s, now_ms, &n);
+        size_t keys = s->vol_n;
+        pthread_mutex_unlock(&s->lock);
+        if (n == 0) continue;
+        weighted += avg * (double)keys;
+        weight += (double)keys;
+    }
+    return weight > 0 ? (int64_t)(weighted / weight) : 0;
+}
+
 typedef struct flush_ctx {
     keyspace *ks;
     shard *s;

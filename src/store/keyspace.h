@@ -170,6 +170,12 @@ char *ks_random_key(keyspace *ks, int64_t now_ms, size_t *klen);
 size_t ks_count(const keyspace *ks);
 size_t ks_volatile_count(const keyspace *ks);
 
+/* INFO keyspace avg_ttl: the mean remaining TTL in ms of the keys that
+ * have one, 0 when none. Sampled (at most 16 keys per shard, weighted by
+ * the shard's count; exact for up to 16 volatile keys per shard). Locks
+ * each shard in turn; call with no lock held. */
+int64_t ks_avg_ttl(keyspace *ks, int64_t now_ms);
+
 /* Delete everything. */
 void ks_flush(keyspace *ks);
 /* The same when the caller holds every shard lock (FLUSHALL does, so that

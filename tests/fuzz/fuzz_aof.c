@@ -11,7 +11,10 @@
  *    left over: a successful replay means strict RESP, which both must
  *    agree on. (Headers with a leading zero such as "$03" are skipped: the
  *    AOF reader accepts them like Redis's loader, the request parser
- *    rejects them like Redis's.) */
+ *    rejects them like Redis's.)
+ *  - aof_check_image (pier-check-aof) on the same bytes agrees with the
+ *    load: OK = loaded whole, TORN = loaded and cut exactly at its
+ *    ok_upto, BAD = refused. */
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -85,6 +88,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FZ_CHECK(size == 0 || write(fd, data, size) == (ssize_t)size);
     close(fd);
 
+    aof_check_result check;
+    aof_check_image(data, size, NULL, NULL, &check);
     transcript replayed;
     tr_init(&replayed);
     char err[512] = "";
@@ -95,6 +100,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FZ_CHECK(stat(incr_path, &st) == 0);
     size_t kept = (size_t)st.st_size;
     FZ_CHECK(kept <= size); /* a cut only shortens */
+    FZ_CHECK(check.ok_upto <= size);
+    if (check.status == AOF_CHECK_OK) FZ_CHECK(rc == 1 && kept == size && check.ok_upto == size);
+    else if (check.status == AOF_CHECK_TORN) FZ_CHECK(rc == 1 && kept == check.ok_upto);
+    else FZ_CHECK(check.status == AOF_CHECK_BAD && rc == -1);
     if (rc == -1) {
         FZ_CHECK(err[0] != '\0');
     } else if (!has_leading_zero_header(data, kept)) {

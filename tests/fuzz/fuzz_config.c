@@ -5,6 +5,8 @@
  *    current value (config_get) must be accepted back by config_set and
  *    read back identically, and a config file written from those values
  *    (quoted) must load into an identical config.
+ *    When the input loads, CONFIG REWRITE's text over it (the input as the
+ *    old file) must load too, into the same values.
  * 2. config_set with a name/value split of the input: byte 0 picks an
  *    option from the table (or, past the table, the name is the input up to
  *    the first space) and the runtime flag; the rest is the value. The same
@@ -91,6 +93,39 @@ static void check_file_roundtrip(const pier_config *cfg) {
     free(text);
 }
 
+/* CONFIG REWRITE over the file cfg was loaded from: the new text loads,
+ * into the same values (a value with a line break cannot be written: the
+ * rewrite refuses it). */
+static void check_rewrite(const pier_config *cfg, const char *old, size_t len) {
+    char *text, err[512];
+    size_t tlen;
+    if (config_rewrite_text(cfg, old, len, &text, &tlen, err, sizeof(err)) != 0) {
+        FZ_CHECK(strstr(err, "line break") != NULL);
+        return;
+    }
+    pier_config copy;
+    config_defaults(&copy);
+    if (config_load_text(&copy, text, tlen, "rewritten", err, sizeof(err)) != 0) {
+        fprintf(stderr, "fuzz: the rewritten config does not load: %s\n%.*s", err, (int)tlen,
+                text);
+        abort();
+    }
+    const char *name;
+    for (size_t i = 0; (name = config_name_at(i)) != NULL; i++) {
+        char a[VALUE_MAX], b[VALUE_MAX];
+        FZ_CHECK(config_get_configured(cfg, name, a, sizeof(a)) >= 0);
+        FZ_CHECK(config_get_configured(&copy, name, b, sizeof(b)) >= 0);
+        if (strcmp(a, b) != 0) {
+            fprintf(stderr, "fuzz: rewrite: option %s: '%s' reloaded as '%s'\n%.*s", name, a, b,
+                    (int)tlen, text);
+            abort();
+        }
+    }
+    FZ_CHECK(copy.nrenames == cfg->nrenames);
+    config_free(&copy);
+    free(text);
+}
+
 static void check_err(const char *err, size_t errlen) {
     FZ_CHECK(memchr(err, '\0', errlen) != NULL);
 }
@@ -105,6 +140,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (config_load_text(&cfg, (const char *)data, size, "fuzz.conf", err, sizeof(err)) != 0) {
         check_err(err, sizeof(err));
         FZ_CHECK(strncmp(err, "fuzz.conf:", 10) == 0);
+    } else {
+        check_rewrite(&cfg, (const char *)data, size);
     }
     check_set_get_roundtrip(&cfg);
     check_file_roundtrip(&cfg);

@@ -78,6 +78,12 @@ def build_script(now):
     c("CONFIG", "SET", "timeout", "8", "nosuchoption", "1"); c("CONFIG", "GET", "timeout")
     c("CONFIG", "SET", "timeout", "-1"); c("CONFIG", "SET", "TIMEOUT", "0"); c("CONFIG", "GET", "TIMEOUT")
     c("CONFIG", "GET", "timeout", "timeout"); c("CONFIG", "SET", "timeout", "0")
+    # CONFIG HELP/RESETSTAT/REWRITE (neither server has a config file here);
+    # loglevel by Redis's names, read back as set
+    c("CONFIG", "HELP"); c("CONFIG", "HELP", "x"); c("CONFIG", "RESETSTAT")
+    c("CONFIG", "RESETSTAT", "x"); c("CONFIG", "REWRITE"); c("CONFIG", "REWRITE", "x")
+    for level in ("notice", "DEBUG", "verbose", "warning"):
+        c("CONFIG", "SET", "loglevel", level); c("CONFIG", "GET", "loglevel")
     c("COMMAND", "NOSUCH"); c("COMMAND", "INFO", "nosuchcommand"); c("COMMAND", "DOCS", "nosuchcommand")
     c("TIME", "x")
     # --- unknown commands -------------------------------------------------
@@ -214,6 +220,7 @@ def build_script(now):
     # --- keys: DEL UNLINK EXISTS TYPE ----------------------------------------
     c("FLUSHALL"); c("MSET", "a", "1", "b", "2", "c", "3")
     c("EXISTS", "a"); c("EXISTS", "a", "a", "b", "nokey"); c("EXISTS"); c("EXISTS", "nokey")
+    c("TOUCH", "a"); c("TOUCH", "a", "a", "b", "nokey"); c("TOUCH"); c("TOUCH", "nokey")
     c("DEL", "a", "nokey"); c("DEL", "b", "c", "b"); c("DEL", "a"); c("DEL"); c("DBSIZE")
     c("MSET", "a", "1", "b", "2"); c("UNLINK", "a", "b", "b", "x"); c("UNLINK"); c("UNLINK", "a")
     c("SET", "t", "v"); c("TYPE", "t"); c("TYPE", "nokey"); c("TYPE"); c("TYPE", "a", "b")
@@ -370,7 +377,7 @@ SIMPLE_COMMANDS = [
     "get", "set", "setnx", "setex", "psetex", "getset", "getdel", "getex", "mget", "mset", "msetnx",
     "append", "strlen", "incr", "decr", "incrby", "decrby", "incrbyfloat", "getrange", "setrange",
     "del", "unlink", "exists", "expire", "pexpire", "expireat", "pexpireat", "ttl", "pttl",
-    "persist", "type", "rename", "renamenx", "keys", "scan", "randomkey",
+    "persist", "type", "rename", "renamenx", "keys", "scan", "randomkey", "touch",
 ]
 
 

@@ -327,7 +327,16 @@ static void test_clock_and_log(void) {
     CHECK(clock_mono_ms() >= 0);
     CHECK_EQ_LL(log_parse_level("silent"), LOG_SILENT);
     CHECK_EQ_LL(log_parse_level("NOTICE"), LOG_NORMAL);
-    CHECK_EQ_LL(log_parse_level("warning"), LOG_NORMAL);
+    CHECK_EQ_LL(log_parse_level("warning"), LOG_WARNING);
+    CHECK_EQ_LL(log_parse_level("nothing"), LOG_SILENT);
+    CHECK_EQ_LL(log_parse_level("normal"), LOG_NORMAL);
+    /* Redis 7.0's four names come first, in its order (its error text). */
+    CHECK(strcmp(log_level_spelling(0), "debug") == 0);
+    CHECK(strcmp(log_level_spelling(3), "warning") == 0);
+    CHECK_EQ_LL(log_find_spelling("Notice"), 2);
+    CHECK(log_level_spelling(log_find_spelling("silent") + 1) != NULL);
+    CHECK(log_level_spelling(100) == NULL);
+    CHECK_EQ_LL(log_spelling_level(-1), -1);
     CHECK_EQ_LL(log_parse_level("debug"), LOG_VERBOSE);
     CHECK_EQ_LL(log_parse_level("verbose"), LOG_VERBOSE);
     CHECK_EQ_LL(log_parse_level("loud"), -1);
@@ -335,6 +344,8 @@ static void test_clock_and_log(void) {
     CHECK_EQ_LL(log_current_level, LOG_NORMAL);
     log_set_level(LOG_SILENT);
     log_warn("this must not be printed %d", 1);
+    log_set_level(LOG_WARNING);
+    log_info("this must not be printed either %d", 2);
     log_set_level(LOG_NORMAL);
 }
 
