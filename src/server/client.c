@@ -137,28 +137,42 @@ static void client_close(client *c) {
 
 /* --- accept --- */
 
-static void reject_client(loop_thread *lt, int fd) {
-    static const char msg[] = "-ERR max number of clients reached\r\n";
-    ssize_t n = write(fd, msg, sizeof msg - 1);
+static const char maxclients_err[] = "-ERR max number of clients reached\r\n";
+
+static void client_reject_maxclients(int fd) {
+    ssize_t n = write(fd, maxclients_err, sizeof maxclients_err - 1);
     (void)n;
     close(fd);
-    STAT_ADD(lt->stats.rejected_connections, 1);
 }
 
-void client_accept(loop_thread *lt, int lfd) {
+int client_admit(server *srv, int fd) {
+    if (atomic_fetch_add(&srv->nclients, 1) + 1 <= CFG_GET(srv->cfg.maxclients)) return 1;
+    atomic_fetch_sub(&srv->nclients, 1);
+    client_reject_maxclients(fd);
+    return 0;
+}
+
+int client_accept_failed(server *srv, int lfd, _Atomic uint64_t *rejected) {
+    unsigned shed;
+    int next = server_accept_failed(srv, lfd, "RESP", maxclients_err, sizeof maxclients_err - 1,
+                                    &shed);
+    STAT_ADD(*rejected, shed);
+    return next;
+}
+
+void client_accept(loop_thread *lt, ev_io *listener) {
     server *srv = lt->srv;
     for (int i = 0; i < ACCEPT_BATCH && !lt->stopping; i++) {
-        int fd = sock_accept(lfd);
+        int fd = server_accept(srv, listener->fd);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                log_warn("accept: %s", strerror(errno));
+            int next = client_accept_failed(srv, listener->fd, &lt->stats.rejected_connections);
+            if (next == ACCEPT_NEXT) continue;
+            if (next == ACCEPT_PAUSE) server_pause_listener(lt, listener);
             return;
         }
         STAT_ADD(lt->stats.connections_received, 1);
-        long long n = atomic_fetch_add(&srv->nclients, 1) + 1;
-        if (n > CFG_GET(srv->cfg.maxclients)) {
-            atomic_fetch_sub(&srv->nclients, 1);
-            reject_client(lt, fd);
+        if (!client_admit(srv, fd)) {
+            STAT_ADD(lt->stats.rejected_connections, 1);
             continue;
         }
         if (client_protected_mode_denies(srv, fd)) {
@@ -413,6 +427,10 @@ int client_reserve_input(client *c) {
     return 0;
 }
 
+void client_note_input(client *c) {
+    atomic_store_explicit(&c->last_interaction_ms, clock_wall_ms(), memory_order_relaxed);
+}
+
 static void client_read(client *c) {
     if (client_reserve_input(c) < 0) {
         client_close(c);
@@ -429,6 +447,7 @@ static void client_read(client *c) {
     }
     c->rlen += (size_t)n;
     STAT_ADD(c->stats->net_input_bytes, (uint64_t)n);
+    client_note_input(c);
     process_input(c);
 }
 

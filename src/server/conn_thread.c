@@ -108,6 +108,7 @@ static void *conn_main(void *arg) {
         if (n <= 0) break;
         c->rlen += (size_t)n;
         STAT_ADD(c->stats->net_input_bytes, (uint64_t)n);
+        client_note_input(c);
         run_commands(c);
         server_aof_before_reply(srv, &c->aof_need);
         if (write_all(c) < 0 || (c->flags & CLIENT_CLOSE_ON_FLUSH)) break;
@@ -143,16 +144,18 @@ static void start_connection(server *srv, int fd) {
     pthread_attr_destroy(&attr);
 }
 
-static void accept_ready(server *srv, int lfd) {
-    int fd;
-    while ((fd = sock_accept(lfd)) >= 0) {
+/* Accept what is pending on lfd. Returns 1 when the acceptor must stop
+ * polling the listeners for a while (out of descriptors). */
+static int accept_ready(server *srv, int lfd) {
+    for (;;) {
+        int fd = server_accept(srv, lfd);
+        if (fd < 0) {
+            int next = client_accept_failed(srv, lfd, &srv->retired_stats.rejected_connections);
+            if (next == ACCEPT_NEXT) continue;
+            return next == ACCEPT_PAUSE;
+        }
         atomic_fetch_add(&srv->retired_stats.connections_received, 1);
-        if (atomic_fetch_add(&srv->nclients, 1) + 1 > CFG_GET(srv->cfg.maxclients)) {
-            atomic_fetch_sub(&srv->nclients, 1);
-            static const char msg[] = "-ERR max number of clients reached\r\n";
-            ssize_t w = write(fd, msg, sizeof msg - 1);
-            (void)w;
-            close(fd);
+        if (!client_admit(srv, fd)) {
             atomic_fetch_add(&srv->retired_stats.rejected_connections, 1);
             continue;
         }
@@ -172,8 +175,10 @@ static void *acceptor_main(void *arg) {
     for (int i = 0; i < srv->nlisten; i++) p[i] = (struct pollfd){.fd = srv->listen_fds[i], .events = POLLIN};
     while (!atomic_load(&srv->shutting_down)) {
         int n = poll(p, (nfds_t)srv->nlisten, 200);
+        int pause = 0;
         for (int i = 0; n > 0 && i < srv->nlisten; i++)
-            if (p[i].revents & POLLIN) accept_ready(srv, p[i].fd);
+            if (p[i].revents & POLLIN) pause |= accept_ready(srv, p[i].fd);
+        if (pause) poll(NULL, 0, SERVER_ACCEPT_PAUSE_MS); /* out of descriptors: no spinning */
     }
     return NULL;
 }

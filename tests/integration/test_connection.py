@@ -454,6 +454,28 @@ def test_timeout_spares_active_clients(fresh_server):
     assert c.cmd("CONFIG", "SET", "timeout", "0") == b"+OK\r\n"
 
 
+def test_timeout_spares_slow_senders(fresh_server):
+    """Issue 12, item 10: as in Redis, every byte received is activity. A
+    client that sends a command one byte every 0.3 s for 3 s (timeout 1) is
+    not closed and gets its reply; an idle one is closed."""
+    ctl = fresh_server.raw()
+    assert ctl.cmd("CONFIG", "SET", "timeout", "1") == b"+OK\r\n"
+    idle = fresh_server.raw()
+    assert idle.cmd("PING") == b"+PONG\r\n"
+    slow = fresh_server.raw()
+    req = encode_command("ECHO", "slowly")
+    end = time.monotonic() + 3
+    sent = 0
+    while time.monotonic() < end:
+        slow.send(req[sent:sent + 1])
+        sent += 1
+        time.sleep(0.3)
+    assert sent < len(req)
+    slow.send(req[sent:])
+    assert slow.read_reply() == b"slowly"
+    assert idle.is_closed(5), "idle client not disconnected with timeout 1"
+
+
 def test_info_multiple_sections(fresh_server):
     # own server: a crash here must not take the module's server down
     server = fresh_server

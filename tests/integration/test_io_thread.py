@@ -4,10 +4,11 @@ depend on the I/O model (pipelining, kills, timeouts, limits, shutdown)
 against it."""
 
 import threading
+import time
 
 import pytest
 
-from conftest import pier_only, wait_for
+from conftest import encode_command, pier_only, wait_for
 
 pytestmark = pier_only
 
@@ -59,6 +60,26 @@ def test_idle_timeout(tsrv):
     assert idle.cmd("PING") == b"+PONG\r\n"
     assert idle.is_closed(6)
     r.config_set("timeout", 0)
+
+
+def test_idle_timeout_spares_slow_senders(tsrv):
+    """Issue 12, item 10, in the thread model: bytes of an unfinished
+    command count as activity."""
+    r = tsrv.client()
+    r.config_set("timeout", 1)
+    try:
+        slow = tsrv.raw()
+        req = encode_command("ECHO", "slowly")
+        end = time.monotonic() + 3
+        sent = 0
+        while time.monotonic() < end:
+            slow.send(req[sent:sent + 1])
+            sent += 1
+            time.sleep(0.3)
+        slow.send(req[sent:])
+        assert slow.read_reply() == b"slowly"
+    finally:
+        tsrv.client().config_set("timeout", 0)
 
 
 def test_maxclients(start_server):
