@@ -40,7 +40,7 @@ void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * "(N similar lines suppressed)". A log_ratelimit is usually a static at
  * the call site:
  *
- *   static log_ratelimit rl = LOG_RATELIMIT(1000, 1);
+ *   static log_ratelimit rl = LOG_RATELIMIT_SYSCALL;
  *   log_warn_ratelimited(&rl, "accept: %s", strerror(errno));
  *
  * or a member of the struct whose lines it limits (log_ratelimit_init).
@@ -56,6 +56,11 @@ typedef struct log_ratelimit {
 
 #define LOG_RATELIMIT(interval_ms, burst) \
     { PTHREAD_MUTEX_INITIALIZER, (interval_ms), (burst), INT64_MIN, 0, 0 }
+/* The usual limit for a line about one peer (a client closed, a protocol
+ * error, a refused connection): 10 lines per 5 s, the kernel's printk
+ * rate. A failing system call gets 1 per second. */
+#define LOG_RATELIMIT_PEER LOG_RATELIMIT(5000, 10)
+#define LOG_RATELIMIT_SYSCALL LOG_RATELIMIT(1000, 1)
 
 void log_ratelimit_init(log_ratelimit *rl, int64_t interval_ms, unsigned burst);
 void log_ratelimit_destroy(log_ratelimit *rl);

@@ -414,7 +414,8 @@ static void send_error(bconn *c, int code, const char *detail) {
     out_append(c, frame, batch_error_frame(frame, code, text));
     c->close_after_flush = 1;
     STAT_ADD(c->bl->stats.errors, 1);
-    log_verbose("batch connection error %d: %s", code, text);
+    static log_ratelimit error_rl = LOG_RATELIMIT_PEER;
+    log_verbose_ratelimited(&error_rl, "batch connection error %d: %s", code, text);
     mark_pending(c);
     set_events(c);
 }

@@ -84,7 +84,9 @@ client *client_alloc(server *srv, loop_thread *lt, int fd, thread_stats *stats) 
     sock_format_addr(fd, 0, c->addr, sizeof c->addr);
     sock_format_addr(fd, 1, c->laddr, sizeof c->laddr);
     registry_add(srv, c);
-    log_verbose("accepted client id=%llu addr=%s", (unsigned long long)c->sess.id, c->addr);
+    static log_ratelimit accepted_rl = LOG_RATELIMIT_PEER;
+    log_verbose_ratelimited(&accepted_rl, "accepted client id=%llu addr=%s",
+                            (unsigned long long)c->sess.id, c->addr);
     return c;
 }
 
@@ -126,7 +128,9 @@ static void client_close(client *c) {
     else lt->clients = c->next;
     if (c->next) c->next->prev = c->prev;
     atomic_fetch_sub(&lt->srv->nclients, 1);
-    log_verbose("closed client id=%llu addr=%s", (unsigned long long)c->sess.id, c->addr);
+    static log_ratelimit closed_rl = LOG_RATELIMIT_PEER;
+    log_verbose_ratelimited(&closed_rl, "closed client id=%llu addr=%s",
+                            (unsigned long long)c->sess.id, c->addr);
     /* pending_next is reused for the free list once off the pending list;
      * a client still on the pending list is skipped and freed from there. */
     if (!(c->flags & CLIENT_PENDING)) {
@@ -242,9 +246,11 @@ int client_output_limit_reached(client *c, int64_t now_ms) {
     } else if (!over) {
         c->obl_soft_since_ms = 0;
     }
+    static log_ratelimit obl_rl = LOG_RATELIMIT_PEER;
     if (over)
-        log_warn("Client id=%llu addr=%s closed for overcoming of output buffer limits.",
-                 (unsigned long long)c->sess.id, c->addr);
+        log_warn_ratelimited(&obl_rl,
+                             "Client id=%llu addr=%s closed for overcoming of output buffer limits.",
+                             (unsigned long long)c->sess.id, c->addr);
     return over;
 }
 
@@ -360,8 +366,9 @@ void client_compact_input(client *c) {
 }
 
 void client_protocol_error(client *c) {
-    log_verbose("protocol error from client id=%llu addr=%s: %s",
-                (unsigned long long)c->sess.id, c->addr, c->parser.error);
+    static log_ratelimit proto_rl = LOG_RATELIMIT_PEER;
+    log_verbose_ratelimited(&proto_rl, "protocol error from client id=%llu addr=%s: %s",
+                            (unsigned long long)c->sess.id, c->addr, c->parser.error);
     reply_error(c->out, c->parser.error);
     c->flags |= CLIENT_CLOSE_ON_FLUSH;
 }
@@ -416,8 +423,10 @@ int client_reserve_input(client *c) {
     if (want <= c->rcap) return 0;
     long long limit = CFG_GET(c->srv->cfg.client_query_buffer_limit);
     if ((long long)c->rlen >= limit) {
-        log_warn("Closing client id=%llu addr=%s that reached max query buffer length",
-                 (unsigned long long)c->sess.id, c->addr);
+        static log_ratelimit qbuf_rl = LOG_RATELIMIT_PEER;
+        log_warn_ratelimited(&qbuf_rl,
+                             "Closing client id=%llu addr=%s that reached max query buffer length",
+                             (unsigned long long)c->sess.id, c->addr);
         return -1;
     }
     size_t cap = c->rcap * 2 > want ? c->rcap * 2 : want;
@@ -514,7 +523,9 @@ void client_reap(loop_thread *lt, int64_t now_ms) {
          * design, not idle. */
         int waiting = (c->flags & CLIENT_BLOCKED) || c->sess.subscriptions > 0;
         if (timeout > 0 && idle > timeout * 1000 && !reply_has_pending(c->out) && !waiting) {
-            log_verbose("Closing idle client id=%llu", (unsigned long long)c->sess.id);
+            static log_ratelimit idle_rl = LOG_RATELIMIT_PEER;
+            log_verbose_ratelimited(&idle_rl, "Closing idle client id=%llu",
+                                    (unsigned long long)c->sess.id);
             client_close(c);
             continue;
         }

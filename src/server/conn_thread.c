@@ -134,7 +134,8 @@ static void start_connection(server *srv, int fd) {
     pthread_t tid;
     atomic_fetch_add(&srv->conn_threads, 1);
     if (pthread_create(&tid, &attr, conn_main, c) != 0) {
-        log_warn("cannot start a connection thread: %s", strerror(errno));
+        static log_ratelimit thread_rl = LOG_RATELIMIT_SYSCALL;
+        log_warn_ratelimited(&thread_rl, "cannot start a connection thread: %s", strerror(errno));
         atomic_fetch_sub(&srv->conn_threads, 1);
         client_unregister(c);
         close(fd);

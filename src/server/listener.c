@@ -70,8 +70,8 @@ static unsigned shed_pending(server *srv, int lfd, const void *reject, size_t re
 
 int server_accept_failed(server *srv, int lfd, const char *port_name, const void *reject,
                          size_t reject_len, unsigned *shed) {
-    static log_ratelimit transient_rl = LOG_RATELIMIT(1000, 1);
-    static log_ratelimit pause_rl = LOG_RATELIMIT(1000, 1);
+    static log_ratelimit transient_rl = LOG_RATELIMIT_SYSCALL;
+    static log_ratelimit pause_rl = LOG_RATELIMIT_SYSCALL;
     int err = errno;
     *shed = 0;
     if (err == EAGAIN || err == EWOULDBLOCK) return ACCEPT_DRAINED;
