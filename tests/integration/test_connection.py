@@ -463,15 +463,7 @@ def test_timeout_spares_slow_senders(fresh_server):
     idle = fresh_server.raw()
     assert idle.cmd("PING") == b"+PONG\r\n"
     slow = fresh_server.raw()
-    req = encode_command("ECHO", "slowly")
-    end = time.monotonic() + 3
-    sent = 0
-    while time.monotonic() < end:
-        slow.send(req[sent:sent + 1])
-        sent += 1
-        time.sleep(0.3)
-    assert sent < len(req)
-    slow.send(req[sent:])
+    slow.send_slowly(encode_command("ECHO", "slowly"), every=0.3, for_s=3.0)
     assert slow.read_reply() == b"slowly"
     assert idle.is_closed(5), "idle client not disconnected with timeout 1"
 

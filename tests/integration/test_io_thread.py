@@ -4,7 +4,6 @@ depend on the I/O model (pipelining, kills, timeouts, limits, shutdown)
 against it."""
 
 import threading
-import time
 
 import pytest
 
@@ -69,14 +68,7 @@ def test_idle_timeout_spares_slow_senders(tsrv):
     r.config_set("timeout", 1)
     try:
         slow = tsrv.raw()
-        req = encode_command("ECHO", "slowly")
-        end = time.monotonic() + 3
-        sent = 0
-        while time.monotonic() < end:
-            slow.send(req[sent:sent + 1])
-            sent += 1
-            time.sleep(0.3)
-        slow.send(req[sent:])
+        slow.send_slowly(encode_command("ECHO", "slowly"), every=0.3, for_s=3.0)
         assert slow.read_reply() == b"slowly"
     finally:
         tsrv.client().config_set("timeout", 0)
