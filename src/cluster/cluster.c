@@ -231,14 +231,18 @@ static void on_recv(void *arg, int from, uint8_t type, const uint8_t *p, size_t 
     case MSG_PREVOTE_REQ: cl_on_prevote_req(cl, from, p, n); break;
     case MSG_PREVOTE_RESP: cl_on_prevote_resp(cl, from, p, n); break;
     case MSG_PING: break;
-    default: log_warn("cluster: unknown message type %u from node %d", type, from);
+    default: {
+        static log_ratelimit unknown_rl = LOG_RATELIMIT_PEER;
+        log_warn_ratelimited(&unknown_rl, "cluster: unknown message type %u from node %d", type, from);
+    }
     }
 }
 
 static void on_link(void *arg, int peer, int up) {
     cluster *cl = arg;
     atomic_fetch_add(&cl->peers_connected, up ? 1 : -1);
-    log_verbose("cluster: link to node %d %s", peer, up ? "up" : "down");
+    static log_ratelimit link_rl = LOG_RATELIMIT_PEER;
+    log_verbose_ratelimited(&link_rl, "cluster: link to node %d %s", peer, up ? "up" : "down");
     int idx = cl_node_idx(cl, peer);
     if (!up && peer == atomic_load(&cl->leader_id)) cl_on_leader_link_down(cl);
     if (up && idx >= 0 && atomic_load(&cl->role) == ROLE_LEADER) {

@@ -187,3 +187,82 @@ void log_info(const char *fmt, ...) {
     log_line('*', 0, fmt, ap);
     va_end(ap);
 }
+
+/* --- rate-limited lines --- */
+
+void log_ratelimit_init(log_ratelimit *rl, int64_t interval_ms, unsigned burst) {
+    pthread_mutex_init(&rl->lock, NULL);
+    rl->interval_ms = interval_ms;
+    rl->burst = burst;
+    rl->window_ms = INT64_MIN;
+    rl->printed = 0;
+    rl->suppressed = 0;
+}
+
+void log_ratelimit_destroy(log_ratelimit *rl) { pthread_mutex_destroy(&rl->lock); }
+
+int log_ratelimit_allow(log_ratelimit *rl, int64_t now_ms, unsigned long long *suppressed) {
+    pthread_mutex_lock(&rl->lock);
+    if (rl->window_ms == INT64_MIN || now_ms - rl->window_ms >= rl->interval_ms) {
+        rl->window_ms = now_ms;
+        rl->printed = 0;
+    }
+    int ok = rl->printed < rl->burst;
+    if (ok) {
+        rl->printed++;
+        *suppressed = rl->suppressed;
+        rl->suppressed = 0;
+    } else {
+        rl->suppressed++;
+    }
+    pthread_mutex_unlock(&rl->lock);
+    return ok;
+}
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void log_linef(char mark, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void log_linef(char mark, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    log_line(mark, 0, fmt, ap);
+    va_end(ap);
+}
+
+/* Prints the line with the suppressed count appended, when there is one.
+ * A rate-limited line longer than the buffer is cut (they are short). */
+static void log_ratelimited(log_ratelimit *rl, char mark, const char *fmt, va_list ap) {
+    unsigned long long dropped = 0;
+    if (!log_ratelimit_allow(rl, mono_ms(), &dropped)) return;
+    if (!dropped) {
+        log_line(mark, 0, fmt, ap);
+        return;
+    }
+    int saved_errno = errno;
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    errno = saved_errno;
+    log_linef(mark, "%s (%llu similar line%s suppressed)", msg, dropped, dropped == 1 ? "" : "s");
+}
+
+void log_warn_ratelimited(log_ratelimit *rl, const char *fmt, ...) {
+    if (level_now() < LOG_WARNING)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_ratelimited(rl, '#', fmt, ap);
+    va_end(ap);
+}
+
+void log_info_ratelimited(log_ratelimit *rl, const char *fmt, ...) {
+    if (level_now() < LOG_NORMAL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_ratelimited(rl, '*', fmt, ap);
+    va_end(ap);
+}

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -68,6 +69,39 @@ int sock_accept(int lfd) {
     for (;;) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0 || errno != EINTR) return fd;
+    }
+}
+
+int sock_spare_open(void) { return open("/dev/null", O_RDONLY | O_CLOEXEC); }
+
+int sock_accept_shed(int lfd, int *spare, const void *msg, size_t len) {
+    if (*spare < 0 && (*spare = sock_spare_open()) < 0) return -1;
+    close(*spare);
+    int fd = sock_accept(lfd);
+    int err = errno;
+    if (fd >= 0) {
+        if (msg) {
+            ssize_t w = write(fd, msg, len);
+            (void)w;
+        }
+        close(fd);
+    }
+    *spare = sock_spare_open();
+    if (fd >= 0) return 1;
+    errno = err;
+    return err == EAGAIN || err == EWOULDBLOCK ? 0 : -1;
+}
+
+int sock_accept_error_is_transient(int err) {
+    /* accept(2): "Linux accept() passes already-pending network errors on
+     * the new socket as an error code from accept()" - retry. */
+    switch (err) {
+    case ECONNABORTED: case EPROTO: case EPERM: case ENETDOWN: case ENOPROTOOPT:
+    case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH:
+    case ETIMEDOUT: case EINTR:
+        return 1;
+    default:
+        return 0;
     }
 }
 

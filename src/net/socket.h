@@ -14,6 +14,23 @@ int sock_listen(const char *addr, int port, int backlog, char *err, size_t errle
  * or -1 (errno EAGAIN when there is nothing to accept). */
 int sock_accept(int lfd);
 
+/* Out of descriptors (accept failed with EMFILE/ENFILE), the reserve
+ * descriptor trick: *spare is a descriptor held for this moment (opened
+ * with sock_spare_open). Close it, accept one pending connection on lfd,
+ * write msg to it (best effort; msg may be NULL), close it, reopen the
+ * spare. Returns 1 when a connection was shed, 0 when none was pending,
+ * -1 when it could not be done (no spare and none can be opened, or the
+ * freed slot was taken by another thread first) with errno set. The
+ * caller serialises the use of one *spare. */
+int sock_accept_shed(int lfd, int *spare, const void *msg, size_t len);
+/* A descriptor to hold in reserve (/dev/null), or -1. */
+int sock_spare_open(void);
+
+/* Whether an accept() error is one of the connection's own (the peer reset
+ * it, a firewall refused it: accept the next one) rather than a
+ * condition of the process or of the listener. */
+int sock_accept_error_is_transient(int err);
+
 /* TCP_NODELAY and (when keepalive_s > 0) SO_KEEPALIVE with that idle time. */
 void sock_tune_client(int fd, int keepalive_s);
 

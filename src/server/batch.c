@@ -251,9 +251,12 @@ static void on_batch_listener(ev_loop *loop, ev_io *io, uint32_t ready) {
     batch_loop *bl = io->arg;
     server *srv = bl->bs->srv;
     for (int i = 0; i < 64 && !bl->lt->stopping; i++) {
-        int fd = sock_accept(io->fd);
+        int fd = server_accept(srv, io->fd);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK) log_warn("batch accept: %s", strerror(errno));
+            unsigned shed; /* out of descriptors: refused, closed (no ERROR frame yet) */
+            int next = server_accept_failed(srv, io->fd, "batch", NULL, 0, &shed);
+            if (next == ACCEPT_NEXT) continue;
+            if (next == ACCEPT_PAUSE) server_pause_listener(bl->lt, io);
             return;
         }
         STAT_ADD(bl->stats.received, 1);
@@ -411,7 +414,8 @@ static void send_error(bconn *c, int code, const char *detail) {
     out_append(c, frame, batch_error_frame(frame, code, text));
     c->close_after_flush = 1;
     STAT_ADD(c->bl->stats.errors, 1);
-    log_verbose("batch connection error %d: %s", code, text);
+    static log_ratelimit error_rl = LOG_RATELIMIT_PEER;
+    log_verbose_ratelimited(&error_rl, "batch connection error %d: %s", code, text);
     mark_pending(c);
     set_events(c);
 }

@@ -85,7 +85,9 @@ client *client_alloc(server *srv, loop_thread *lt, int fd, thread_stats *stats) 
     sock_format_addr(fd, 1, c->laddr, sizeof c->laddr);
     client_publish_sizes(c);
     registry_add(srv, c);
-    log_verbose("accepted client id=%llu addr=%s", (unsigned long long)c->sess.id, c->addr);
+    static log_ratelimit accepted_rl = LOG_RATELIMIT_PEER;
+    log_verbose_ratelimited(&accepted_rl, "accepted client id=%llu addr=%s",
+                            (unsigned long long)c->sess.id, c->addr);
     return c;
 }
 
@@ -127,7 +129,9 @@ static void client_close(client *c) {
     else lt->clients = c->next;
     if (c->next) c->next->prev = c->prev;
     atomic_fetch_sub(&lt->srv->nclients, 1);
-    log_verbose("closed client id=%llu addr=%s", (unsigned long long)c->sess.id, c->addr);
+    static log_ratelimit closed_rl = LOG_RATELIMIT_PEER;
+    log_verbose_ratelimited(&closed_rl, "closed client id=%llu addr=%s",
+                            (unsigned long long)c->sess.id, c->addr);
     /* pending_next is reused for the free list once off the pending list;
      * a client still on the pending list is skipped and freed from there. */
     if (!(c->flags & CLIENT_PENDING)) {
@@ -138,28 +142,42 @@ static void client_close(client *c) {
 
 /* --- accept --- */
 
-static void reject_client(loop_thread *lt, int fd) {
-    static const char msg[] = "-ERR max number of clients reached\r\n";
-    ssize_t n = write(fd, msg, sizeof msg - 1);
+static const char maxclients_err[] = "-ERR max number of clients reached\r\n";
+
+static void client_reject_maxclients(int fd) {
+    ssize_t n = write(fd, maxclients_err, sizeof maxclients_err - 1);
     (void)n;
     close(fd);
-    STAT_ADD(lt->stats.rejected_connections, 1);
 }
 
-void client_accept(loop_thread *lt, int lfd) {
+int client_admit(server *srv, int fd) {
+    if (atomic_fetch_add(&srv->nclients, 1) + 1 <= CFG_GET(srv->cfg.maxclients)) return 1;
+    atomic_fetch_sub(&srv->nclients, 1);
+    client_reject_maxclients(fd);
+    return 0;
+}
+
+int client_accept_failed(server *srv, int lfd, _Atomic uint64_t *rejected) {
+    unsigned shed;
+    int next = server_accept_failed(srv, lfd, "RESP", maxclients_err, sizeof maxclients_err - 1,
+                                    &shed);
+    STAT_ADD(*rejected, shed);
+    return next;
+}
+
+void client_accept(loop_thread *lt, ev_io *listener) {
     server *srv = lt->srv;
     for (int i = 0; i < ACCEPT_BATCH && !lt->stopping; i++) {
-        int fd = sock_accept(lfd);
+        int fd = server_accept(srv, listener->fd);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                log_warn("accept: %s", strerror(errno));
+            int next = client_accept_failed(srv, listener->fd, &lt->stats.rejected_connections);
+            if (next == ACCEPT_NEXT) continue;
+            if (next == ACCEPT_PAUSE) server_pause_listener(lt, listener);
             return;
         }
         STAT_ADD(lt->stats.connections_received, 1);
-        long long n = atomic_fetch_add(&srv->nclients, 1) + 1;
-        if (n > CFG_GET(srv->cfg.maxclients)) {
-            atomic_fetch_sub(&srv->nclients, 1);
-            reject_client(lt, fd);
+        if (!client_admit(srv, fd)) {
+            STAT_ADD(lt->stats.rejected_connections, 1);
             continue;
         }
         if (client_protected_mode_denies(srv, fd)) {
@@ -229,9 +247,11 @@ int client_output_limit_reached(client *c, int64_t now_ms) {
     } else if (!over) {
         c->obl_soft_since_ms = 0;
     }
+    static log_ratelimit obl_rl = LOG_RATELIMIT_PEER;
     if (over)
-        log_warn("Client id=%llu addr=%s closed for overcoming of output buffer limits.",
-                 (unsigned long long)c->sess.id, c->addr);
+        log_warn_ratelimited(&obl_rl,
+                             "Client id=%llu addr=%s closed for overcoming of output buffer limits.",
+                             (unsigned long long)c->sess.id, c->addr);
     return over;
 }
 
@@ -348,8 +368,9 @@ void client_compact_input(client *c) {
 }
 
 void client_protocol_error(client *c) {
-    log_verbose("protocol error from client id=%llu addr=%s: %s",
-                (unsigned long long)c->sess.id, c->addr, c->parser.error);
+    static log_ratelimit proto_rl = LOG_RATELIMIT_PEER;
+    log_verbose_ratelimited(&proto_rl, "protocol error from client id=%llu addr=%s: %s",
+                            (unsigned long long)c->sess.id, c->addr, c->parser.error);
     reply_error(c->out, c->parser.error);
     c->flags |= CLIENT_CLOSE_ON_FLUSH;
 }
@@ -422,8 +443,10 @@ int client_reserve_input(client *c) {
     if (want <= c->rcap) return 0;
     long long limit = CFG_GET(c->srv->cfg.client_query_buffer_limit);
     if ((long long)c->rlen >= limit) {
-        log_warn("Closing client id=%llu addr=%s that reached max query buffer length",
-                 (unsigned long long)c->sess.id, c->addr);
+        static log_ratelimit qbuf_rl = LOG_RATELIMIT_PEER;
+        log_warn_ratelimited(&qbuf_rl,
+                             "Closing client id=%llu addr=%s that reached max query buffer length",
+                             (unsigned long long)c->sess.id, c->addr);
         return -1;
     }
     size_t cap = c->rcap * 2 > want ? c->rcap * 2 : want;
@@ -432,6 +455,10 @@ int client_reserve_input(client *c) {
     c->rcap = cap;
     c->rbuf_peak = c->rlen;
     return 0;
+}
+
+void client_note_input(client *c) {
+    atomic_store_explicit(&c->last_interaction_ms, clock_wall_ms(), memory_order_relaxed);
 }
 
 static void client_read(client *c) {
@@ -451,6 +478,7 @@ static void client_read(client *c) {
     c->rlen += (size_t)n;
     if (c->rlen > c->rbuf_peak) c->rbuf_peak = c->rlen;
     STAT_ADD(c->stats->net_input_bytes, (uint64_t)n);
+    client_note_input(c);
     process_input(c);
 }
 
@@ -517,7 +545,9 @@ void client_reap(loop_thread *lt, int64_t now_ms) {
          * design, not idle. */
         int waiting = (c->flags & CLIENT_BLOCKED) || c->sess.subscriptions > 0;
         if (timeout > 0 && idle > timeout * 1000 && !reply_has_pending(c->out) && !waiting) {
-            log_verbose("Closing idle client id=%llu", (unsigned long long)c->sess.id);
+            static log_ratelimit idle_rl = LOG_RATELIMIT_PEER;
+            log_verbose_ratelimited(&idle_rl, "Closing idle client id=%llu",
+                                    (unsigned long long)c->sess.id);
             client_close(c);
             continue;
         }

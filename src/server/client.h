@@ -92,6 +92,9 @@ size_t client_total_memory(const client *c);
 int client_reserve_input(client *c);
 /* Drop the consumed prefix of the read buffer. */
 void client_compact_input(client *c);
+/* Bytes were read from c: as in Redis, any input is activity for the idle
+ * `timeout` (a command sent slowly is not idle). */
+void client_note_input(client *c);
 /* Reply the parser's protocol error and mark the client to close. */
 void client_protocol_error(client *c);
 /* Before each parse: limits that may change between commands
@@ -118,8 +121,16 @@ void client_resume(client *c);
  * limits (over them: kill requested, never closed here). */
 void client_output_added(client *c);
 
-/* Listener readable: accept connections and make them clients of lt. */
-void client_accept(loop_thread *lt, int lfd);
+/* Listener readable: accept connections and make them clients of lt;
+ * out of descriptors, refuse what is pending and pause the listener. */
+void client_accept(loop_thread *lt, ev_io *listener);
+/* Take a slot under maxclients, or send fd Redis's "-ERR max number of
+ * clients reached" and close it. Returns 1 admitted, 0 refused. */
+int client_admit(server *srv, int fd);
+/* An accept() on the RESP listener lfd failed: server_accept_failed with
+ * the max-clients error as the refusal; refused connections are added to
+ * *rejected. Returns ACCEPT_DRAINED, ACCEPT_NEXT or ACCEPT_PAUSE. */
+int client_accept_failed(server *srv, int lfd, _Atomic uint64_t *rejected);
 /* Before sleeping: flush replies, free closed clients. */
 void client_before_sleep(loop_thread *lt);
 /* Close every client whose kill was requested or whose idle time passed

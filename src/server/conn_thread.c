@@ -109,6 +109,7 @@ static void *conn_main(void *arg) {
         c->rlen += (size_t)n;
         if (c->rlen > c->rbuf_peak) c->rbuf_peak = c->rlen;
         STAT_ADD(c->stats->net_input_bytes, (uint64_t)n);
+        client_note_input(c);
         run_commands(c);
         server_aof_before_reply(srv, &c->aof_need);
         if (write_all(c) < 0 || (c->flags & CLIENT_CLOSE_ON_FLUSH)) break;
@@ -134,7 +135,8 @@ static void start_connection(server *srv, int fd) {
     pthread_t tid;
     atomic_fetch_add(&srv->conn_threads, 1);
     if (pthread_create(&tid, &attr, conn_main, c) != 0) {
-        log_warn("cannot start a connection thread: %s", strerror(errno));
+        static log_ratelimit thread_rl = LOG_RATELIMIT_SYSCALL;
+        log_warn_ratelimited(&thread_rl, "cannot start a connection thread: %s", strerror(errno));
         atomic_fetch_sub(&srv->conn_threads, 1);
         client_unregister(c);
         close(fd);
@@ -144,16 +146,18 @@ static void start_connection(server *srv, int fd) {
     pthread_attr_destroy(&attr);
 }
 
-static void accept_ready(server *srv, int lfd) {
-    int fd;
-    while ((fd = sock_accept(lfd)) >= 0) {
+/* Accept what is pending on lfd. Returns 1 when the acceptor must stop
+ * polling the listeners for a while (out of descriptors). */
+static int accept_ready(server *srv, int lfd) {
+    for (;;) {
+        int fd = server_accept(srv, lfd);
+        if (fd < 0) {
+            int next = client_accept_failed(srv, lfd, &srv->retired_stats.rejected_connections);
+            if (next == ACCEPT_NEXT) continue;
+            return next == ACCEPT_PAUSE;
+        }
         atomic_fetch_add(&srv->retired_stats.connections_received, 1);
-        if (atomic_fetch_add(&srv->nclients, 1) + 1 > CFG_GET(srv->cfg.maxclients)) {
-            atomic_fetch_sub(&srv->nclients, 1);
-            static const char msg[] = "-ERR max number of clients reached\r\n";
-            ssize_t w = write(fd, msg, sizeof msg - 1);
-            (void)w;
-            close(fd);
+        if (!client_admit(srv, fd)) {
             atomic_fetch_add(&srv->retired_stats.rejected_connections, 1);
             continue;
         }
@@ -173,8 +177,10 @@ static void *acceptor_main(void *arg) {
     for (int i = 0; i < srv->nlisten; i++) p[i] = (struct pollfd){.fd = srv->listen_fds[i], .events = POLLIN};
     while (!atomic_load(&srv->shutting_down)) {
         int n = poll(p, (nfds_t)srv->nlisten, 200);
+        int pause = 0;
         for (int i = 0; n > 0 && i < srv->nlisten; i++)
-            if (p[i].revents & POLLIN) accept_ready(srv, p[i].fd);
+            if (p[i].revents & POLLIN) pause |= accept_ready(srv, p[i].fd);
+        if (pause) poll(NULL, 0, SERVER_ACCEPT_PAUSE_MS); /* out of descriptors: no spinning */
     }
     return NULL;
 }

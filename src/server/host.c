@@ -187,7 +187,16 @@ static int host_config_set(void *arg, const char *name, const char *value, char 
     server *srv = arg;
     char probe[8];
     if (config_get(&srv->cfg, name, probe, sizeof probe) < 0) return -2;
+    long long maxclients = CFG_GET(srv->cfg.maxclients);
     int rc = config_set(&srv->cfg, name, value, 1, err, errlen);
+    if (rc == 0 && CFG_GET(srv->cfg.maxclients) > maxclients &&
+        server_fd_limit_allows(srv, CFG_GET(srv->cfg.maxclients), err, errlen) < 0) {
+        /* more clients than descriptors: refused as Redis does, value kept */
+        char old[32], ignored[64];
+        snprintf(old, sizeof old, "%lld", maxclients);
+        config_set(&srv->cfg, "maxclients", old, 1, ignored, sizeof ignored);
+        return -1;
+    }
     if (rc == 0) server_apply_config(srv);
     return rc;
 }

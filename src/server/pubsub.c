@@ -352,8 +352,11 @@ static void drop_slow(sub_state *sub) {
     free(sub->inbox);
     sub->inbox = NULL;
     sub->ilen = sub->icap = 0;
-    log_warn("Client id=%llu addr=%s scheduled to be closed ASAP for overcoming of output buffer limits.",
-             (unsigned long long)sub->c->sess.id, sub->c->addr);
+    static log_ratelimit slow_rl = LOG_RATELIMIT_PEER;
+    log_warn_ratelimited(&slow_rl,
+                         "Client id=%llu addr=%s scheduled to be closed ASAP for overcoming of "
+                         "output buffer limits.",
+                         (unsigned long long)sub->c->sess.id, sub->c->addr);
     atomic_store(&sub->c->kill_requested, 1);
     ev_wake(sub->lt->loop);
 }

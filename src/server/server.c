@@ -26,7 +26,7 @@
 /* --- per-loop callbacks --- */
 
 static void on_listener(ev_loop *loop, ev_io *io, uint32_t ready) {
-    client_accept(io->arg, io->fd);
+    client_accept(io->arg, io);
 }
 
 /* The AOF goes first: no reply leaves before its write is in the log
@@ -226,6 +226,10 @@ int server_init(server *srv) {
     srv->blocking = blocking_create();
     srv->pubsub = pubsub_create();
     srv->env.host_arg = srv;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int nthreads = srv->cfg.threads > 0 ? srv->cfg.threads : (cores > 0 ? (int)cores : 1);
+    server_spare_init(srv);
+    if (server_adjust_fd_limit(srv, nthreads) < 0) return -1;
     cmd_table_init();
     if (server_apply_renames(srv) < 0) return -1;
     server_apply_config(srv);
@@ -254,8 +258,7 @@ int server_init(server *srv) {
         return -1;
     }
     if (open_listeners(srv) < 0) return -1;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    srv->nthreads = srv->cfg.threads > 0 ? srv->cfg.threads : (cores > 0 ? (int)cores : 1);
+    srv->nthreads = nthreads;
     srv->threads = calloc((size_t)srv->nthreads, sizeof *srv->threads);
     if (!srv->threads) abort();
     if (batch_open(srv) < 0) return -1;
@@ -374,6 +377,7 @@ void server_free(server *srv) {
     free(srv->threads);
     for (int i = 0; i < srv->nlisten; i++) close(srv->listen_fds[i]);
     persist_destroy(srv->ps);
+    server_spare_free(srv);
     if (srv->ks) ks_destroy(srv->ks);
     pthread_mutex_destroy(&srv->registry_lock);
     config_free(&srv->cfg);

@@ -22,6 +22,13 @@
 #include "config.h"
 
 #define SERVER_MAX_LISTENERS 16
+/* A loop's listeners that may be paused at once (RESP and batch ports). */
+#define SERVER_MAX_PAUSED (2 * SERVER_MAX_LISTENERS)
+/* How long a listener is not watched after accept() ran out of descriptors. */
+#define SERVER_ACCEPT_PAUSE_MS 100
+/* Descriptors kept for everything but clients (Redis's
+ * CONFIG_MIN_RESERVED_FDS); pier adds 2 per loop thread (epoll, eventfd). */
+#define SERVER_MIN_RESERVED_FDS 32
 
 struct client;
 
@@ -51,6 +58,10 @@ typedef struct loop_thread {
     pthread_mutex_t cl_lock;
     struct cluster_done *cl_inbox;
     struct client *cl_held;        /* closed clients with requests in flight (loop thread) */
+    /* Listeners not watched after accept() ran out of descriptors, until
+     * the resume timer (listener.c). */
+    ev_io *paused[SERVER_MAX_PAUSED];
+    int npaused;
 } loop_thread;
 
 struct persist;
@@ -103,6 +114,11 @@ typedef struct server {
      * add to them without a lock, and the save rules read `dirty`). */
     thread_stats stat_base;
     _Atomic uint64_t expired_base, evicted_base;
+    /* The reserve descriptor (listener.c): closed to refuse pending
+     * connections when the process is out of descriptors. */
+    pthread_mutex_t spare_lock;
+    int spare_fd;
+    _Atomic int spare_missing;     /* spare_fd < 0: server_accept reopens it */
 } server;
 
 #define SERVER_READY_BYTE '\x06'
@@ -125,6 +141,31 @@ void server_free(server *srv);
  * Call with no shard lock held. */
 void server_aof_before_reply(server *srv, uint64_t *need);
 
+/* --- listener.c: accept() failures, for every listening port --- */
+
+/* sock_accept for every accept loop, under spare_lock (no accept takes the
+ * slot the reserve trick frees); first takes back the reserve descriptor
+ * if the trick lost it. */
+int server_accept(server *srv, int lfd);
+
+enum { ACCEPT_DRAINED, ACCEPT_NEXT, ACCEPT_PAUSE };
+/* accept() on listener lfd just failed (errno). Returns what the accept
+ * loop does next: ACCEPT_DRAINED (nothing pending: wait for the next
+ * event), ACCEPT_NEXT (an error of that one connection: accept again),
+ * ACCEPT_PAUSE (out of descriptors or memory, or a broken listener: stop
+ * accepting; a loop calls server_pause_listener, the --io thread acceptor
+ * waits SERVER_ACCEPT_PAUSE_MS). Out of descriptors, every connection
+ * pending on lfd was first sent `reject` (NULL: none) and closed through
+ * the reserve descriptor; *shed counts them. Logged at most once a second;
+ * port_name names the port in the line. */
+int server_accept_failed(server *srv, int lfd, const char *port_name, const void *reject,
+                         size_t reject_len, unsigned *shed);
+/* Loop thread only: stop watching the listener io for
+ * SERVER_ACCEPT_PAUSE_MS, then watch it again (unless the loop stops). */
+void server_pause_listener(loop_thread *lt, ev_io *io);
+void server_spare_init(server *srv);
+void server_spare_free(server *srv);
+
 /* --- limits.c: memory figures and settings applied from the config --- */
 
 /* What glibc's allocator holds for pier (mallinfo2 in-use + mmapped); a
@@ -140,5 +181,14 @@ void server_memory_calibrate(server *srv);
 void server_apply_config(server *srv);
 /* rename-command lines -> command table, at start-up. 0, or -1 logged. */
 int server_apply_renames(server *srv);
+/* At start-up (Redis's adjustOpenFilesLimit): raise the soft descriptor
+ * limit toward maxclients + the reserve, as far as the hard limit allows,
+ * or else lower maxclients to what the limit allows, with Redis's
+ * warnings. The reserve counts nthreads loops. Returns -1 (logged) when
+ * the limit is below the reserve. */
+int server_adjust_fd_limit(server *srv, int nthreads);
+/* CONFIG SET maxclients: 0 when the descriptor limit (raised if it can
+ * be) allows `maxclients` clients, else -1 with Redis's error text in err. */
+int server_fd_limit_allows(server *srv, long long maxclients, char *err, size_t errlen);
 
 #endif

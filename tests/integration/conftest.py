@@ -269,6 +269,17 @@ class RawConn:
         _, closed = self.read_until_closed(timeout)
         return closed
 
+    def send_slowly(self, data, every=0.3, for_s=3.0):
+        """Send data one byte every `every` seconds for `for_s` seconds,
+        then the rest at once (a slow client; the pauses are the point)."""
+        end = time.monotonic() + for_s
+        sent = 0
+        while time.monotonic() < end and sent < len(data) - 1:
+            self.send(data[sent:sent + 1])
+            sent += 1
+            time.sleep(every)
+        self.send(data[sent:])
+
     def close(self):
         try:
             self.sock.close()

@@ -454,6 +454,20 @@ def test_timeout_spares_active_clients(fresh_server):
     assert c.cmd("CONFIG", "SET", "timeout", "0") == b"+OK\r\n"
 
 
+def test_timeout_spares_slow_senders(fresh_server):
+    """Issue 12, item 10: as in Redis, every byte received is activity. A
+    client that sends a command one byte every 0.3 s for 3 s (timeout 1) is
+    not closed and gets its reply; an idle one is closed."""
+    ctl = fresh_server.raw()
+    assert ctl.cmd("CONFIG", "SET", "timeout", "1") == b"+OK\r\n"
+    idle = fresh_server.raw()
+    assert idle.cmd("PING") == b"+PONG\r\n"
+    slow = fresh_server.raw()
+    slow.send_slowly(encode_command("ECHO", "slowly"), every=0.3, for_s=3.0)
+    assert slow.read_reply() == b"slowly"
+    assert idle.is_closed(5), "idle client not disconnected with timeout 1"
+
+
 def test_info_multiple_sections(fresh_server):
     # own server: a crash here must not take the module's server down
     server = fresh_server

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from conftest import pier_only, wait_for
+from conftest import encode_command, pier_only, wait_for
 
 pytestmark = pier_only
 
@@ -59,6 +59,19 @@ def test_idle_timeout(tsrv):
     assert idle.cmd("PING") == b"+PONG\r\n"
     assert idle.is_closed(6)
     r.config_set("timeout", 0)
+
+
+def test_idle_timeout_spares_slow_senders(tsrv):
+    """Issue 12, item 10, in the thread model: bytes of an unfinished
+    command count as activity."""
+    r = tsrv.client()
+    r.config_set("timeout", 1)
+    try:
+        slow = tsrv.raw()
+        slow.send_slowly(encode_command("ECHO", "slowly"), every=0.3, for_s=3.0)
+        assert slow.read_reply() == b"slowly"
+    finally:
+        tsrv.client().config_set("timeout", 0)
 
 
 def test_maxclients(start_server):
