@@ -91,6 +91,8 @@ static const option options[] = {
     {"auto-aof-rewrite-min-size", OPT_MEM, F(auto_aof_rewrite_min_size), 0, LLONG_MAX,
      OPT_RUNTIME, NULL},
     {"save", OPT_SAVE, 0, 0, 0, OPT_RUNTIME, NULL},
+    {"stop-writes-on-bgsave-error", OPT_ENUM, F(stop_writes_on_bgsave_error), 0, 0, OPT_RUNTIME,
+     yes_no},
     {"cluster-node-id", OPT_INT, F(cluster_node_id), 0, 255, 0, NULL},
     {"cluster-nodes", OPT_STR, F(cluster_nodes), 0, sizeof(((pier_config *)0)->cluster_nodes), 0, NULL},
     {"cluster-batch-us", OPT_LL, F(cluster_batch_us), 0, 100000, OPT_RUNTIME, NULL},
@@ -139,6 +141,7 @@ void config_defaults(pier_config *cfg) {
     atomic_init(&cfg->appendfsync, CFG_FSYNC_EVERYSEC);
     atomic_init(&cfg->auto_aof_rewrite_percentage, 100);
     atomic_init(&cfg->auto_aof_rewrite_min_size, 64LL * 1024 * 1024);
+    atomic_init(&cfg->stop_writes_on_bgsave_error, 1);
     atomic_init(&cfg->cluster_batch_us, 0);
     atomic_init(&cfg->cluster_heartbeat_ms, 50);
     atomic_init(&cfg->cluster_election_timeout_ms, 500);
