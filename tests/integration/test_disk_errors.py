@@ -173,9 +173,10 @@ def fill_until_misconf(disk, srv, fsync):
     return w
 
 
-@pytest.mark.parametrize("fsync", ["everysec", "always"])
-def test_aof_disk_full_refuses_writes_then_recovers(disk, fsync):
-    srv = disk.start(*aof_args(fsync))
+@pytest.mark.parametrize("fsync,io", [("everysec", "loop"), ("always", "loop"),
+                                      ("always", "thread")])
+def test_aof_disk_full_refuses_writes_then_recovers(disk, fsync, io):
+    srv = disk.start(*aof_args(fsync), "--io", io)
     w = fill_until_misconf(disk, srv, fsync)
     probe = srv.client()
     disk.free_space()
@@ -223,6 +224,47 @@ def test_aof_disk_full_sigterm_exits_nonzero(disk):
     disk.free_space()
     srv2 = disk.start(*aof_args("everysec"))
     check_all_present(srv2, acked)
+    srv2.stop()
+
+
+def test_batch_publisher_acks_wait_for_the_aof(disk):
+    """The batch port: an ACK promises what a +OK does. A batch the AOF
+    cannot take is not acknowledged; a new one is refused with an ERROR
+    frame carrying the -MISCONF text; everything acknowledged survives."""
+    from conftest import free_port
+    from test_batch import ACK, ERROR, ack_of, batch_frame, publisher
+    bport = free_port()
+    srv = disk.start(*aof_args("always"), "--batch-port", str(bport))
+    disk.fill(leave_kb=300)
+    c, _ = publisher(bport, "topic")
+    c.sock.settimeout(60)
+    probe = srv.client()
+    acked = 0
+    for seq in range(1, 1000):
+        c.send(batch_frame(seq, [b"m" * 1000] * 10))
+        if persistence(probe)["aof_last_write_status"] == "err":
+            break
+        f, _ = ack_of(c)
+        acked = seq
+    wait_for(lambda: persistence(probe)["aof_last_write_status"] == "err", timeout=30)
+    c2, _ = publisher(bport, "topic2")
+    c2.send(batch_frame(1, [b"x"]))
+    f = c2.frame()
+    assert f.type == ERROR and b"MISCONF Errors writing to the AOF file" in f.payload, f.payload
+    disk.free_space()
+    wait_for(lambda: persistence(probe)["aof_last_write_status"] == "ok", timeout=30)
+    # the batch that met the full disk is acknowledged now (or it was
+    # acknowledged just before the failure was seen)
+    c.sock.settimeout(30)
+    while acked < seq:
+        f, _ = ack_of(c)
+        acked += 1
+    assert f.type == ACK
+    n = probe.xlen("topic")
+    assert n == acked * 10
+    srv.stop()
+    srv2 = disk.start(*aof_args("always"))
+    assert srv2.client().xlen("topic") == n
     srv2.stop()
 
 

@@ -580,6 +580,81 @@ def test_shutdown_saves_snapshot_when_save_rules_set(tmp_path):
     srv2.stop()
 
 
+def shutdown(srv, *args):
+    """SHUTDOWN: no reply, the connection closes and the server exits 0."""
+    c = srv.client()
+    with pytest.raises(redis.ConnectionError):
+        c.execute_command("SHUTDOWN", *args)
+    assert srv.proc.wait(timeout=30) == 0, srv.logs()
+    srv.stop()
+
+
+def test_shutdown_arguments_as_redis(tmp_path):
+    srv = start(tmp_path)
+    c = srv.client()
+    for args in (("SAVE", "NOSAVE"), ("ABORT", "NOW"), ("ABORT", "FORCE"), ("NOSAVE", "ABORT"),
+                 ("FOO",), ("NOW", "BAR")):
+        with pytest.raises(redis.ResponseError, match="^syntax error$"):
+            c.execute_command("SHUTDOWN", *args)
+    with pytest.raises(redis.ResponseError, match="^No shutdown in progress.$"):
+        c.execute_command("SHUTDOWN", "ABORT")
+    assert c.ping() is True
+    shutdown(srv, "now", "now")  # repeated flags are fine, as in Redis
+
+
+def test_shutdown_nosave_skips_the_final_snapshot(tmp_path):
+    srv = start(tmp_path, "--save", "3600 1")
+    srv.client().set("k", "v")
+    shutdown(srv, "NOSAVE")
+    assert not (tmp_path / "dump.pier").exists()
+
+
+def test_shutdown_save_without_save_rules(tmp_path):
+    srv = start(tmp_path, "--save", "")
+    srv.client().set("k", "v")
+    shutdown(srv, "SAVE", "NOW", "FORCE")
+    srv2 = start(tmp_path, "--save", "")
+    assert srv2.client().get("k") == b"v"
+    srv2.stop()
+
+
+def test_shutdown_without_arguments_follows_the_save_rules(tmp_path):
+    srv = start(tmp_path, "--save", "3600 1")
+    srv.client().set("k", "v")
+    shutdown(srv)
+    srv2 = start(tmp_path, "--save", "")
+    assert srv2.client().get("k") == b"v"
+    srv2.stop()
+
+
+@pytest.mark.parametrize("fsync", ["no", "everysec"])
+def test_shutdown_flushes_the_aof(tmp_path, fsync):
+    args = ("--appendonly", "yes", "--appendfsync", fsync)
+    srv = start(tmp_path, *args)
+    c = srv.client()
+    for i in range(1000):
+        c.set(f"k{i}", i)
+    shutdown(srv)
+    srv2 = start(tmp_path, *args)
+    assert srv2.client().dbsize() == 1000
+    srv2.stop()
+
+
+def test_stop_writes_on_bgsave_error_option(tmp_path):
+    srv = start(tmp_path)
+    c = srv.client()
+    assert c.config_get("stop-writes-on-bgsave-error") == {"stop-writes-on-bgsave-error": "yes"}
+    assert c.config_set("stop-writes-on-bgsave-error", "no") is True
+    assert c.config_get("stop-writes-on-bgsave-error") == {"stop-writes-on-bgsave-error": "no"}
+    with pytest.raises(redis.ResponseError):
+        c.config_set("stop-writes-on-bgsave-error", "maybe")
+    srv.stop()
+    srv = start(tmp_path, "--stop-writes-on-bgsave-error", "no")
+    assert srv.client().config_get("stop-writes-on-bgsave-error") == \
+        {"stop-writes-on-bgsave-error": "no"}
+    srv.stop()
+
+
 def test_save_rule_triggers_background_save(tmp_path):
     srv = start(tmp_path, "--save", "1 2")
     c = srv.client()
