@@ -263,7 +263,12 @@ static int write_pending_locked(aof *a, int sync) {
     a->spare.len = 0;
     atomic_store(&a->written, end);
     write_succeeded(a);
-    if (sync == SYNC_NONE || atomic_load(&a->synced) >= end) return 0;
+    if (sync == SYNC_NONE) return 0;
+    if (atomic_load(&a->synced) >= end) {
+        /* a later fsync covered what a failed one did not */
+        if (atomic_load(&a->fsync_errno)) fsync_result(a, 0);
+        return 0;
+    }
     if (fdatasync(a->fd) < 0) {
         int err = errno;
         if (sync == SYNC_OR_EXIT) {

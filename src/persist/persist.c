@@ -504,10 +504,12 @@ static void cron_children(persist *p, int64_t now_ms) {
 static void cron_aof(persist *p) {
     if (!p->aof) return;
     int mode = CFG_GET(p->cfg->appendfsync);
-    if (mode == CFG_FSYNC_EVERYSEC)
-        aof_sync_background(p->aof);
+    if (mode == CFG_FSYNC_ALWAYS)
+        aof_flush_now(p->aof, 1);
+    else if (mode == CFG_FSYNC_EVERYSEC || atomic_load(&p->aof->fsync_errno))
+        aof_sync_background(p->aof); /* also: retry a failed fsync after a switch to no */
     else
-        aof_flush_now(p->aof, mode == CFG_FSYNC_ALWAYS);
+        aof_flush_now(p->aof, 0);
 }
 
 static void *thread_main(void *arg) {

@@ -374,14 +374,7 @@ def test_mid_file_corruption_refuses_to_start(tmp_path):
 
 
 def test_corrupt_base_file_refuses_to_start(tmp_path):
-    args = ("--appendonly", "yes")
-    srv = start(tmp_path, *args)
-    c = srv.client()
-    for i in range(20):
-        c.set(f"k{i}", f"v{i}")
-    assert c.bgrewriteaof() is True
-    wait_rewrite_done(c, 0)
-    srv.stop()
+    args, _ = aof_with_data(tmp_path)
     base = next((tmp_path / "appendonlydir").glob("*.base.pier"))
     data = bytearray(base.read_bytes())
     data[len(data) // 2] ^= 0xFF
