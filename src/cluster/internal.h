@@ -156,7 +156,8 @@ struct cluster {
     _Atomic uint64_t applied;
     _Atomic int64_t lease_until_us;
     uint64_t commit_logged;      /* last PIER.COMMIT written */
-    uint64_t synced_index;       /* AOF holds entries up to here (leader's own match) */
+    uint64_t synced_index;       /* AOF holds entries up to here (the leader's own match; what
+                                    a follower acknowledges at most) */
     int64_t election_deadline_us;
     int64_t last_leader_contact_us;
     uint64_t noop_index;         /* a new leader's first entry: recovery waits for its commit */
@@ -230,7 +231,7 @@ void cl_on_vote_req(cluster *cl, int from, const uint8_t *p, size_t n);
 void cl_on_vote_resp(cluster *cl, int from, const uint8_t *p, size_t n);
 void cl_on_prevote_req(cluster *cl, int from, const uint8_t *p, size_t n);
 void cl_on_prevote_resp(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_persist_vote(cluster *cl);
+int cl_persist_vote(cluster *cl);
 void cl_become_follower(cluster *cl, uint64_t term, int leader);
 int cl_majority(const cluster *cl);
 int cl_node_idx(const cluster *cl, int id);

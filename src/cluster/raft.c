@@ -87,16 +87,18 @@ static void log_control(cluster *cl, const char *name, uint64_t a, int with_b, u
 
 /* Make the AOF durable up to here before answering (votes, appends):
  * written to the kernel at least (a kill -9 keeps it), fsynced with
- * appendfsync always. */
-static void sync_aof(cluster *cl) {
-    if (!cl->aof) return;
+ * appendfsync always. Returns 0, or -1 when the AOF cannot be written (a
+ * full disk): then nothing that depends on it may be acknowledged (the
+ * AOF retries every second). */
+static int sync_aof(cluster *cl) {
+    if (!cl->aof) return 0;
     int always = CFG_GET(cl->cfg->appendfsync) == CFG_FSYNC_ALWAYS;
-    aof_flush(cl->aof, UINT64_MAX, always);
+    return aof_flush(cl->aof, UINT64_MAX, always);
 }
 
-void cl_persist_vote(cluster *cl) {
+int cl_persist_vote(cluster *cl) {
     log_control(cl, "PIER.VOTE", cl->term, 1, (uint64_t)(cl->voted_for < 0 ? 0 : cl->voted_for));
-    sync_aof(cl);
+    return sync_aof(cl);
 }
 
 /* Restart this process from its AOF: its keyspace holds speculative
@@ -131,6 +133,7 @@ static void truncate_from(cluster *cl, uint64_t index) {
     uint64_t last = atomic_load(&cl->last_index);
     if (index > last) return;
     log_control(cl, "PIER.TRUNCATE", index, 0, 0);
+    if (cl->synced_index >= index) cl->synced_index = index - 1; /* replaced entries */
     /* executed, not applied: a deposed leader's keyspace holds its
      * speculative entries beyond the commit */
     if (index <= atomic_load(&cl->executed) || index <= atomic_load(&cl->applied))
@@ -300,7 +303,12 @@ static void become_leader(cluster *cl) {
 static void start_election(cluster *cl) {
     cl->term++;
     cl->voted_for = cl->self_id;
-    cl_persist_vote(cl);
+    if (cl_persist_vote(cl) < 0) {
+        /* a vote this node cannot keep must not be cast (after a restart
+         * it could vote again in this term) */
+        reset_election_timer(cl);
+        return;
+    }
     pthread_mutex_lock(&cl->log_lock);
     atomic_store(&cl->role, ROLE_CANDIDATE);
     pthread_mutex_unlock(&cl->log_lock);
@@ -405,9 +413,8 @@ void cl_on_vote_req(cluster *cl, int from, const uint8_t *p, size_t n) {
         int up_to_date = last_term > cl->last_term ||
                          (last_term == cl->last_term && last >= atomic_load(&cl->last_index));
         if (up_to_date) {
-            granted = 1;
             cl->voted_for = from;
-            cl_persist_vote(cl);
+            granted = cl_persist_vote(cl) == 0; /* only a vote the disk keeps */
             reset_election_timer(cl);
         }
     }
@@ -715,8 +722,12 @@ void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n) {
             cl_on_commit_advanced(cl);
         }
     }
-    sync_aof(cl);
-    reply_append(cl, from, 1, upto, sent_us);
+    /* Acknowledge only entries the AOF holds: with a failing disk the
+     * reply still says "alive" but not "stored" (the leader's match index
+     * stays where the disk is), so the entries are not committed on this
+     * node's word. */
+    if (sync_aof(cl) == 0) cl->synced_index = atomic_load(&cl->last_index);
+    reply_append(cl, from, 1, upto < cl->synced_index ? upto : cl->synced_index, sent_us);
 }
 
 /* ---- timers ---- */
@@ -767,9 +778,8 @@ void cl_raft_before_sleep(cluster *cl) {
         return;
     }
     uint64_t last = atomic_load(&cl->last_index);
-    if (cl->synced_index < last) {
-        sync_aof(cl);
-        cl->synced_index = last;
+    if (cl->synced_index < last && sync_aof(cl) == 0) {
+        cl->synced_index = last; /* a failing disk: only the followers count */
         advance_commit(cl);
     }
     int64_t now = cl_now_us();

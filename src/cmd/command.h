@@ -43,6 +43,11 @@ struct cmd_ctx;
  * whole-keyspace writes (FLUSHALL) whose place in the AOF must be exact
  * relative to writes running on other threads. */
 #define CMD_ALLSHARDS (1u << 10)
+/* Refused with -MISCONF while persistence is failing (cmd_disk_status),
+ * as CMD_WRITE commands are: for rows that are not writes but that Redis
+ * refuses too (PING, so that monitoring notices) and for containers whose
+ * subcommands write (XGROUP). */
+#define CMD_DENY_DISKERR (1u << 11)
 
 typedef struct cmd_arg {
     const char *p;
@@ -157,6 +162,11 @@ typedef struct cmd_host {
     int (*bgrewriteaof)(void *arg, char *msg, size_t len);
     /* LASTSAVE: unix time of the last successful save. */
     long long (*lastsave)(void *arg);
+    /* SHUTDOWN with CMD_SHUTDOWN_* flags: the final AOF flush and snapshot
+     * run now; 0 when the server stops (the command replies nothing: the
+     * connection closes), -1 with the whole error line in msg (the server
+     * goes on). */
+    int (*shutdown)(void *arg, int flags, char *msg, size_t len);
 
     /* --- blocking reads (XREAD/XREADGROUP BLOCK; server/blocking.c) --- */
     /* Park the calling connection until a write signals one of keys or
@@ -199,6 +209,22 @@ typedef struct cmd_host {
 
 struct cmd_ctx;
 
+/* SHUTDOWN's arguments (cmd_host.shutdown). */
+#define CMD_SHUTDOWN_NOSAVE 1 /* no final snapshot, whatever the save rules say */
+#define CMD_SHUTDOWN_SAVE   2 /* a final snapshot even without save rules */
+#define CMD_SHUTDOWN_FORCE  4 /* stop even when the final flush or save fails */
+
+/* Persistence's health as the dispatcher needs it to refuse writes with
+ * -MISCONF (Redis's writeCommandsDeniedByDiskError). Owned and written by
+ * src/persist/ (any thread), read by every command with relaxed loads. */
+typedef struct cmd_disk_status {
+    /* The last background save failed (writes are refused while
+     * stop-writes-on-bgsave-error is yes and save rules are set). */
+    _Atomic int bgsave_failed;
+    /* 0, or the errno of the AOF write or fsync that is failing. */
+    _Atomic int aof_errno;
+} cmd_disk_status;
+
 /* Appends one executed write to the AOF (persistence installs it; NULL
  * when appendonly is off, so the hot path pays one branch). Called by the
  * dispatcher after the handler and before the shard locks are released.
@@ -216,6 +242,7 @@ typedef struct cmd_env {
      * reply into one log entry there. NULL outside cluster mode. */
     void (*propagate_end)(void *arg, struct cmd_ctx *c);
     keyspace *ks;
+    const cmd_disk_status *disk;   /* NULL: writes are never refused for it */
     const struct pier_config *cfg; /* read-only for commands */
     const struct cmd_host *host;   /* server services (clients, config, info) */
     void *host_arg;
@@ -318,7 +345,9 @@ const command *cmd_at(size_t i);
 int cmd_key_span(const command *cmd, int argc, int *first, int *last, int *step);
 
 /* Execute one parsed command. Replies go to c->out. Handles unknown
- * command, arity, auth and key locking; fills c->cmd. */
+ * command, arity, auth, maxmemory, the -MISCONF refusal of writes while
+ * persistence fails (not for SESS_REPLAY: a replay or a cluster apply
+ * must run what was already accepted) and key locking; fills c->cmd. */
 void cmd_execute(cmd_ctx *c);
 
 /* --- helpers shared by handlers (cmd_util.c) --- */
@@ -329,6 +358,13 @@ void cmd_execute(cmd_ctx *c);
 #define ERR_WRONGTYPE "WRONGTYPE Operation against a key holding the wrong kind of value"
 #define ERR_NO_KEY "ERR no such key"
 #define ERR_OVERFLOW "ERR increment or decrement would overflow"
+#define ERR_MISCONF_RDB                                                            \
+    "MISCONF Redis is configured to save RDB snapshots, but it's currently unable " \
+    "to persist to disk. Commands that may modify the data set are disabled, "      \
+    "because this instance is configured to report errors during writes if RDB "    \
+    "snapshotting fails (stop-writes-on-bgsave-error option). Please check the "    \
+    "Redis logs for details about the RDB error."
+#define ERR_MISCONF_AOF_PREFIX "MISCONF Errors writing to the AOF file: "
 
 void reply_arity_error(cmd_ctx *c);  /* "ERR wrong number of arguments for 'x' command" */
 /* Parse argv[i] as a long long; on failure replies ERR_NOT_INT and

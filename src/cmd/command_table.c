@@ -301,6 +301,31 @@ static int enforce_maxmemory(cmd_ctx *c) {
     return 1;
 }
 
+/* -MISCONF (Redis's writeCommandsDeniedByDiskError and its texts): the
+ * last background save failed while stop-writes-on-bgsave-error is yes
+ * and save rules are set, or the AOF cannot be written. Returns 1 when it
+ * refused the command. */
+static int refuse_on_disk_error(cmd_ctx *c) {
+    const cmd_disk_status *d = c->env->disk;
+    const struct pier_config *cfg = c->env->cfg;
+    if (atomic_load_explicit(&d->bgsave_failed, memory_order_relaxed) &&
+        CFG_GET(cfg->stop_writes_on_bgsave_error) && CFG_GET(cfg->save_nrules) > 0) {
+        reply_error(c->out, ERR_MISCONF_RDB);
+        return 1;
+    }
+    int e = atomic_load_explicit(&d->aof_errno, memory_order_relaxed);
+    if (!e) return 0;
+    char buf[128];
+    reply_errorf(c->out, ERR_MISCONF_AOF_PREFIX "%s", strerror_r(e, buf, sizeof buf));
+    return 1;
+}
+
+static inline int disk_failing(const cmd_ctx *c) {
+    const cmd_disk_status *d = c->env->disk;
+    return d && (atomic_load_explicit(&d->bgsave_failed, memory_order_relaxed) |
+                 atomic_load_explicit(&d->aof_errno, memory_order_relaxed));
+}
+
 void cmd_execute(cmd_ctx *c) {
     /* A replayed AOF names rows by their own names (after_write logs
      * cmd->name), whatever rename-command says now. */
@@ -331,6 +356,9 @@ void cmd_execute(cmd_ctx *c) {
         reply_error(c->out, "OOM command not allowed when used memory > 'maxmemory'.");
         return;
     }
+    if ((cmd->flags & (CMD_WRITE | CMD_DENY_DISKERR)) && disk_failing(c) &&
+        !(c->sess->flags & SESS_REPLAY) && refuse_on_disk_error(c))
+        return;
     if (c->sess->subscriptions > 0 && c->sess->proto == 2 && !allowed_when_subscribed(cmd)) {
         reply_not_in_subscribe_context(c);
         return;

@@ -672,7 +672,7 @@ const command server_commands[] = {
      "CURP client: record term cid seq command... at this node's witness", "pier"},
     {"pier.sync", direct_curp_cmd, 4, CMD_NOKEYS, NOKEYS, "cluster",
      "CURP client: wait until the entry cid seq at index is committed", "pier"},
-    {"ping", ping_cmd, -1, CMD_FAST | CMD_NOKEYS, NOKEYS, "connection",
+    {"ping", ping_cmd, -1, CMD_FAST | CMD_NOKEYS | CMD_DENY_DISKERR, NOKEYS, "connection",
      "Ping the server", "1.0.0"},
     {"echo", echo_cmd, 2, CMD_FAST | CMD_NOKEYS, NOKEYS, "connection",
      "Echo the given string", "1.0.0"},

@@ -1003,10 +1003,11 @@ const command streams_commands[] = {
      "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block.", "5.0.0"},
     {"xreadgroup", xreadgroup_cmd, -7, CMD_WRITE | CMD_NOKEYS, 0, 0, 0, "stream",
      "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block.", "5.0.0"},
-    /* Containers: no key spec (as Redis), they lock argv[2] themselves. */
+    /* Containers: no key spec (as Redis), they lock argv[2] themselves.
+     * XGROUP's subcommands write: refused while persistence fails. */
     {"xinfo", xinfo_cmd, -2, CMD_NOKEYS, 0, 0, 0, "stream",
      "A container for stream introspection commands", "5.0.0"},
-    {"xgroup", xgroup_cmd, -2, CMD_NOKEYS, 0, 0, 0, "stream",
+    {"xgroup", xgroup_cmd, -2, CMD_NOKEYS | CMD_DENY_DISKERR, 0, 0, 0, "stream",
      "A container for consumer groups commands", "5.0.0"},
     {"xack", xack_cmd, -4, CMD_WRITE | CMD_FAST, 1, 1, 1, "stream",
      "Marks a pending message as correctly processed, effectively removing it from the pending entries list of the consumer group. Return value of the command is the number of messages successfully acknowledged, that is, the IDs we were actually able to resolve in the PEL.", "5.0.0"},

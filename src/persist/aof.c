@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../lib/clock.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
 #include "fileio.h"
@@ -57,10 +58,10 @@ int aof_init(aof *a, const char *dir, const char *dirname, const char *prefix, c
     a->fd = -1;
     pthread_mutex_init(&a->io_lock, NULL);
     pthread_mutex_init(&a->buf_lock, NULL);
-    atomic_init(&a->write_ok, 1);
     snprintf(a->prefix, sizeof a->prefix, "%s", prefix);
     snprintf(a->manifest_name, sizeof a->manifest_name, "%s.manifest", prefix);
-    if (pio_join(a->dir, sizeof a->dir, dir, dirname) < 0) {
+    if (pio_join(a->dir, sizeof a->dir, dir, dirname) < 0 ||
+        pio_join(a->legacy, sizeof a->legacy, dir, prefix) < 0) {
         snprintf(err, errlen, "AOF directory path too long");
         return -1;
     }
@@ -148,6 +149,56 @@ uint64_t aof_append_raw(aof *a, const void *p, size_t n) {
 
 /* ---- writing ---- */
 
+#define AOF_RETRY_MS 1000 /* after a failed write, loops retry at most this often */
+
+/* Publish the current failure (a write's errno first, else an fsync's)
+ * where the dispatcher reads it for -MISCONF. */
+static void publish_error(aof *a) {
+    int e = atomic_load(&a->write_errno);
+    if (!e) e = atomic_load(&a->fsync_errno);
+    if (a->status) atomic_store(&a->status->aof_errno, e);
+}
+
+int aof_error(const aof *a) {
+    int e = atomic_load(&a->write_errno);
+    return e ? e : atomic_load(&a->fsync_errno);
+}
+
+uint64_t aof_durable(const aof *a, int do_sync) {
+    return do_sync ? atomic_load(&a->synced) : atomic_load(&a->written);
+}
+
+static void write_failed(aof *a, int err, size_t done, size_t want) {
+    atomic_store(&a->retry_at_ms, clock_mono_ms() + AOF_RETRY_MS);
+    if (atomic_exchange(&a->write_errno, err) == 0) {
+        if (done)
+            log_warn("Short write while writing to the AOF file: %s (nwritten=%zu, expected=%zu); "
+                     "write commands are refused (-MISCONF) until the AOF can be written again",
+                     strerror(err), done, want);
+        else
+            log_warn("Error writing to the AOF file: %s; write commands are refused (-MISCONF) "
+                     "until the AOF can be written again", strerror(err));
+        publish_error(a);
+    }
+}
+
+static void write_succeeded(aof *a) {
+    if (atomic_exchange(&a->write_errno, 0) != 0) {
+        log_warn("AOF write error looks solved, pier can write again.");
+        publish_error(a);
+    }
+}
+
+static void fsync_result(aof *a, int err) {
+    int was = atomic_exchange(&a->fsync_errno, err);
+    if (err && !was)
+        log_warn("Error fsyncing the AOF file: %s; write commands are refused (-MISCONF) until "
+                 "an fsync succeeds", strerror(err));
+    else if (!err && was)
+        log_warn("AOF fsync error looks solved, pier can write again.");
+    if (!err != !was) publish_error(a);
+}
+
 /* A failed write: put the unwritten tail back in front of what was
  * appended meanwhile, so nothing is lost or reordered; the next flush
  * retries. Caller holds io_lock; a->spare holds the batch. */
@@ -166,8 +217,28 @@ static void requeue(aof *a, size_t done) {
     pthread_mutex_unlock(&a->buf_lock);
 }
 
-/* Caller holds io_lock. */
-static int write_pending_locked(aof *a, int do_sync) {
+/* A write failed after `done` bytes of the batch reached the file: cut
+ * them off again (as Redis does), so the file ends with a whole record
+ * and the retry writes the batch from its start. Returns the bytes that
+ * stay in the file (0, or done when the truncate failed too). */
+static size_t undo_short_write(aof *a, size_t done) {
+    if (!done) return 0;
+    long long size = atomic_load(&a->cur_incr_size);
+    if (ftruncate(a->fd, (off_t)(size - (long long)done)) == 0) {
+        atomic_store(&a->cur_incr_size, size - (long long)done);
+        return 0;
+    }
+    log_warn("Could not remove the short write from the AOF file: %s (its last record is "
+             "incomplete until the retry completes it)", strerror(errno));
+    return done;
+}
+
+enum { SYNC_NONE = 0, SYNC_OR_EXIT, SYNC_OR_FAIL };
+
+/* Write the pending bytes, then fdatasync per `sync`. Returns 0, or -1
+ * (errno set) when the write or (SYNC_OR_FAIL) the fsync failed.
+ * Caller holds io_lock. */
+static int write_pending_locked(aof *a, int sync) {
     pthread_mutex_lock(&a->buf_lock);
     aof_buf t = a->pending;
     a->pending = a->spare;
@@ -183,30 +254,59 @@ static int write_pending_locked(aof *a, int do_sync) {
             continue;
         }
         if (w < 0 && errno == EINTR) continue;
-        if (atomic_exchange(&a->write_ok, 0))
-            log_warn("error writing the AOF: %s (will retry)", w < 0 ? strerror(errno) : "short write");
-        requeue(a, done);
+        int err = w < 0 ? errno : ENOSPC; /* write() returning 0: no room */
+        write_failed(a, err, done, a->spare.len);
+        requeue(a, undo_short_write(a, done));
+        errno = err;
         return -1;
     }
     a->spare.len = 0;
     atomic_store(&a->written, end);
-    if (!atomic_exchange(&a->write_ok, 1)) log_warn("AOF writes succeed again");
-    if (do_sync && atomic_load(&a->synced) < end) {
-        if (fdatasync(a->fd) < 0) {
-            log_warn("error fsyncing the AOF: %s", strerror(errno));
-            return -1;
-        }
-        atomic_store(&a->synced, end);
+    write_succeeded(a);
+    if (sync == SYNC_NONE) return 0;
+    if (atomic_load(&a->synced) >= end) {
+        /* a later fsync covered what a failed one did not */
+        if (atomic_load(&a->fsync_errno)) fsync_result(a, 0);
+        return 0;
     }
+    if (fdatasync(a->fd) < 0) {
+        int err = errno;
+        if (sync == SYNC_OR_EXIT) {
+            log_warn("Can't persist AOF for fsync error when the AOF fsync policy is 'always': "
+                     "%s. Exiting...", strerror(err));
+            _exit(1);
+        }
+        fsync_result(a, err);
+        errno = err;
+        return -1;
+    }
+    atomic_store(&a->synced, end);
+    fsync_result(a, 0);
     return 0;
 }
 
-int aof_flush(aof *a, uint64_t upto, int do_sync) {
+static int flush(aof *a, uint64_t upto, int do_sync, int force) {
+    if (!force && atomic_load(&a->write_errno) &&
+        clock_mono_ms() < atomic_load(&a->retry_at_ms))
+        return aof_durable(a, do_sync) >= upto ? 0 : -1;
     pthread_mutex_lock(&a->io_lock);
     int rc = 0;
-    uint64_t done = do_sync ? atomic_load(&a->synced) : atomic_load(&a->written);
-    if (done < upto && a->fd >= 0) rc = write_pending_locked(a, do_sync);
+    if (aof_durable(a, do_sync) < upto && a->fd >= 0)
+        rc = write_pending_locked(a, do_sync ? SYNC_OR_EXIT : SYNC_NONE);
     pthread_mutex_unlock(&a->io_lock);
+    return rc;
+}
+
+int aof_flush(aof *a, uint64_t upto, int do_sync) { return flush(a, upto, do_sync, 0); }
+
+int aof_flush_now(aof *a, int do_sync) { return flush(a, UINT64_MAX, do_sync, 1); }
+
+int aof_flush_final(aof *a) {
+    pthread_mutex_lock(&a->io_lock);
+    int rc = a->fd >= 0 ? write_pending_locked(a, SYNC_OR_FAIL) : 0;
+    int err = errno;
+    pthread_mutex_unlock(&a->io_lock);
+    errno = err;
     return rc;
 }
 
@@ -221,17 +321,19 @@ void aof_sync_background(aof *a) {
     int fd = -1;
     uint64_t target = 0;
     if (a->fd >= 0) {
-        write_pending_locked(a, 0);
+        write_pending_locked(a, SYNC_NONE);
         target = atomic_load(&a->written);
         /* A private descriptor: the rewrite may close a->fd meanwhile. */
         if (atomic_load(&a->synced) < target) fd = dup(a->fd);
     }
     pthread_mutex_unlock(&a->io_lock);
     if (fd < 0) return;
-    if (fdatasync(fd) == 0)
+    if (fdatasync(fd) == 0) {
         raise_synced(a, target);
-    else
-        log_warn("error fsyncing the AOF: %s", strerror(errno));
+        fsync_result(a, 0);
+    } else {
+        fsync_result(a, errno);
+    }
     close(fd);
 }
 
@@ -248,11 +350,25 @@ static void base_name(const aof *a, uint64_t seq, char *out, size_t len) {
     if (n < 0 || (size_t)n >= len) out[0] = 0;
 }
 
-/* Create (truncate) an incr file; returns its fd or -1. */
+/* The first sequence number from `from` on whose file name is free, with
+ * the name in out: a file the manifest does not list (a leftover of a
+ * crash, or of an operator) is never truncated or overwritten. */
+static uint64_t free_seq(const aof *a, char type, uint64_t from, char *out, size_t len) {
+    for (uint64_t seq = from;; seq++) {
+        if (type == 'b') base_name(a, seq, out, len);
+        else incr_name(a, seq, out, len);
+        char path[AOF_PATH_MAX + 300];
+        file_path(a, out, path, sizeof path);
+        if (!out[0] || !pio_exists(path)) return seq;
+    }
+}
+
+/* Create a new, empty incr file (never an existing one); returns its fd
+ * or -1. */
 static int create_incr(const aof *a, const char *name) {
     char path[AOF_PATH_MAX + 300];
     file_path(a, name, path, sizeof path);
-    return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
 }
 
 int aof_create(aof *a, keyspace *ks, int64_t now_ms, char *err, size_t errlen) {
@@ -260,8 +376,8 @@ int aof_create(aof *a, keyspace *ks, int64_t now_ms, char *err, size_t errlen) {
     memset(&m, 0, sizeof m);
     char bname[MANIFEST_NAME_MAX], iname[MANIFEST_NAME_MAX];
     char path[AOF_PATH_MAX + 300], tmp[AOF_PATH_MAX + 300];
-    base_name(a, 1, bname, sizeof bname);
-    incr_name(a, 1, iname, sizeof iname);
+    uint64_t bseq = free_seq(a, 'b', 1, bname, sizeof bname);
+    uint64_t iseq = free_seq(a, 'i', 1, iname, sizeof iname);
     file_path(a, bname, path, sizeof path);
     file_path(a, "temp-create.pier", tmp, sizeof tmp);
     unsigned char *buf = malloc(SNAP_BUF_SIZE);
@@ -269,7 +385,7 @@ int aof_create(aof *a, keyspace *ks, int64_t now_ms, char *err, size_t errlen) {
     int rc = snap_save_file(ks, 0, tmp, path, buf, SNAP_BUF_SIZE, now_ms);
     free(buf);
     int fd = rc == 0 ? create_incr(a, iname) : -1;
-    if (fd < 0 || manifest_add(&m, bname, 1, 'b') < 0 || manifest_add(&m, iname, 1, 'i') < 0 ||
+    if (fd < 0 || manifest_add(&m, bname, bseq, 'b') < 0 || manifest_add(&m, iname, iseq, 'i') < 0 ||
         manifest_store(&m, a->dir, a->manifest_name) < 0) {
         snprintf(err, errlen, "cannot create the AOF in %s: %s", a->dir, strerror(errno));
         if (fd >= 0) close(fd);
@@ -287,8 +403,7 @@ int aof_open_tail(aof *a, char *err, size_t errlen) {
     if (!last || last->type != 'i') {
         manifest m = a->man;
         char name[MANIFEST_NAME_MAX];
-        uint64_t seq = manifest_max_seq(&m, 'i') + 1;
-        incr_name(a, seq, name, sizeof name);
+        uint64_t seq = free_seq(a, 'i', manifest_max_seq(&m, 'i') + 1, name, sizeof name);
         int fd = create_incr(a, name);
         if (fd < 0 || manifest_add(&m, name, seq, 'i') < 0 ||
             manifest_store(&m, a->dir, a->manifest_name) < 0) {
@@ -316,10 +431,14 @@ int aof_open_tail(aof *a, char *err, size_t errlen) {
 /* ---- rewrite ---- */
 
 int aof_rewrite_prepare(aof *a, char *err, size_t errlen) {
+    int e = atomic_load(&a->write_errno);
+    if (e) {
+        snprintf(err, errlen, "the AOF cannot be written (%s)", strerror(e));
+        return -1;
+    }
     manifest m = a->man;
     char name[MANIFEST_NAME_MAX];
-    uint64_t seq = manifest_max_seq(&m, 'i') + 1;
-    incr_name(a, seq, name, sizeof name);
+    uint64_t seq = free_seq(a, 'i', manifest_max_seq(&m, 'i') + 1, name, sizeof name);
     if (manifest_add(&m, name, seq, 'i') < 0) {
         snprintf(err, errlen, "too many AOF files in the manifest");
         return -1;
@@ -336,22 +455,32 @@ int aof_rewrite_prepare(aof *a, char *err, size_t errlen) {
 
 int aof_switch_begin(aof *a, int new_fd) {
     pthread_mutex_lock(&a->io_lock);
-    write_pending_locked(a, 0); /* a failure keeps the bytes pending: they
-                                   go to the new file, still in order */
+    write_pending_locked(a, SYNC_NONE); /* a failure keeps the bytes pending (and
+                                           cuts a short write off the old file):
+                                           they go to the new file, in order */
     int old = a->fd;
     a->fd = new_fd;
     atomic_fetch_add(&a->old_incr_size, atomic_exchange(&a->cur_incr_size, 0));
     return old;
 }
 
-void aof_switch_finish(aof *a, int old_fd) {
+int aof_switch_finish(aof *a, int old_fd) {
     /* Everything written so far is in old_fd: once it is on disk, so is
      * every byte up to `written` (the new file has none yet: io_lock). */
+    int rc = 0, err = 0;
     if (old_fd >= 0) {
-        if (fdatasync(old_fd) == 0) raise_synced(a, atomic_load(&a->written));
+        if (fdatasync(old_fd) == 0) {
+            raise_synced(a, atomic_load(&a->written));
+        } else {
+            rc = -1;
+            err = errno;
+            fsync_result(a, err);
+        }
         close(old_fd);
     }
     pthread_mutex_unlock(&a->io_lock);
+    errno = err;
+    return rc;
 }
 
 static int listed(const manifest *m, const char *name) {
@@ -363,9 +492,8 @@ static int listed(const manifest *m, const char *name) {
 int aof_rewrite_commit(aof *a, const char *tmp_base, char *err, size_t errlen) {
     manifest m;
     memset(&m, 0, sizeof m);
-    uint64_t seq = manifest_max_seq(&a->man, 'b') + 1;
     char bname[MANIFEST_NAME_MAX], path[AOF_PATH_MAX + 300];
-    base_name(a, seq, bname, sizeof bname);
+    uint64_t seq = free_seq(a, 'b', manifest_max_seq(&a->man, 'b') + 1, bname, sizeof bname);
     file_path(a, bname, path, sizeof path);
     const manifest_file *cur = &a->man.files[a->man.n - 1];
     if (rename(tmp_base, path) < 0 || manifest_add(&m, bname, seq, 'b') < 0 ||
@@ -521,10 +649,72 @@ static int load_base(aof *a, keyspace *ks, const char *path, int64_t now_ms, cha
     return 0;
 }
 
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n > m && !strcmp(s + n - m, suffix);
+}
+
+/* A file some manifest would list (pier's, or Redis 7's, any prefix). */
+static int aof_like(const char *name) {
+    static const char *const suffixes[] = {".manifest", ".incr.aof", ".base.pier", ".base.rdb",
+                                           ".base.aof"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++)
+        if (ends_with(name, suffixes[i])) return 1;
+    return 0;
+}
+
+/* Up to `max` names of AOF-like files in dir, ", "-separated, into out;
+ * returns how many there are in all. */
+static int list_aof_like(const char *dir, char *out, size_t outlen, int max) {
+    DIR *d = opendir(dir);
+    int found = 0;
+    size_t used = 0;
+    out[0] = 0;
+    if (!d) return 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        if (!aof_like(de->d_name)) continue;
+        if (found++ < max && used < outlen) {
+            int w = snprintf(out + used, outlen - used, "%s%s", used ? ", " : "", de->d_name);
+            if (w > 0) used += (size_t)w;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+/* No manifest: refuse to start when files it would list exist (in the
+ * AOF directory, or Redis's single-file AOF in dir). Their names cannot
+ * tell which incr files a base already covers (a crash may leave old ones
+ * behind), so a rebuilt manifest could replay a command twice; and
+ * starting a new AOF next to them would hide their data. Returns 0 when
+ * there are none, else -1 with err naming them. */
+static int refuse_without_manifest(const aof *a, char *err, size_t errlen) {
+    char names[600];
+    int found = list_aof_like(a->dir, names, sizeof names, 6);
+    if (found) {
+        snprintf(err, errlen,
+                 "the AOF manifest %s/%s is missing, but %s holds %d AOF file(s): %s%s. pier "
+                 "neither guesses which of them hold the data set nor overwrites them: put the "
+                 "manifest back (or write one, see docs/PERSISTENCE.md), or move the files away "
+                 "to start from the snapshot",
+                 a->dir, a->manifest_name, a->dir, found, names, found > 6 ? ", ..." : "");
+        return -1;
+    }
+    if (pio_exists(a->legacy)) {
+        snprintf(err, errlen,
+                 "%s is a single-file AOF (as Redis before 7.0 writes it), which pier does not "
+                 "load; pier keeps its AOF in %s. Move the file away to start",
+                 a->legacy, a->dir);
+        return -1;
+    }
+    return 0;
+}
+
 int aof_load(aof *a, keyspace *ks, int64_t now_ms, aof_exec_fn *exec, void *exec_arg,
              char *err, size_t errlen) {
     int rc = manifest_load(&a->man, a->dir, a->manifest_name, err, errlen);
-    if (rc <= 0) return rc;
+    if (rc < 0) return rc;
+    if (rc == 0) return refuse_without_manifest(a, err, errlen);
     long long incr_total = 0;
     for (int i = 0; i < a->man.n; i++) {
         const manifest_file *f = &a->man.files[i];

@@ -32,6 +32,7 @@ typedef struct aof {
     char dir[AOF_PATH_MAX];       /* <dir>/<appenddirname> */
     char prefix[256];             /* appendfilename */
     char manifest_name[300];      /* <prefix>.manifest */
+    char legacy[AOF_PATH_MAX];    /* <dir>/<prefix>: Redis's single-file AOF */
     /* The current manifest. Changed only by the rewrite start and finish,
      * which the persistence layer serializes (one child at a time). */
     manifest man;
@@ -45,7 +46,13 @@ typedef struct aof {
     uint64_t appended;            /* (buf_lock) */
 
     _Atomic uint64_t written, synced;
-    _Atomic int write_ok;         /* 0 after a failed write, until one succeeds */
+    /* Failures (0 = none): the errno of the last failed write, kept until
+     * a write succeeds; of the last failed fsync, until one succeeds.
+     * While either is set, writes are refused (-MISCONF, through
+     * status) and the loops retry at most once a second (retry_at_ms). */
+    _Atomic int write_errno, fsync_errno;
+    _Atomic int64_t retry_at_ms;  /* monotonic */
+    cmd_disk_status *status;      /* where aof_errno is published; may be NULL */
     _Atomic long long base_size;  /* bytes of the base file */
     _Atomic long long old_incr_size; /* incr files before the current one */
     _Atomic long long cur_incr_size; /* the current incr file */
@@ -65,8 +72,10 @@ typedef int aof_exec_fn(void *arg, int argc, const cmd_arg *argv);
 /* Load the AOF described by the manifest, if there is one: the base into
  * ks, then every incr file through exec. A truncated last command of the
  * LAST incr file is cut off (warning with file and offset); any other
- * damage fails. Returns 1 loaded, 0 no manifest, -1 error (err names the
- * file and offset). */
+ * damage fails. No file the manifest does not list is ever changed.
+ * Returns 1 loaded, 0 no AOF at all (no manifest and no file one would
+ * list), -1 error: damage (err names the file and offset), or AOF files
+ * without their manifest (err names them; nothing touched). */
 int aof_load(aof *a, keyspace *ks, int64_t now_ms, aof_exec_fn *exec, void *exec_arg,
              char *err, size_t errlen);
 
@@ -88,18 +97,41 @@ uint64_t aof_append_raw(aof *a, const void *p, size_t n);
 /* Write the pending bytes to the file (and fdatasync when do_sync), unless
  * everything up to `upto` already is (group commit: one thread's write and
  * fsync cover every command appended before it). Call with no shard lock
- * held. Returns 0, or -1 after a failed write (the bytes stay pending). */
+ * held. Returns 0, or -1 when the bytes up to `upto` are not written (and
+ * fsynced): a write failed now or, within the last second, before (then
+ * nothing is tried: aof_flush_now retries). The bytes stay pending, in
+ * order; a short write is cut off the file again, so the file always
+ * ends with a whole record.
+ * A failed fdatasync with do_sync (appendfsync always) exits the process
+ * as Redis does: after a failed fsync the kernel may have dropped the
+ * pages, so a later fsync that succeeds would not prove anything, and
+ * replies promising durability are waiting for it. */
 int aof_flush(aof *a, uint64_t upto, int do_sync);
+/* aof_flush of everything, trying even within a second of a failure (the
+ * persistence thread's once-a-second retry, Redis's serverCron retry). */
+int aof_flush_now(aof *a, int do_sync);
+/* The final flush at shutdown: write everything and fdatasync. Returns 0,
+ * or -1 with errno (logged) when a write or the fsync failed. */
+int aof_flush_final(aof *a);
+/* Bytes up to here may be promised to a client: written (do_sync:
+ * fsynced). */
+uint64_t aof_durable(const aof *a, int do_sync);
+/* 0, or the errno that makes the AOF fail now (a write, else an fsync). */
+int aof_error(const aof *a);
 
 /* The persistence thread's once-a-second step for everysec: write what is
- * pending and fdatasync, without holding io_lock during the fsync. */
+ * pending and fdatasync, without holding io_lock during the fsync. A
+ * failed fsync is retried the next second (writes are refused meanwhile),
+ * as Redis does for everysec. */
 void aof_sync_background(aof *a);
 
 /* --- rewrite --- */
 
 /* Before the fork, no shard lock held: create the next incr file and store
  * a manifest that lists it after the current files (so a crash at any
- * later point replays everything). Returns the new file's fd or -1. */
+ * later point replays everything). Refused while writes to the AOF fail
+ * (the switch must not split a record between two files). Returns the new
+ * file's fd or -1. */
 int aof_rewrite_prepare(aof *a, char *err, size_t errlen);
 
 /* With EVERY shard lock held: write what is pending into the current
@@ -107,8 +139,10 @@ int aof_rewrite_prepare(aof *a, char *err, size_t errlen);
  * caller forks, releases the shard locks, then calls aof_switch_finish).
  * Returns the old fd. */
 int aof_switch_begin(aof *a, int new_fd);
-/* fdatasync and close the old file, then release io_lock. */
-void aof_switch_finish(aof *a, int old_fd);
+/* fdatasync and close the old file, then release io_lock. Returns 0, or
+ * -1 with errno when the fsync failed (recorded as an fsync error: the
+ * caller decides whether the fsync policy makes that fatal). */
+int aof_switch_finish(aof *a, int old_fd);
 
 /* The child wrote tmp_base: make it the new base (renamed to the next base
  * name), store the manifest [new base, current incr], delete the files no

@@ -33,6 +33,7 @@ struct persist {
     persist_dirty_fn *dirty_total;
     void *dirty_arg;
     aof *aof; /* NULL when appendonly is off */
+    cmd_disk_status disk; /* what the dispatcher refuses writes on (-MISCONF) */
 
     _Atomic uint64_t dirty_at_save;     /* dirty_total at the last save or load */
     _Atomic long long lastsave;         /* unix seconds */
@@ -81,6 +82,7 @@ persist *persist_create(keyspace *ks, const pier_config *cfg, cmd_env *env,
     p->env = env;
     p->dirty_total = dirty;
     p->dirty_arg = dirty_arg;
+    env->disk = &p->disk;
     atomic_init(&p->last_bgsave_ok, 1);
     atomic_init(&p->last_rewrite_ok, 1);
     atomic_init(&p->lastsave, (long long)(clock_wall_ms() / 1000));
@@ -111,6 +113,14 @@ void persist_destroy(persist *p) {
 }
 
 static uint64_t dirty_now(persist *p) { return p->dirty_total(p->dirty_arg); }
+
+/* rdb_last_bgsave_status, and with it the -MISCONF refusal of writes
+ * (stop-writes-on-bgsave-error): a failed BGSAVE sets it, a successful
+ * BGSAVE or SAVE clears it (a failed SAVE leaves it, as in Redis). */
+static void set_bgsave_ok(persist *p, int ok) {
+    atomic_store(&p->last_bgsave_ok, ok);
+    atomic_store(&p->disk.bgsave_failed, !ok);
+}
 
 /* ---- hooks installed while the AOF is on ---- */
 
@@ -183,6 +193,7 @@ static int load_aof(persist *p, char *err, size_t errlen) {
     const pier_config *cfg = p->cfg;
     if (aof_init(p->aof, cfg->dir, cfg->appenddirname, cfg->appendfilename, err, errlen) < 0)
         return -1;
+    p->aof->status = &p->disk;
     p->replay_out = malloc(sizeof *p->replay_out);
     if (!p->replay_out) abort();
     reply_init(p->replay_out);
@@ -256,7 +267,14 @@ static pid_t fork_locked(persist *p, int new_fd) {
     pid_t pid = fork();
     if (pid == 0) child_main(p, now_ms);
     ks_unlock(p->ks, &all);
-    if (new_fd >= 0) aof_switch_finish(p->aof, old_fd);
+    if (new_fd >= 0 && aof_switch_finish(p->aof, old_fd) < 0 &&
+        CFG_GET(p->cfg->appendfsync) == CFG_FSYNC_ALWAYS) {
+        /* Replies wait for an fsync of records in that file: a later
+         * fsync of the new file would not cover them (aof_flush). */
+        log_warn("Can't persist AOF for fsync error when the AOF fsync policy is 'always': %s. "
+                 "Exiting...", strerror(errno));
+        _exit(1);
+    }
     return pid;
 }
 
@@ -269,6 +287,7 @@ static int start_child(persist *p, enum child_kind kind, char *msg, size_t len) 
         new_fd = aof_rewrite_prepare(p->aof, why, sizeof why);
         if (new_fd < 0) {
             log_warn("cannot start an AOF rewrite: %s", why);
+            atomic_store(&p->last_rewrite_fail_ms, clock_wall_ms()); /* the automatic one waits */
             snprintf(msg, len, "ERR %s", why);
             return -1;
         }
@@ -290,7 +309,7 @@ static int start_child(persist *p, enum child_kind kind, char *msg, size_t len) 
         snprintf(msg, len, "ERR cannot fork: %s", strerror(errno));
         log_warn("cannot fork for a background %s: %s",
                  kind == CHILD_REWRITE ? "AOF rewrite" : "save", strerror(errno));
-        if (kind == CHILD_SNAPSHOT) atomic_store(&p->last_bgsave_ok, 0);
+        if (kind == CHILD_SNAPSHOT) set_bgsave_ok(p, 0);
         return -1;
     }
     p->child_pid = pid;
@@ -303,7 +322,7 @@ static int start_child(persist *p, enum child_kind kind, char *msg, size_t len) 
 
 static void child_done(persist *p, int ok) {
     if (p->child_kind == CHILD_SNAPSHOT) {
-        atomic_store(&p->last_bgsave_ok, ok);
+        set_bgsave_ok(p, ok);
         if (ok) {
             atomic_store(&p->dirty_at_save, p->child_dirty);
             atomic_store(&p->lastsave, (long long)(clock_wall_ms() / 1000));
@@ -368,6 +387,7 @@ int persist_save(persist *p, char *msg, size_t len) {
     }
     atomic_store(&p->dirty_at_save, dirty);
     atomic_store(&p->lastsave, (long long)(clock_wall_ms() / 1000));
+    set_bgsave_ok(p, 1);
     log_info("DB saved on disk");
     snprintf(msg, len, "OK");
     return 0;
@@ -446,7 +466,7 @@ static int save_rule_due(persist *p, int64_t now_ms) {
 }
 
 static int rewrite_due(persist *p, int64_t now_ms) {
-    if (p->cluster_mode) return 0;
+    if (p->cluster_mode || aof_error(p->aof)) return 0;
     if (!atomic_load(&p->last_rewrite_ok) &&
         now_ms - atomic_load(&p->last_rewrite_fail_ms) < REWRITE_RETRY_MS)
         return 0;
@@ -478,14 +498,18 @@ static void cron_children(persist *p, int64_t now_ms) {
 }
 
 /* Once a second: everysec fsyncs; the other policies still write what
- * no loop thread flushed (DELs logged by active expiry). */
+ * no loop thread flushed (DELs logged by active expiry). Either way this
+ * is the retry after a failed write (loops back off for a second), which
+ * lifts the -MISCONF refusal once the disk takes writes again. */
 static void cron_aof(persist *p) {
     if (!p->aof) return;
     int mode = CFG_GET(p->cfg->appendfsync);
-    if (mode == CFG_FSYNC_EVERYSEC)
-        aof_sync_background(p->aof);
+    if (mode == CFG_FSYNC_ALWAYS)
+        aof_flush_now(p->aof, 1);
+    else if (mode == CFG_FSYNC_EVERYSEC || atomic_load(&p->aof->fsync_errno))
+        aof_sync_background(p->aof); /* also: retry a failed fsync after a switch to no */
     else
-        aof_flush(p->aof, UINT64_MAX, mode == CFG_FSYNC_ALWAYS);
+        aof_flush_now(p->aof, 0);
 }
 
 static void *thread_main(void *arg) {
@@ -519,14 +543,12 @@ void persist_start(persist *p) {
     else log_warn("cannot start the persistence thread");
 }
 
-void persist_before_reply(persist *p, uint64_t need) {
-    int always = CFG_GET(p->cfg->appendfsync) == CFG_FSYNC_ALWAYS;
-    if (aof_flush(p->aof, need, always) < 0 && always) {
-        /* The reply would promise durability the log does not have. */
-        log_fatal("Can't recover from AOF write error when the AOF fsync policy is 'always'. "
-                  "Exiting...");
-        _exit(1);
-    }
+int persist_before_reply(persist *p, uint64_t need) {
+    return aof_flush(p->aof, need, CFG_GET(p->cfg->appendfsync) == CFG_FSYNC_ALWAYS);
+}
+
+int persist_reply_ready(persist *p, uint64_t need) {
+    return aof_durable(p->aof, CFG_GET(p->cfg->appendfsync) == CFG_FSYNC_ALWAYS) >= need;
 }
 
 /* ---- shutdown ---- */
@@ -546,7 +568,56 @@ static void stop_child(persist *p) {
     pthread_mutex_unlock(&p->child_lock);
 }
 
-void persist_shutdown(persist *p) {
+/* The final snapshot: SAVE asks for one; otherwise (not NOSAVE) the save
+ * rules do when there is no AOF and something changed since the last
+ * save. */
+static int want_final_snapshot(persist *p, int flags) {
+    if (flags & PERSIST_SHUT_SAVE) return 1;
+    return !(flags & PERSIST_SHUT_NOSAVE) && !p->aof && CFG_GET(p->cfg->save_nrules) > 0 &&
+           dirty_now(p) != atomic_load(&p->dirty_at_save);
+}
+
+/* Flush+fsync the AOF, then the final snapshot if wanted (only_changed:
+ * not when nothing changed since the last save, which SHUTDOWN's own
+ * save may just have been). Returns 0, or -1 after logging what failed. */
+static int final_persist(persist *p, int flags, int only_changed) {
+    int rc = 0;
+    if (p->aof) {
+        uint64_t lost = p->aof->appended - atomic_load(&p->aof->written);
+        if (aof_flush_final(p->aof) < 0) {
+            log_warn("final AOF flush failed: %s: %llu bytes of logged writes are not in the AOF "
+                     "(their replies were never sent)", strerror(errno), (unsigned long long)lost);
+            rc = -1;
+        } else {
+            log_info("AOF flushed and synced");
+        }
+    }
+    if (want_final_snapshot(p, flags) &&
+        (!only_changed || dirty_now(p) != atomic_load(&p->dirty_at_save))) {
+        char msg[128];
+        log_info("saving the final snapshot before exit");
+        if (persist_save(p, msg, sizeof msg) < 0) {
+            log_warn("error saving the final snapshot: the changes since the last save are not "
+                     "on disk");
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+int persist_shutdown_prepare(persist *p, int flags, char *msg, size_t len) {
+    stop_child(p); /* as Redis: a running BGSAVE would refuse the save */
+    if (final_persist(p, flags, 0) == 0) return 0;
+    if (flags & PERSIST_SHUT_FORCE) {
+        log_warn("SHUTDOWN FORCE: exiting despite the errors above");
+        return 0;
+    }
+    log_warn("Errors trying to shut down the server. Check the logs for more information.");
+    snprintf(msg, len, "ERR Errors trying to SHUTDOWN. Check logs.");
+    return -1;
+}
+
+int persist_shutdown(persist *p, int flags) {
     if (p->thread_started) {
         pthread_mutex_lock(&p->stop_lock);
         p->stop = 1;
@@ -556,16 +627,9 @@ void persist_shutdown(persist *p) {
         p->thread_started = 0;
     }
     stop_child(p);
-    if (p->aof) {
-        if (aof_flush(p->aof, UINT64_MAX, 1) < 0) log_warn("final AOF flush failed");
-        else log_info("AOF flushed and synced");
-        return;
-    }
-    if (CFG_GET(p->cfg->save_nrules) > 0 && dirty_now(p) != atomic_load(&p->dirty_at_save)) {
-        char msg[128];
-        log_info("saving the final snapshot before exit");
-        if (persist_save(p, msg, sizeof msg) < 0) log_warn("error saving the final snapshot");
-    }
+    int rc = final_persist(p, flags, (flags & PERSIST_SHUT_COMMAND) != 0);
+    if (rc < 0 && (flags & PERSIST_SHUT_FORCE)) return 0;
+    return rc;
 }
 
 void persist_get_status(persist *p, persist_status *st) {
@@ -575,7 +639,7 @@ void persist_get_status(persist *p, persist_status *st) {
     st->aof_rewrite_in_progress = kind == CHILD_REWRITE;
     st->aof_rewrite_scheduled = 0;
     st->aof_last_rewrite_ok = atomic_load(&p->last_rewrite_ok);
-    st->aof_last_write_ok = p->aof ? atomic_load(&p->aof->write_ok) : 1;
+    st->aof_last_write_ok = p->aof ? aof_error(p->aof) == 0 : 1;
     st->bgsave_in_progress = kind == CHILD_SNAPSHOT;
     st->last_bgsave_ok = atomic_load(&p->last_bgsave_ok);
     st->changes_since_save = (long long)(dirty_now(p) - atomic_load(&p->dirty_at_save));

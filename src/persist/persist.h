@@ -52,13 +52,32 @@ void persist_start(persist *p);
 
 /* A loop thread is about to send replies for commands whose AOF records
  * end at `need`: make them written (appendfsync always: and fsynced).
- * Call with no shard lock held. */
-void persist_before_reply(persist *p, uint64_t need);
+ * Call with no shard lock held. Returns 0, or -1 when they are not (the
+ * AOF cannot be written now): those replies must wait
+ * (persist_reply_ready), and the caller retries later. */
+int persist_before_reply(persist *p, uint64_t need);
+/* 1 when replies waiting for the AOF records up to `need` may be sent. */
+int persist_reply_ready(persist *p, uint64_t need);
+
+/* Shutdown flags (SHUTDOWN's arguments). */
+#define PERSIST_SHUT_NOSAVE  CMD_SHUTDOWN_NOSAVE
+#define PERSIST_SHUT_SAVE    CMD_SHUTDOWN_SAVE
+#define PERSIST_SHUT_FORCE   CMD_SHUTDOWN_FORCE
+#define PERSIST_SHUT_COMMAND 8 /* SHUTDOWN already ran persist_shutdown_prepare */
+
+/* SHUTDOWN, on the client's thread while everything still runs: flush and
+ * fsync the AOF, then the final snapshot (SAVE, or the save rules unless
+ * NOSAVE). Returns 0 when the server may stop (also after a failure with
+ * FORCE), -1 with Redis's error line in msg ("ERR Errors trying to
+ * SHUTDOWN. Check logs.") after logging what failed. */
+int persist_shutdown_prepare(persist *p, int flags, char *msg, size_t len);
 
 /* After the loop threads stopped: stop the thread, stop a running child,
- * then the final flush+fsync of the AOF, or (no AOF, save rules set,
- * changes since the last save) the final snapshot. */
-void persist_shutdown(persist *p);
+ * then the final flush+fsync of the AOF and the final snapshot as above
+ * (with PERSIST_SHUT_COMMAND, only when something changed since
+ * SHUTDOWN's own save). Returns 0, or -1 when the flush or the save
+ * failed (logged: the process must not exit 0); 0 with FORCE. */
+int persist_shutdown(persist *p, int flags);
 
 /* Commands. 0 with the status text in msg, -1 with the error line. */
 int persist_save(persist *p, char *msg, size_t len);

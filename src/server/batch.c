@@ -97,6 +97,7 @@ typedef struct bconn {
     ZSTD_DCtx *zstd;
     session sess;            /* for cmd_execute: authenticated by the token */
     reply *sink;             /* XBATCHADD's RESP reply, discarded */
+    uint64_t aof_need;       /* the ACKs wait for the AOF up to here (0 = none) */
     size_t turn_bytes;
 
     /* output: [out_sent, out_len) unsent */
@@ -623,9 +624,21 @@ static int pub_decompress(bconn *c) {
     return !ZSTD_isError(n) && n == h->raw_len ? 0 : BATCH_E_DECOMPRESS;
 }
 
+/* The -MISCONF line the dispatcher answered XBATCHADD with (persistence
+ * failing), without "-" and CRLF, into out; 0 when it was another reply. */
+static int misconf_refusal(const reply *r, char *out, size_t len) {
+    const char *p = r->inline_buf;
+    size_t n = r->inline_used;
+    if (n < 10 || memcmp(p, "-MISCONF ", 9) != 0) return 0;
+    n -= 3; /* "-", CRLF */
+    snprintf(out, len, "%.*s", (int)n, p + 1);
+    return 1;
+}
+
 /* Run XBATCHADD through the dispatcher. Returns 0 with *res filled, or an
- * error code. */
-static int pub_append(bconn *c, const unsigned char *data, cmd_batch_result *res) {
+ * error code (with a detail for the ERROR frame in detail, "" if none). */
+static int pub_append(bconn *c, const unsigned char *data, cmd_batch_result *res, char *detail,
+                      size_t dlen) {
     server *srv = srv_of(c);
     char cid[24], seq[24];
     cmd_arg argv[6] = {
@@ -648,10 +661,14 @@ static int pub_append(bconn *c, const unsigned char *data, cmd_batch_result *res
         .batch = res,
     };
     cmd_execute(&ctx);
+    detail[0] = 0;
+    int misconf = !res->ran && misconf_refusal(c->sink, detail, dlen);
     reply_reset(c->sink);
     /* The ACK leaves only after this record is in the AOF (on disk with
      * appendfsync always): the loop's group commit before it sleeps. */
     if (ctx.aof_end > c->bl->lt->aof_need) c->bl->lt->aof_need = ctx.aof_end;
+    if (ctx.aof_end) c->aof_need = ctx.aof_end;
+    if (misconf) return BATCH_E_INTERNAL; /* persistence failing: -MISCONF's text */
     if (!res->ran) {
         /* Refused by the dispatcher before the handler: the only refusal
          * that applies to this session is maxmemory (or the command was
@@ -694,9 +711,10 @@ static int pub_batch(bconn *c) {
         return -1;
     }
     cmd_batch_result res;
-    int code = pub_append(c, data, &res);
+    char detail[BATCH_ERROR_TEXT_MAX];
+    int code = pub_append(c, data, &res, detail, sizeof detail);
     if (code) {
-        send_error(c, code, NULL);
+        send_error(c, code, detail[0] ? detail : NULL);
         return -1;
     }
     STAT_ADD(c->bl->stats.batches_in, 1);
@@ -885,8 +903,21 @@ static void conn_readable(bconn *c) {
     pub_run(c);
 }
 
+/* Do this publisher's ACKs wait for the AOF (a batch not logged yet,
+ * because the disk fails)? */
+static int aof_holds(bconn *c) {
+    if (!c->aof_need) return 0;
+    if (!server_aof_ready(srv_of(c), c->aof_need)) return 1;
+    c->aof_need = 0;
+    return 0;
+}
+
 static void conn_writable(bconn *c) {
     server_aof_before_reply(srv_of(c), &c->bl->lt->aof_need); /* ACKs after their records */
+    if (aof_holds(c)) {
+        mark_pending(c); /* retried before the loop sleeps */
+        return;
+    }
     if (c->state == ST_SUB) {
         sub_pump(c);
         return;
@@ -951,7 +982,7 @@ void batch_before_sleep(loop_thread *lt) {
     batch_server *bs = lt->srv->batch;
     if (!bs) return;
     batch_loop *bl = &bs->loops[lt->idx];
-    bconn *c = bl->pending;
+    bconn *c = bl->pending, *held = NULL;
     bl->pending = NULL;
     while (c) {
         bconn *next = c->pending_next;
@@ -959,6 +990,10 @@ void batch_before_sleep(loop_thread *lt) {
         if (c->closing) {
             c->pending_next = bl->to_free;
             bl->to_free = c;
+        } else if (aof_holds(c)) {
+            c->pending = 1; /* ACKs of a batch the AOF does not hold yet wait */
+            c->pending_next = held;
+            held = c;
         } else if (c->state == ST_SUB) {
             sub_pump(c); /* a finished frame is followed by the next one */
         } else if (conn_write(c) == 0) {
@@ -966,6 +1001,7 @@ void batch_before_sleep(loop_thread *lt) {
         }
         c = next;
     }
+    bl->pending = held;
     while (bl->to_free) {
         bconn *f = bl->to_free;
         bl->to_free = f->pending_next;
@@ -992,7 +1028,8 @@ void batch_stop_loop(loop_thread *lt) {
         if (bl->listen_io[i].registered) ev_io_stop(lt->loop, &bl->listen_io[i]);
     while (bl->conns) {
         bconn *c = bl->conns;
-        if (c->state != ST_SUB) conn_write(c); /* best effort: queued ACKs */
+        /* best effort: queued ACKs (never those of a batch the AOF lacks) */
+        if (c->state != ST_SUB && !aof_holds(c)) conn_write(c);
         if (!c->closing) conn_close(c);
     }
     batch_before_sleep(lt);

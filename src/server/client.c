@@ -193,6 +193,15 @@ void client_accept(loop_thread *lt, ev_io *listener) {
 
 /* --- output --- */
 
+/* Do this client's replies wait for the AOF (a write of it not logged
+ * yet, because the disk fails)? */
+static int aof_holds(client *c) {
+    if (!c->aof_need) return 0;
+    if (!server_aof_ready(c->srv, c->aof_need)) return 1;
+    c->aof_need = 0;
+    return 0;
+}
+
 static void mark_pending(client *c) {
     if ((c->flags & (CLIENT_PENDING | CLIENT_CLOSING)) || !reply_has_pending(c->out)) return;
     c->flags |= CLIENT_PENDING;
@@ -345,7 +354,10 @@ void client_run_argv_local(client *c, int argc, const cmd_arg *argv) {
     cmd_execute(&ctx);
     /* The reply may go out only after this write is in the AOF: the loop
      * (or the connection thread) flushes up to here before sending. */
-    if (ctx.aof_end) *(c->lt ? &c->lt->aof_need : &c->aof_need) = ctx.aof_end;
+    if (ctx.aof_end) {
+        c->aof_need = ctx.aof_end;
+        if (c->lt) c->lt->aof_need = ctx.aof_end;
+    }
     STAT_ADD(c->stats->commands, 1);
     atomic_store_explicit(&c->last_interaction_ms, ctx.now_ms, memory_order_relaxed);
     if (c->sess.flags & SESS_CLOSE_AFTER_REPLY) c->flags |= CLIENT_CLOSE_ON_FLUSH;
@@ -486,6 +498,12 @@ static void client_read(client *c) {
  * resume reading and run the commands that were waiting. */
 static void client_writable(client *c) {
     server_aof_before_reply(c->lt->srv, &c->lt->aof_need);
+    if (aof_holds(c)) {
+        /* retried before the loop sleeps (the cron wakes it) */
+        ev_io_set(c->lt->loop, &c->io, (c->flags & CLIENT_PAUSED) ? 0 : EV_READ);
+        mark_pending(c);
+        return;
+    }
     if (client_write(c) < 0) return;
     if (reply_has_pending(c->out) && output_over_soft_limit(c)) return;
     if (c->flags & CLIENT_PAUSED) {
@@ -508,7 +526,7 @@ static void client_io(ev_loop *loop, ev_io *io, uint32_t ready) {
 /* --- loop hooks --- */
 
 void client_before_sleep(loop_thread *lt) {
-    client *c = lt->pending_write;
+    client *c = lt->pending_write, *held = NULL;
     lt->pending_write = NULL;
     while (c) {
         client *next = c->pending_next;
@@ -516,6 +534,12 @@ void client_before_sleep(loop_thread *lt) {
         if (c->flags & CLIENT_CLOSING) {
             c->pending_next = lt->to_free;
             lt->to_free = c;
+        } else if (aof_holds(c)) {
+            /* Its write is not in the AOF (the disk fails): the reply
+             * waits, on the pending list, for a later iteration. */
+            c->flags |= CLIENT_PENDING;
+            c->pending_next = held;
+            held = c;
         } else if (client_write(c) == 0 && reply_has_pending(c->out)) {
             uint32_t ev = EV_WRITE;
             if (!(c->flags & (CLIENT_PAUSED | CLIENT_CLOSE_ON_FLUSH))) ev |= EV_READ;
@@ -523,6 +547,7 @@ void client_before_sleep(loop_thread *lt) {
         }
         c = next;
     }
+    lt->pending_write = held;
     while (lt->to_free) {
         client *f = lt->to_free;
         lt->to_free = f->pending_next;
@@ -561,7 +586,9 @@ void client_reap(loop_thread *lt, int64_t now_ms) {
 void client_close_all(loop_thread *lt) {
     while (lt->clients) {
         client *c = lt->clients;
-        client_write(c); /* best effort: the last replies of a clean stop */
+        /* best effort: the last replies of a clean stop (never those of a
+         * write the AOF does not hold) */
+        if (!aof_holds(c)) client_write(c);
         client_close(c);
     }
     client_before_sleep(lt);

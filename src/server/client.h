@@ -58,7 +58,9 @@ typedef struct client {
     _Atomic int shared_blocked;          /* parked by a blocking read (blocking.c) */
     thread_stats own_stats; /* --io thread: this connection's counters */
     int64_t obl_soft_since_ms; /* over the soft output limit since (0 = not) */
-    uint64_t aof_need;         /* --io thread: AOF offset the replies wait for */
+    /* AOF offset past this client's last logged write: its replies wait
+     * until the AOF holds that much (server_aof_ready); 0 once it does. */
+    uint64_t aof_need;
     struct block_state *blk;   /* parked blocking read (blocking.c), owner thread */
     int64_t block_carry_deadline; /* re-run after a wake: keep this deadline (-1 = none) */
     struct sub_state *sub;     /* pub/sub subscriptions (pubsub.c) */

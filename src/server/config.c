@@ -126,6 +126,8 @@ static const option options[] = {
      OPT_RUNTIME, NULL, "... and is at least this big"},
     {"save", OPT_SAVE, 0, 0, 0, OPT_RUNTIME, NULL,
      "snapshot rules <seconds> <changes> ...; \"\" = no snapshots"},
+    {"stop-writes-on-bgsave-error", OPT_ENUM, F(stop_writes_on_bgsave_error), 0, 0, OPT_RUNTIME,
+     yes_no, "refuse writes with -MISCONF while the last background save failed (save rules set)"},
     {"cluster-node-id", OPT_INT, F(cluster_node_id), 0, 255, 0, NULL,
      "this node's id in cluster-nodes (1..255)"},
     {"cluster-nodes", OPT_STR, F(cluster_nodes), 0, STRMAX(cluster_nodes), 0, NULL,
@@ -185,6 +187,7 @@ void config_defaults(pier_config *cfg) {
     atomic_init(&cfg->appendfsync, CFG_FSYNC_EVERYSEC);
     atomic_init(&cfg->auto_aof_rewrite_percentage, 100);
     atomic_init(&cfg->auto_aof_rewrite_min_size, 64LL * 1024 * 1024);
+    atomic_init(&cfg->stop_writes_on_bgsave_error, 1);
     atomic_init(&cfg->cluster_batch_us, 0);
     atomic_init(&cfg->cluster_heartbeat_ms, 50);
     atomic_init(&cfg->cluster_election_timeout_ms, 500);

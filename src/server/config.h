@@ -115,6 +115,9 @@ typedef struct pier_config {
     _Atomic int appendfsync;         /* CFG_FSYNC_ */
     _Atomic long long auto_aof_rewrite_percentage; /* 0 = no automatic rewrite */
     _Atomic long long auto_aof_rewrite_min_size;
+    /* 1: refuse writes (-MISCONF) after a failed background save, until
+     * one succeeds (Redis's default) */
+    _Atomic int stop_writes_on_bgsave_error;
     /* save rules: snapshot when at least changes writes happened within
      * seconds. Stored parsed, as atomics, because the persistence thread
      * reads them while CONFIG SET may replace them. */

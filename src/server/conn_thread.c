@@ -87,6 +87,18 @@ static int wait_readable(client *c) {
     }
 }
 
+/* The replies may go once the AOF holds this connection's writes; while
+ * it cannot be written (a full disk), wait and retry (the persistence
+ * thread retries too, once a second). Returns 0, or -1 to close without
+ * replying (killed, shutdown). */
+static int wait_aof(client *c) {
+    while (server_aof_before_reply(c->srv, &c->aof_need) < 0) {
+        if (atomic_load(&c->kill_requested) || atomic_load(&c->srv->shutting_down)) return -1;
+        poll(NULL, 0, 100);
+    }
+    return 0;
+}
+
 /* Counters of a finished connection are kept in the server's total. */
 static void retire_stats(server *srv, const thread_stats *s) {
     thread_stats *r = &srv->retired_stats;
@@ -111,8 +123,7 @@ static void *conn_main(void *arg) {
         STAT_ADD(c->stats->net_input_bytes, (uint64_t)n);
         client_note_input(c);
         run_commands(c);
-        server_aof_before_reply(srv, &c->aof_need);
-        if (write_all(c) < 0 || (c->flags & CLIENT_CLOSE_ON_FLUSH)) break;
+        if (wait_aof(c) < 0 || write_all(c) < 0 || (c->flags & CLIENT_CLOSE_ON_FLUSH)) break;
     }
     client_unregister(c);
     close(c->fd);

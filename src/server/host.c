@@ -249,6 +249,10 @@ static int host_bgrewriteaof(void *arg, char *msg, size_t len) {
 
 static long long host_lastsave(void *arg) { return persist_lastsave(((server *)arg)->ps); }
 
+static int host_shutdown(void *arg, int flags, char *msg, size_t len) {
+    return server_request_shutdown(arg, flags, msg, len);
+}
+
 /* New entries on key: parked XREAD/XREADGROUP and batch subscribers. */
 static void host_signal_key(void *arg, const char *key, size_t klen) {
     blocking_host_signal(arg, key, klen);
@@ -272,6 +276,7 @@ const cmd_host server_host_ops = {
     .bgsave = host_bgsave,
     .bgrewriteaof = host_bgrewriteaof,
     .lastsave = host_lastsave,
+    .shutdown = host_shutdown,
     .block_on_keys = blocking_host_park,
     .signal_key = host_signal_key,
     .unblock_key = blocking_host_signal,

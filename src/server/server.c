@@ -39,10 +39,23 @@ static void on_before_sleep(ev_loop *loop, void *arg) {
     batch_before_sleep(lt); /* ACKs: after the AOF, like replies */
 }
 
-void server_aof_before_reply(server *srv, uint64_t *need) {
-    if (*need == 0) return;
-    persist_before_reply(srv->ps, *need);
+int server_aof_before_reply(server *srv, uint64_t *need) {
+    if (*need == 0) return 0;
+    if (persist_before_reply(srv->ps, *need) < 0) return -1; /* kept: retried */
     *need = 0;
+    return 0;
+}
+
+int server_aof_ready(server *srv, uint64_t need) {
+    return need == 0 || persist_reply_ready(srv->ps, need);
+}
+
+int server_request_shutdown(server *srv, int flags, char *msg, size_t len) {
+    log_warn("User requested shutdown...");
+    if (persist_shutdown_prepare(srv->ps, flags, msg, len) < 0) return -1;
+    atomic_store(&srv->shutdown_flags, flags | PERSIST_SHUT_COMMAND);
+    kill(getpid(), SIGTERM); /* the main thread's sigwait takes it from here */
+    return 0;
 }
 
 static uint64_t total_dirty(void *arg) { return SERVER_STAT((server *)arg, dirty); }
@@ -332,7 +345,9 @@ int server_run(server *srv) {
     }
     int sig = 0;
     sigwait(&set, &sig);
-    log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    int flags = atomic_load(&srv->shutdown_flags);
+    if (!(flags & PERSIST_SHUT_COMMAND))
+        log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     /* Each woken loop first stops watching the listeners, then flushes
      * and closes its clients. */
     atomic_store(&srv->shutting_down, 1);
@@ -340,8 +355,13 @@ int server_run(server *srv) {
     for (int i = 0; i < srv->nthreads; i++) ev_wake(srv->threads[i].loop);
     for (int i = 0; i < srv->nthreads; i++) pthread_join(srv->threads[i].tid, NULL);
     cluster_stop(srv->cluster);
-    persist_shutdown(srv->ps); /* final AOF fsync or snapshot */
+    /* final AOF fsync or snapshot: a failure is not a clean exit */
+    int rc = persist_shutdown(srv->ps, flags);
     if (srv->cfg.pidfile[0]) unlink(srv->cfg.pidfile);
+    if (rc < 0) {
+        log_warn("exiting with status 1: the final persistence step failed (see above)");
+        return 1;
+    }
     log_info("bye");
     return 0;
 }

@@ -88,6 +88,7 @@ typedef struct server {
     int64_t start_mono_us;
     char run_id[41];
     _Atomic int shutting_down;
+    _Atomic int shutdown_flags;    /* PERSIST_SHUT_ flags of a SHUTDOWN command */
     /* --io thread: the acceptor, the live connection threads, and the
      * counters of connections that ended (added with atomic RMW: many
      * writers). */
@@ -138,8 +139,16 @@ void server_free(server *srv);
 /* Replies are about to be sent for writes whose AOF records end at *need:
  * have persistence write them (fsync them with appendfsync always), then
  * clear *need. Cheap no-op when *need is 0 (always so with the AOF off).
- * Call with no shard lock held. */
-void server_aof_before_reply(server *srv, uint64_t *need);
+ * Call with no shard lock held. Returns 0, or -1 when the AOF cannot be
+ * written now (*need kept: the next call retries, at most once a second):
+ * replies waiting for those records must not be sent (server_aof_ready). */
+int server_aof_before_reply(server *srv, uint64_t *need);
+/* 1 when replies waiting for AOF records up to `need` may go (0 = none). */
+int server_aof_ready(server *srv, uint64_t need);
+/* SHUTDOWN (flags: PERSIST_SHUT_*): the final flush/save now, on the
+ * calling thread; on success the main thread is told to stop (returns 0,
+ * nothing to reply), else -1 with the error line in msg. */
+int server_request_shutdown(server *srv, int flags, char *msg, size_t len);
 
 /* --- listener.c: accept() failures, for every listening port --- */
 

@@ -5,6 +5,7 @@ the persistence options and INFO fields.
 
 Servers are restarted on the same working directory; `dir` defaults to
 ".", which the fixtures set to that directory."""
+import hashlib
 import os
 import signal
 import subprocess
@@ -373,14 +374,7 @@ def test_mid_file_corruption_refuses_to_start(tmp_path):
 
 
 def test_corrupt_base_file_refuses_to_start(tmp_path):
-    args = ("--appendonly", "yes")
-    srv = start(tmp_path, *args)
-    c = srv.client()
-    for i in range(20):
-        c.set(f"k{i}", f"v{i}")
-    assert c.bgrewriteaof() is True
-    wait_rewrite_done(c, 0)
-    srv.stop()
+    args, _ = aof_with_data(tmp_path)
     base = next((tmp_path / "appendonlydir").glob("*.base.pier"))
     data = bytearray(base.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -397,6 +391,125 @@ def test_corrupt_manifest_refuses_to_start(tmp_path):
     man.write_text(man.read_text().replace("seq 1 type i", "seq 7 type i"))
     rc, out = run_pier_expecting_failure(tmp_path, *args)
     assert rc == 1 and "manifest" in out, out
+
+
+# ---------------------------------------------------------------------------
+# a missing or damaged manifest (issue 12 item 6): a correct load, or a
+# refusal that names the files and leaves every file as it was
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def manifest_text(files):
+    """A valid manifest listing (name, seq, type) in order."""
+    body = "pier-aof-manifest 1\n" + "".join(f"file {n} seq {s} type {t}\n" for n, s, t in files)
+    return body + "crc %08x\n" % crc32c(body.encode())
+
+
+def aof_with_data(workdir, prefix="appendonly.aof"):
+    """An AOF whose base and incr file both hold data, the incr file with
+    INCRs (replayed twice they would be wrong). Returns (args, state)."""
+    args = ("--appendonly", "yes", "--appendfilename", prefix)
+    srv = start(workdir, *args)
+    c = srv.client()
+    for i in range(100):
+        c.set(f"a{i}", f"v{i}")
+    assert c.bgrewriteaof() is True
+    wait_rewrite_done(c, 0)
+    for i in range(100):
+        c.set(f"b{i}", f"w{i}")
+        c.incr("counter")
+    state = dump_state(c)
+    srv.stop()
+    return args, state
+
+
+def digests(workdir):
+    d = Path(workdir) / "appendonlydir"
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in d.iterdir()}
+
+
+def refuses_and_touches_nothing(workdir, args, *must_name):
+    before = digests(workdir)
+    rc, out = run_pier_expecting_failure(workdir, *args, timeout=10)
+    assert rc == 1, out
+    for name in must_name:
+        assert name in out, (name, out)
+    assert digests(workdir) == before, "a refused start changed the AOF files"
+    return out
+
+
+def loads_everything(workdir, args, state):
+    srv = start(workdir, *args)
+    assert dump_state(srv.client()) == state
+    srv.stop()
+
+
+def test_missing_manifest_refuses_and_names_the_files(tmp_path):
+    args, state = aof_with_data(tmp_path)
+    man = tmp_path / "appendonlydir" / "appendonly.aof.manifest"
+    saved = man.read_bytes()
+    man.unlink()
+    out = refuses_and_touches_nothing(tmp_path, args, "appendonly.aof.manifest is missing",
+                                      "appendonly.aof.2.base.pier", "appendonly.aof.2.incr.aof")
+    man.write_bytes(saved)
+    loads_everything(tmp_path, args, state)
+
+
+def test_renamed_manifest_refuses(tmp_path):
+    args, state = aof_with_data(tmp_path)
+    man = tmp_path / "appendonlydir" / "appendonly.aof.manifest"
+    man.rename(man.with_name("manifest.bak"))
+    refuses_and_touches_nothing(tmp_path, args, "appendonly.aof.2.incr.aof")
+    man.with_name("manifest.bak").rename(man)
+    loads_everything(tmp_path, args, state)
+
+
+def test_changed_appendfilename_refuses_to_hide_the_old_aof(tmp_path):
+    """Another prefix: its manifest is missing, the old files are there."""
+    args, state = aof_with_data(tmp_path, prefix="old.aof")
+    refuses_and_touches_nothing(tmp_path, ("--appendonly", "yes"), "old.aof.manifest",
+                                "old.aof.2.incr.aof")
+    loads_everything(tmp_path, args, state)
+
+
+def test_single_file_aof_of_old_redis_is_not_ignored(tmp_path):
+    (tmp_path / "appendonly.aof").write_bytes(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
+    rc, out = run_pier_expecting_failure(tmp_path, "--appendonly", "yes", timeout=10)
+    assert rc == 1 and "single-file AOF" in out, out
+    assert (tmp_path / "appendonly.aof").read_bytes().startswith(b"*3")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "missing_incr",
+                                    "missing_base", "extra_line"])
+def test_damaged_manifest_refuses_and_touches_nothing(tmp_path, damage):
+    args, state = aof_with_data(tmp_path)
+    man = tmp_path / "appendonlydir" / "appendonly.aof.manifest"
+    saved = man.read_bytes()
+    base, incr = ("appendonly.aof.2.base.pier", 2, "b"), ("appendonly.aof.2.incr.aof", 2, "i")
+    if damage == "garbage":
+        man.write_bytes(bytes(range(256)) * 4)
+    elif damage == "truncated":
+        man.write_bytes(saved[:len(saved) // 2])
+    elif damage == "empty":
+        man.write_bytes(b"")
+    elif damage == "missing_incr":
+        man.write_text(manifest_text([base, ("appendonly.aof.9.incr.aof", 9, "i")]))
+    elif damage == "missing_base":
+        man.write_text(manifest_text([("appendonly.aof.9.base.pier", 9, "b"), incr]))
+    else:
+        man.write_bytes(saved + b"file x seq 1 type i\n")
+    out = refuses_and_touches_nothing(tmp_path, args, "manifest" if "missing" not in damage
+                                      else ".9.")
+    assert "appendonlydir" in out, out
+    man.write_bytes(saved)
+    loads_everything(tmp_path, args, state)
 
 
 # ---------------------------------------------------------------------------
@@ -458,6 +571,81 @@ def test_shutdown_saves_snapshot_when_save_rules_set(tmp_path):
     srv2 = start(tmp_path, "--save", "")
     assert srv2.client().get("k") == b"v"
     srv2.stop()
+
+
+def shutdown(srv, *args):
+    """SHUTDOWN: no reply, the connection closes and the server exits 0."""
+    c = srv.client()
+    with pytest.raises(redis.ConnectionError):
+        c.execute_command("SHUTDOWN", *args)
+    assert srv.proc.wait(timeout=30) == 0, srv.logs()
+    srv.stop()
+
+
+def test_shutdown_arguments_as_redis(tmp_path):
+    srv = start(tmp_path)
+    c = srv.client()
+    for args in (("SAVE", "NOSAVE"), ("ABORT", "NOW"), ("ABORT", "FORCE"), ("NOSAVE", "ABORT"),
+                 ("FOO",), ("NOW", "BAR")):
+        with pytest.raises(redis.ResponseError, match="^syntax error$"):
+            c.execute_command("SHUTDOWN", *args)
+    with pytest.raises(redis.ResponseError, match="^No shutdown in progress.$"):
+        c.execute_command("SHUTDOWN", "ABORT")
+    assert c.ping() is True
+    shutdown(srv, "now", "now")  # repeated flags are fine, as in Redis
+
+
+def test_shutdown_nosave_skips_the_final_snapshot(tmp_path):
+    srv = start(tmp_path, "--save", "3600 1")
+    srv.client().set("k", "v")
+    shutdown(srv, "NOSAVE")
+    assert not (tmp_path / "dump.pier").exists()
+
+
+def test_shutdown_save_without_save_rules(tmp_path):
+    srv = start(tmp_path, "--save", "")
+    srv.client().set("k", "v")
+    shutdown(srv, "SAVE", "NOW", "FORCE")
+    srv2 = start(tmp_path, "--save", "")
+    assert srv2.client().get("k") == b"v"
+    srv2.stop()
+
+
+def test_shutdown_without_arguments_follows_the_save_rules(tmp_path):
+    srv = start(tmp_path, "--save", "3600 1")
+    srv.client().set("k", "v")
+    shutdown(srv)
+    srv2 = start(tmp_path, "--save", "")
+    assert srv2.client().get("k") == b"v"
+    srv2.stop()
+
+
+@pytest.mark.parametrize("fsync", ["no", "everysec"])
+def test_shutdown_flushes_the_aof(tmp_path, fsync):
+    args = ("--appendonly", "yes", "--appendfsync", fsync)
+    srv = start(tmp_path, *args)
+    c = srv.client()
+    for i in range(1000):
+        c.set(f"k{i}", i)
+    shutdown(srv)
+    srv2 = start(tmp_path, *args)
+    assert srv2.client().dbsize() == 1000
+    srv2.stop()
+
+
+def test_stop_writes_on_bgsave_error_option(tmp_path):
+    srv = start(tmp_path)
+    c = srv.client()
+    assert c.config_get("stop-writes-on-bgsave-error") == {"stop-writes-on-bgsave-error": "yes"}
+    assert c.config_set("stop-writes-on-bgsave-error", "no") is True
+    assert c.config_get("stop-writes-on-bgsave-error") == {"stop-writes-on-bgsave-error": "no"}
+    with pytest.raises(redis.ResponseError):
+        c.config_set("stop-writes-on-bgsave-error", "maybe")
+    srv.stop()
+    srv = start(tmp_path, "--stop-writes-on-bgsave-error", "no")
+    assert srv.client().config_get("stop-writes-on-bgsave-error") == \
+        {"stop-writes-on-bgsave-error": "no"}
+    srv.stop()
 
 
 def test_save_rule_triggers_background_save(tmp_path):

@@ -1,15 +1,21 @@
 /* test_persist.c - unit tests for the persistence formats: CRC-32C,
  * varints, the snapshot encoder/decoder (round trip, corruption at every
- * byte, truncation, unknown record types) and the AOF manifest. */
+ * byte, truncation, unknown record types), the AOF manifest, and the AOF's
+ * handling of failed writes and of files the manifest does not list. */
+#include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "lib/hash.h"
 #include "lib/crc32c.h"
+#include "persist/aof.h"
 #include "persist/manifest.h"
 #include "persist/snapshot.h"
 #include "store/keyspace.h"
@@ -243,6 +249,117 @@ static void test_manifest_round_trip_and_crc(void) {
     CHECK(manifest_parse(&back, "pier-aof-manifest 9\n", 20, err, sizeof err) < 0);
 }
 
+/* ---- the AOF: failed writes, unlisted files ---- */
+
+static long long file_size(const char *dir, const char *name) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/aofdir/%s", dir, name);
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+static int count_records(void *arg, int argc, const cmd_arg *argv) {
+    (void)argc;
+    (void)argv;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void remove_dir(const char *dir) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
+/* A write that fails half way (a file size limit: a short write, then
+ * EFBIG) is cut off the file again, keeps its bytes pending, publishes
+ * the errno for -MISCONF, and goes in whole once writing works again. */
+static void test_aof_failed_write_is_cut_and_retried(void) {
+    char dir[] = "/tmp/pier-unit-XXXXXX", err[512];
+    CHECK(mkdtemp(dir) != NULL);
+    keyspace *ks = ks_create(hash_random_seed());
+    aof a;
+    cmd_disk_status st = {0};
+    CHECK(aof_init(&a, dir, "aofdir", "appendonly.aof", err, sizeof err) == 0);
+    a.status = &st;
+    CHECK(aof_create(&a, ks, NOW, err, sizeof err) == 0);
+    CHECK(aof_open_tail(&a, err, sizeof err) == 0);
+    cmd_arg small[3] = {{"SET", 3}, {"k", 1}, {"v", 1}};
+    uint64_t end1 = aof_append(&a, small[0], 3, small);
+    CHECK(aof_flush(&a, end1, 0) == 0);
+    long long size = file_size(dir, "appendonly.aof.1.incr.aof");
+    CHECK(size > 0);
+
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit old, lim;
+    CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)size + 100;
+    CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    char big[1000];
+    memset(big, 'x', sizeof big);
+    cmd_arg large[3] = {{"SET", 3}, {"big", 3}, {big, sizeof big}};
+    uint64_t end2 = aof_append(&a, large[0], 3, large);
+    CHECK(aof_flush(&a, end2, 0) == -1);
+    CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+    CHECK_EQ_LL(aof_error(&a), EFBIG);
+    CHECK_EQ_LL(atomic_load(&st.aof_errno), EFBIG);
+    CHECK_EQ_LL(file_size(dir, "appendonly.aof.1.incr.aof"), size); /* the short write is gone */
+    CHECK(aof_durable(&a, 0) == end1);
+
+    CHECK(aof_flush_now(&a, 1) == 0);
+    CHECK_EQ_LL(aof_error(&a), 0);
+    CHECK_EQ_LL(atomic_load(&st.aof_errno), 0);
+    CHECK(aof_durable(&a, 0) == end2 && aof_durable(&a, 1) == end2);
+    aof_destroy(&a);
+
+    aof b;
+    CHECK(aof_init(&b, dir, "aofdir", "appendonly.aof", err, sizeof err) == 0);
+    keyspace *loaded = ks_create(hash_random_seed());
+    int records = 0;
+    CHECK_EQ_LL(aof_load(&b, loaded, NOW, count_records, &records, err, sizeof err), 1);
+    CHECK_EQ_LL(records, 2); /* both whole, nothing cut */
+    aof_destroy(&b);
+    ks_destroy(loaded);
+    ks_destroy(ks);
+    remove_dir(dir);
+}
+
+/* A new incr file never truncates a file the manifest does not list (a
+ * leftover of a crash): it takes the next free sequence number. And with
+ * the manifest gone, loading refuses instead of starting over. */
+static void test_aof_never_overwrites_unlisted_files(void) {
+    char dir[] = "/tmp/pier-unit-XXXXXX", err[512], path[256];
+    CHECK(mkdtemp(dir) != NULL);
+    keyspace *ks = ks_create(hash_random_seed());
+    aof a;
+    CHECK(aof_init(&a, dir, "aofdir", "appendonly.aof", err, sizeof err) == 0);
+    CHECK(aof_create(&a, ks, NOW, err, sizeof err) == 0);
+    CHECK(aof_open_tail(&a, err, sizeof err) == 0);
+    snprintf(path, sizeof path, "%s/aofdir/appendonly.aof.2.incr.aof", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    fputs("leftover", f);
+    fclose(f);
+    int fd = aof_rewrite_prepare(&a, err, sizeof err);
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK(strcmp(a.man.files[a.man.n - 1].name, "appendonly.aof.3.incr.aof") == 0);
+    CHECK_EQ_LL(file_size(dir, "appendonly.aof.2.incr.aof"), 8);
+    aof_destroy(&a);
+
+    snprintf(path, sizeof path, "%s/aofdir/appendonly.aof.manifest", dir);
+    CHECK(unlink(path) == 0);
+    aof b;
+    CHECK(aof_init(&b, dir, "aofdir", "appendonly.aof", err, sizeof err) == 0);
+    int records = 0;
+    CHECK_EQ_LL(aof_load(&b, ks, NOW, count_records, &records, err, sizeof err), -1);
+    CHECK(strstr(err, "manifest") && strstr(err, "appendonly.aof.2.incr.aof"));
+    aof_destroy(&b);
+    ks_destroy(ks);
+    remove_dir(dir);
+}
+
 int main(void) {
     RUN(test_crc32c_known_vectors);
     RUN(test_varint_round_trip);
@@ -254,5 +371,7 @@ int main(void) {
     RUN(test_snapshot_rejects_newer_version);
     RUN(test_snapshot_keyspace_file_round_trip);
     RUN(test_manifest_round_trip_and_crc);
+    RUN(test_aof_failed_write_is_cut_and_retried);
+    RUN(test_aof_never_overwrites_unlisted_files);
     return check_summary("persist");
 }
