@@ -194,7 +194,7 @@ def test_debian_redis_conf_starts(tmp_path):
         # one warning per line, and only for Redis options
         warned = re.findall(r"redis\.conf:(\d+): '([^']+)' is a Redis option", text)
         assert len(warned) == len({n for n, _ in warned})
-        assert {"rdbcompression", "jemalloc-bg-thread", "stop-writes-on-bgsave-error"} <= \
+        assert {"rdbcompression", "jemalloc-bg-thread", "lazyfree-lazy-eviction"} <= \
             {name for _, name in warned}
     finally:
         srv.stop()
