@@ -692,6 +692,25 @@ def test_protected_mode_refusal_is_an_error_frame(start_server):
         peer.close()
 
 
+def test_batch_handshake_on_the_resp_port_is_answered_at_once(bsrv):
+    """A batch client pointed at the RESP port gets a RESP error at once
+    (and a close) instead of waiting for an inline command's newline: the
+    handshake has none, so it used to hang until the client gave up."""
+    for role, start in ((PUB, b""), (SUB, b"$")):
+        s = socket.create_connection(("127.0.0.1", bsrv.port), timeout=5)
+        s.sendall(handshake(role, "oops", start=start))
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        assert data.startswith(b"-ERR Protocol error: pier batch protocol handshake on the "
+                               b"RESP port"), data
+    assert_server_alive(bsrv, "after batch handshakes on the RESP port")
+
+
 def test_info_batch_section(bsrv, r):
     info = r.info("batch")
     assert info["batch_port"] == bsrv.bport
