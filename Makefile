@@ -37,7 +37,7 @@ DEB_PKGS := build-essential pkg-config liblz4-dev libzstd-dev \
 # Only the side-by-side benchmarks need these (bench/compare-etcd.sh).
 BENCH_PKGS := etcd-server etcd-client libnghttp2-dev
 
-.PHONY: all deps bench-deps run test unit integration fault soak clean help asan libpier
+.PHONY: all deps bench-deps run test unit integration fault soak clean help asan libpier examples
 
 all: build/pier-server build/pier-bench libpier  ## build the release server and tools (build/)
 
@@ -80,7 +80,7 @@ unit: $(UNIT_BINS)  ## run the C unit tests (sanitizer build)
 
 # The release build too: the used_memory-accuracy and RSS tests need the
 # real allocator (the sanitizers replace malloc and inflate RSS).
-integration: build/asan/pier-server build/pier-server build/asan/test-libpier-e2e build/asan/test-libpier-cluster-e2e  ## run the pytest integration tests
+integration: build/asan/pier-server build/pier-server build/asan/test-libpier-e2e build/asan/test-libpier-cluster-e2e examples  ## run the pytest integration tests
 	PIER_SERVER=$(CURDIR)/build/asan/pier-server PIER_RELEASE_SERVER=$(CURDIR)/build/pier-server \
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
@@ -115,6 +115,16 @@ libpier: build/libpier.a  ## build the client library build/libpier.a
 build/libpier.a: $(CLIENT_REL_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# The example programs of examples/README.md: libpier as an application
+# uses it (the public header and the archive only).
+EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
+
+examples: $(EXAMPLES)  ## build the libpier example programs (build/examples/, see examples/README.md)
+
+build/examples/%: examples/%.c build/libpier.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -O2 -g $(WARN) -MMD -MP -Iclient -o $@ $< build/libpier.a $(LDLIBS)
 
 build/asan/libpier.a: $(CLIENT_ASAN_OBJ)
 	@rm -f $@
@@ -183,6 +193,7 @@ FUZZ_SRC_config       := src/server/config.c src/lib/util.c src/lib/log.c
 FUZZ_SRC_util         := src/lib/util.c
 FUZZ_SRC_batch        := src/proto/batch.c src/lib/crc32c.c
 FUZZ_SRC_entry        := src/cluster/entry.c src/lib/hash.c src/lib/util.c
+FUZZ_SRC_subentries   := client/frame.c client/error.c src/proto/batch.c src/lib/crc32c.c
 FUZZ_SRC_streamlog    := src/log/stream.c src/log/group.c src/log/stream_codec.c
 FUZZ_SRC_snapshot     := src/persist/snapshot.c src/lib/crc32c.c src/persist/fileio.c \
                          src/store/keyspace.c src/store/table.c src/lib/hash.c src/lib/clock.c \
