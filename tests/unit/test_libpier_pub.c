@@ -142,19 +142,26 @@ static void test_threads_and_linger(void) {
 /* The server drops the connection after appending (not ACKing) batches,
  * three times: the resend from HELLO_OK's sequence delivers everything
  * exactly once. */
-static void test_exactly_once_after_drops(void) {
-    fake_server s = {.drop_after = 5, .drops_left = 3};
-    CHECK_EQ_LL(fake_start(&s), 0);
+/* Open a publisher on the (started) fake s with default options, publish
+ * n messages of size bytes, close it, stop s. Returns the log lines. */
+static int publish_through(fake_server *s, int n, size_t size) {
     pier_publisher_options o;
-    opts_for(&o, &s);
+    opts_for(&o, s);
     int lines = 0;
     o.log = count_log;
     o.log_ctx = &lines;
     pier_publisher *p;
     CHECK_EQ_LL(pier_publisher_open(&p, &o), PIER_OK);
-    CHECK_EQ_LL(publish_n(p, 5000, 200), PIER_OK);
+    CHECK_EQ_LL(publish_n(p, n, size), PIER_OK);
     CHECK_EQ_LL(pier_publisher_close(p), PIER_OK);
-    fake_stop(&s);
+    fake_stop(s);
+    return lines;
+}
+
+static void test_exactly_once_after_drops(void) {
+    fake_server s = {.drop_after = 5, .drops_left = 3};
+    CHECK_EQ_LL(fake_start(&s), 0);
+    int lines = publish_through(&s, 5000, 200);
     CHECK(!s.bad);
     CHECK_EQ_LL(s.messages, 5000);
     CHECK_EQ_LL(s.bytes, 5000 * 200);
@@ -392,17 +399,7 @@ static void test_huge_alloc(void) {
 static void test_quiet_by_default(void) {
     fake_server s = {.ack_level = 1};
     CHECK_EQ_LL(fake_start(&s), 0);
-    pier_publisher_options o;
-    opts_for(&o, &s);
-    int lines = 0;
-    o.log = count_log;
-    o.log_ctx = &lines;
-    pier_publisher *p;
-    CHECK_EQ_LL(pier_publisher_open(&p, &o), PIER_OK);
-    CHECK_EQ_LL(publish_n(p, 100, 10), PIER_OK);
-    CHECK_EQ_LL(pier_publisher_close(p), PIER_OK);
-    fake_stop(&s);
-    CHECK_EQ_LL(lines, 0);
+    CHECK_EQ_LL(publish_through(&s, 100, 10), 0);
 }
 
 int main(void) {

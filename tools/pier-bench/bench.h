@@ -186,6 +186,10 @@ void report_json_end(report *rp);
 /* A JSON string (quoted, escaped) on stdout. */
 void json_string(const char *s);
 
+/* The progress line of second `second`: "[  3s] <ops/s>, <done> done" on
+ * stderr from the running count done (*last: the count a second ago). */
+void progress_line(int second, uint64_t done, uint64_t *last);
+
 /* The waiting loop of a run (main thread): polls finished() until it
  * returns true, calling progress() once a second (unless quiet, JSON or
  * CSV, or with --interval) and, with --interval, sample() for each

@@ -919,10 +919,7 @@ static bool cl_finished(void *arg, double elapsed) {
 
 static void cl_progress(void *arg, int second) {
     cl_run *c = arg;
-    uint64_t d = cl_total_done(c);
-    fprintf(stderr, "[%3ds] %llu ops/s, %llu done\n", second,
-            (unsigned long long)(d - c->last_done), (unsigned long long)d);
-    c->last_done = d;
+    progress_line(second, cl_total_done(c), &c->last_done);
 }
 
 static void cl_sample(void *arg, record *iv, double secs) {

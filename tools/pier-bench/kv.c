@@ -352,10 +352,7 @@ static bool kv_finished(void *arg, double elapsed) {
 
 static void kv_progress(void *arg, int second) {
     kv_run *k = arg;
-    uint64_t d = total_done(k);
-    fprintf(stderr, "[%3ds] %llu ops/s, %llu done\n", second,
-            (unsigned long long)(d - k->last_done), (unsigned long long)d);
-    k->last_done = d;
+    progress_line(second, total_done(k), &k->last_done);
 }
 
 static void kv_sample(void *arg, record *iv, double secs) {

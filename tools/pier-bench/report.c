@@ -225,6 +225,12 @@ void report_json_end(report *rp) {
 
 /* ---- the waiting loop ---- */
 
+void progress_line(int second, uint64_t done, uint64_t *last) {
+    fprintf(stderr, "[%3ds] %llu ops/s, %llu done\n", second, (unsigned long long)(done - *last),
+            (unsigned long long)done);
+    *last = done;
+}
+
 void report_wait(report *rp, uint64_t t0, const run_hooks *h) {
     const bench_common *c = rp->c;
     bool progress = h->progress && !c->quiet && !c->json && !c->csv && c->interval_s <= 0;
