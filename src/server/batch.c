@@ -7,6 +7,8 @@
  *                                    -> subscriber: SUB
  *   any protocol error -> one ERROR frame -> DRAIN (discard input until the
  *   peer closes, so our close does not reset the ERROR away) -> closed
+ *   refused at accept (maxclients, protected mode): the same ERROR -> DRAIN
+ *   path from the start, as a "rejected" connection outside nconns
  *
  * Input: bytes are read into a 64 KB staging buffer, except that a
  * payload's remainder of at least that size is read straight into the
@@ -232,10 +234,11 @@ void batch_init_loop(loop_thread *lt) {
     if (bs->nfds) ev_timer_add(lt->loop, TICK_MS, on_tick, bl);
 }
 
-/* Protected mode, as for RESP: without a password only loopback peers. */
 #define PROTECTED_TEXT                                                                   \
     "protected mode: no password is set and the client is not on loopback; set "  \
     "requirepass, or protected-mode no"
+
+/* Protected mode, as for RESP: without a password only loopback peers. */
 static int protected_denies(server *srv, int fd) {
     return CFG_GET(srv->cfg.protected_mode) && !config_auth_required(&srv->cfg) &&
            !sock_peer_is_loopback(fd);
