@@ -1,7 +1,6 @@
 /* config.c - the option table and its parsers (flags, file, CONFIG SET). */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -372,26 +371,9 @@ static int get_save(const pier_config *cfg, char *buf, size_t buflen) {
     return used;
 }
 
-/* Parse "100", "1k" (1000), "1kb" (1024), "5mb", "2gb" as Redis does.
- * Returns 1 on success. */
+/* "100", "1k" (1000), "1kb" (1024), "5mb", "2gb" as Redis does. */
 static int parse_memory(const char *s, long long *out) {
-    size_t len = strlen(s), unit_at = len;
-    while (unit_at > 0 && isalpha((unsigned char)s[unit_at - 1])) unit_at--;
-    const char *unit = s + unit_at;
-    long long mul = 1;
-    if (!*unit || !strcasecmp(unit, "b")) mul = 1;
-    else if (!strcasecmp(unit, "k")) mul = 1000;
-    else if (!strcasecmp(unit, "kb")) mul = 1024;
-    else if (!strcasecmp(unit, "m")) mul = 1000LL * 1000;
-    else if (!strcasecmp(unit, "mb")) mul = 1024LL * 1024;
-    else if (!strcasecmp(unit, "g")) mul = 1000LL * 1000 * 1000;
-    else if (!strcasecmp(unit, "gb")) mul = 1024LL * 1024 * 1024;
-    else return 0;
-    long long v;
-    if (!util_parse_ll(s, unit_at, &v) || v < 0) return 0;
-    if (v > LLONG_MAX / mul) return 0;
-    *out = v * mul;
-    return 1;
+    return util_parse_memory(s, strlen(s), out);
 }
 
 /* "normal <hard> <soft> <seconds>" (other classes accepted for redis.conf
