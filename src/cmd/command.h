@@ -42,6 +42,16 @@ struct cmd_host;
  * whole-keyspace writes (FLUSHALL) whose place in the AOF must be exact
  * relative to writes running on other threads. */
 #define CMD_ALLSHARDS (1u << 10)
+/* Not a command: a line another protocol starts with ("POST", "Host:"),
+ * i.e. someone made a client (a web browser) talk HTTP to this port
+ * (cross-protocol scripting). The dispatcher runs the row's handler at
+ * once, before any check, and the handler closes the connection. Such
+ * rows are not listed by COMMAND and cannot be renamed. */
+#define CMD_XPROTO    (1u << 11)
+
+/* Failed AUTH / HELLO AUTH attempts a connection may make: the last one is
+ * answered, then the connection is closed (docs/ARCHITECTURE.md). */
+#define CMD_AUTH_FAILURES_MAX 10
 
 typedef struct cmd_arg {
     const char *p;
@@ -101,6 +111,10 @@ typedef struct session {
     int subscriptions;
     /* Cluster mode: PIER.CONSISTENCY (0 strong, 1 weak). */
     int consistency;
+    /* The peer's "ip:port" for log lines (NULL: not a network client). */
+    const char *addr;
+    /* Wrong passwords given by AUTH / HELLO AUTH on this connection. */
+    int auth_failures;
 } session;
 
 /* Services the server layer provides to commands (implemented in

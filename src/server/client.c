@@ -83,6 +83,7 @@ client *client_alloc(server *srv, loop_thread *lt, int fd, thread_stats *stats) 
     atomic_store(&c->last_interaction_ms, c->sess.created_ms);
     sock_format_addr(fd, 0, c->addr, sizeof c->addr);
     sock_format_addr(fd, 1, c->laddr, sizeof c->laddr);
+    c->sess.addr = c->addr;
     registry_add(srv, c);
     log_verbose("accepted client id=%llu addr=%s", (unsigned long long)c->sess.id, c->addr);
     return c;
@@ -377,6 +378,10 @@ static void process_input(client *c) {
             client_close(c);
             return;
         }
+    }
+    if ((c->flags & CLIENT_CLOSE_ON_FLUSH) && !reply_has_pending(c->out)) {
+        client_close(c); /* nothing left to send (a command hung up: CMD_XPROTO) */
+        return;
     }
     client_compact_input(c);
     atomic_store_explicit(&c->shared_qbuf, c->rlen, memory_order_relaxed);
