@@ -92,6 +92,9 @@ typedef struct thread_stats {
 /* Never park this session in a blocking read (the cluster thread's
  * executions: no connection to park); BLOCK answers as a timeout. */
 #define SESS_NOBLOCK (1u << 3)
+/* Drop the connection at once: nothing more is read or sent, not even
+ * replies already queued (a CMD_XPROTO row hung up). */
+#define SESS_CLOSE_NOW (1u << 4)
 typedef struct session {
     uint64_t id;
     _Atomic int proto;   /* 2 or 3; mirrors out->proto (CLIENT LIST reads it) */

@@ -149,7 +149,7 @@ static void xproto_cmd(cmd_ctx *c) {
                  "(client %s; %u more since the last warning)",
                  c->sess->addr ? c->sess->addr : "?", skipped);
     reply_reset(c->out);
-    c->sess->flags |= SESS_CLOSE_AFTER_REPLY;
+    c->sess->flags |= SESS_CLOSE_NOW;
 }
 
 /* AUTH [username] password. Without requirepass the default user has no

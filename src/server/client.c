@@ -328,7 +328,7 @@ void client_run_argv_local(client *c, int argc, const cmd_arg *argv) {
     if (ctx.aof_end) *(c->lt ? &c->lt->aof_need : &c->aof_need) = ctx.aof_end;
     STAT_ADD(c->stats->commands, 1);
     atomic_store_explicit(&c->last_interaction_ms, ctx.now_ms, memory_order_relaxed);
-    if (c->sess.flags & SESS_CLOSE_AFTER_REPLY) c->flags |= CLIENT_CLOSE_ON_FLUSH;
+    if (c->sess.flags & (SESS_CLOSE_AFTER_REPLY | SESS_CLOSE_NOW)) c->flags |= CLIENT_CLOSE_ON_FLUSH;
 }
 
 /* Drop the consumed prefix of the read buffer; shrink a big idle one. */
@@ -372,16 +372,16 @@ static void process_input(client *c) {
             break;
         }
         client_execute(c);
+        if (c->sess.flags & SESS_CLOSE_NOW) { /* hung up (CMD_XPROTO): send nothing more */
+            client_close(c);
+            return;
+        }
         if (atomic_load_explicit(&c->kill_requested, memory_order_relaxed))
             c->flags |= CLIENT_CLOSE_ON_FLUSH;
         if (client_output_limit_reached(c, clock_wall_ms())) {
             client_close(c);
             return;
         }
-    }
-    if ((c->flags & CLIENT_CLOSE_ON_FLUSH) && !reply_has_pending(c->out)) {
-        client_close(c); /* nothing left to send (a command hung up: CMD_XPROTO) */
-        return;
     }
     client_compact_input(c);
     atomic_store_explicit(&c->shared_qbuf, c->rlen, memory_order_relaxed);
