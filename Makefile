@@ -12,13 +12,17 @@ JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 CODEC_PKGS   := liblz4 libzstd
 CODEC_CFLAGS := $(shell pkg-config --cflags $(CODEC_PKGS))
 CODEC_LIBS   := $(shell pkg-config --libs $(CODEC_PKGS))
+# HMAC-SHA256 and random nonces for the cluster bus (OpenSSL's libcrypto).
+CRYPTO_PKGS   := libcrypto
+CRYPTO_CFLAGS := $(shell pkg-config --cflags $(CRYPTO_PKGS))
+CRYPTO_LIBS   := $(shell pkg-config --libs $(CRYPTO_PKGS))
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes
-BASE    := -std=c17 -D_GNU_SOURCE -pthread -g $(WARN) -Isrc -MMD -MP $(CODEC_CFLAGS)
+BASE    := -std=c17 -D_GNU_SOURCE -pthread -g $(WARN) -Isrc -MMD -MP $(CODEC_CFLAGS) $(CRYPTO_CFLAGS)
 REL_CFLAGS  := $(BASE) -O2
 ASAN_CFLAGS := $(BASE) -O1 -fno-omit-frame-pointer \
                -fsanitize=address,undefined -fno-sanitize-recover=all
-LDLIBS  := -pthread -lm $(CODEC_LIBS)
+LDLIBS  := -pthread -lm $(CODEC_LIBS) $(CRYPTO_LIBS)
 
 SRC_ALL  := $(sort $(wildcard src/*/*.c))
 SRC_MAIN := src/server/main.c
@@ -30,7 +34,7 @@ ASAN_OBJ  := $(SRC_LIB:%.c=build/asan/%.o)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=build/asan/unit/%)
 
 # Debian packages the build, the tests and the comparisons need.
-DEB_PKGS := build-essential pkg-config liblz4-dev libzstd-dev \
+DEB_PKGS := build-essential pkg-config liblz4-dev libzstd-dev libssl-dev \
             python3-pytest python3-redis python3-lz4 python3-zstandard \
             redis-tools redis-server \
             clang libclang-rt-dev liburing-dev
@@ -183,6 +187,7 @@ FUZZ_SRC_config       := src/server/config.c src/lib/util.c src/lib/log.c
 FUZZ_SRC_util         := src/lib/util.c
 FUZZ_SRC_batch        := src/proto/batch.c src/lib/crc32c.c
 FUZZ_SRC_entry        := src/cluster/entry.c src/lib/hash.c src/lib/util.c
+FUZZ_SRC_bushello     := src/cluster/busauth.c
 FUZZ_SRC_streamlog    := src/log/stream.c src/log/group.c src/log/stream_codec.c
 FUZZ_SRC_snapshot     := src/persist/snapshot.c src/lib/crc32c.c src/persist/fileio.c \
                          src/store/keyspace.c src/store/table.c src/lib/hash.c src/lib/clock.c \

@@ -3,10 +3,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../lib/log.h"
 #include "../lib/util.h"
@@ -27,6 +30,7 @@ enum opt_type {
 
 #define OPT_RUNTIME 1   /* may change with CONFIG SET */
 #define OPT_FILE_ONLY 2 /* config file / flags only: unknown to CONFIG GET/SET */
+#define OPT_HIDDEN 4    /* a secret: never shown (config_is_secret), wiped from argv */
 
 typedef struct option {
     const char *name;
@@ -98,6 +102,10 @@ static const option options[] = {
     {"cluster-election-timeout-ms", OPT_LL, F(cluster_election_timeout_ms), 10, 600000, OPT_RUNTIME, NULL},
     {"cluster-log-max-memory", OPT_MEM, F(cluster_log_max_memory), 1 << 20, LLONG_MAX, OPT_RUNTIME, NULL},
     {"cluster-request-timeout-ms", OPT_LL, F(cluster_request_timeout_ms), 1, 3600000, OPT_RUNTIME, NULL},
+    {"cluster-secret", OPT_STR, F(cluster_secret), 0, sizeof(((pier_config *)0)->cluster_secret),
+     OPT_HIDDEN, NULL},
+    {"cluster-secret-file", OPT_STR, F(cluster_secret_file), 0,
+     sizeof(((pier_config *)0)->cluster_secret_file), 0, NULL},
 };
 #undef F
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -156,8 +164,10 @@ void config_defaults(pier_config *cfg) {
 void config_free(pier_config *cfg) {
     free(cfg->config_file);
     cfg->config_file = NULL;
-    /* Do not leave the password in freed memory. */
+    /* Do not leave the secrets in freed memory. */
     explicit_bzero(cfg->password, sizeof cfg->password);
+    explicit_bzero(cfg->cluster_secret, sizeof cfg->cluster_secret);
+    explicit_bzero(cfg->cluster_key, sizeof cfg->cluster_key);
     pthread_mutex_destroy(&cfg->password_lock);
 }
 
@@ -179,7 +189,60 @@ const char *config_name_at(size_t i) {
 
 int config_is_secret(const char *name) {
     const option *o = find_option(name);
-    return o && o->type == OPT_SECRET;
+    return o && (o->type == OPT_SECRET || (o->flags & OPT_HIDDEN));
+}
+
+/* The key file's contents into cfg->cluster_key, trailing white space
+ * (a final newline) dropped. 0 or -1 with err. */
+static int read_key_file(pier_config *cfg, char *err, size_t errlen) {
+    const char *path = cfg->cluster_secret_file;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "cluster-secret-file '%s': %s", path,
+                 fd < 0 ? strerror(errno) : "not a regular file");
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    if (st.st_mode & 077)
+        log_warn("cluster-secret-file '%s' can be read by other users (mode %03o); "
+                 "chmod 600 it", path, (unsigned)(st.st_mode & 0777));
+    unsigned char buf[CFG_CLUSTER_KEY_MAX + 1];
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    if (n < 0 || n > CFG_CLUSTER_KEY_MAX) {
+        snprintf(err, errlen, "cluster-secret-file '%s': %s", path,
+                 n < 0 ? strerror(errno) : "longer than 1024 bytes");
+        explicit_bzero(buf, sizeof buf);
+        return -1;
+    }
+    while (n > 0 && isspace(buf[n - 1])) n--;
+    memcpy(cfg->cluster_key, buf, (size_t)n);
+    cfg->cluster_key_len = (size_t)n;
+    explicit_bzero(buf, sizeof buf);
+    return 0;
+}
+
+int config_load_cluster_key(pier_config *cfg, char *err, size_t errlen) {
+    if (cfg->cluster_key_len) return 0; /* handed over by a restart */
+    if (cfg->cluster_secret[0] && cfg->cluster_secret_file[0]) {
+        snprintf(err, errlen, "set cluster-secret or cluster-secret-file, not both");
+        return -1;
+    }
+    if (cfg->cluster_secret_file[0]) {
+        if (read_key_file(cfg, err, errlen) < 0) return -1;
+    } else {
+        cfg->cluster_key_len = strlen(cfg->cluster_secret);
+        memcpy(cfg->cluster_key, cfg->cluster_secret, cfg->cluster_key_len);
+    }
+    if (cfg->cluster_key_len && cfg->cluster_key_len < CFG_CLUSTER_KEY_MIN) {
+        snprintf(err, errlen, "the cluster secret is %zu bytes; use at least %d (e.g. 32 random "
+                              "bytes in hex)", cfg->cluster_key_len, CFG_CLUSTER_KEY_MIN);
+        explicit_bzero(cfg->cluster_key, sizeof cfg->cluster_key);
+        cfg->cluster_key_len = 0;
+        return -1;
+    }
+    return 0;
 }
 
 int config_auth_required(const pier_config *cfg) { return CFG_GET(cfg->password_set); }

@@ -29,6 +29,8 @@ enum {
 };
 
 #define CFG_PASSWORD_MAX 512   /* requirepass bytes (buffer size, incl. NUL) */
+#define CFG_CLUSTER_KEY_MAX 1024 /* cluster secret bytes (= BUS_KEY_MAX) */
+#define CFG_CLUSTER_KEY_MIN 16   /* shorter secrets are refused */
 #define CFG_RENAME_MAX 64      /* rename-command lines */
 #define CFG_CMDNAME_MAX 64     /* bytes of a (re)named command, incl. NUL */
 
@@ -124,6 +126,14 @@ typedef struct pier_config {
     _Atomic long long cluster_election_timeout_ms; /* randomized in [t, 2t) */
     _Atomic long long cluster_request_timeout_ms;  /* no leader for this long: CLUSTERDOWN */
     _Atomic long long cluster_log_max_memory;      /* in-memory log entries beyond this are trimmed */
+    /* The cluster bus secret: cluster-secret (never shown, like
+     * requirepass) or cluster-secret-file (a path; the file's contents
+     * without trailing white space). config_load_cluster_key resolves them
+     * into cluster_key at start-up. */
+    char cluster_secret[CFG_PASSWORD_MAX];
+    char cluster_secret_file[1024];
+    unsigned char cluster_key[CFG_CLUSTER_KEY_MAX];
+    size_t cluster_key_len;          /* 0: no secret */
 
     /* The command line, kept for a node that must restart itself from its
      * AOF (cluster.c); NULL-terminated, owned by main. */
@@ -159,10 +169,18 @@ int config_get(const pier_config *cfg, const char *name, char *buf, size_t bufle
  * listed. */
 const char *config_name_at(size_t i);
 
-/* 1 for an option whose value must never be shown (requirepass):
+/* 1 for an option whose value must never be shown (requirepass,
+ * cluster-secret):
  * config_get still returns the real value (CONFIG SET needs it to roll
  * back), so callers that print must hide it. */
 int config_is_secret(const char *name);
+
+/* Resolve the cluster secret into cfg->cluster_key (start-up, cluster mode
+ * only): from cluster-secret or from the file cluster-secret-file names
+ * (not both), at least CFG_CLUSTER_KEY_MIN bytes. A key already there (a
+ * restart handed it over) is kept. No secret leaves cluster_key_len 0.
+ * Returns 0, or -1 with err (never holding the secret). */
+int config_load_cluster_key(pier_config *cfg, char *err, size_t errlen);
 
 /* 1 when requirepass is set. Lock-free. */
 int config_auth_required(const pier_config *cfg);

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -212,6 +213,7 @@ class Node:
             PIER_BIN, "--port", str(self.port), "--bind", self.host, "--dir", str(self.dir),
             "--save", "", "--protected-mode", "no", "--appendonly", "yes", "--appendfsync", c.appendfsync, "--loglevel", "notice",
             "--cluster-node-id", str(self.id), "--cluster-nodes", c.nodes_spec(),
+            "--cluster-secret-file", str(c.secret_file),
         ] + [str(a) for a in c.extra_args]
 
     def start(self):
@@ -332,6 +334,11 @@ class Cluster:
         self.net = NetnsNet(n) if use_netns else LoopbackNet(n)
         self.partition_method = self.net.method
         self.nodes = {}
+        # the bus secret every node proves it holds (docs/CONSISTENCY.md)
+        self.secret_file = self.workdir / "cluster.key"
+        fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
         self.events = []   # (monotonic time, text): what the harness did
         self.crashes = []  # nodes that exited without being killed
 
