@@ -639,6 +639,154 @@ static int load_file(pier_config *cfg, const char *path) {
     return 0;
 }
 
+/* --- the restart hand-over --- */
+
+#define DUMP_CONFIG_FILE "!config-file" /* internal records: no option starts with '!' */
+#define DUMP_CLUSTER_KEY "!cluster-key"
+#define DUMP_VALUE_MAX 4096
+
+static void dump_put(char **buf, size_t *len, size_t *cap, const char *name, const void *v,
+                     size_t vlen) {
+    size_t nlen = strlen(name), need = 8 + nlen + vlen;
+    if (*len + need > *cap) {
+        size_t ncap = (*len + need) * 2;
+        char *nb = malloc(ncap);
+        if (!nb) abort();
+        if (*len) memcpy(nb, *buf, *len);
+        if (*buf) explicit_bzero(*buf, *cap); /* no secret left in freed memory */
+        free(*buf);
+        *buf = nb;
+        *cap = ncap;
+    }
+    char *p = *buf + *len;
+    for (int i = 0; i < 4; i++) p[i] = (char)(nlen >> (8 * i));
+    memcpy(p + 4, name, nlen);
+    p += 4 + nlen;
+    for (int i = 0; i < 4; i++) p[i] = (char)(vlen >> (8 * i));
+    if (vlen) memcpy(p + 4, v, vlen);
+    *len += need;
+}
+
+char *config_dump(const pier_config *cfg, size_t *len) {
+    char *buf = NULL, v[DUMP_VALUE_MAX];
+    size_t used = 0, cap = 0;
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const option *o = &options[i];
+        if (o->type == OPT_RENAME) {
+            for (int k = 0; k < cfg->nrenames; k++) {
+                int n = snprintf(v, sizeof v, "%s %s", cfg->renames[k].from, cfg->renames[k].to);
+                dump_put(&buf, &used, &cap, o->name, v, (size_t)n);
+            }
+            continue;
+        }
+        int n = config_get(cfg, o->name, v, sizeof v);
+        if (n >= 0 && (size_t)n < sizeof v) dump_put(&buf, &used, &cap, o->name, v, (size_t)n);
+    }
+    if (cfg->config_file)
+        dump_put(&buf, &used, &cap, DUMP_CONFIG_FILE, cfg->config_file, strlen(cfg->config_file));
+    if (cfg->cluster_key_len)
+        dump_put(&buf, &used, &cap, DUMP_CLUSTER_KEY, cfg->cluster_key, cfg->cluster_key_len);
+    explicit_bzero(v, sizeof v);
+    *len = used;
+    return buf;
+}
+
+/* One record at *pos: 0 with views into buf, 1 at the end, -1 if cut. */
+static int dump_next(const char *buf, size_t len, size_t *pos, const char **name, size_t *nlen,
+                     const char **val, size_t *vlen) {
+    if (*pos == len) return 1;
+    size_t f[2], at = *pos;
+    const char *p[2];
+    for (int k = 0; k < 2; k++) {
+        if (len - at < 4) return -1;
+        f[k] = 0;
+        for (int i = 0; i < 4; i++) f[k] |= (size_t)(unsigned char)buf[at + (size_t)i] << (8 * i);
+        at += 4;
+        if (len - at < f[k]) return -1;
+        p[k] = buf + at;
+        at += f[k];
+    }
+    *name = p[0], *nlen = f[0], *val = p[1], *vlen = f[1];
+    *pos = at;
+    return 0;
+}
+
+/* One record into cfg. 0 or -1 with err. */
+static int restore_one(pier_config *cfg, const char *name, const char *val, size_t vlen,
+                       char *err, size_t errlen) {
+    if (!strcmp(name, DUMP_CLUSTER_KEY)) {
+        if (vlen > CFG_CLUSTER_KEY_MAX) {
+            snprintf(err, errlen, "cluster key too long");
+            return -1;
+        }
+        memcpy(cfg->cluster_key, val, vlen);
+        cfg->cluster_key_len = vlen;
+        return 0;
+    }
+    if (memchr(val, 0, vlen)) {
+        snprintf(err, errlen, "'%s': NUL in value", name);
+        return -1;
+    }
+    char *v = strndup(val, vlen);
+    if (!v) abort();
+    if (!strcmp(name, DUMP_CONFIG_FILE)) {
+        free(cfg->config_file);
+        cfg->config_file = v;
+        return 0;
+    }
+    char reason[256];
+    int rc = config_set(cfg, name, v, 0, reason, sizeof reason);
+    if (rc) snprintf(err, errlen, "'%s': %s", name, reason);
+    explicit_bzero(v, vlen);
+    free(v);
+    return rc;
+}
+
+int config_restore(pier_config *cfg, const char *buf, size_t len, char *err, size_t errlen) {
+    size_t pos = 0;
+    for (;;) {
+        const char *name, *val;
+        size_t nlen, vlen;
+        int rc = dump_next(buf, len, &pos, &name, &nlen, &val, &vlen);
+        if (rc == 1) return 0;
+        char n[64];
+        if (rc < 0 || nlen == 0 || nlen >= sizeof n) {
+            snprintf(err, errlen, "damaged record at byte %zu", pos);
+            return -1;
+        }
+        memcpy(n, name, nlen);
+        n[nlen] = 0;
+        if (restore_one(cfg, n, val, vlen, err, errlen) < 0) return -1;
+    }
+}
+
+/* --restart-fd N: the configuration a restarting node handed over. */
+static int restore_from_fd(pier_config *cfg, const char *arg) {
+    long long fd;
+    char err[256] = "";
+    if (!util_parse_ll(arg, strlen(arg), &fd) || fd < 3 || fd > INT_MAX) {
+        fprintf(stderr, "pier-server: %s needs a file descriptor\n", CONFIG_RESTART_FLAG);
+        return 2;
+    }
+    /* A dump is a few KB (every value is bounded); 1 MB is plenty. */
+    size_t len = 0, cap = 1u << 20;
+    char *buf = malloc(cap);
+    if (!buf) abort();
+    ssize_t n;
+    while ((n = read((int)fd, buf + len, cap - len)) > 0) len += (size_t)n;
+    close((int)fd);
+    if (len == cap) snprintf(err, sizeof err, "larger than %zu bytes", cap);
+    int rc = n < 0 || len == cap ? -1 : config_restore(cfg, buf, len, err, sizeof err);
+    explicit_bzero(buf, len);
+    free(buf);
+    if (rc < 0) {
+        fprintf(stderr, "pier-server: cannot restore the configuration handed over by the "
+                        "restart: %s\n", err[0] ? err : strerror(errno));
+        return 2;
+    }
+    return 0;
+}
+
 static void print_usage(void) {
     printf("Usage: pier-server [/path/to/pier.conf] [--option value ...]\n"
            "       pier-server --version | --help\n\n"
@@ -648,6 +796,8 @@ static void print_usage(void) {
 }
 
 int config_from_args(pier_config *cfg, int argc, char **argv) {
+    if (argc >= 3 && !strcmp(argv[argc - 2], CONFIG_RESTART_FLAG))
+        return restore_from_fd(cfg, argv[argc - 1]);
     int i = 1;
     if (i < argc && strcmp(argv[i], "--help") && strcmp(argv[i], "-h") &&
         strcmp(argv[i], "--version") && strcmp(argv[i], "-v") && argv[i][0] != '-') {

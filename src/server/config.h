@@ -190,6 +190,20 @@ int config_auth_required(const pier_config *cfg);
  * password's length or on where the first difference is. */
 int config_check_password(pier_config *cfg, const char *pass, size_t len);
 
+/* The restart hand-over (server/restart.c): the whole configuration as
+ * bytes (every option's current value, secrets included, each
+ * rename-command line, the config file's path and the resolved cluster
+ * key), records of u32 name length, name, u32 value length, value. Returns
+ * a malloc'd buffer the caller wipes (explicit_bzero) and frees. */
+char *config_dump(const pier_config *cfg, size_t *len);
+/* Load a config_dump into cfg (fresh from config_defaults). 0, or -1 with
+ * err (which never holds a value). */
+int config_restore(pier_config *cfg, const char *buf, size_t len, char *err, size_t errlen);
+/* A restarting node appends this flag and a file descriptor number to its
+ * command line: config_from_args then reads the configuration from that
+ * descriptor (a config_dump), closes it and ignores the other arguments. */
+#define CONFIG_RESTART_FLAG "--restart-fd"
+
 void config_free(pier_config *cfg);
 
 #endif

@@ -130,4 +130,12 @@ void server_apply_config(server *srv);
 /* rename-command lines -> command table, at start-up. 0, or -1 logged. */
 int server_apply_renames(server *srv);
 
+/* --- restart.c --- */
+
+/* Execute this binary again in place (same pid) with the whole current
+ * configuration handed over (config_dump in a memfd, "--restart-fd N";
+ * nothing secret in argv or the environment). Every fd but 0-2 is closed.
+ * Does not return: on failure it logs and exits 1. */
+void server_restart_exec(const pier_config *cfg) __attribute__((noreturn));
+
 #endif

@@ -103,3 +103,66 @@ def test_start_up_refusals(tmp_path):
     # a bad value of the option itself is not echoed either
     p = run_pier("--port", "0", "--cluster-secret", "S" * 600)
     assert p.returncode == 2 and b"S" * 100 not in p.stderr and b"cluster-secret" in p.stderr
+
+
+# ---------------------------------------------------------------------------
+# the restart hand-over (server/restart.c): a node restarting itself passes
+# its whole configuration on an inherited fd, not on its command line
+
+
+def _dump(records):
+    """config_dump's format: u32 name length, name, u32 value length, value."""
+    out = b""
+    for name, value in records:
+        name, value = name.encode(), value.encode() if isinstance(value, str) else value
+        out += len(name).to_bytes(4, "little") + name + len(value).to_bytes(4, "little") + value
+    return out
+
+
+def _start_with_fd(tmp_path, data, *junk):
+    fd = os.memfd_create("handover")
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    try:
+        return subprocess.Popen([PIER_BIN, *junk, "--restart-fd", str(fd)], pass_fds=(fd,),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                cwd=str(tmp_path)), fd
+    finally:
+        os.close(fd)
+
+
+def test_restart_handover(tmp_path):
+    import redis
+    from conftest import wait_for
+    port = free_port()
+    data = _dump([("port", str(port)), ("bind", "127.0.0.1"), ("save", ""),
+                  ("requirepass", SECRET), ("maxmemory-policy", "allkeys-lfu"),
+                  ("rename-command", "FLUSHALL "), ("dir", str(tmp_path))])
+    # the rest of the command line is ignored: the hand-over is the configuration
+    p, fd = _start_with_fd(tmp_path, data, "--port", "1", "--requirepass", "not-this-one")
+    try:
+        r = redis.Redis(port=port, password=SECRET, socket_timeout=5)
+        wait_for(lambda: r.ping(), timeout=10, msg="the server handed its configuration")
+        assert r.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lfu"}
+        with pytest.raises(redis.ResponseError, match="unknown command"):
+            r.execute_command("FLUSHALL")
+        with pytest.raises(redis.ResponseError, match="WRONGPASS"):
+            redis.Redis(port=port, password="not-this-one").ping()
+        assert not os.path.exists(f"/proc/{p.pid}/fd/{fd}")  # read and closed at once
+    finally:
+        p.terminate()
+        out, err = p.communicate(timeout=20)
+    assert p.returncode == 0, err
+    assert SECRET.encode() not in out + err
+
+
+def test_restart_handover_damaged(tmp_path):
+    good = _dump([("port", "0"), ("requirepass", SECRET)])
+    for data, want in ((good[:-1], b"damaged record"), (_dump([("port", "x")]), b"'port'"),
+                       (_dump([("no-such-option", "1")]), b"unknown option")):
+        p, _ = _start_with_fd(tmp_path, data)
+        out, err = p.communicate(timeout=20)
+        assert p.returncode == 2 and want in err, err
+        assert SECRET.encode() not in out + err
+    p = subprocess.run([PIER_BIN, "--restart-fd", "nope"], capture_output=True, timeout=20)
+    assert p.returncode == 2 and b"--restart-fd needs a file descriptor" in p.stderr
