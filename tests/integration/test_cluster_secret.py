@@ -166,3 +166,24 @@ def test_restart_handover_damaged(tmp_path):
         assert SECRET.encode() not in out + err
     p = subprocess.run([PIER_BIN, "--restart-fd", "nope"], capture_output=True, timeout=20)
     assert p.returncode == 2 and b"--restart-fd needs a file descriptor" in p.stderr
+
+
+def test_cluster_node_hangs_up_on_http(tmp_path):
+    """Cross-protocol scripting against a cluster node: same as a plain
+    node (the routing to the cluster thread never sees the request)."""
+    import socket
+    s = one_node(tmp_path, "--cluster-secret", SECRET).start()
+    try:
+        with socket.create_connection(("127.0.0.1", s.port), timeout=5) as c:
+            c.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n"  # in flight when POST arrives
+                      b"POST / HTTP/1.1\r\nHost: x\r\n\r\nSET xproto_pwned 1\r\n")
+            data = b""
+            while True:
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        assert data == b""
+        assert s.client().exists("xproto_pwned") == 0
+    finally:
+        s.stop()
