@@ -260,6 +260,13 @@ static void tctx_init(tctx *t, int nnodes) {
     t->base_port = pick_base_port();
 }
 
+/* One bus node (self_id) and a peer played by raw sockets (raw_id). */
+static void tctx_init_raw(tctx *t, int self_id, int raw_id) {
+    tctx_init(t, 1);
+    t->ids[0] = self_id;
+    t->raw_id = raw_id;
+}
+
 /* Run the steps on a fresh loop, then tear everything down. */
 static void run_steps(tctx *t, const step *steps, int nsteps) {
     t->loop = ev_create(NULL, NULL);
@@ -431,6 +438,13 @@ static void raw_send_proof(tctx *t, int i, const char *secret) {
 static void raw_close(tctx *t, int i) {
     close(t->raw[i]);
     t->raw[i] = -1;
+}
+
+/* 1 (and raw socket i closed here too) once the bus closed it. */
+static int raw_wait_closed(tctx *t, int i) {
+    if (!raw_closed(t->raw[i])) return 0;
+    raw_close(t, i);
+    return 1;
 }
 
 /* ---- links, and messages of every size both ways ---- */
@@ -619,8 +633,7 @@ static int raw_open_bad(tctx *t) {
 }
 
 static int wait_raw_refused(tctx *t) {
-    if (!raw_closed(t->raw[0])) return 0;
-    raw_close(t, 0);
+    if (!raw_wait_closed(t, 0)) return 0;
     t->counter++;
     return 1;
 }
@@ -637,9 +650,7 @@ static int refuse_all(tctx *t) {
 
 static void test_refusals(void) {
     tctx t;
-    tctx_init(&t, 1);
-    t.ids[0] = 5;
-    t.raw_id = 4;
+    tctx_init_raw(&t, 5, 4);
     static const step steps[] = {STEP(start_all), STEP(check_unknown_peer), STEP(refuse_all),
                                  STEP(collect_stats)};
     RUN_STEPS(&t, steps);
@@ -693,9 +704,7 @@ static int wait_raw4_linked(tctx *t) { return node_linked(t, 0, 4); }
 
 static void test_proofs(void) {
     tctx t;
-    tctx_init(&t, 1);
-    t.ids[0] = 5;
-    t.raw_id = 4;
+    tctx_init_raw(&t, 5, 4);
     static const step steps[] = {
         STEP(start_all),
         STEP(raw_hello_step), STEP(raw_read_hello_proof), STEP(send_wrong_key_proof),
@@ -812,11 +821,7 @@ static int raw_send_oversize(tctx *t) {
     return 1;
 }
 
-static int wait_raw0_dropped(tctx *t) {
-    if (!raw_closed(t->raw[0]) || node_linked(t, 0, 4)) return 0;
-    raw_close(t, 0);
-    return 1;
-}
+static int wait_raw0_dropped(tctx *t) { return !node_linked(t, 0, 4) && raw_wait_closed(t, 0); }
 
 static int raw_send_empty(tctx *t) {
     uint8_t zero[4] = {0};
@@ -831,16 +836,12 @@ static int raw_send_macless(tctx *t) {
 }
 
 static int wait_raw0_closed_by_replacement(tctx *t) {
-    if (!bus_connected(t->nodes[0].b, 4) || !raw_closed(t->raw[0])) return 0;
-    raw_close(t, 0);
-    return 1;
+    return bus_connected(t->nodes[0].b, 4) && raw_wait_closed(t, 0);
 }
 
 static void test_raw_frames(void) {
     tctx t;
-    tctx_init(&t, 1);
-    t.ids[0] = 5;
-    t.raw_id = 4;
+    tctx_init_raw(&t, 5, 4);
     t.max_frame = SMALL_MAX;
     t.sizes = (const size_t[]){SMALL_MAX};
     t.nsizes = 1;
@@ -933,9 +934,7 @@ static int send_two_good(tctx *t) {
 
 static void test_frame_macs(void) {
     tctx t;
-    tctx_init(&t, 1);
-    t.ids[0] = 5;
-    t.raw_id = 4;
+    tctx_init_raw(&t, 5, 4);
     static const step steps[] = {
         STEP(start_all),
         STEP(raw_open_good), STEP(wait_raw_up), STEP(send_kept_frame), STEP(wait_one_received),
@@ -964,11 +963,7 @@ static int raw1_hello_bad_proof(tctx *t) {
     return 1;
 }
 
-static int wait_raw1_refused(tctx *t) {
-    if (!raw_closed(t->raw[1])) return 0;
-    raw_close(t, 1);
-    return 1;
-}
+static int wait_raw1_refused(tctx *t) { return raw_wait_closed(t, 1); }
 
 static int raw1_hello_only(tctx *t) {
     t->raw[1] = raw_connect(t, 0);
@@ -985,9 +980,7 @@ static int wait_two_received(tctx *t) { return wait_recv(t, 2); }
 
 static void test_second_link_needs_proof(void) {
     tctx t;
-    tctx_init(&t, 1);
-    t.ids[0] = 5;
-    t.raw_id = 4;
+    tctx_init_raw(&t, 5, 4);
     static const step steps[] = {
         STEP(start_all), STEP(raw_open_good), STEP(wait_raw_up),
         STEP(raw1_hello_bad_proof), STEP(wait_raw1_refused), STEP(raw0_send_one),
@@ -1015,9 +1008,7 @@ static int wait_idle_drop(tctx *t) {
 
 static void test_idle_timeout(void) {
     tctx t;
-    tctx_init(&t, 1);
-    t.ids[0] = 5;
-    t.raw_id = 4;
+    tctx_init_raw(&t, 5, 4);
     t.idle_ms = 150;
     static const step steps[] = {STEP(start_all), STEP(raw_open_good), STEP(wait_raw_up),
                                  STEP(mark_now), STEP(wait_idle_drop)};
@@ -1044,9 +1035,7 @@ static int wait_flood_drop(tctx *t) { return t->nodes[0].downs[4] == 1 && raw_cl
 
 static void test_output_limit(void) {
     tctx t;
-    tctx_init(&t, 1);
-    t.ids[0] = 5;
-    t.raw_id = 4;
+    tctx_init_raw(&t, 5, 4);
     t.max_outbuf = 1u << 20;
     static const step steps[] = {STEP(start_all), STEP(raw_open_good), STEP(wait_raw_up),
                                  STEP(flood), STEP(wait_flood_drop), STEP(collect_stats)};
@@ -1110,11 +1099,7 @@ static int reply_wrong_secret(tctx *t) {
     return 1;
 }
 
-static int wait_dialler_refused(tctx *t) {
-    if (!raw_closed(t->raw[0])) return 0;
-    raw_close(t, 0);
-    return 1;
-}
+static int wait_dialler_refused(tctx *t) { return raw_wait_closed(t, 0); }
 
 static int reply_right(tctx *t) {
     reply_hello(t, 2, SECRET);
@@ -1156,9 +1141,7 @@ static int wait_frame_at_raw(tctx *t) {
 
 static void test_dialler_checks_reply(void) {
     tctx t;
-    tctx_init(&t, 1);
-    t.ids[0] = 1;
-    t.raw_id = 2;
+    tctx_init_raw(&t, 1, 2);
     static const step steps[] = {
         STEP(raw_listen),         STEP(start_all),       STEP(accept_dial),
         STEP(read_dialler_hello), STEP(reply_wrong_id),  STEP(wait_dialler_refused),
