@@ -81,8 +81,8 @@ def test_loopback_cluster_without_secret_warns(tmp_path):
 def test_start_up_refusals(tmp_path):
     port = free_port()
     base = ["--port", str(port), "--dir", str(tmp_path), "--cluster-node-id", "1"]
-    remote = ["--cluster-nodes", f"1@10.99.0.1:{port}"]
-    local = ["--cluster-nodes", f"1@127.0.0.1:{port}"]
+    remote = ["--cluster-nodes", f"1@10.99.0.1:{port}@{free_port()}"]
+    local = ["--cluster-nodes", f"1@127.0.0.1:{port}@{free_port()}"]
     key = tmp_path / "k"
     key.write_text(SECRET)
     key.chmod(0o600)
