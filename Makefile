@@ -8,15 +8,16 @@ PYTHON  := /usr/bin/python3
 PORT    ?= 7379
 
 # Libraries from Debian, found with pkg-config: the batch protocol codecs
-# (LZ4 block, zstd frame). pkg-config runs when make reads this file, so the
+# (LZ4 block, zstd frame) and libcrypto (HMAC-SHA256 and random nonces for
+# the cluster bus). pkg-config runs when make reads this file, so the
 # entry points that install packages (run, test, bench-deps) run `deps` first
 # and then build in a fresh $(MAKE) that reads the flags anew; a build target
 # asked for directly stops at once, naming `make deps`, when they are missing.
 PKG_CONFIG ?= pkg-config
-LIB_PKGS   := liblz4 libzstd
+LIB_PKGS   := liblz4 libzstd libcrypto
 LIB_FOUND  := $(shell $(PKG_CONFIG) --exists $(LIB_PKGS) 2>/dev/null && echo yes)
-CODEC_CFLAGS := $(if $(LIB_FOUND),$(shell $(PKG_CONFIG) --cflags $(LIB_PKGS)))
-CODEC_LIBS   := $(if $(LIB_FOUND),$(shell $(PKG_CONFIG) --libs $(LIB_PKGS)))
+LIB_CFLAGS := $(if $(LIB_FOUND),$(shell $(PKG_CONFIG) --cflags $(LIB_PKGS)))
+LIB_LIBS   := $(if $(LIB_FOUND),$(shell $(PKG_CONFIG) --libs $(LIB_PKGS)))
 
 # Goals that need no library: they install, print, clean, or only call $(MAKE).
 NO_LIB_GOALS := deps bench-deps help clean run test lint
@@ -27,11 +28,11 @@ endif
 endif
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes
-BASE    := -std=c17 -D_GNU_SOURCE -pthread -g $(WARN) -Isrc -MMD -MP $(CODEC_CFLAGS)
+BASE    := -std=c17 -D_GNU_SOURCE -pthread -g $(WARN) -Isrc -MMD -MP $(LIB_CFLAGS)
 REL_CFLAGS  := $(BASE) -O2
 ASAN_CFLAGS := $(BASE) -O1 -fno-omit-frame-pointer \
                -fsanitize=address,undefined -fno-sanitize-recover=all
-LDLIBS  := -pthread -lm $(CODEC_LIBS)
+LDLIBS  := -pthread -lm $(LIB_LIBS)
 
 SRC_ALL  := $(sort $(wildcard src/*/*.c))
 SRC_MAIN := src/server/main.c
@@ -44,7 +45,7 @@ ASAN_OBJ  := $(SRC_LIB:%.c=build/asan/%.o)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=build/asan/unit/%)
 
 # Debian packages the build, the tests and the comparisons need.
-DEB_PKGS := build-essential pkg-config liblz4-dev libzstd-dev \
+DEB_PKGS := build-essential pkg-config liblz4-dev libzstd-dev libssl-dev \
             python3-pytest python3-redis python3-lz4 python3-zstandard \
             redis-tools redis-server \
             clang libclang-rt-dev liburing-dev
@@ -256,6 +257,7 @@ FUZZ_SRC_util         := src/lib/util.c
 FUZZ_SRC_batch        := src/proto/batch.c src/lib/crc32c.c
 FUZZ_SRC_entry        := src/cluster/entry.c src/lib/hash.c src/lib/util.c
 FUZZ_SRC_subentries   := client/frame.c client/error.c src/proto/batch.c src/lib/crc32c.c
+FUZZ_SRC_bushello     := src/cluster/busauth.c
 FUZZ_SRC_streamlog    := src/log/stream.c src/log/group.c src/log/stream_codec.c
 FUZZ_SRC_snapshot     := src/persist/snapshot.c src/lib/crc32c.c src/persist/fileio.c \
                          src/store/keyspace.c src/store/table.c src/lib/hash.c src/lib/clock.c \

@@ -1,9 +1,11 @@
 /* cluster.c - cluster mode's lifecycle: the membership from the config,
  * the AOF replay of the log, the cluster thread and its bus, and what
  * loop threads may ask (local reads, INFO). */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,6 +84,31 @@ static int parse_nodes(cluster *cl, const char *list, char *err, size_t errlen) 
     return 0;
 }
 
+static int host_is_loopback(const char *host) {
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
+    return strcasecmp(host, "localhost") == 0;
+}
+
+/* The bus secret (docs/CONSISTENCY.md, "The cluster bus"): required unless
+ * every member is on loopback, where its absence is only warned about. */
+static int load_secret(cluster *cl, char *err, size_t errlen) {
+    if (config_load_cluster_key(cl->cfg, err, errlen) < 0) return -1;
+    if (cl->cfg->cluster_key_len) return 0;
+    for (int i = 0; i < cl->nnodes; i++)
+        if (!host_is_loopback(cl->nodes[i].host)) {
+            snprintf(err, errlen, "cluster mode needs cluster-secret-file (or cluster-secret): "
+                                  "without a secret anyone who reaches a bus port (node %d at %s) "
+                                  "can join the cluster", cl->nodes[i].id, cl->nodes[i].host);
+            return -1;
+        }
+    log_warn("cluster: no cluster-secret: any local process can join the cluster bus; "
+             "set cluster-secret-file");
+    return 0;
+}
+
 static uint64_t membership_hash(const cluster *cl) {
     char buf[CL_MAX_NODES * 96];
     size_t len = 0;
@@ -104,7 +131,8 @@ cluster *cluster_create(pier_config *cfg, keyspace *ks, cmd_env *env, struct per
     cl->host = host;
     cl->host_arg = host_arg;
     cl->self_id = cfg->cluster_node_id;
-    if (parse_nodes(cl, cfg->cluster_nodes, err, errlen) < 0) goto fail;
+    if (parse_nodes(cl, cfg->cluster_nodes, err, errlen) < 0 || load_secret(cl, err, errlen) < 0)
+        goto fail;
     cl->self_idx = cl_node_idx(cl, cl->self_id);
     if (cl->self_idx < 0) {
         snprintf(err, errlen, "cluster-node-id %d is not in cluster-nodes", cl->self_id);
@@ -303,6 +331,8 @@ static int start_bus(cluster *cl, char *err, size_t errlen) {
     bc.max_outbuf = 512u << 20;
     bc.idle_timeout_ms = (long)CFG_GET(cl->cfg->cluster_election_timeout_ms) * 2;
     bc.cluster_hash = membership_hash(cl);
+    bc.key = cl->cfg->cluster_key;
+    bc.key_len = cl->cfg->cluster_key_len;
     bc.on_recv = on_recv;
     bc.on_link = on_link;
     bc.arg = cl;

@@ -4,9 +4,6 @@
  * follower never deletes an expired key itself (the leader's DELs are in
  * the log). A deposed leader whose speculative entries the new leader
  * does not keep restarts itself from its AOF (see truncate_from). */
-#include <errno.h>
-#include <fcntl.h>
-#include <dirent.h>
 #include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,27 +100,13 @@ int cl_persist_vote(cluster *cl) {
 
 /* Restart this process from its AOF: its keyspace holds speculative
  * writes the new leader did not keep, and the AOF (with the TRUNCATE
- * just written) rebuilds exactly the committed state. */
+ * just written) rebuilds exactly the committed state. The host restarts
+ * the process in place with its whole configuration (server/restart.c). */
 static void restart_from_aof(cluster *cl) {
     log_warn("cluster: this node executed entries the leader discarded; restarting from the AOF");
     sync_aof(cl);
-    DIR *d = opendir("/proc/self/fd");
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            int fd = atoi(de->d_name);
-            if (fd > 2) fcntl(fd, F_SETFD, FD_CLOEXEC);
-        }
-        closedir(d);
-    }
-    extern char **environ;
-    char buf[4096];
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n > 0 && cl->cfg->argv) {
-        buf[n] = 0;
-        execve(buf, cl->cfg->argv, environ);
-    }
-    log_warn("cluster: restart failed (%s); exiting", strerror(errno));
+    if (cl->host && cl->host->restart) cl->host->restart(cl->host_arg);
+    log_warn("cluster: no way to restart; exiting");
     _exit(1);
 }
 
