@@ -158,6 +158,7 @@ struct cluster {
     uint64_t commit_logged;      /* last PIER.COMMIT written */
     uint64_t synced_index;       /* AOF holds entries up to here (leader's own match) */
     int64_t election_deadline_us;
+    int64_t leader_since_us;     /* when this node last became the leader */
     int64_t last_leader_contact_us;
     uint64_t noop_index;         /* a new leader's first entry: recovery waits for its commit */
     int collect_needed;          /* a new leader still collecting witness records */

@@ -285,6 +285,7 @@ static void become_leader(cluster *cl) {
     atomic_store(&cl->leader_id, cl->self_id);
     atomic_store(&cl->serving, 0);
     atomic_fetch_add(&cl->n_elections, 1);
+    cl->leader_since_us = cl_now_us();
     log_info("cluster: node %d is the leader of term %llu", cl->self_id, (unsigned long long)cl->term);
     uint64_t last = atomic_load(&cl->last_index);
     for (int i = 0; i < cl->nnodes; i++) {
@@ -743,13 +744,16 @@ void cl_raft_tick(cluster *cl) {
     }
     /* Check quorum: a leader that has not heard from a majority within
      * the election timeout steps down, so its clients learn to look
-     * elsewhere instead of waiting on it. */
+     * elsewhere instead of waiting on it. A new leader gets one timeout
+     * to hear from them (not one tick: under load the first answers can
+     * take longer than that). */
     long ms = (long)CFG_GET(cl->cfg->cluster_election_timeout_ms);
     int heard = 1;
     for (int i = 0; i < cl->nnodes; i++)
         if (i != cl->self_idx && now - cl->peers[i].acked_sent_us < ms * 1000) heard++;
     if (heard < cl_majority(cl) && cl->nnodes > 1 &&
-        now - atomic_load(&cl->lease_until_us) > ms * 1000) {
+        now - atomic_load(&cl->lease_until_us) > ms * 1000 &&
+        now - cl->leader_since_us > ms * 1000) {
         cl_become_follower(cl, cl->term, 0);
         reset_election_timer(cl);
     }
