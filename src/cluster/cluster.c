@@ -173,6 +173,7 @@ static int replay_entry(cluster *cl, int argc, const cmd_arg *argv) {
     cl->aof = NULL; /* already in the file */
     cl_log_append_locked(cl, e);
     cl->aof = saved;
+    cl_replay_entry_loaded(cl, index, term, argc, argv);
     return 1;
 }
 
@@ -193,12 +194,16 @@ int cluster_replay(void *arg, int argc, const cmd_arg *argv) {
     }
     if (is_name(&argv[0], "PIER.COMMIT") && argc == 2 && !parse_num(&argv[1], &a)) {
         if (a > atomic_load(&cl->commit)) atomic_store(&cl->commit, a);
+        cl_replay_commit(cl);
         return 1;
     }
     if (is_name(&argv[0], "PIER.TRUNCATE") && argc == 2 && !parse_num(&argv[1], &a)) {
         if (a > 0) cl_log_drop_tail_locked(cl, a);
+        if (a > 0) cl_replay_truncated(cl, a);
         return 1;
     }
+    if (is_name(&argv[0], "PIER.WITNESS")) return cl_replay_witness(cl, argc, argv);
+    if (is_name(&argv[0], "PIER.WGC")) return cl_replay_witness_gc(cl, argc, argv);
     return -1;
 }
 
@@ -331,7 +336,11 @@ int cluster_start(cluster *cl, char *err, size_t errlen) {
     uint64_t last = atomic_load(&cl->last_index);
     if (atomic_load(&cl->commit) > last) atomic_store(&cl->commit, last);
     cl_apply_committed(cl);
-    cl->boot_term = cl->term; /* the witness starts empty: incomplete for older terms */
+    cl_witness_restored(cl);
+    /* The witness is back as it was (its records are in the AOF), unless
+     * some did not fit: then it is incomplete for the terms up to this
+     * one, until what it lost is committed (cl_on_append). */
+    cl->boot_term = cl->witness_restore_failed ? cl->term : 0;
     cl->commit_logged = atomic_load(&cl->commit);
     cl->synced_index = last;
     log_info("cluster: node %d of %d, term %llu, log %llu entries, %llu committed", cl->self_id,

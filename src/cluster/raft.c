@@ -88,11 +88,13 @@ static void log_control(cluster *cl, const char *name, uint64_t a, int with_b, u
 /* Make the AOF durable up to here before answering (votes, appends):
  * written to the kernel at least (a kill -9 keeps it), fsynced with
  * appendfsync always. */
-static void sync_aof(cluster *cl) {
-    if (!cl->aof) return;
+int cl_sync_aof(cluster *cl) {
+    if (!cl->aof) return 0;
     int always = CFG_GET(cl->cfg->appendfsync) == CFG_FSYNC_ALWAYS;
-    aof_flush(cl->aof, UINT64_MAX, always);
+    return aof_flush(cl->aof, UINT64_MAX, always);
 }
+
+static void sync_aof(cluster *cl) { (void)cl_sync_aof(cl); }
 
 void cl_persist_vote(cluster *cl) {
     log_control(cl, "PIER.VOTE", cl->term, 1, (uint64_t)(cl->voted_for < 0 ? 0 : cl->voted_for));
@@ -131,6 +133,7 @@ static void truncate_from(cluster *cl, uint64_t index) {
     uint64_t last = atomic_load(&cl->last_index);
     if (index > last) return;
     log_control(cl, "PIER.TRUNCATE", index, 0, 0);
+    cl->lead_log_term = 0; /* as at start-up (cl_replay_truncated) */
     /* executed, not applied: a deposed leader's keyspace holds its
      * speculative entries beyond the commit */
     if (index <= atomic_load(&cl->executed) || index <= atomic_load(&cl->applied))
@@ -768,14 +771,23 @@ void cl_raft_before_sleep(cluster *cl) {
             cl->commit_logged = atomic_load(&cl->commit);
             log_control(cl, "PIER.COMMIT", cl->commit_logged, 0, 0);
         }
+        /* witness records: written before they are acknowledged */
+        if (cl->witness_unsynced || cl->nrec_acks) cl_after_aof_sync(cl, cl_sync_aof(cl) == 0);
         return;
     }
     uint64_t last = atomic_load(&cl->last_index);
-    if (cl->synced_index < last) {
-        sync_aof(cl);
-        cl->synced_index = last;
+    int ok = 1;
+    if (cl->synced_index < last || cl->witness_unsynced) {
+        /* the leader counts (and answers on the fast path) only what its
+         * AOF holds */
+        ok = cl_sync_aof(cl) == 0;
+        if (ok) {
+            cl->synced_index = last;
+            cl->witness_unsynced = 0;
+        }
         advance_commit(cl);
     }
+    if (cl->durable_head || cl->nrec_acks) cl_after_aof_sync(cl, ok);
     int64_t now = cl_now_us();
     long hb = (long)CFG_GET(cl->cfg->cluster_heartbeat_ms) * 1000;
     uint64_t commit = atomic_load(&cl->commit);

@@ -56,8 +56,11 @@ def serve_probe(cluster, nodes=None, bound=RESTART_BOUND_S, tag="probe"):
 
 
 class Ledger:
-    """One writer thread per node: SET of unique keys, each written once.
+    """Writer threads on every node: SETs of unique keys, each written once,
+    in pipelines of PIPE (so many writes are in flight when the nodes stop).
     acked[key] = value for every write acknowledged with OK."""
+
+    PIPE = 8
 
     def __init__(self, cluster):
         self.cluster = cluster
@@ -73,13 +76,20 @@ class Ledger:
         while not self.stopping.is_set():
             if conn is None:
                 conn = nd.client(socket_timeout=2, socket_connect_timeout=1)
-            n += 1
-            key, value = f"ledger:{nd.id}:{n}", f"v{n}"
+            batch = []
+            pipe = conn.pipeline(transaction=False)
+            for _ in range(self.PIPE):
+                n += 1
+                batch.append((f"ledger:{nd.id}:{n}", f"v{n}"))
+                pipe.set(*batch[-1])
             try:
-                if conn.set(key, value) is True:
-                    with self.lock:
-                        self.acked[key] = value
+                res = pipe.execute(raise_on_error=False)
             except (redis.RedisError, OSError):
+                res = None
+            ok = [kv for kv, r in zip(batch, res or []) if r is True]
+            with self.lock:
+                self.acked.update(ok)
+            if res is None or len(ok) < len(batch):
                 conn.close()
                 conn = None
                 self.stopping.wait(0.05)
@@ -226,6 +236,36 @@ def test_full_restart_serves(make_cluster):
         r = nd.client(socket_timeout=6)
         assert r.get("through-follower") == b"1", f"node {nd.id}"
         assert r.get("through-leader") == b"2", f"node {nd.id}"
+
+
+@pytest.mark.parametrize("n", [3, 5])
+@pytest.mark.parametrize("leader_back", [False, True])
+def test_fast_path_write_only_in_memory(make_cluster, n, leader_back):
+    """A write completed on the CURP fast path (PIER.EXEC answered synced 0,
+    a super-quorum of witnesses answered PIER.RECORD) while the leader was
+    cut off from the bus: it exists only in the leader's AOF and in the
+    witnesses. Every node is killed; the write must be there after the
+    restart, without the old leader or with it."""
+    c = make_cluster(n)
+    if c.partition_method != "netns":
+        pytest.skip("needs network namespaces (the leader's bus link cut, clients still reach it)")
+    ld = c.wait_leader()
+    term = int(ld.info()["cluster_term"])
+    fol = c.followers(ld)
+    witnesses = fol[:len(fol) - (len(fol) - 1) // 2]     # f + ceil(f/2): 2 of 2, 3 of 4
+    cid, key, value = random.randrange(1, 1 << 62), "fast-path-key", "only-in-memory"
+    for w in witnesses:
+        assert w.client().execute_command("PIER.RECORD", term, cid, 1, "SET", key, value) == b"OK"
+    c.partition(ld)
+    reply = ld.client().execute_command("PIER.EXEC", cid, 1, "SET", key, value)
+    assert reply[0] == term and reply[1] > 0 and reply[2] == 0 and reply[3] == b"OK", reply
+    c.stop_all(kill=True)          # at once: the others never got the entry
+    c.heal()
+    c.start_some(fol + ([ld] if leader_back else []))
+    serve_probe(c)
+    for nd in c.nodes.values():
+        if nd.alive():
+            assert nd.client(socket_timeout=6).get(key) == value.encode(), f"node {nd.id}"
 
 
 @pytest.mark.parametrize("n", [3, 5])
