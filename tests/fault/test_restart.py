@@ -164,21 +164,37 @@ def restart_pattern(cluster, pattern, rnd, old):
         return [old]
     if pattern == "during-recovery":
         cluster.start_some(nodes)
-        # As soon as some node is the leader (it may still be recovering),
-        # kill -9 one node and start it again.
-        deadline = time.monotonic() + RESTART_BOUND_S
-        while time.monotonic() < deadline:
-            infos = {i: nd.info(timeout=0.3) for i, nd in cluster.nodes.items()}
-            leaders = [i for i, v in infos.items() if v and v.get("cluster_role") == "leader"]
-            if leaders:
-                ld = cluster.nodes[leaders[0]]
-                serving = int(infos[ld.id].get("cluster_serving", 0))
-                victim = ld if rnd.random() < 0.5 else rnd.choice(cluster.followers(ld))
-                cluster.log(f"leader {ld.id} (serving {serving}): kill -9 and restart node {victim.id}")
-                cluster.kill9(victim)
-                cluster.restart(victim)
-                return []
-            time.sleep(0.005)
+        # While the cluster recovers (no leader serving yet): as soon as a
+        # leader appears that is still recovering, or at a random moment
+        # before any serves, kill -9 one node and start it again.
+        conns = {i: nd.client(socket_timeout=1, socket_connect_timeout=1)
+                 for i, nd in cluster.nodes.items()}
+        t0 = time.monotonic()
+        at = t0 + rnd.uniform(0.1, 1.5)
+        try:
+            while time.monotonic() < t0 + RESTART_BOUND_S:
+                infos = {}
+                for i, c in conns.items():
+                    try:
+                        infos[i] = c.info("cluster")
+                    except (redis.RedisError, OSError):
+                        infos[i] = None
+                leaders = [i for i, v in infos.items() if v and v.get("cluster_role") == "leader"]
+                recovering = [i for i in leaders if not int(infos[i].get("cluster_serving", 0))]
+                if recovering or time.monotonic() >= at or leaders:
+                    ld = cluster.nodes[(recovering or leaders or [None])[0]] if leaders else None
+                    victim = ld if ld and rnd.random() < 0.5 else rnd.choice(
+                        [nd for nd in nodes if nd is not ld])
+                    state = ("leader %d recovering" % ld.id if recovering else
+                             "leader %d serving" % ld.id if ld else "no leader yet")
+                    cluster.log(f"during recovery ({state}): kill -9 and restart node {victim.id}")
+                    cluster.during_recovery_hits = getattr(cluster, "during_recovery_hits", []) + [state]
+                    cluster.kill9(victim)
+                    cluster.restart(victim)
+                    return []
+        finally:
+            for c in conns.values():
+                c.close()
         raise AssertionError("no leader elected after the restart\n" + cluster.all_logs(3000))
     raise ValueError(pattern)
 
@@ -213,7 +229,9 @@ def run_restarts(cluster, rounds, patterns, seed=SEED, kill_ratio=0.7):
         cluster.wait_all_serving(timeout=RESTART_BOUND_S)
     report = wl.check(convergence=not down)
     n = ledger.verify()
+    hits = getattr(cluster, "during_recovery_hits", None)
     print(f"\n{len(cluster.nodes)} nodes, seed {seed}: restarts (pattern, s to serve): {took}; "
+          f"{f'killed during recovery: {hits}; ' if hits else ''}"
           f"ledger: {n} acknowledged writes all present; {report}")
     return down
 
@@ -316,3 +334,59 @@ def test_soak_restart_patterns(make_cluster, n):
     killed again during recovery)."""
     c = make_cluster(n)
     run_restarts(c, 10, ["all", "old-first", "without-old", "old-last", "during-recovery"])
+
+
+# ---------------------------------------------------------------------------
+# the operator's view: tools/pier-cluster
+
+def _free_base_port(n):
+    """P such that P..P+n-1 and their bus ports (+10000) are all free."""
+    import socket
+    for _ in range(100):
+        base = random.randrange(20000, 30000)
+        try:
+            socks = []
+            for p in list(range(base, base + n)) + list(range(base + 10000, base + 10000 + n)):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port range")
+
+
+def test_pier_cluster_tool_restart(tmp_path):
+    """The issue's steps: start, write, stop every node, start again on the
+    same --dir: it must serve and keep the data; another N is refused."""
+    import subprocess
+    from cluster import PIER_BIN, REPO
+    tool = str(REPO / "tools" / "pier-cluster")
+    env = dict(os.environ, PIER_SERVER=PIER_BIN)
+    base, d = _free_base_port(3), str(tmp_path / "c")
+
+    def run(*args, check=True):
+        p = subprocess.run([tool, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=120)
+        assert not check or p.returncode == 0, f"pier-cluster {' '.join(args)}: {p.stdout}"
+        return p
+
+    try:
+        run("start", "3", "--base-port", str(base), "--dir", d)
+        r = redis.Redis(port=base + 1, socket_timeout=6)
+        assert r.set("a", "1") is True
+        run("stop", "--dir", d)
+        out = run("start", "3", "--dir", d).stdout        # the ports it had
+        assert "restarted from its data" in out, out
+        for i in range(3):
+            c = redis.Redis(port=base + i, socket_timeout=6)
+            assert c.get("a") == b"1", f"node {i + 1}"
+            assert c.set(f"after{i}", "x") is True
+        run("stop", "--dir", d)
+        p = run("start", "5", "--dir", d, check=False)
+        assert p.returncode != 0 and "3-node cluster" in p.stdout, p.stdout
+    finally:
+        run("stop", "--dir", d, check=False)
