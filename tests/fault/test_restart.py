@@ -264,7 +264,16 @@ def test_fast_path_write_only_in_memory(make_cluster, n, leader_back):
     cut off from the bus: it exists only in the leader's AOF and in the
     witnesses. Every node is killed; the write must be there after the
     restart, without the old leader or with it."""
-    c = make_cluster(n)
+    fast_path_only_in_memory(make_cluster(n), leader_back)
+
+
+def test_fast_path_write_only_in_memory_fsync_always(make_cluster):
+    """The same with appendfsync always (records and entries fsynced before
+    they are acknowledged)."""
+    fast_path_only_in_memory(make_cluster(3, appendfsync="always"), False)
+
+
+def fast_path_only_in_memory(c, leader_back):
     if c.partition_method != "netns":
         pytest.skip("needs network namespaces (the leader's bus link cut, clients still reach it)")
     ld = c.wait_leader()
