@@ -449,7 +449,7 @@ size_t cluster_info(cluster *cl, char *buf, size_t len) {
         "cluster_serving:%d\r\ncluster_fast_path:%llu\r\ncluster_slow_path:%llu\r\n"
         "cluster_leader_writes:%llu\r\ncluster_weak_reads:%llu\r\ncluster_weak_writes:%llu\r\n"
         "cluster_forwarded:%llu\r\ncluster_elections_won:%llu\r\ncluster_recovered_records:%llu\r\n"
-        "cluster_stale_replayed:%llu\r\ncluster_log_bytes:%zu\r\n",
+        "cluster_stale_replayed:%llu\r\ncluster_log_bytes:%zu\r\ncluster_witness_records:%zu\r\n",
         cl->self_id, role_name(atomic_load(&cl->role)), atomic_load(&cl->leader_id),
         (unsigned long long)cl->term, (unsigned long long)atomic_load(&cl->last_index),
         (unsigned long long)atomic_load(&cl->commit), (unsigned long long)atomic_load(&cl->applied),
@@ -461,6 +461,7 @@ size_t cluster_info(cluster *cl, char *buf, size_t len) {
         (unsigned long long)atomic_load(&cl->n_forwarded),
         (unsigned long long)atomic_load(&cl->n_elections),
         (unsigned long long)atomic_load(&cl->n_recovered),
-        (unsigned long long)atomic_load(&cl->n_stale_replayed), cl->log_bytes);
+        (unsigned long long)atomic_load(&cl->n_stale_replayed), cl->log_bytes,
+        atomic_load(&cl->witness_records));
     return n < 0 ? 0 : (size_t)n >= len ? len - 1 : (size_t)n;
 }

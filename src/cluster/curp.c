@@ -1473,6 +1473,7 @@ void cl_on_leader_changed(cluster *cl) {
 void cl_curp_tick(cluster *cl) {
     int64_t now = cl_now_us();
     cl->gc_round++;
+    atomic_store(&cl->witness_records, witness_count(cl->witness));
     int role = atomic_load(&cl->role);
     if (role == ROLE_LEADER) {
         process_waits(cl);

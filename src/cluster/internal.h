@@ -226,6 +226,7 @@ struct cluster {
     _Atomic uint64_t n_fast, n_slow, n_leader_writes, n_weak_reads, n_weak_writes, n_forwarded;
     _Atomic uint64_t n_elections, n_stale_replayed, n_recovered;
     _Atomic int peers_connected;
+    _Atomic size_t witness_records;     /* the witness's count, for INFO (cluster thread writes) */
     _Atomic int stopping;
     char restart_argv0[8];
 };
