@@ -253,7 +253,9 @@ static void exec_rifl_hit(cluster *cl, int st, const void *res, size_t len, exec
     x->conflict = 1;
 }
 
-static void leader_exec(cluster *cl, cl_req *r, exec_result *x) {
+/* Execute r on the leader. recorded: witnesses may hold a record of it
+ * (a proxy's request, PIER.EXEC, a replayed or stale record). */
+static void leader_exec(cluster *cl, cl_req *r, int recorded, exec_result *x) {
     memset(x, 0, sizeof *x);
     const void *res;
     size_t rlen;
@@ -292,6 +294,15 @@ static void leader_exec(cluster *cl, cl_req *r, exec_result *x) {
     cl->cur = NULL;
     x->bytes = reply_bytes(cl->exec_out, &x->len);
     reply_reset(cl->exec_out);
+    /* A recorded write that changed nothing (SET NX answered nil, an
+     * error) still gets an entry, with its reply and no records: applying
+     * it drops the witnesses' records and puts the reply in every
+     * exactly-once table. Otherwise a witness would hand the record back
+     * as stale, or a new leader replay it, and it could take effect after
+     * its client was told it had not. */
+    if (!r->index && recorded && r->is_write && r->cid && r->nkeys > 0 &&
+        r->nkeys <= WITNESS_MAX_KEYS)
+        r->index = append_entry(cl, r, NULL, x->bytes, x->len);
     x->index = r->index;
     for (int i = 0; i < marked; i++) settle_slot(cl, r->keys[i], x->index ? x->index : prev[i]);
     if (x->index && r->nkeys > marked) mark_unsynced(cl, r->keys, r->nkeys, x->index);
@@ -382,7 +393,7 @@ static void process_durable(cluster *cl) {
 /* A request of one of this node's own connections, on the leader. */
 static void serve_local(cluster *cl, cl_req *r) {
     exec_result x;
-    leader_exec(cl, r, &x);
+    leader_exec(cl, r, 0, &x);
     cl_wait *w = calloc(1, sizeof *w);
     if (!w) abort();
     /* Its own clients' writes leave at the commit: the witnesses would
@@ -400,7 +411,7 @@ static void serve_local(cluster *cl, cl_req *r) {
 /* A request forwarded by another node's proxy. */
 static void serve_forwarded(cluster *cl, cl_req *r, int from, uint64_t req_id) {
     exec_result x;
-    leader_exec(cl, r, &x);
+    leader_exec(cl, r, 1, &x);
     if (!x.wait_index && !x.need_lease) { /* the fast path: after the AOF write */
         cl_wait *w = calloc(1, sizeof *w);
         if (!w) abort();
@@ -754,7 +765,7 @@ static void direct_exec(cluster *cl, cl_req *r) {
         return;
     }
     exec_result x;
-    leader_exec(cl, r, &x);
+    leader_exec(cl, r, 1, &x);
     int wait = x.wait_index || (x.need_lease && !lease_ok(cl));
     size_t len;
     /* a read (no entry) that needs no wait is complete: synced */
@@ -1177,7 +1188,7 @@ static void exec_orphan(cluster *cl, uint64_t cid, uint64_t seq, int nkeys, cons
     if (nkeys > 0) memcpy(r->keys, keys, (size_t)nkeys * sizeof *keys);
     copy_bytes(&r->blob, &r->blob_len, blob, len);
     exec_result x;
-    leader_exec(cl, r, &x);
+    leader_exec(cl, r, 1, &x);
     free(x.bytes);
     req_free(r);
 }
