@@ -173,7 +173,7 @@ static int replay_entry(cluster *cl, int argc, const cmd_arg *argv) {
     cl->aof = NULL; /* already in the file */
     cl_log_append_locked(cl, e);
     cl->aof = saved;
-    cl_replay_entry_loaded(cl, index, term, argc, argv);
+    cl_replay_entry_loaded(cl, term, argc, argv);
     return 1;
 }
 
@@ -198,8 +198,10 @@ int cluster_replay(void *arg, int argc, const cmd_arg *argv) {
         return 1;
     }
     if (is_name(&argv[0], "PIER.TRUNCATE") && argc == 2 && !parse_num(&argv[1], &a)) {
-        if (a > 0) cl_log_drop_tail_locked(cl, a);
-        if (a > 0) cl_replay_truncated(cl, a);
+        if (a > 0) {
+            cl_log_drop_tail_locked(cl, a);
+            cl_replay_truncated(cl);
+        }
         return 1;
     }
     if (is_name(&argv[0], "PIER.WITNESS")) return cl_replay_witness(cl, argc, argv);

@@ -1014,23 +1014,20 @@ void cl_replay_commit(cluster *cl) {
     if (upto > cl->load_gc_upto) cl->load_gc_upto = upto;
 }
 
-void cl_replay_entry_loaded(cluster *cl, uint64_t index, uint64_t term, int argc,
-                            const cmd_arg *argv) {
+void cl_replay_entry_loaded(cluster *cl, uint64_t term, int argc, const cmd_arg *argv) {
     /* this node's end-of-recovery entry: cid 0, seq = its id, no keys, no records */
     uint64_t cid, seq;
     if (argc != 7 || arg_u64(&argv[3], &cid) || arg_u64(&argv[4], &seq) || cid != 0 ||
         seq != (uint64_t)cl->self_id || argv[5].n != 0)
         return;
-    cl->marker_index = index;
     cl->lead_log_term = term;
     if (term > cl->led_term) cl->led_term = term;
 }
 
-void cl_replay_truncated(cluster *cl, uint64_t index) {
+void cl_replay_truncated(cluster *cl) {
     /* entries after the mark may be gone: the log no longer vouches for
      * that term (led_term stays: the witness still missed its records) */
     cl->lead_log_term = 0;
-    if (index <= cl->marker_index) cl->marker_index = 0;
 }
 
 static void restore_one(void *arg, const witness_rec *r) {
@@ -1223,11 +1220,7 @@ static void finish_recovery(cluster *cl) {
      * after its entry's AOF write). Start-up finds it (led_term,
      * lead_log_term). */
     cl_req marker = {.seq = (uint64_t)cl->self_id};
-    uint64_t mi = append_entry(cl, &marker, NULL, "", 0);
-    if (mi) {
-        cl->marker_index = mi;
-        cl->lead_log_term = cl->term;
-    }
+    if (append_entry(cl, &marker, NULL, "", 0)) cl->lead_log_term = cl->term;
     cl->collect_needed = 0;
     cl->led_term = cl->term; /* from now on its witness misses this term's records */
     atomic_store(&cl->serving, 1);

@@ -183,7 +183,6 @@ struct cluster {
     uint64_t led_term;           /* the last term this node led (served in) */
     uint64_t lead_log_term;      /* the log holds every request this node answered as leader
                                   * of this term, and every replay before them (0: none) */
-    uint64_t marker_index;       /* this node's newest end-of-recovery entry (see finish_recovery) */
     uint64_t load_gc_upto;       /* start-up: committed entries up to here dropped their records */
     int witness_restore_failed;  /* start-up: a logged record did not fit back */
     int witness_unsynced;        /* PIER.WITNESS records appended since the last AOF write */
@@ -288,9 +287,8 @@ void cl_after_aof_sync(cluster *cl, int ok);
 int cl_replay_witness(cluster *cl, int argc, const cmd_arg *argv);
 int cl_replay_witness_gc(cluster *cl, int argc, const cmd_arg *argv);
 void cl_replay_commit(cluster *cl);
-void cl_replay_entry_loaded(cluster *cl, uint64_t index, uint64_t term, int argc,
-                            const cmd_arg *argv);
-void cl_replay_truncated(cluster *cl, uint64_t index);
+void cl_replay_entry_loaded(cluster *cl, uint64_t term, int argc, const cmd_arg *argv);
+void cl_replay_truncated(cluster *cl);
 void cl_witness_restored(cluster *cl);
 void cl_curp_tick(cluster *cl);
 /* Execute the records of applied entries: the witness forgets them, the
