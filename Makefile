@@ -112,7 +112,7 @@ integration: build/asan/pier-server build/asan/pier-check-aof build/pier-server 
 # Cluster fault tests (tests/fault): node processes killed, paused and
 # partitioned under load; histories checked for linearizability and the
 # session guarantees.
-fault: build/asan/pier-server  ## run the cluster fault tests (sanitizer build, under a minute)
+fault: build/asan/pier-server  ## run the cluster fault tests (sanitizer build, about two minutes)
 	PIER_SERVER=$(CURDIR)/build/asan/pier-server $(PYTHON) -m pytest -q -p no:cacheprovider tests/fault
 
 soak: build/pier-server  ## run the long cluster fault runs too (release build; PIER_SOAK_SECONDS per run)

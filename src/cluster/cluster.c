@@ -201,6 +201,7 @@ static int replay_entry(cluster *cl, int argc, const cmd_arg *argv) {
     cl->aof = NULL; /* already in the file */
     cl_log_append_locked(cl, e);
     cl->aof = saved;
+    cl_replay_entry_loaded(cl, term, argc, argv);
     return 1;
 }
 
@@ -230,12 +231,18 @@ int cluster_replay(void *arg, int argc, const cmd_arg *argv) {
     }
     if (is_name(&argv[0], "PIER.COMMIT") && argc == 2 && !parse_num(&argv[1], &a)) {
         if (a > atomic_load(&cl->commit)) atomic_store(&cl->commit, a);
+        cl_replay_commit(cl);
         return 1;
     }
     if (is_name(&argv[0], "PIER.TRUNCATE") && argc == 2 && !parse_num(&argv[1], &a)) {
-        if (a > 0) cl_log_drop_tail_locked(cl, a);
+        if (a > 0) {
+            cl_log_drop_tail_locked(cl, a);
+            cl_replay_truncated(cl);
+        }
         return 1;
     }
+    if (is_name(&argv[0], "PIER.WITNESS")) return cl_replay_witness(cl, argc, argv);
+    if (is_name(&argv[0], "PIER.WGC")) return cl_replay_witness_gc(cl, argc, argv);
     return -1;
 }
 
@@ -374,7 +381,11 @@ int cluster_start(cluster *cl, char *err, size_t errlen) {
     uint64_t last = atomic_load(&cl->last_index);
     if (atomic_load(&cl->commit) > last) atomic_store(&cl->commit, last);
     cl_apply_committed(cl);
-    cl->boot_term = cl->term; /* the witness starts empty: incomplete for older terms */
+    cl_witness_restored(cl);
+    /* The witness is back as it was (its records are in the AOF), unless
+     * some did not fit: then it is incomplete for the terms up to this
+     * one, until what it lost is committed (cl_on_append). */
+    cl->boot_term = cl->witness_restore_failed ? cl->term : 0;
     cl->commit_logged = atomic_load(&cl->commit);
     cl->synced_index = last;
     /* The AOF line before this one counts keys outside the log (none on
@@ -491,7 +502,7 @@ size_t cluster_info(cluster *cl, char *buf, size_t len) {
         "cluster_serving:%d\r\ncluster_fast_path:%llu\r\ncluster_slow_path:%llu\r\n"
         "cluster_leader_writes:%llu\r\ncluster_weak_reads:%llu\r\ncluster_weak_writes:%llu\r\n"
         "cluster_forwarded:%llu\r\ncluster_elections_won:%llu\r\ncluster_recovered_records:%llu\r\n"
-        "cluster_stale_replayed:%llu\r\ncluster_log_bytes:%zu\r\n",
+        "cluster_stale_replayed:%llu\r\ncluster_log_bytes:%zu\r\ncluster_witness_records:%zu\r\n",
         cl->self_id, role_name(atomic_load(&cl->role)), atomic_load(&cl->leader_id),
         (unsigned long long)cl->term, (unsigned long long)atomic_load(&cl->last_index),
         (unsigned long long)atomic_load(&cl->commit), (unsigned long long)atomic_load(&cl->applied),
@@ -503,6 +514,7 @@ size_t cluster_info(cluster *cl, char *buf, size_t len) {
         (unsigned long long)atomic_load(&cl->n_forwarded),
         (unsigned long long)atomic_load(&cl->n_elections),
         (unsigned long long)atomic_load(&cl->n_recovered),
-        (unsigned long long)atomic_load(&cl->n_stale_replayed), cl->log_bytes);
+        (unsigned long long)atomic_load(&cl->n_stale_replayed), cl->log_bytes,
+        atomic_load(&cl->witness_records));
     return n < 0 ? 0 : (size_t)n >= len ? len - 1 : (size_t)n;
 }

@@ -437,6 +437,44 @@ class Cluster:
         nd.start()
         nd.wait_up()
 
+    def terminate(self, nd):
+        """SIGTERM node nd and wait: a clean stop, as an operator's. A bad exit
+        (code, timeout) is kept as a problem for the teardown."""
+        self.log(f"SIGTERM node {nd.id}")
+        self.crashes += nd.stop()
+        nd.killed = True
+
+    def stop_all(self, kill=True):
+        """Every node down at once: kill -9 (a crash of every process) or
+        SIGTERM to all, then wait (a bad exit is kept for the teardown)."""
+        self.log(f"{'kill -9' if kill else 'SIGTERM'} every node")
+        live = [nd for nd in self.nodes.values() if nd.alive()]
+        for nd in live:
+            if nd.paused:
+                nd.resume()
+            nd.killed = True
+            if kill:
+                nd.proc.kill()
+            else:
+                nd.proc.send_signal(signal.SIGTERM)
+        for nd in live:
+            try:
+                nd.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                nd.proc.kill()
+                nd.proc.wait()
+                self.crashes.append(f"node {nd.id}: did not exit within 15s of SIGTERM")
+            if not kill and nd.proc.returncode != 0:
+                self.crashes.append(f"node {nd.id}: exit code {nd.proc.returncode} after SIGTERM")
+
+    def start_some(self, nodes):
+        """Start the given (stopped) nodes together; returns once each answers PING."""
+        self.log(f"start nodes {[nd.id for nd in nodes]}")
+        for nd in nodes:
+            nd.start()
+        for nd in nodes:
+            nd.wait_up()
+
     def pause(self, nd):
         self.log(f"SIGSTOP node {nd.id}")
         nd.pause()
