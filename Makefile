@@ -258,6 +258,7 @@ FUZZ_SRC_batch        := src/proto/batch.c src/lib/crc32c.c
 FUZZ_SRC_entry        := src/cluster/entry.c src/lib/hash.c src/lib/util.c
 FUZZ_SRC_subentries   := client/frame.c client/error.c src/proto/batch.c src/lib/crc32c.c
 FUZZ_SRC_bushello     := src/cluster/busauth.c
+FUZZ_SRC_msg          := src/cluster/msg.c src/cluster/entry.c src/lib/hash.c src/lib/util.c
 FUZZ_SRC_streamlog    := src/log/stream.c src/log/group.c src/log/stream_codec.c
 FUZZ_SRC_snapshot     := src/persist/snapshot.c src/lib/crc32c.c src/persist/fileio.c \
                          src/store/keyspace.c src/store/table.c src/lib/hash.c src/lib/clock.c \

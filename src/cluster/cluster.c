@@ -248,29 +248,122 @@ int cluster_replay(void *arg, int argc, const cmd_arg *argv) {
 
 /* ---- the cluster thread ---- */
 
+/* ---- the bus: sending, and the dispatch of what arrives ---- */
+
+int cl_send(cluster *cl, int to, int type, wbuf *w) {
+    int rc = bus_send(cl->bus, to, (uint8_t)type, w->p, w->len);
+    wb_free(w);
+    return rc;
+}
+
+void cl_send_all(cluster *cl, int type, wbuf *w) {
+    for (int i = 0; i < cl->nnodes; i++)
+        if (i != cl->self_idx) bus_send(cl->bus, cl->nodes[i].id, (uint8_t)type, w->p, w->len);
+    wb_free(w);
+}
+
+/* The witness messages (and PING), the rest of dispatch. */
+static int dispatch_witness(cluster *cl, int from, uint8_t type, const uint8_t *p, size_t n) {
+    switch (type) {
+    case MSG_RECORD_RESP: {
+        msg_record_resp m;
+        if (msg_record_resp_decode(p, n, &m) < 0) return -1;
+        cl_on_record_resp(cl, from, &m);
+        return 0;
+    }
+    case MSG_COLLECT: {
+        msg_collect m;
+        if (msg_collect_decode(p, n, &m) < 0) return -1;
+        cl_on_collect(cl, from, &m);
+        return 0;
+    }
+    case MSG_COLLECT_RESP: {
+        msg_collect_resp m;
+        if (msg_collect_resp_decode(p, n, &m) < 0) return -1;
+        cl_on_collect_resp(cl, from, &m);
+        return 0;
+    }
+    case MSG_STALE: {
+        msg_record m;
+        if (msg_record_decode(p, n, &m) < 0) return -1;
+        cl_on_stale(cl, from, &m);
+        return 0;
+    }
+    case MSG_GC: {
+        msg_gc m;
+        if (msg_gc_decode(p, n, &m) < 0) return -1;
+        cl_on_gc(cl, from, &m);
+        return 0;
+    }
+    case MSG_PING:
+        return msg_ping_decode(p, n);
+    default:
+        return -1;
+    }
+}
+
+/* Decode a message and hand it to its handler (raft.c, curp.c). Returns
+ * 0, or -1 when the payload is malformed or the type unknown. */
+static int dispatch(cluster *cl, int from, uint8_t type, const uint8_t *p, size_t n) {
+    switch (type) {
+    case MSG_APPEND: {
+        msg_append m;
+        if (msg_append_decode(p, n, &m) < 0) return -1;
+        cl_on_append(cl, from, &m);
+        return 0;
+    }
+    case MSG_APPEND_RESP: {
+        msg_append_resp m;
+        if (msg_append_resp_decode(p, n, &m) < 0) return -1;
+        cl_on_append_resp(cl, from, &m);
+        return 0;
+    }
+    case MSG_VOTE_REQ:
+    case MSG_PREVOTE_REQ: {
+        msg_vote_req m;
+        if (msg_vote_req_decode(p, n, &m) < 0) return -1;
+        if (type == MSG_VOTE_REQ) cl_on_vote_req(cl, from, &m);
+        else cl_on_prevote_req(cl, from, &m);
+        return 0;
+    }
+    case MSG_VOTE_RESP:
+    case MSG_PREVOTE_RESP: {
+        msg_vote_resp m;
+        if (msg_vote_resp_decode(p, n, &m) < 0) return -1;
+        if (type == MSG_VOTE_RESP) cl_on_vote_resp(cl, from, &m);
+        else cl_on_prevote_resp(cl, from, &m);
+        return 0;
+    }
+    case MSG_FORWARD:
+    case MSG_RECORD: {
+        msg_request m;
+        uint64_t keys[MSG_MAX_KEYS];
+        if (msg_request_decode(p, n, &m, keys) < 0) return -1;
+        if (type == MSG_FORWARD) cl_on_forward(cl, from, &m);
+        else cl_on_record(cl, from, &m);
+        return 0;
+    }
+    case MSG_FORWARD_RESP: {
+        msg_forward_resp m;
+        if (msg_forward_resp_decode(p, n, &m) < 0) return -1;
+        cl_on_forward_resp(cl, from, &m);
+        return 0;
+    }
+    default:
+        return dispatch_witness(cl, from, type, p, n);
+    }
+}
+
 static void on_recv(void *arg, int from, uint8_t type, const uint8_t *p, size_t n) {
     cluster *cl = arg;
-    switch (type) {
-    case MSG_APPEND: cl_on_append(cl, from, p, n); break;
-    case MSG_APPEND_RESP: cl_on_append_resp(cl, from, p, n); break;
-    case MSG_VOTE_REQ: cl_on_vote_req(cl, from, p, n); break;
-    case MSG_VOTE_RESP: cl_on_vote_resp(cl, from, p, n); break;
-    case MSG_FORWARD: cl_on_forward(cl, from, p, n); break;
-    case MSG_FORWARD_RESP: cl_on_forward_resp(cl, from, p, n); break;
-    case MSG_RECORD: cl_on_record(cl, from, p, n); break;
-    case MSG_RECORD_RESP: cl_on_record_resp(cl, from, p, n); break;
-    case MSG_COLLECT: cl_on_collect(cl, from, p, n); break;
-    case MSG_COLLECT_RESP: cl_on_collect_resp(cl, from, p, n); break;
-    case MSG_STALE: cl_on_stale(cl, from, p, n); break;
-    case MSG_GC: cl_on_gc(cl, from, p, n); break;
-    case MSG_PREVOTE_REQ: cl_on_prevote_req(cl, from, p, n); break;
-    case MSG_PREVOTE_RESP: cl_on_prevote_resp(cl, from, p, n); break;
-    case MSG_PING: break;
-    default: {
-        static log_ratelimit unknown_rl = LOG_RATELIMIT_PEER;
-        log_warn_ratelimited(&unknown_rl, "cluster: unknown message type %u from node %d", type, from);
-    }
-    }
+    if (dispatch(cl, from, type, p, n) == 0) return;
+    static log_ratelimit bad_rl = LOG_RATELIMIT_PEER;
+    const char *name = msg_name(type);
+    if (name)
+        log_warn_ratelimited(&bad_rl, "cluster: malformed %s (%zu bytes) from node %d", name, n,
+                             from);
+    else
+        log_warn_ratelimited(&bad_rl, "cluster: unknown message type %u from node %d", type, from);
 }
 
 static void on_link(void *arg, int peer, int up) {
@@ -440,6 +533,7 @@ void cluster_destroy(cluster *cl) {
     free(cl->exec_out);
     free(cl->apply_out);
     ev_view_free(&cl->view);
+    free(cl->append_ents);
     pthread_mutex_destroy(&cl->log_lock);
     pthread_mutex_destroy(&cl->submit_lock);
     free(cl);

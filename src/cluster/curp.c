@@ -17,7 +17,7 @@
 #include "../lib/log.h"
 #include "../lib/util.h"
 #include "internal.h"
-#include "wire.h"
+#include "msg.h"
 
 #define SLOT_MARK (UINT64_MAX - 1) /* a write on the slot is executing */
 #define STALE_ROUNDS 200           /* gc rounds (10 ms ticks) before a record is stale */
@@ -329,15 +329,18 @@ static void push_wait(cluster *cl, cl_wait *w) {
 
 static void send_forward_resp(cluster *cl, int to, uint64_t req_id, int status, int synced,
                               uint64_t index, const char *bytes, size_t len) {
+    msg_forward_resp m = {
+        .req_id = req_id,
+        .term = cl->term,
+        .status = (uint8_t)status,
+        .synced = (uint8_t)synced,
+        .index = index,
+        .reply = (const uint8_t *)bytes,
+        .reply_len = len,
+    };
     wbuf w = {0};
-    wb_u64(&w, req_id);
-    wb_u64(&w, cl->term);
-    wb_u8(&w, (uint8_t)status);
-    wb_u8(&w, (uint8_t)synced);
-    wb_u64(&w, index);
-    wb_bytes(&w, bytes, len);
-    bus_send(cl->bus, to, MSG_FORWARD_RESP, w.p, w.len);
-    wb_free(&w);
+    msg_forward_resp_encode(&w, &m);
+    cl_send(cl, to, MSG_FORWARD_RESP, &w);
 }
 
 static void complete_wait(cluster *cl, cl_wait *w) {
@@ -505,11 +508,10 @@ static int witness_accept(cluster *cl, uint64_t term, const cl_req *r) {
 /* An answer to a record, sent (or counted, to = this node) after the AOF
  * write; rejections need no write and go at once. */
 static void send_record_resp(cluster *cl, int to, uint64_t req_id, int st) {
+    msg_record_resp m = {.req_id = req_id, .status = (uint8_t)st};
     wbuf w = {0};
-    wb_u64(&w, req_id);
-    wb_u8(&w, (uint8_t)st);
-    bus_send(cl->bus, to, MSG_RECORD_RESP, w.p, w.len);
-    wb_free(&w);
+    msg_record_resp_encode(&w, &m);
+    cl_send(cl, to, MSG_RECORD_RESP, &w);
 }
 
 static void queue_record_ack(cluster *cl, int to, uint64_t req_id, int st) {
@@ -578,16 +580,20 @@ static cl_req *inflight_find(cluster *cl, uint64_t req_id) {
 }
 
 static void encode_request(wbuf *w, const cl_req *r) {
-    wb_u64(w, r->req_id);
-    wb_u64(w, r->term);
-    wb_u64(w, r->cid);
-    wb_u64(w, r->seq);
-    wb_u8(w, (uint8_t)r->kind);
-    wb_u8(w, (uint8_t)r->proto);
-    wb_u8(w, (uint8_t)r->is_write);
-    wb_u32(w, (uint32_t)r->nkeys);
-    for (int i = 0; i < r->nkeys; i++) wb_u64(w, r->keys[i]);
-    wb_bytes(w, r->blob, r->blob_len);
+    msg_request m = {
+        .req_id = r->req_id,
+        .term = r->term,
+        .cid = r->cid,
+        .seq = r->seq,
+        .kind = (uint8_t)r->kind,
+        .proto = (uint8_t)r->proto,
+        .is_write = (uint8_t)r->is_write,
+        .nkeys = r->nkeys,
+        .keys = r->keys,
+        .req = (const uint8_t *)r->blob,
+        .req_len = r->blob_len,
+    };
+    msg_request_encode(w, &m);
 }
 
 static int witnessed(const cl_req *r) {
@@ -681,38 +687,26 @@ static void proxy_check(cluster *cl, cl_req *r) {
     if (atomic_load(&cl->commit) >= r->index && entry_is(cl, r->index, r)) proxy_finish(cl, r, 0);
 }
 
-void cl_on_forward_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
-    rbuf rb = rb_make(p, n);
-    uint64_t req_id = rb_u64(&rb), term = rb_u64(&rb);
-    int status = rb_u8(&rb), synced = rb_u8(&rb);
-    uint64_t index = rb_u64(&rb);
-    size_t len;
-    const unsigned char *bytes = rb_bytes(&rb, &len);
-    if (rb.bad) return;
-    cl_req *r = inflight_find(cl, req_id);
+void cl_on_forward_resp(cluster *cl, int from, const msg_forward_resp *m) {
+    cl_req *r = inflight_find(cl, m->req_id);
     if (!r || r->leader_replied) return;
-    (void)term;
-    if (status != FWD_OK) {
+    if (m->status != FWD_OK) {
         /* not (yet) serving: try again from the parked list */
         inflight_remove(cl, r);
         park(cl, r);
         return;
     }
     r->leader_replied = 1;
-    r->synced = synced;
-    r->index = index;
-    copy_bytes(&r->result, &r->result_len, bytes, len);
+    r->synced = m->synced;
+    r->index = m->index;
+    copy_bytes(&r->result, &r->result_len, m->reply, m->reply_len);
     proxy_check(cl, r);
 }
 
-void cl_on_record_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
-    rbuf rb = rb_make(p, n);
-    uint64_t req_id = rb_u64(&rb);
-    int st = rb_u8(&rb);
-    if (rb.bad) return;
-    cl_req *r = inflight_find(cl, req_id);
+void cl_on_record_resp(cluster *cl, int from, const msg_record_resp *m) {
+    cl_req *r = inflight_find(cl, m->req_id);
     if (!r) return;
-    if (st == WITNESS_ACCEPTED) r->accepts++;
+    if (m->status == WITNESS_ACCEPTED) r->accepts++;
     else r->rejects++;
     proxy_check(cl, r);
 }
@@ -879,42 +873,30 @@ static void unpark(cluster *cl) {
     }
 }
 
-static cl_req *decode_request(rbuf *rb, uint64_t *req_id) {
+/* A request that arrived from another node, as this node's own. */
+static cl_req *request_from(const msg_request *m) {
     cl_req *r = calloc(1, sizeof *r);
     if (!r) abort();
-    *req_id = rb_u64(rb);
-    r->term = rb_u64(rb);
-    r->cid = rb_u64(rb);
-    r->seq = rb_u64(rb);
-    r->kind = rb_u8(rb);
-    r->proto = rb_u8(rb);
-    r->is_write = rb_u8(rb);
-    r->nkeys = (int)rb_u32(rb);
-    if (r->nkeys > ENTRY_MAX_KEYS || r->nkeys < -1) rb->bad = 1;
-    if (!rb->bad && r->nkeys > 0) {
-        r->keys = malloc((size_t)r->nkeys * sizeof *r->keys);
+    r->req_id = m->req_id;
+    r->term = m->term;
+    r->cid = m->cid;
+    r->seq = m->seq;
+    r->kind = m->kind;
+    r->proto = m->proto == 3 ? 3 : 2;
+    r->is_write = m->is_write;
+    r->nkeys = m->nkeys;
+    if (m->nkeys > 0) {
+        r->keys = malloc((size_t)m->nkeys * sizeof *r->keys);
         if (!r->keys) abort();
-        for (int i = 0; i < r->nkeys; i++) r->keys[i] = rb_u64(rb);
+        memcpy(r->keys, m->keys, (size_t)m->nkeys * sizeof *r->keys);
     }
-    size_t len;
-    const unsigned char *blob = rb_bytes(rb, &len);
-    if (rb->bad || !blob) {
-        req_free(r);
-        return NULL;
-    }
-    copy_bytes(&r->blob, &r->blob_len, blob, len);
-    if (r->proto != 3) r->proto = 2;
+    copy_bytes(&r->blob, &r->blob_len, m->req, m->req_len);
     return r;
 }
 
-void cl_on_forward(cluster *cl, int from, const uint8_t *p, size_t n) {
-    rbuf rb = rb_make(p, n);
-    uint64_t req_id;
-    cl_req *r = decode_request(&rb, &req_id);
-    if (!r) {
-        log_warn("cluster: malformed FORWARD from node %d", from);
-        return;
-    }
+void cl_on_forward(cluster *cl, int from, const msg_request *m) {
+    uint64_t req_id = m->req_id;
+    cl_req *r = request_from(m);
     if (atomic_load(&cl->role) != ROLE_LEADER) {
         send_forward_resp(cl, from, req_id, FWD_NOT_LEADER, 0, 0, "", 0);
         req_free(r);
@@ -936,11 +918,9 @@ void cl_on_forward(cluster *cl, int from, const uint8_t *p, size_t n) {
 
 /* ---- witnesses ---- */
 
-void cl_on_record(cluster *cl, int from, const uint8_t *p, size_t n) {
-    rbuf rb = rb_make(p, n);
-    uint64_t req_id;
-    cl_req *r = decode_request(&rb, &req_id);
-    if (!r) return;
+void cl_on_record(cluster *cl, int from, const msg_request *m) {
+    uint64_t req_id = m->req_id;
+    cl_req *r = request_from(m);
     int st = WITNESS_OLD_TERM;
     if (atomic_load(&cl->role) != ROLE_LEADER && r->term == cl->term)
         st = witness_accept(cl, r->term, r);
@@ -1051,11 +1031,15 @@ void cl_witness_restored(cluster *cl) {
 }
 
 static void encode_record(wbuf *w, const witness_rec *rec) {
-    wb_u64(w, rec->cid);
-    wb_u64(w, rec->seq);
-    wb_u32(w, (uint32_t)rec->nkeys);
-    for (int i = 0; i < rec->nkeys; i++) wb_u64(w, rec->keys[i]);
-    wb_bytes(w, rec->req, rec->req_len);
+    msg_record m = {
+        .cid = rec->cid,
+        .seq = rec->seq,
+        .nkeys = (uint32_t)rec->nkeys,
+        .req = rec->req,
+        .req_len = rec->req_len,
+    };
+    memcpy(m.keys, rec->keys, (size_t)rec->nkeys * sizeof *rec->keys);
+    msg_record_encode(w, &m);
 }
 
 typedef struct rec_sink {
@@ -1091,28 +1075,26 @@ static void freeze_own(cluster *cl, rec_sink *s) {
     witness_freeze(cl->witness, cl->term, add_to_sink, s);
 }
 
-void cl_on_collect(cluster *cl, int from, const uint8_t *p, size_t n) {
-    rbuf rb = rb_make(p, n);
-    uint64_t term = rb_u64(&rb);
-    if (rb.bad || term < cl->term) return;
+void cl_on_collect(cluster *cl, int from, const msg_collect *m) {
+    uint64_t term = m->term;
+    if (term < cl->term) return;
     if (term > cl->term || atomic_load(&cl->leader_id) != from)
         cl_become_follower(cl, term, from);
     /* Frozen, not emptied: the records stay until their entries commit. */
     rec_sink s;
     freeze_own(cl, &s);
+    msg_collect_resp out = {
+        .term = term,
+        .complete_since = complete_since(cl),
+        .max_term = s.max_term,
+        /* what its log vouches for: every request it answered as leader */
+        .led_term = cl->lead_log_term,
+        .led_last = atomic_load(&cl->last_index),
+        .records = {s.count, s.w.p, s.w.len},
+    };
     wbuf w = {0};
-    wb_u64(&w, term);
-    wb_u64(&w, complete_since(cl));
-    wb_u64(&w, s.max_term);
-    /* what its log vouches for: every request it answered as leader */
-    wb_u64(&w, cl->lead_log_term);
-    wb_u64(&w, atomic_load(&cl->last_index));
-    wb_u32(&w, s.count);
-    wb_reserve(&w, s.w.len);
-    if (s.w.len) memcpy(w.p + w.len, s.w.p, s.w.len);
-    w.len += s.w.len;
-    bus_send(cl->bus, from, MSG_COLLECT_RESP, w.p, w.len);
-    wb_free(&w);
+    msg_collect_resp_encode(&w, &out);
+    cl_send(cl, from, MSG_COLLECT_RESP, &w);
     wb_free(&s.w);
 }
 
@@ -1135,39 +1117,44 @@ static void add_collected(cluster *cl, uint64_t cid, uint64_t seq, int nkeys,
     cl->collected = c;
 }
 
-/* Count the records of one witness's answer (count + records). */
-static int tally(cluster *cl, const unsigned char *p, size_t n) {
-    rbuf rb = rb_make(p, n);
-    uint32_t count = rb_u32(&rb);
-    for (uint32_t i = 0; i < count; i++) {
-        uint64_t cid = rb_u64(&rb), seq = rb_u64(&rb);
-        uint32_t nk = rb_u32(&rb);
-        if (nk > WITNESS_MAX_KEYS) return -1;
-        uint64_t keys[WITNESS_MAX_KEYS];
-        for (uint32_t k = 0; k < nk; k++) keys[k] = rb_u64(&rb);
-        size_t len;
-        const unsigned char *req = rb_bytes(&rb, &len);
-        if (rb.bad) return -1;
-        add_collected(cl, cid, seq, (int)nk, keys, req, len);
+/* Count the records of one witness's answer. */
+static int tally(cluster *cl, const cl_records *recs) {
+    msg_records l = {recs->count, recs->body, recs->len};
+    size_t pos = 0;
+    msg_record r;
+    for (uint32_t i = 0; i < l.count; i++) {
+        if (msg_records_next(&l, &pos, &r) != 1) return -1;
+        add_collected(cl, r.cid, r.seq, (int)r.nkeys, r.keys, r.req, r.req_len);
     }
-    return rb.bad ? -1 : 0;
+    return 0;
 }
 
-void cl_on_collect_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
-    rbuf rb = rb_make(p, n);
-    uint64_t term = rb_u64(&rb), since = rb_u64(&rb), max_term = rb_u64(&rb);
-    uint64_t led_term = rb_u64(&rb), led_last = rb_u64(&rb);
+static void records_set(cl_records *dst, uint32_t count, const void *body, size_t len) {
+    free(dst->body);
+    dst->count = count;
+    dst->len = len;
+    dst->body = malloc(len ? len : 1);
+    if (!dst->body) abort();
+    if (len) memcpy(dst->body, body, len);
+}
+
+static void records_clear(cl_records *r) {
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+void cl_on_collect_resp(cluster *cl, int from, const msg_collect_resp *m) {
     int idx = cl_node_idx(cl, from);
-    if (rb.bad || idx < 0 || term != cl->term || atomic_load(&cl->role) != ROLE_LEADER ||
+    if (idx < 0 || m->term != cl->term || atomic_load(&cl->role) != ROLE_LEADER ||
         !cl->collect_needed || cl->peers[idx].collected)
         return;
     cl_peer *pe = &cl->peers[idx];
     pe->collected = 1;
-    pe->complete_since = since;
-    pe->led_term = led_term;
-    pe->led_last = led_last;
-    if (max_term > cl->collect_max_term) cl->collect_max_term = max_term;
-    copy_bytes(&pe->records, &pe->records_len, p + rb.pos, n - rb.pos);
+    pe->complete_since = m->complete_since;
+    pe->led_term = m->led_term;
+    pe->led_last = m->led_last;
+    if (m->max_term > cl->collect_max_term) cl->collect_max_term = m->max_term;
+    records_set(&pe->records, m->records.count, m->records.body, m->records.len);
 }
 
 /* Execute a request nobody waits for (a replayed or stale record). */
@@ -1197,11 +1184,7 @@ static void clear_collected(cluster *cl) {
         free(c->req);
         free(c);
     }
-    for (int i = 0; i < cl->nnodes; i++) {
-        free(cl->peers[i].records);
-        cl->peers[i].records = NULL;
-        cl->peers[i].records_len = 0;
-    }
+    for (int i = 0; i < cl->nnodes; i++) records_clear(&cl->peers[i].records);
 }
 
 static void finish_recovery(cluster *cl) {
@@ -1282,29 +1265,23 @@ static void check_recovery(cluster *cl) {
         return;
     }
     for (int k = 0; k < m; k++) {
-        int rc;
-        if (chosen[k] == cl->self_idx) {
-            rc = tally(cl, (const unsigned char *)cl->own_records, cl->own_records_len);
-        } else {
-            cl_peer *pe = &cl->peers[chosen[k]];
-            rc = tally(cl, (const unsigned char *)pe->records, pe->records_len);
-        }
-        if (rc < 0) log_warn("cluster: a malformed witness answer was skipped");
+        const cl_records *recs =
+            chosen[k] == cl->self_idx ? &cl->own_records : &cl->peers[chosen[k]].records;
+        if (tally(cl, recs) < 0) log_warn("cluster: a malformed witness answer was skipped");
     }
-    free(cl->own_records);
-    cl->own_records = NULL;
-    cl->own_records_len = 0;
+    records_clear(&cl->own_records);
     cl->replay_threshold = t;
     finish_recovery(cl);
 }
 
 static void send_collect(cluster *cl) {
-    wbuf w = {0};
-    wb_u64(&w, cl->term);
+    msg_collect m = {cl->term};
     for (int i = 0; i < cl->nnodes; i++)
-        if (i != cl->self_idx && !cl->peers[i].collected)
-            bus_send(cl->bus, cl->nodes[i].id, MSG_COLLECT, w.p, w.len);
-    wb_free(&w);
+        if (i != cl->self_idx && !cl->peers[i].collected) {
+            wbuf w = {0};
+            msg_collect_encode(&w, &m);
+            cl_send(cl, cl->nodes[i].id, MSG_COLLECT, &w);
+        }
 }
 
 void cl_start_recovery(cluster *cl) {
@@ -1321,19 +1298,11 @@ void cl_start_recovery(cluster *cl) {
     cl_set_keep_expired(cl, 0);
     for (int i = 0; i < cl->nnodes; i++) cl->peers[i].collected = 0;
     clear_collected(cl);
-    free(cl->own_records);
     cl->recovery_tp = cl->last_term;
     cl->collect_max_term = 0;
     rec_sink s;
     freeze_own(cl, &s);
-    /* kept as "count + records", the form tally reads */
-    wbuf own = {0};
-    wb_u32(&own, s.count);
-    wb_reserve(&own, s.w.len);
-    if (s.w.len) memcpy(own.p + own.len, s.w.p, s.w.len);
-    own.len += s.w.len;
-    cl->own_records = (char *)own.p;
-    cl->own_records_len = own.len;
+    records_set(&cl->own_records, s.count, s.w.p, s.w.len);
     if (s.max_term > cl->collect_max_term) cl->collect_max_term = s.max_term;
     wb_free(&s.w);
     cl->noop_index = append_entry(cl, NULL, NULL, "", 0);
@@ -1348,47 +1317,29 @@ static void send_stale(void *arg, const witness_rec *rec) {
     cluster *cl = arg;
     wbuf w = {0};
     encode_record(&w, rec);
-    bus_send(cl->bus, atomic_load(&cl->leader_id), MSG_STALE, w.p, w.len);
-    wb_free(&w);
+    cl_send(cl, atomic_load(&cl->leader_id), MSG_STALE, &w);
 }
 
-void cl_on_stale(cluster *cl, int from, const uint8_t *p, size_t n) {
-    if (atomic_load(&cl->role) != ROLE_LEADER || !atomic_load(&cl->serving)) return;
-    rbuf rb = rb_make(p, n);
-    uint64_t cid = rb_u64(&rb), seq = rb_u64(&rb);
-    uint32_t nk = rb_u32(&rb);
-    if (nk > WITNESS_MAX_KEYS || nk == 0) return;
-    uint64_t keys[WITNESS_MAX_KEYS];
-    for (uint32_t k = 0; k < nk; k++) keys[k] = rb_u64(&rb);
-    size_t len;
-    const unsigned char *req = rb_bytes(&rb, &len);
-    if (rb.bad) return;
-    if (rifl_check(cl->rifl, cid, seq, NULL, NULL) == RIFL_NEW) {
+void cl_on_stale(cluster *cl, int from, const msg_record *m) {
+    if (atomic_load(&cl->role) != ROLE_LEADER || !atomic_load(&cl->serving) || m->nkeys == 0)
+        return;
+    if (rifl_check(cl->rifl, m->cid, m->seq, NULL, NULL) == RIFL_NEW) {
         /* its client gave up or its FORWARD was lost: apply it, the
          * commit then makes every witness drop it */
-        exec_orphan(cl, cid, seq, (int)nk, keys, (const char *)req, len);
+        exec_orphan(cl, m->cid, m->seq, (int)m->nkeys, m->keys, (const char *)m->req, m->req_len);
         atomic_fetch_add(&cl->n_stale_replayed, 1);
         return;
     }
+    msg_gc gc = {.cid = m->cid, .seq = m->seq, .nkeys = m->nkeys};
+    memcpy(gc.keys, m->keys, m->nkeys * sizeof *m->keys);
     wbuf w = {0};
-    wb_u64(&w, cid);
-    wb_u64(&w, seq);
-    wb_u32(&w, nk);
-    for (uint32_t k = 0; k < nk; k++) wb_u64(&w, keys[k]);
-    for (int i = 0; i < cl->nnodes; i++)
-        if (i != cl->self_idx) bus_send(cl->bus, cl->nodes[i].id, MSG_GC, w.p, w.len);
-    wb_free(&w);
+    msg_gc_encode(&w, &gc);
+    cl_send_all(cl, MSG_GC, &w);
 }
 
-void cl_on_gc(cluster *cl, int from, const uint8_t *p, size_t n) {
-    rbuf rb = rb_make(p, n);
-    uint64_t cid = rb_u64(&rb), seq = rb_u64(&rb);
-    uint32_t nk = rb_u32(&rb);
-    if (nk > WITNESS_MAX_KEYS) return;
-    uint64_t keys[WITNESS_MAX_KEYS];
-    for (uint32_t k = 0; k < nk; k++) keys[k] = rb_u64(&rb);
-    if (!rb.bad && nk && witness_gc(cl->witness, cid, seq, keys, (int)nk))
-        log_witness_line(cl, "PIER.WGC", 0, 0, cid, seq, keys, (int)nk, NULL, 0);
+void cl_on_gc(cluster *cl, int from, const msg_gc *m) {
+    if (m->nkeys && witness_gc(cl->witness, m->cid, m->seq, m->keys, (int)m->nkeys))
+        log_witness_line(cl, "PIER.WGC", 0, 0, m->cid, m->seq, m->keys, (int)m->nkeys, NULL, 0);
 }
 
 /* ---- events ---- */
@@ -1551,7 +1502,7 @@ void cl_curp_free(cluster *cl) {
     }
     free(cl->rec_acks);
     clear_collected(cl);
-    free(cl->own_records);
+    records_clear(&cl->own_records);
     witness_destroy(cl->witness);
     rifl_destroy(cl->rifl);
     eb_free(&cl->eb);

@@ -14,6 +14,7 @@
 #include "bus.h"
 #include "cluster.h"
 #include "entry.h"
+#include "msg.h"
 #include "rifl.h"
 #include "witness.h"
 
@@ -23,33 +24,20 @@
 #define UNSYNCED_SLOTS 65536
 #define LOG_KEEP_ENTRIES 100000 /* a follower keeps this many applied entries */
 
-/* bus message types */
-enum {
-    MSG_APPEND = 1,       /* leader -> follower: entries, commit index; also the heartbeat */
-    MSG_APPEND_RESP,
-    MSG_VOTE_REQ,
-    MSG_VOTE_RESP,
-    MSG_FORWARD,          /* proxy -> leader: a client request */
-    MSG_FORWARD_RESP,
-    MSG_RECORD,           /* proxy -> witness: record an unsynced update */
-    MSG_RECORD_RESP,
-    MSG_COLLECT,          /* new leader -> witness: hand over your records, freeze old terms */
-    MSG_COLLECT_RESP,
-    MSG_STALE,            /* witness -> leader: records that were never synced */
-    MSG_GC,               /* leader -> witnesses: drop this record */
-    MSG_PREVOTE_REQ,      /* would you vote for me? (Raft thesis 9.6: no term change) */
-    MSG_PREVOTE_RESP,
-    MSG_PING,             /* follower -> follower: keeps an idle link open */
-};
-
 enum { ROLE_FOLLOWER = 0, ROLE_CANDIDATE = 1, ROLE_LEADER = 2 };
-enum { FWD_OK = 0, FWD_NOT_LEADER = 1 };
 
 typedef struct cl_node {
     int id;
     char host[64];
     int port, bus_port;
 } cl_node;
+
+/* An owned copy of a list of witness records (msg_records). */
+typedef struct cl_records {
+    uint32_t count;
+    uint8_t *body;
+    size_t len;
+} cl_records;
 
 typedef struct cl_peer {
     int id;
@@ -63,8 +51,7 @@ typedef struct cl_peer {
     int collected;         /* answered COLLECT this term */
     uint64_t complete_since; /* its witness holds every record from this term on */
     uint64_t led_term, led_last; /* COLLECT: its log holds all it answered as leader of led_term, up to led_last */
-    char *records;         /* its COLLECT answer: count + records */
-    size_t records_len;
+    cl_records records;    /* its COLLECT answer */
 } cl_peer;
 
 /* A data command on its way through the cluster thread. */
@@ -173,8 +160,7 @@ struct cluster {
     uint64_t noop_index;         /* a new leader's first entry: recovery waits for its commit */
     int collect_needed;          /* a new leader still collecting witness records */
     cl_collected *collected;
-    char *own_records;           /* this node's witness at election: count + records */
-    size_t own_records_len;
+    cl_records own_records;      /* this node's witness at election */
     uint64_t recovery_tp;        /* last log term at election: the previous leader's, at least */
     uint64_t collect_max_term;   /* newest record term any witness reported */
     int replay_threshold;        /* witnesses that must have seen a record to replay it */
@@ -195,6 +181,10 @@ struct cluster {
     /* --- unsynced writes per key hash (leader): the highest log index of
      * a write on any key hashing to the slot; clean when <= commit --- */
     _Atomic uint64_t unsynced[UNSYNCED_SLOTS];
+
+    /* --- sending APPENDs (cluster thread): the entries of one message --- */
+    const entry **append_ents;
+    size_t append_cap;
 
     /* --- execution (cluster thread) --- */
     entry_builder eb;
@@ -231,6 +221,11 @@ struct cluster {
     char restart_argv0[8];
 };
 
+/* cluster.c: send an encoded message to node `to` (or to every other
+ * node) and free w. Returns bus_send's result (cl_send_all: none). */
+int cl_send(cluster *cl, int to, int type, wbuf *w);
+void cl_send_all(cluster *cl, int type, wbuf *w);
+
 /* raft.c */
 int64_t cl_now_us(void);
 entry *cl_entry_at(cluster *cl, uint64_t index);
@@ -244,12 +239,12 @@ void cl_log_drop_tail_locked(cluster *cl, uint64_t index);
 void cl_log_trim(cluster *cl);
 void cl_raft_tick(cluster *cl);
 void cl_raft_before_sleep(cluster *cl);
-void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_append_resp(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_vote_req(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_vote_resp(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_prevote_req(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_prevote_resp(cluster *cl, int from, const uint8_t *p, size_t n);
+void cl_on_append(cluster *cl, int from, const msg_append *m);
+void cl_on_append_resp(cluster *cl, int from, const msg_append_resp *m);
+void cl_on_vote_req(cluster *cl, int from, const msg_vote_req *m);
+void cl_on_vote_resp(cluster *cl, int from, const msg_vote_resp *m);
+void cl_on_prevote_req(cluster *cl, int from, const msg_vote_req *m);
+void cl_on_prevote_resp(cluster *cl, int from, const msg_vote_resp *m);
 /* Log the term and vote, and make them durable: 0, or -1 when the AOF
  * cannot be written (then the vote must not be granted). */
 int cl_persist_vote(cluster *cl);
@@ -272,14 +267,14 @@ void cl_on_commit_advanced(cluster *cl);
 void cl_on_leader_changed(cluster *cl);
 /* The link to the leader dropped: what was sent on it may be lost. */
 void cl_on_leader_link_down(cluster *cl);
-void cl_on_forward(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_forward_resp(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_record(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_record_resp(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_collect(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_collect_resp(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_stale(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_gc(cluster *cl, int from, const uint8_t *p, size_t n);
+void cl_on_forward(cluster *cl, int from, const msg_request *m);
+void cl_on_forward_resp(cluster *cl, int from, const msg_forward_resp *m);
+void cl_on_record(cluster *cl, int from, const msg_request *m);
+void cl_on_record_resp(cluster *cl, int from, const msg_record_resp *m);
+void cl_on_collect(cluster *cl, int from, const msg_collect *m);
+void cl_on_collect_resp(cluster *cl, int from, const msg_collect_resp *m);
+void cl_on_stale(cluster *cl, int from, const msg_record *m);
+void cl_on_gc(cluster *cl, int from, const msg_gc *m);
 void cl_start_recovery(cluster *cl);
 /* After the AOF write (before the bus flush): send the answers that
  * waited for it (witness accepts, the leader's fast-path replies). ok: the

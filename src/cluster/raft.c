@@ -13,9 +13,10 @@
 
 #include "../lib/clock.h"
 #include "../lib/log.h"
+#include "../lib/util.h"
 #include "../persist/persist.h"
 #include "internal.h"
-#include "wire.h"
+#include "msg.h"
 
 #define APPEND_MAX_BYTES (4u << 20) /* entries per APPEND message */
 
@@ -308,13 +309,10 @@ static void start_election(cluster *cl) {
         become_leader(cl);
         return;
     }
+    msg_vote_req m = {cl->term, atomic_load(&cl->last_index), cl->last_term};
     wbuf w = {0};
-    wb_u64(&w, cl->term);
-    wb_u64(&w, atomic_load(&cl->last_index));
-    wb_u64(&w, cl->last_term);
-    for (int i = 0; i < cl->nnodes; i++)
-        if (i != cl->self_idx) bus_send(cl->bus, cl->nodes[i].id, MSG_VOTE_REQ, w.p, w.len);
-    wb_free(&w);
+    msg_vote_req_encode(&w, &m);
+    cl_send_all(cl, MSG_VOTE_REQ, &w);
 }
 
 /* Pre-vote (Raft thesis 9.6): before raising its term, a node asks
@@ -328,13 +326,10 @@ static void start_prevote(cluster *cl) {
         start_election(cl);
         return;
     }
+    msg_vote_req m = {cl->term + 1, atomic_load(&cl->last_index), cl->last_term};
     wbuf w = {0};
-    wb_u64(&w, cl->term + 1);
-    wb_u64(&w, atomic_load(&cl->last_index));
-    wb_u64(&w, cl->last_term);
-    for (int i = 0; i < cl->nnodes; i++)
-        if (i != cl->self_idx) bus_send(cl->bus, cl->nodes[i].id, MSG_PREVOTE_REQ, w.p, w.len);
-    wb_free(&w);
+    msg_vote_req_encode(&w, &m);
+    cl_send_all(cl, MSG_PREVOTE_REQ, &w);
 }
 
 /* ---- votes ---- */
@@ -355,25 +350,20 @@ static int log_up_to_date(cluster *cl, uint64_t last, uint64_t last_term) {
            (last_term == cl->last_term && last >= atomic_load(&cl->last_index));
 }
 
-void cl_on_prevote_req(cluster *cl, int from, const uint8_t *p, size_t n) {
-    rbuf r = rb_make(p, n);
-    uint64_t term = rb_u64(&r), last = rb_u64(&r), last_term = rb_u64(&r);
-    if (r.bad) return;
-    int granted = term > cl->term && !hears_leader(cl) && log_up_to_date(cl, last, last_term);
+void cl_on_prevote_req(cluster *cl, int from, const msg_vote_req *m) {
+    msg_vote_resp out = {
+        .term = m->term,
+        .granted = m->term > cl->term && !hears_leader(cl) &&
+                   log_up_to_date(cl, m->last_index, m->last_term),
+    };
     wbuf w = {0};
-    wb_u64(&w, term);
-    wb_u8(&w, (uint8_t)granted);
-    bus_send(cl->bus, from, MSG_PREVOTE_RESP, w.p, w.len);
-    wb_free(&w);
+    msg_vote_resp_encode(&w, &out);
+    cl_send(cl, from, MSG_PREVOTE_RESP, &w);
 }
 
-void cl_on_prevote_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
-    rbuf r = rb_make(p, n);
-    uint64_t term = rb_u64(&r);
-    int granted = rb_u8(&r);
+void cl_on_prevote_resp(cluster *cl, int from, const msg_vote_resp *m) {
     int idx = cl_node_idx(cl, from);
-    if (r.bad || idx < 0 || !granted || term != cl->term + 1 ||
-        atomic_load(&cl->role) == ROLE_LEADER)
+    if (idx < 0 || !m->granted || m->term != cl->term + 1 || atomic_load(&cl->role) == ROLE_LEADER)
         return;
     cl->peers[idx].prevote_granted = 1;
     int votes = 0;
@@ -384,10 +374,8 @@ void cl_on_prevote_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
     }
 }
 
-void cl_on_vote_req(cluster *cl, int from, const uint8_t *p, size_t n) {
-    rbuf r = rb_make(p, n);
-    uint64_t term = rb_u64(&r), last = rb_u64(&r), last_term = rb_u64(&r);
-    if (r.bad) return;
+void cl_on_vote_req(cluster *cl, int from, const msg_vote_req *m) {
+    uint64_t term = m->term;
     /* Stickiness (Raft section 6): while a leader is heard from, refuse to
      * disrupt it; this is also what makes the leader's read lease safe. */
     int leader_alive = hears_leader(cl);
@@ -395,31 +383,24 @@ void cl_on_vote_req(cluster *cl, int from, const uint8_t *p, size_t n) {
     if (term > cl->term && !leader_alive) cl_become_follower(cl, term, 0);
     if (term == cl->term && !leader_alive &&
         (cl->voted_for <= 0 || cl->voted_for == from)) {
-        int up_to_date = last_term > cl->last_term ||
-                         (last_term == cl->last_term && last >= atomic_load(&cl->last_index));
-        if (up_to_date) {
+        if (log_up_to_date(cl, m->last_index, m->last_term)) {
             cl->voted_for = from;
             granted = cl_persist_vote(cl) == 0; /* only a vote the disk keeps */
             reset_election_timer(cl);
         }
     }
+    msg_vote_resp out = {.term = cl->term, .granted = (uint8_t)granted};
     wbuf w = {0};
-    wb_u64(&w, cl->term);
-    wb_u8(&w, (uint8_t)granted);
-    bus_send(cl->bus, from, MSG_VOTE_RESP, w.p, w.len);
-    wb_free(&w);
+    msg_vote_resp_encode(&w, &out);
+    cl_send(cl, from, MSG_VOTE_RESP, &w);
 }
 
-void cl_on_vote_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
-    rbuf r = rb_make(p, n);
-    uint64_t term = rb_u64(&r);
-    int granted = rb_u8(&r);
-    if (r.bad) return;
-    if (term > cl->term) {
-        cl_become_follower(cl, term, 0);
+void cl_on_vote_resp(cluster *cl, int from, const msg_vote_resp *m) {
+    if (m->term > cl->term) {
+        cl_become_follower(cl, m->term, 0);
         return;
     }
-    if (atomic_load(&cl->role) != ROLE_CANDIDATE || term != cl->term || !granted) return;
+    if (atomic_load(&cl->role) != ROLE_CANDIDATE || m->term != cl->term || !m->granted) return;
     int idx = cl_node_idx(cl, from);
     if (idx < 0) return;
     cl->peers[idx].vote_granted = 1;
@@ -430,7 +411,26 @@ void cl_on_vote_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
 
 /* ---- replication: leader side ---- */
 
-static uint64_t last_index_now(cluster *cl) { return atomic_load(&cl->last_index); }
+/* The one place an APPEND is built: the entries ents[0..count) after
+ * prev (of term prev_term), with the commit index, the leader's last
+ * index and the send time (echoed back: the lease). Returns bus_send's
+ * result. */
+static int send_entries(cluster *cl, int idx, uint64_t prev, uint64_t prev_term,
+                        const entry *const *ents, uint32_t count, int64_t now) {
+    msg_append m = {
+        .term = cl->term,
+        .prev_index = prev,
+        .prev_term = prev_term,
+        .commit = atomic_load(&cl->commit),
+        .sent_us = (uint64_t)now,
+        .leader_last = atomic_load(&cl->last_index),
+        .count = count,
+        .ents = ents,
+    };
+    wbuf w = {0};
+    msg_append_encode(&w, &m);
+    return cl_send(cl, cl->nodes[idx].id, MSG_APPEND, &w);
+}
 
 /* ---- catch-up from the AOF ---- */
 
@@ -445,15 +445,12 @@ typedef struct scan_ctx {
 static int scan_entry(void *arg, int argc, const cmd_arg *argv) {
     scan_ctx *s = arg;
     if (argc < 7 || argv[0].n != 10 || strncasecmp(argv[0].p, "PIER.ENTRY", 10) != 0) return 0;
-    char num[24];
-    if (argv[1].n == 0 || argv[1].n >= sizeof num) return 0;
-    memcpy(num, argv[1].p, argv[1].n);
-    num[argv[1].n] = 0;
-    uint64_t index = strtoull(num, NULL, 10);
-    memcpy(num, argv[2].p, argv[2].n < sizeof num ? argv[2].n : sizeof num - 1);
-    num[argv[2].n < sizeof num ? argv[2].n : sizeof num - 1] = 0;
+    unsigned long long index, term;
+    if (!util_parse_ull(argv[1].p, argv[1].n, &index) ||
+        !util_parse_ull(argv[2].p, argv[2].n, &term))
+        return 0;
     if (index < s->lo || index >= s->hi) return 0;
-    entry *e = entry_from_argv(index, strtoull(num, NULL, 10), argc, argv);
+    entry *e = entry_from_argv(index, term, argc, argv);
     free(s->found[index - s->lo]);
     s->found[index - s->lo] = e;
     return 0;
@@ -474,27 +471,15 @@ static void send_from_aof(cluster *cl, int idx, uint64_t from, int64_t now) {
     if (aof_scan(cl->aof, scan_entry, &s, err, sizeof err) < 0)
         log_warn("cluster: catch-up of node %d: %s", cl->nodes[idx].id, err);
     uint64_t prev_term = from > 1 && s.found[0] ? s.found[0]->term : 0;
-    wbuf w = {0};
-    wb_u64(&w, cl->term);
-    wb_u64(&w, from - 1);
-    wb_u64(&w, prev_term);
-    wb_u64(&w, atomic_load(&cl->commit));
-    wb_u64(&w, (uint64_t)now);
-    wb_u64(&w, last_index_now(cl));
-    size_t count_at = w.len;
-    wb_u32(&w, 0);
+    /* the run of entries from `from` on (a gap cannot happen in a healthy
+     * AOF: stop there), within the byte budget */
+    entry *const *ents = &s.found[from - s.lo];
     uint32_t count = 0;
-    for (uint64_t i = from; i < s.hi && w.len < CATCHUP_BYTES; i++) {
-        entry *e = s.found[i - s.lo];
-        if (!e) break; /* a gap cannot happen in a healthy AOF: stop there */
-        wb_u64(&w, e->index);
-        wb_u64(&w, e->term);
-        wb_bytes(&w, e->data, e->len);
-        count++;
-    }
-    for (int k = 0; k < 4; k++) w.p[count_at + (size_t)k] = (unsigned char)(count >> (8 * k));
+    size_t bytes = 0;
+    for (uint64_t i = from; i < s.hi && bytes < CATCHUP_BYTES && ents[count]; i++)
+        bytes += ents[count++]->len;
     if ((from == 1 || s.found[0]) && count &&
-        bus_send(cl->bus, cl->nodes[idx].id, MSG_APPEND, w.p, w.len) == 0) {
+        send_entries(cl, idx, from - 1, prev_term, (const entry *const *)ents, count, now) == 0) {
         pe->next_index = from + count;
         pe->last_send_us = now;
         log_verbose("cluster: node %d catching up from the AOF: entries %llu..%llu",
@@ -504,15 +489,32 @@ static void send_from_aof(cluster *cl, int idx, uint64_t from, int64_t now) {
         log_warn("cluster: node %d needs entry %llu, which this node's AOF does not have",
                  cl->nodes[idx].id, (unsigned long long)from);
     }
-    wb_free(&w);
     for (uint64_t i = 0; i <= s.hi - s.lo; i++) free(s.found[i]);
     free(s.found);
+}
+
+/* The in-memory entries from `from` on, up to APPEND_MAX_BYTES, into the
+ * cluster thread's scratch array; returns their count. */
+static uint32_t collect_entries(cluster *cl, uint64_t from, uint64_t last) {
+    uint32_t count = 0;
+    size_t bytes = 0;
+    for (uint64_t i = from; i <= last && bytes < APPEND_MAX_BYTES; i++) {
+        entry *e = cl_entry_at(cl, i);
+        if (!e) break;
+        if (count == cl->append_cap) {
+            cl->append_cap = cl->append_cap ? cl->append_cap * 2 : 256;
+            cl->append_ents = realloc(cl->append_ents, cl->append_cap * sizeof *cl->append_ents);
+            if (!cl->append_ents) abort();
+        }
+        cl->append_ents[count++] = e;
+        bytes += e->len;
+    }
+    return count;
 }
 
 static void send_append(cluster *cl, int idx, int64_t now) {
     cl_peer *pe = &cl->peers[idx];
     uint64_t last = atomic_load(&cl->last_index);
-    uint64_t commit = atomic_load(&cl->commit);
     uint64_t from = pe->next_index ? pe->next_index : 1;
     if (from > last + 1) from = last + 1;
     if (from < cl->first_index) {
@@ -520,33 +522,13 @@ static void send_append(cluster *cl, int idx, int64_t now) {
         send_from_aof(cl, idx, from, now);
         return;
     }
-    wbuf w = {0};
-    wb_u64(&w, cl->term);
-    wb_u64(&w, from - 1);
-    wb_u64(&w, cl_term_at(cl, from - 1));
-    wb_u64(&w, commit);
-    wb_u64(&w, (uint64_t)now);
-    wb_u64(&w, last_index_now(cl));
-    size_t count_at = w.len;
-    wb_u32(&w, 0);
-    uint32_t count = 0;
-    size_t bytes = 0;
-    for (uint64_t i = from; i <= last && bytes < APPEND_MAX_BYTES; i++) {
-        entry *e = cl_entry_at(cl, i);
-        if (!e) break;
-        wb_u64(&w, e->index);
-        wb_u64(&w, e->term);
-        wb_bytes(&w, e->data, e->len);
-        bytes += e->len;
-        count++;
-    }
-    for (int k = 0; k < 4; k++) w.p[count_at + (size_t)k] = (unsigned char)(count >> (8 * k));
-    if (bus_send(cl->bus, cl->nodes[idx].id, MSG_APPEND, w.p, w.len) == 0) {
+    uint32_t count = collect_entries(cl, from, last);
+    if (send_entries(cl, idx, from - 1, cl_term_at(cl, from - 1),
+                     (const entry *const *)cl->append_ents, count, now) == 0) {
         pe->next_index = from + count; /* optimistic: pipelined */
         pe->last_send_us = now;
-        pe->commit_sent = commit;
+        pe->commit_sent = atomic_load(&cl->commit);
     }
-    wb_free(&w);
 }
 
 /* The highest index a majority holds (the leader counts what its AOF has). */
@@ -591,29 +573,23 @@ static void update_lease(cluster *cl) {
     if (base > 0) atomic_store(&cl->lease_until_us, base + (int64_t)ms * 1000 * 3 / 4);
 }
 
-void cl_on_append_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
-    rbuf r = rb_make(p, n);
-    uint64_t term = rb_u64(&r);
-    int ok = rb_u8(&r);
-    uint64_t index = rb_u64(&r);
-    int64_t sent_us = (int64_t)rb_u64(&r);
-    if (r.bad) return;
-    if (term > cl->term) {
-        cl_become_follower(cl, term, 0);
+void cl_on_append_resp(cluster *cl, int from, const msg_append_resp *m) {
+    if (m->term > cl->term) {
+        cl_become_follower(cl, m->term, 0);
         return;
     }
     int idx = cl_node_idx(cl, from);
-    if (idx < 0 || atomic_load(&cl->role) != ROLE_LEADER || term != cl->term) return;
+    if (idx < 0 || atomic_load(&cl->role) != ROLE_LEADER || m->term != cl->term) return;
     cl_peer *pe = &cl->peers[idx];
-    if (sent_us > pe->acked_sent_us) pe->acked_sent_us = sent_us;
+    if ((int64_t)m->sent_us > pe->acked_sent_us) pe->acked_sent_us = (int64_t)m->sent_us;
     update_lease(cl);
-    if (ok) {
-        if (index > pe->match_index) pe->match_index = index;
-        if (pe->next_index < index + 1) pe->next_index = index + 1;
+    if (m->ok) {
+        if (m->index > pe->match_index) pe->match_index = m->index;
+        if (pe->next_index < m->index + 1) pe->next_index = m->index + 1;
         advance_commit(cl);
     } else {
         /* index: the follower's hint of where its log can resume */
-        pe->next_index = index ? index : 1;
+        pe->next_index = m->index ? m->index : 1;
         send_append(cl, idx, cl_now_us());
     }
 }
@@ -621,41 +597,64 @@ void cl_on_append_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
 /* ---- replication: follower side ---- */
 
 static void reply_append(cluster *cl, int to, int ok, uint64_t index, uint64_t sent_us) {
+    msg_append_resp m = {.term = cl->term, .ok = (uint8_t)ok, .index = index, .sent_us = sent_us};
     wbuf w = {0};
-    wb_u64(&w, cl->term);
-    wb_u8(&w, (uint8_t)ok);
-    wb_u64(&w, index);
-    wb_u64(&w, sent_us);
-    bus_send(cl->bus, to, MSG_APPEND_RESP, w.p, w.len);
-    wb_free(&w);
+    msg_append_resp_encode(&w, &m);
+    cl_send(cl, to, MSG_APPEND_RESP, &w);
 }
 
 /* Store one received entry unless the log already has it. Returns 0, or
  * -1 when the entry is malformed. */
-static int store_entry(cluster *cl, uint64_t index, uint64_t term, const unsigned char *data,
-                       size_t len) {
+static int store_entry(cluster *cl, const msg_entry *me) {
     uint64_t last = atomic_load(&cl->last_index);
-    if (index <= last) {
-        if (cl_term_at(cl, index) == term) return 0;
-        truncate_from(cl, index);
+    if (me->index <= last) {
+        if (cl_term_at(cl, me->index) == me->term) return 0;
+        truncate_from(cl, me->index);
         last = atomic_load(&cl->last_index);
     }
-    if (index != last + 1 || len > ENTRY_MAX_BYTES) return -1;
-    entry *e = entry_new(index, term, data, len);
+    if (me->index != last + 1 || me->len > ENTRY_MAX_BYTES) return -1;
+    entry *e = entry_new(me->index, me->term, me->data, me->len);
     pthread_mutex_lock(&cl->log_lock);
     cl_log_append_locked(cl, e);
     pthread_mutex_unlock(&cl->log_lock);
     return 0;
 }
 
-void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n) {
-    rbuf r = rb_make(p, n);
-    uint64_t term = rb_u64(&r), prev = rb_u64(&r), prev_term = rb_u64(&r);
-    uint64_t leader_commit = rb_u64(&r), sent_us = rb_u64(&r), leader_last = rb_u64(&r);
-    uint32_t count = rb_u32(&r);
-    if (r.bad) return;
+/* Where the leader should resume for a follower whose log does not hold
+ * prev (of prev_term): past its end, or the first index of the
+ * conflicting term (but above the commit, which matches for sure). */
+static uint64_t resume_hint(cluster *cl, uint64_t prev) {
+    uint64_t last = atomic_load(&cl->last_index);
+    if (prev > last) return last + 1;
+    uint64_t t = cl_term_at(cl, prev);
+    uint64_t hint = prev;
+    while (hint > atomic_load(&cl->commit) + 1 && cl_term_at(cl, hint - 1) == t) hint--;
+    return hint;
+}
+
+/* Store the APPEND's entries; returns the last index it covers. */
+static uint64_t store_entries(cluster *cl, int from, const msg_append *m) {
+    uint64_t upto = m->prev_index;
+    size_t pos = 0;
+    msg_entry e;
+    while (msg_append_next(m, &pos, &e)) {
+        if (e.index < cl->first_index) {
+            upto = e.index; /* applied and trimmed here already */
+            continue;
+        }
+        if (store_entry(cl, &e) < 0) {
+            log_warn("cluster: malformed APPEND from node %d", from);
+            break;
+        }
+        upto = e.index;
+    }
+    return upto;
+}
+
+void cl_on_append(cluster *cl, int from, const msg_append *m) {
+    uint64_t term = m->term, prev = m->prev_index;
     if (term < cl->term) {
-        reply_append(cl, from, 0, 0, sent_us);
+        reply_append(cl, from, 0, 0, m->sent_us);
         return;
     }
     if (term > cl->term || atomic_load(&cl->role) != ROLE_FOLLOWER ||
@@ -666,41 +665,20 @@ void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n) {
     /* After a restart the witness lost what it had recorded in this term;
      * once everything the leader had executed when this node came back is
      * committed, nothing it lost matters any more. */
-    if (term == cl->boot_term && !cl->boot_mark) cl->boot_mark = leader_last ? leader_last : 1;
+    if (term == cl->boot_term && !cl->boot_mark) cl->boot_mark = m->leader_last ? m->leader_last : 1;
     uint64_t last = atomic_load(&cl->last_index);
     /* Below first_index everything is committed, hence identical. */
     int trimmed = prev + 1 < cl->first_index;
-    if (!trimmed && (prev > last || cl_term_at(cl, prev) != prev_term)) {
-        uint64_t hint = prev > last ? last + 1 : (prev > atomic_load(&cl->commit) ? prev : prev);
-        /* a mismatch at prev: step back to the first index of that term */
-        if (prev <= last) {
-            uint64_t t = cl_term_at(cl, prev);
-            hint = prev;
-            while (hint > atomic_load(&cl->commit) + 1 && cl_term_at(cl, hint - 1) == t) hint--;
-        }
-        reply_append(cl, from, 0, hint, sent_us);
+    if (!trimmed && (prev > last || cl_term_at(cl, prev) != m->prev_term)) {
+        reply_append(cl, from, 0, resume_hint(cl, prev), m->sent_us);
         return;
     }
-    uint64_t upto = prev;
-    for (uint32_t i = 0; i < count; i++) {
-        uint64_t index = rb_u64(&r), eterm = rb_u64(&r);
-        size_t len;
-        const unsigned char *data = rb_bytes(&r, &len);
-        if (!r.bad && index < cl->first_index) {
-            upto = index; /* applied and trimmed here already */
-            continue;
-        }
-        if (r.bad || store_entry(cl, index, eterm, data, len) < 0) {
-            log_warn("cluster: malformed APPEND from node %d", from);
-            break;
-        }
-        upto = index;
-    }
+    uint64_t upto = store_entries(cl, from, m);
     if (cl->boot_mark && !cl->boot_caught_up && term == cl->boot_term &&
-        leader_commit >= cl->boot_mark)
+        m->commit >= cl->boot_mark)
         cl->boot_caught_up = 1;
-    if (leader_commit > atomic_load(&cl->commit)) {
-        uint64_t c = leader_commit < upto ? leader_commit : upto;
+    if (m->commit > atomic_load(&cl->commit)) {
+        uint64_t c = m->commit < upto ? m->commit : upto;
         if (c > atomic_load(&cl->commit)) {
             atomic_store(&cl->commit, c);
             cl_apply_committed(cl);
@@ -712,7 +690,7 @@ void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n) {
      * stays where the disk is), so the entries are not committed on this
      * node's word. */
     if (cl_sync_aof(cl) == 0) cl->synced_index = atomic_load(&cl->last_index);
-    reply_append(cl, from, 1, upto < cl->synced_index ? upto : cl->synced_index, sent_us);
+    reply_append(cl, from, 1, upto < cl->synced_index ? upto : cl->synced_index, m->sent_us);
 }
 
 /* ---- timers ---- */
@@ -726,7 +704,7 @@ static void ping_followers(cluster *cl, int64_t now) {
     int leader = atomic_load(&cl->leader_id);
     for (int i = 0; i < cl->nnodes; i++)
         if (i != cl->self_idx && cl->nodes[i].id != leader)
-            bus_send(cl->bus, cl->nodes[i].id, MSG_PING, NULL, 0);
+            cl_send(cl, cl->nodes[i].id, MSG_PING, &(wbuf){0});
 }
 
 void cl_raft_tick(cluster *cl) {

@@ -1,6 +1,6 @@
-/* wire.h - little-endian writer and bounds-checked reader for cluster bus
- * messages. A reader that runs past its end sets `bad` and returns zeros,
- * so a handler decodes everything and checks `bad` once. */
+/* wire.h - little-endian writer and bounds-checked reader under the
+ * cluster bus messages (msg.c). A reader that runs past its end sets `bad`
+ * and returns zeros, so a decoder reads every field and checks `bad` once. */
 #ifndef PIER_CLUSTER_WIRE_H
 #define PIER_CLUSTER_WIRE_H
 
@@ -35,11 +35,16 @@ static inline void wb_u64(wbuf *w, uint64_t v) {
     wb_reserve(w, 8);
     for (int i = 0; i < 8; i++) w->p[w->len++] = (unsigned char)(v >> (8 * i));
 }
-static inline void wb_bytes(wbuf *w, const void *p, size_t n) {
-    wb_u32(w, (uint32_t)n);
+/* n raw bytes (no length prefix). */
+static inline void wb_put(wbuf *w, const void *p, size_t n) {
     wb_reserve(w, n);
     if (n) memcpy(w->p + w->len, p, n);
     w->len += n;
+}
+/* A length-prefixed byte string: u32 length, then the bytes. */
+static inline void wb_bytes(wbuf *w, const void *p, size_t n) {
+    wb_u32(w, (uint32_t)n);
+    wb_put(w, p, n);
 }
 static inline void wb_free(wbuf *w) {
     free(w->p);
@@ -88,6 +93,22 @@ static inline const unsigned char *rb_bytes(rbuf *r, size_t *n) {
     r->pos += len;
     *n = len;
     return p;
+}
+
+/* Little-endian fields of a fixed-layout wire struct (msg.h). */
+static inline void le_put64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void le_put32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint64_t le_get64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+static inline uint32_t le_get32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 #endif
