@@ -14,6 +14,8 @@
 #include "../lib/log.h"
 #include "../lib/util.h"
 #include "../persist/persist.h"
+#include "cluster.h"
+#include "curp.h"
 #include "internal.h"
 
 #define TICK_MS 10
@@ -237,7 +239,7 @@ int cluster_replay(void *arg, int argc, const cmd_arg *argv) {
     if (is_name(&argv[0], "PIER.TRUNCATE") && argc == 2 && !parse_num(&argv[1], &a)) {
         if (a > 0) {
             cl_log_drop_tail_locked(cl, a);
-            cl_replay_truncated(cl);
+            cl_log_truncated(cl);
         }
         return 1;
     }
@@ -475,10 +477,6 @@ int cluster_start(cluster *cl, char *err, size_t errlen) {
     if (atomic_load(&cl->commit) > last) atomic_store(&cl->commit, last);
     cl_apply_committed(cl);
     cl_witness_restored(cl);
-    /* The witness is back as it was (its records are in the AOF), unless
-     * some did not fit: then it is incomplete for the terms up to this
-     * one, until what it lost is committed (cl_on_append). */
-    cl->boot_term = cl->witness_restore_failed ? cl->term : 0;
     cl->commit_logged = atomic_load(&cl->commit);
     cl->synced_index = last;
     /* The AOF line before this one counts keys outside the log (none on
@@ -537,6 +535,45 @@ void cluster_destroy(cluster *cl) {
     pthread_mutex_destroy(&cl->log_lock);
     pthread_mutex_destroy(&cl->submit_lock);
     free(cl);
+}
+
+/* ---- requests from the loop threads (the cluster thread routes them: curp.c) ---- */
+
+void cluster_submit(cluster *cl, void *client, uint64_t slot, uint64_t cid, uint64_t seq,
+                    int kind, int proto, int argc, const cmd_arg *argv) {
+    cluster_submit_direct(cl, client, slot, cid, seq, kind, proto, 0, argc, argv);
+}
+
+void cluster_submit_direct(cluster *cl, void *client, uint64_t slot, uint64_t cid, uint64_t seq,
+                           int kind, int proto, uint64_t aux, int argc, const cmd_arg *argv) {
+    cl_req *r = calloc(1, sizeof *r);
+    if (!r) abort();
+    r->client = client;
+    r->slot = slot;
+    r->cid = cid;
+    r->seq = seq;
+    r->kind = kind;
+    r->proto = proto;
+    r->aux = aux;
+    const command *cmd = cmd_lookup(argv[0].p, argv[0].n);
+    r->is_write = cmd && (cmd->flags & CMD_WRITE);
+    /* keys from the key spec, as the dispatcher locks them; none: the
+     * whole keyspace (FLUSHALL, KEYS, DBSIZE) */
+    int first, last, step;
+    int n = cmd ? cmd_key_span(cmd, argc, &first, &last, &step) : 0;
+    r->keys = malloc((size_t)(n ? n : 1) * sizeof *r->keys);
+    if (!r->keys) abort();
+    r->nkeys = n ? cluster_command_keys(cmd, argc, argv, r->keys, n) : -1;
+    r->blob = resp_array_encode(argc, argv, &r->blob_len);
+    long ms = (long)CFG_GET(cl->cfg->cluster_request_timeout_ms);
+    r->deadline_us = cl_now_us() + (int64_t)ms * 1000;
+    if (kind == CREQ_WEAK_WRITE) atomic_fetch_add(&cl->n_weak_writes, 1);
+    pthread_mutex_lock(&cl->submit_lock);
+    if (cl->submit_tail) cl->submit_tail->next = r;
+    else cl->submit_head = r;
+    cl->submit_tail = r;
+    pthread_mutex_unlock(&cl->submit_lock);
+    ev_wake(cl->loop);
 }
 
 /* ---- what loop threads ask ---- */

@@ -16,6 +16,7 @@
 #include "../lib/clock.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
+#include "curp.h"
 #include "internal.h"
 #include "msg.h"
 
@@ -1004,7 +1005,7 @@ void cl_replay_entry_loaded(cluster *cl, uint64_t term, int argc, const cmd_arg 
     if (term > cl->led_term) cl->led_term = term;
 }
 
-void cl_replay_truncated(cluster *cl) {
+void cl_log_truncated(cluster *cl) {
     /* entries after the mark may be gone: the log no longer vouches for
      * that term (led_term stays: the witness still missed its records) */
     cl->lead_log_term = 0;
@@ -1028,6 +1029,25 @@ void cl_witness_restored(cluster *cl) {
                  "as incomplete for term %llu", (unsigned long long)cl->term);
     else if (n)
         log_info("cluster: witness: %zu records restored", n);
+    /* Back as it was (its records are in the AOF), unless some did not
+     * fit: then it is incomplete for the terms up to this one, until what
+     * it lost is committed (heard_leader). */
+    cl->boot_term = cl->witness_restore_failed ? cl->term : 0;
+}
+
+/* After a restart that lost records, the witness is complete again once
+ * everything the leader had executed when this node came back (its last
+ * index in the first APPEND of boot_term) is committed: the records it
+ * lost were all about requests now in the log. */
+static void heard_leader(cluster *cl, uint64_t term, uint64_t commit, uint64_t leader_last) {
+    if (term != cl->boot_term) return;
+    if (!cl->boot_mark) cl->boot_mark = leader_last ? leader_last : 1;
+    if (!cl->boot_caught_up && commit >= cl->boot_mark) cl->boot_caught_up = 1;
+}
+
+/* Witness records not yet written, or answers waiting for the write. */
+static int aof_pending(cluster *cl) {
+    return cl->witness_unsynced || cl->nrec_acks || cl->durable_head;
 }
 
 static void encode_record(wbuf *w, const witness_rec *rec) {
@@ -1469,6 +1489,17 @@ void cl_curp_tick(cluster *cl) {
 }
 
 void cl_curp_init(cluster *cl) {
+    static const raft_events events = {
+        .leader_changed = cl_on_leader_changed,
+        .became_leader = cl_start_recovery,
+        .commit_advanced = cl_on_commit_advanced,
+        .entry_applied = cl_entry_applied,
+        .log_truncated = cl_log_truncated,
+        .leader_heard = heard_leader,
+        .aof_pending = aof_pending,
+        .aof_written = cl_after_aof_sync,
+    };
+    raft_set_events(cl, &events);
     /* the start-up table (see cl_witness_restored): 4x the ways */
     cl->witness = witness_create(WITNESS_SETS_LOG2, WITNESS_WAYS * 4);
     cl->rifl = rifl_create(256);
@@ -1506,43 +1537,4 @@ void cl_curp_free(cluster *cl) {
     witness_destroy(cl->witness);
     rifl_destroy(cl->rifl);
     eb_free(&cl->eb);
-}
-
-/* ---- submission (loop threads) ---- */
-
-void cluster_submit(cluster *cl, void *client, uint64_t slot, uint64_t cid, uint64_t seq,
-                    int kind, int proto, int argc, const cmd_arg *argv) {
-    cluster_submit_direct(cl, client, slot, cid, seq, kind, proto, 0, argc, argv);
-}
-
-void cluster_submit_direct(cluster *cl, void *client, uint64_t slot, uint64_t cid, uint64_t seq,
-                           int kind, int proto, uint64_t aux, int argc, const cmd_arg *argv) {
-    cl_req *r = calloc(1, sizeof *r);
-    if (!r) abort();
-    r->client = client;
-    r->slot = slot;
-    r->cid = cid;
-    r->seq = seq;
-    r->kind = kind;
-    r->proto = proto;
-    r->aux = aux;
-    const command *cmd = cmd_lookup(argv[0].p, argv[0].n);
-    r->is_write = cmd && (cmd->flags & CMD_WRITE);
-    /* keys from the key spec, as the dispatcher locks them; none: the
-     * whole keyspace (FLUSHALL, KEYS, DBSIZE) */
-    int first, last, step;
-    int n = cmd ? cmd_key_span(cmd, argc, &first, &last, &step) : 0;
-    r->keys = malloc((size_t)(n ? n : 1) * sizeof *r->keys);
-    if (!r->keys) abort();
-    r->nkeys = n ? cluster_command_keys(cmd, argc, argv, r->keys, n) : -1;
-    r->blob = resp_array_encode(argc, argv, &r->blob_len);
-    long ms = (long)CFG_GET(cl->cfg->cluster_request_timeout_ms);
-    r->deadline_us = cl_now_us() + (int64_t)ms * 1000;
-    if (kind == CREQ_WEAK_WRITE) atomic_fetch_add(&cl->n_weak_writes, 1);
-    pthread_mutex_lock(&cl->submit_lock);
-    if (cl->submit_tail) cl->submit_tail->next = r;
-    else cl->submit_head = r;
-    cl->submit_tail = r;
-    pthread_mutex_unlock(&cl->submit_lock);
-    ev_wake(cl->loop);
 }

@@ -1,8 +1,9 @@
 /* internal.h - the cluster's state, shared by cluster.c (lifecycle, bus
- * dispatch, INFO), raft.c (log, election, replication, apply) and curp.c
- * (requests: leader execution, the follower's CURP proxy, witnesses,
- * recovery). Everything here is owned by the cluster thread unless a
- * field says otherwise. */
+ * dispatch, INFO), raft.c (log, election, replication, apply; its API in
+ * raft.h) and the curp*.c files (requests: leader execution, the
+ * follower's CURP proxy, witnesses, recovery; curp.h). Everything here is
+ * owned by the cluster thread unless a field says otherwise. It includes
+ * raft.h, never curp.h: Raft does not call CURP (raft_events). */
 #ifndef PIER_CLUSTER_INTERNAL_H
 #define PIER_CLUSTER_INTERNAL_H
 
@@ -12,9 +13,10 @@
 #include "../net/event_loop.h"
 #include "../persist/aof.h"
 #include "bus.h"
-#include "cluster.h"
+#include "cluster_types.h"
 #include "entry.h"
 #include "msg.h"
+#include "raft.h"
 #include "rifl.h"
 #include "witness.h"
 
@@ -127,6 +129,8 @@ struct cluster {
     cl_peer peers[CL_MAX_NODES]; /* by node index; peers[self_idx] unused */
     int f;                       /* failures tolerated: (nnodes - 1) / 2 */
 
+    raft_events events;          /* what raft.c tells CURP (set by cl_curp_init) */
+
     pthread_t tid;
     int started;
     ev_loop *loop;
@@ -218,84 +222,11 @@ struct cluster {
     _Atomic int peers_connected;
     _Atomic size_t witness_records;     /* the witness's count, for INFO (cluster thread writes) */
     _Atomic int stopping;
-    char restart_argv0[8];
 };
 
 /* cluster.c: send an encoded message to node `to` (or to every other
  * node) and free w. Returns bus_send's result (cl_send_all: none). */
 int cl_send(cluster *cl, int to, int type, wbuf *w);
 void cl_send_all(cluster *cl, int type, wbuf *w);
-
-/* raft.c */
-int64_t cl_now_us(void);
-entry *cl_entry_at(cluster *cl, uint64_t index);
-uint64_t cl_term_at(cluster *cl, uint64_t index);
-/* Append a finished entry (its index must be last + 1) to the log and the
- * AOF. Caller holds log_lock. */
-void cl_log_append_locked(cluster *cl, entry *e);
-/* Drop entries from index on (caller holds log_lock). */
-void cl_log_drop_tail_locked(cluster *cl, uint64_t index);
-/* Free old applied entries (cluster thread). */
-void cl_log_trim(cluster *cl);
-void cl_raft_tick(cluster *cl);
-void cl_raft_before_sleep(cluster *cl);
-void cl_on_append(cluster *cl, int from, const msg_append *m);
-void cl_on_append_resp(cluster *cl, int from, const msg_append_resp *m);
-void cl_on_vote_req(cluster *cl, int from, const msg_vote_req *m);
-void cl_on_vote_resp(cluster *cl, int from, const msg_vote_resp *m);
-void cl_on_prevote_req(cluster *cl, int from, const msg_vote_req *m);
-void cl_on_prevote_resp(cluster *cl, int from, const msg_vote_resp *m);
-/* Log the term and vote, and make them durable: 0, or -1 when the AOF
- * cannot be written (then the vote must not be granted). */
-int cl_persist_vote(cluster *cl);
-/* Write the AOF's pending bytes (fsync with appendfsync always): what a
- * node promises before it answers. Returns 0, or -1 when the write failed. */
-int cl_sync_aof(cluster *cl);
-void cl_become_follower(cluster *cl, uint64_t term, int leader);
-int cl_majority(const cluster *cl);
-int cl_node_idx(const cluster *cl, int id);
-/* Apply committed entries (follower) up to the commit index. */
-void cl_apply_committed(cluster *cl);
-void cl_apply_entry(cluster *cl, const entry *e);
-void cl_set_keep_expired(cluster *cl, int keep);
-
-/* curp.c */
-void cl_curp_init(cluster *cl);
-void cl_curp_free(cluster *cl);
-void cl_drain_submissions(cluster *cl);
-void cl_on_commit_advanced(cluster *cl);
-void cl_on_leader_changed(cluster *cl);
-/* The link to the leader dropped: what was sent on it may be lost. */
-void cl_on_leader_link_down(cluster *cl);
-void cl_on_forward(cluster *cl, int from, const msg_request *m);
-void cl_on_forward_resp(cluster *cl, int from, const msg_forward_resp *m);
-void cl_on_record(cluster *cl, int from, const msg_request *m);
-void cl_on_record_resp(cluster *cl, int from, const msg_record_resp *m);
-void cl_on_collect(cluster *cl, int from, const msg_collect *m);
-void cl_on_collect_resp(cluster *cl, int from, const msg_collect_resp *m);
-void cl_on_stale(cluster *cl, int from, const msg_record *m);
-void cl_on_gc(cluster *cl, int from, const msg_gc *m);
-void cl_start_recovery(cluster *cl);
-/* After the AOF write (before the bus flush): send the answers that
- * waited for it (witness accepts, the leader's fast-path replies). ok: the
- * write succeeded (else accepts go out as rejects, replies wait). */
-void cl_after_aof_sync(cluster *cl, int ok);
-/* Start-up (AOF replay): a logged witness record or drop, the commit
- * index reached; then, once the log is applied, the restored witness. */
-int cl_replay_witness(cluster *cl, int argc, const cmd_arg *argv);
-int cl_replay_witness_gc(cluster *cl, int argc, const cmd_arg *argv);
-void cl_replay_commit(cluster *cl);
-void cl_replay_entry_loaded(cluster *cl, uint64_t term, int argc, const cmd_arg *argv);
-void cl_replay_truncated(cluster *cl);
-void cl_witness_restored(cluster *cl);
-void cl_curp_tick(cluster *cl);
-/* Execute the records of applied entries: the witness forgets them, the
- * exactly-once table remembers their replies. */
-void cl_entry_applied(cluster *cl, const entry_view *v);
-/* The propagate hooks of exec_env. */
-uint64_t cl_collect_record(void *arg, cmd_arg name, int argc, const cmd_arg *argv);
-void cl_finish_entry(void *arg, cmd_ctx *c);
-/* The keyspace expire hook: a DEL entry on a leader, nothing elsewhere. */
-void cl_log_expired(void *arg, const char *key, size_t klen);
 
 #endif

@@ -14,13 +14,14 @@
 #include "../lib/clock.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
-#include "../persist/persist.h"
 #include "internal.h"
 #include "msg.h"
 
 #define APPEND_MAX_BYTES (4u << 20) /* entries per APPEND message */
 
 int64_t cl_now_us(void) { return clock_mono_us(); }
+
+void raft_set_events(cluster *cl, const raft_events *ev) { cl->events = *ev; }
 
 int cl_majority(const cluster *cl) { return cl->nnodes / 2 + 1; }
 
@@ -118,7 +119,7 @@ static void truncate_from(cluster *cl, uint64_t index) {
     if (index > last) return;
     log_control(cl, "PIER.TRUNCATE", index, 0, 0);
     if (cl->synced_index >= index) cl->synced_index = index - 1; /* replaced entries */
-    cl->lead_log_term = 0; /* as at start-up (cl_replay_truncated) */
+    cl->events.log_truncated(cl);
     /* executed, not applied: a deposed leader's keyspace holds its
      * speculative entries beyond the commit */
     if (index <= atomic_load(&cl->executed) || index <= atomic_load(&cl->applied))
@@ -214,7 +215,7 @@ void cl_apply_entry(cluster *cl, const entry *e) {
         cmd_execute(&c);
         reply_reset(cl->apply_out);
     }
-    cl_entry_applied(cl, v);
+    cl->events.entry_applied(cl, v);
 }
 
 void cl_apply_committed(cluster *cl) {
@@ -265,7 +266,7 @@ void cl_become_follower(cluster *cl, uint64_t term, int leader) {
     if (was == ROLE_LEADER) log_info("cluster: stepping down in term %llu", (unsigned long long)cl->term);
     /* a new term, even with the same leader, may have replaced entries
      * proxied requests wait for: they start over */
-    if (leader != old_leader || was != ROLE_FOLLOWER || new_term) cl_on_leader_changed(cl);
+    if (leader != old_leader || was != ROLE_FOLLOWER || new_term) cl->events.leader_changed(cl);
 }
 
 static void become_leader(cluster *cl) {
@@ -283,7 +284,7 @@ static void become_leader(cluster *cl) {
         cl->peers[i].last_send_us = 0;
         cl->peers[i].commit_sent = 0;
     }
-    cl_start_recovery(cl);
+    cl->events.became_leader(cl);
 }
 
 static void start_election(cluster *cl) {
@@ -300,7 +301,7 @@ static void start_election(cluster *cl) {
     pthread_mutex_unlock(&cl->log_lock);
     atomic_store(&cl->serving, 0);
     int old = atomic_exchange(&cl->leader_id, 0);
-    if (old) cl_on_leader_changed(cl);
+    if (old) cl->events.leader_changed(cl);
     reset_election_timer(cl);
     for (int i = 0; i < cl->nnodes; i++) cl->peers[i].vote_granted = (i == cl->self_idx);
     log_verbose("cluster: node %d starts an election for term %llu", cl->self_id,
@@ -550,7 +551,7 @@ static void advance_commit(cluster *cl) {
     if (n > commit && cl_term_at(cl, n) == cl->term) {
         atomic_store(&cl->commit, n);
         atomic_store(&cl->applied, n); /* the leader executed it already */
-        cl_on_commit_advanced(cl);
+        cl->events.commit_advanced(cl);
     }
 }
 
@@ -662,10 +663,7 @@ void cl_on_append(cluster *cl, int from, const msg_append *m) {
         cl_become_follower(cl, term, from);
     cl->last_leader_contact_us = cl_now_us();
     reset_election_timer(cl);
-    /* After a restart the witness lost what it had recorded in this term;
-     * once everything the leader had executed when this node came back is
-     * committed, nothing it lost matters any more. */
-    if (term == cl->boot_term && !cl->boot_mark) cl->boot_mark = m->leader_last ? m->leader_last : 1;
+    cl->events.leader_heard(cl, term, m->commit, m->leader_last);
     uint64_t last = atomic_load(&cl->last_index);
     /* Below first_index everything is committed, hence identical. */
     int trimmed = prev + 1 < cl->first_index;
@@ -674,15 +672,12 @@ void cl_on_append(cluster *cl, int from, const msg_append *m) {
         return;
     }
     uint64_t upto = store_entries(cl, from, m);
-    if (cl->boot_mark && !cl->boot_caught_up && term == cl->boot_term &&
-        m->commit >= cl->boot_mark)
-        cl->boot_caught_up = 1;
     if (m->commit > atomic_load(&cl->commit)) {
         uint64_t c = m->commit < upto ? m->commit : upto;
         if (c > atomic_load(&cl->commit)) {
             atomic_store(&cl->commit, c);
             cl_apply_committed(cl);
-            cl_on_commit_advanced(cl);
+            cl->events.commit_advanced(cl);
         }
     }
     /* Acknowledge only entries the AOF holds: with a failing disk the
@@ -742,22 +737,19 @@ void cl_raft_before_sleep(cluster *cl) {
             log_control(cl, "PIER.COMMIT", cl->commit_logged, 0, 0);
         }
         /* witness records: written before they are acknowledged */
-        if (cl->witness_unsynced || cl->nrec_acks) cl_after_aof_sync(cl, cl_sync_aof(cl) == 0);
+        if (cl->events.aof_pending(cl)) cl->events.aof_written(cl, cl_sync_aof(cl) == 0);
         return;
     }
     uint64_t last = atomic_load(&cl->last_index);
-    int ok = 1;
-    if (cl->synced_index < last || cl->witness_unsynced) {
+    int ok = 1, pending = cl->events.aof_pending(cl);
+    if (cl->synced_index < last || pending) {
         /* the leader counts (and answers on the fast path) only what its
          * AOF holds */
         ok = cl_sync_aof(cl) == 0;
-        if (ok) {
-            cl->synced_index = last;
-            cl->witness_unsynced = 0;
-        }
+        if (ok) cl->synced_index = last;
         advance_commit(cl);
     }
-    if (cl->durable_head || cl->nrec_acks) cl_after_aof_sync(cl, ok);
+    if (pending) cl->events.aof_written(cl, ok);
     int64_t now = cl_now_us();
     long hb = (long)CFG_GET(cl->cfg->cluster_heartbeat_ms) * 1000;
     uint64_t commit = atomic_load(&cl->commit);
