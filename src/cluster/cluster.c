@@ -304,7 +304,7 @@ static int dispatch_witness(cluster *cl, int from, uint8_t type, const uint8_t *
     }
 }
 
-/* Decode a message and hand it to its handler (raft.c, curp.c). Returns
+/* Decode a message and hand it to its handler (raft.c, curp*.c). Returns
  * 0, or -1 when the payload is malformed or the type unknown. */
 static int dispatch(cluster *cl, int from, uint8_t type, const uint8_t *p, size_t n) {
     switch (type) {

@@ -3,6 +3,19 @@
  * sit on Raft (raft.h) and learn of leaders, commits and applied entries
  * through the raft_events they install; raft.c never includes this file.
  *
+ *   curp.c          requests from the loop threads and where each goes,
+ *                   the events from Raft, the tick, shared helpers
+ *   curp_exec.c     the leader: speculative execution, the unsynced-key
+ *                   table, the log entries of executions, replies held
+ *                   for the commit or the AOF write
+ *   curp_proxy.c    a follower acting as the CURP client of its connections
+ *   curp_direct.c   PIER.EXEC / PIER.RECORD / PIER.SYNC from CURP clients
+ *   curp_witness.c  this node as a witness: records, their AOF lines and
+ *                   start-up restore, stale records, GC
+ *   curp_recover.c  a new leader's recovery: COLLECT, the tally, replays;
+ *                   the leadership marks
+ *   curp_int.h      what these files share
+ *
  * All of it runs on the cluster thread, except cluster_submit* (loop
  * threads, cluster.h) and the propagate and expire hooks (the executing
  * thread). docs/CONSISTENCY.md describes the protocol. */
