@@ -154,6 +154,7 @@ cluster *cluster_create(pier_config *cfg, keyspace *ks, cmd_env *env, struct per
     cl->boot_nonce = (uint32_t)(hash_random_seed() & 0xffffff);
     atomic_init(&cl->next_client, 1);
     cl_curp_init(cl);
+    cl->catchup = catchup_create();
     cl->exec_out = malloc(sizeof *cl->exec_out);
     cl->apply_out = malloc(sizeof *cl->apply_out);
     if (!cl->exec_out || !cl->apply_out) abort();
@@ -199,10 +200,7 @@ static int replay_entry(cluster *cl, int argc, const cmd_arg *argv) {
     }
     if (index != last + 1) return -1;
     entry *e = entry_from_argv(index, term, argc, argv);
-    aof *saved = cl->aof;
-    cl->aof = NULL; /* already in the file */
-    cl_log_append_locked(cl, e);
-    cl->aof = saved;
+    cl_log_loaded(cl, e, aof_replay_pos(persist_aof(cl->ps)));
     cl_replay_entry_loaded(cl, term, argc, argv);
     return 1;
 }
@@ -238,6 +236,7 @@ int cluster_replay(void *arg, int argc, const cmd_arg *argv) {
     }
     if (is_name(&argv[0], "PIER.TRUNCATE") && argc == 2 && !parse_num(&argv[1], &a)) {
         if (a > 0) {
+            catchup_note_truncate(cl->catchup, a, aof_replay_pos(persist_aof(cl->ps)));
             cl_log_drop_tail_locked(cl, a);
             cl_log_truncated(cl);
         }
@@ -409,6 +408,12 @@ static void before_sleep(ev_loop *loop, void *arg) {
     bus_before_sleep(cl->bus);
 }
 
+/* The AOF reader has entries for a follower (reader thread). */
+static void catchup_ready(void *arg) {
+    cluster *cl = arg;
+    ev_wake(cl->loop);
+}
+
 static void *cluster_main(void *arg) {
     cluster *cl = arg;
     ev_run(cl->loop);
@@ -494,6 +499,10 @@ int cluster_start(cluster *cl, char *err, size_t errlen) {
     }
     ev_set_before_sleep(cl->loop, before_sleep, cl);
     if (start_bus(cl, err, errlen) < 0) return -1;
+    if (catchup_start(cl->catchup, cl->aof, catchup_ready, cl) < 0) {
+        snprintf(err, errlen, "cluster: cannot start the AOF reader thread");
+        return -1;
+    }
     cl->boot_us = cl_now_us();
     long t = (long)CFG_GET(cl->cfg->cluster_election_timeout_ms);
     srand((unsigned)(clock_mono_us() ^ (cl->self_id * 7919)));
@@ -520,6 +529,7 @@ void cluster_stop(cluster *cl) {
 void cluster_destroy(cluster *cl) {
     if (!cl) return;
     cluster_stop(cl);
+    catchup_destroy(cl->catchup); /* before the loop its reader wakes */
     if (cl->bus) bus_destroy(cl->bus);
     if (cl->loop) ev_destroy(cl->loop);
     cl_curp_free(cl);

@@ -139,23 +139,30 @@ static long long read_header(const char *buf, size_t len, size_t *pos, char c) {
     return v;
 }
 
-long resp_array_decode(const char *buf, size_t len, cmd_arg *argv, int max_args, int *argc) {
+long resp_array_span(const char *buf, size_t len, cmd_arg *first, int max_first, int *argc) {
     size_t pos = 0;
     long long n = read_header(buf, len, &pos, '*');
     if (n == -2) return 0;
-    if (n < 1 || n > max_args) return -1;
+    if (n < 1 || n > INT32_MAX) return -1;
     for (long long i = 0; i < n; i++) {
         long long bl = read_header(buf, len, &pos, '$');
         if (bl == -2) return 0;
         if (bl < 0) return -1;
         if ((size_t)bl + 2 > len - pos) return 0;
         if (buf[pos + (size_t)bl] != '\r' || buf[pos + (size_t)bl + 1] != '\n') return -1;
-        argv[i].p = buf + pos;
-        argv[i].n = (size_t)bl;
+        if (i < max_first) first[i] = (cmd_arg){buf + pos, (size_t)bl};
         pos += (size_t)bl + 2;
     }
     *argc = (int)n;
     return (long)pos;
+}
+
+long resp_array_decode(const char *buf, size_t len, cmd_arg *argv, int max_args, int *argc) {
+    size_t pos = 0;
+    long long n = read_header(buf, len, &pos, '*');
+    if (n == -2) return 0;
+    if (n < 1 || n > max_args) return -1;
+    return resp_array_span(buf, len, argv, max_args, argc);
 }
 
 void ev_view_init(entry_view *v) { memset(v, 0, sizeof *v); }

@@ -103,4 +103,9 @@ char *resp_array_encode(int argc, const cmd_arg *argv, size_t *len);
  * incomplete, -1 when malformed. max_args bounds argc. */
 long resp_array_decode(const char *buf, size_t len, cmd_arg *argv, int max_args, int *argc);
 
+/* The same walk without a bound on argc: views of the first max_first
+ * elements only. Returns the array's size in bytes, 0 when incomplete, -1
+ * when malformed (a reader skipping records it does not need whole). */
+long resp_array_span(const char *buf, size_t len, cmd_arg *first, int max_first, int *argc);
+
 #endif

@@ -13,6 +13,7 @@
 #include "../net/event_loop.h"
 #include "../persist/aof.h"
 #include "bus.h"
+#include "catchup.h"
 #include "cluster_types.h"
 #include "entry.h"
 #include "msg.h"
@@ -185,6 +186,8 @@ struct cluster {
     /* --- unsynced writes per key hash (leader): the highest log index of
      * a write on any key hashing to the slot; clean when <= commit --- */
     _Atomic uint64_t unsynced[UNSYNCED_SLOTS];
+
+    catchup *catchup;            /* the AOF index of the log and its reader (catch-up) */
 
     /* --- sending APPENDs (cluster thread): the entries of one message --- */
     const entry **append_ents;

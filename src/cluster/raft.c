@@ -4,7 +4,6 @@
  * follower never deletes an expired key itself (the leader's DELs are in
  * the log). A deposed leader whose speculative entries the new leader
  * does not keep restarts itself from its AOF (see truncate_from). */
-#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +12,6 @@
 
 #include "../lib/clock.h"
 #include "../lib/log.h"
-#include "../lib/util.h"
 #include "internal.h"
 #include "msg.h"
 
@@ -52,7 +50,10 @@ uint64_t cl_term_at(cluster *cl, uint64_t index) {
     return e ? e->term : 0;
 }
 
-void cl_log_append_locked(cluster *cl, entry *e) {
+/* Put e in the in-memory log at its index and note where its AOF record
+ * is (catchup.h): at pos, or, with to_aof, appended to the AOF now.
+ * Caller holds log_lock. */
+static void log_put_locked(cluster *cl, entry *e, aof *to_aof, aof_pos pos) {
     if ((e->index - cl->first_index) / LOG_CHUNK >= LOG_DIR_MAX - 1) {
         /* 268M entries in memory: trimming (cl_log_trim) keeps the window
          * far below this; refusing to go on beats corrupting memory. */
@@ -70,18 +71,24 @@ void cl_log_append_locked(cluster *cl, entry *e) {
     chunk[(e->index - 1) % LOG_CHUNK] = e;
     cl->last_term = e->term;
     cl->log_bytes += e->len;
-    if (cl->aof) aof_append_raw(cl->aof, e->data, e->len);
+    if (to_aof) pos = aof_tail_pos(to_aof, aof_append_raw(to_aof, e->data, e->len) - e->len);
+    catchup_note_entry(cl->catchup, e->index, pos);
     atomic_store(&cl->last_index, e->index);
 }
 
-/* Control records (PIER.VOTE / COMMIT / TRUNCATE) in the AOF. */
-static void log_control(cluster *cl, const char *name, uint64_t a, int with_b, uint64_t b) {
-    if (!cl->aof) return;
+void cl_log_append_locked(cluster *cl, entry *e) { log_put_locked(cl, e, cl->aof, AOF_POS_NONE); }
+
+void cl_log_loaded(cluster *cl, entry *e, aof_pos pos) { log_put_locked(cl, e, NULL, pos); }
+
+/* Control records (PIER.VOTE / COMMIT / TRUNCATE) in the AOF; returns
+ * the AOF offset just past it (aof_append). */
+static uint64_t log_control(cluster *cl, const char *name, uint64_t a, int with_b, uint64_t b) {
+    if (!cl->aof) return 0;
     char na[24], nb[24];
     int la = snprintf(na, sizeof na, "%llu", (unsigned long long)a);
     int lb = snprintf(nb, sizeof nb, "%llu", (unsigned long long)b);
     cmd_arg argv[3] = {{name, strlen(name)}, {na, (size_t)la}, {nb, (size_t)lb}};
-    aof_append(cl->aof, argv[0], with_b ? 3 : 2, argv);
+    return aof_append(cl->aof, argv[0], with_b ? 3 : 2, argv);
 }
 
 /* Make the AOF durable up to here before answering (votes, appends):
@@ -117,7 +124,8 @@ static void restart_from_aof(cluster *cl) {
 static void truncate_from(cluster *cl, uint64_t index) {
     uint64_t last = atomic_load(&cl->last_index);
     if (index > last) return;
-    log_control(cl, "PIER.TRUNCATE", index, 0, 0);
+    uint64_t end = log_control(cl, "PIER.TRUNCATE", index, 0, 0);
+    if (cl->aof) catchup_note_truncate(cl->catchup, index, aof_tail_pos(cl->aof, end));
     if (cl->synced_index >= index) cl->synced_index = index - 1; /* replaced entries */
     cl->events.log_truncated(cl);
     /* executed, not applied: a deposed leader's keyspace holds its
@@ -437,50 +445,40 @@ static int send_entries(cluster *cl, int idx, uint64_t prev, uint64_t prev_term,
 
 #define CATCHUP_ENTRIES 65536
 #define CATCHUP_BYTES (32u << 20)
-
-typedef struct scan_ctx {
-    uint64_t lo, hi; /* wanted: [lo, hi) */
-    entry **found;   /* the last record of each index wins: earlier ones were truncated */
-} scan_ctx;
-
-static int scan_entry(void *arg, int argc, const cmd_arg *argv) {
-    scan_ctx *s = arg;
-    if (argc < 7 || argv[0].n != 10 || strncasecmp(argv[0].p, "PIER.ENTRY", 10) != 0) return 0;
-    unsigned long long index, term;
-    if (!util_parse_ull(argv[1].p, argv[1].n, &index) ||
-        !util_parse_ull(argv[2].p, argv[2].n, &term))
-        return 0;
-    if (index < s->lo || index >= s->hi) return 0;
-    entry *e = entry_from_argv(index, term, argc, argv);
-    free(s->found[index - s->lo]);
-    s->found[index - s->lo] = e;
-    return 0;
-}
+#define CATCHUP_RETRY_US (200 * 1000)
 
 /* A follower behind the in-memory log (a node back after a long time):
- * read its entries back from this node's AOF, one batch per call. Rare,
- * and it blocks this thread for the scan, so at most every 200 ms. */
+ * ask the AOF reader (catchup.h) for its next entries, at most every
+ * 200 ms; send_caught_up sends them when they are read. The cluster
+ * thread never reads the AOF itself. */
 static void send_from_aof(cluster *cl, int idx, uint64_t from, int64_t now) {
     cl_peer *pe = &cl->peers[idx];
-    if (now - pe->last_scan_us < 200 * 1000) return;
+    if (now - pe->last_scan_us < CATCHUP_RETRY_US) return;
+    uint64_t lo = from > 1 ? from - 1 : 1;
+    uint64_t hi = cl->first_index < lo + CATCHUP_ENTRIES ? cl->first_index : lo + CATCHUP_ENTRIES;
+    int rc = catchup_request(cl->catchup, idx, cl->term, from, hi, CATCHUP_BYTES);
+    if (rc == -1) return; /* its previous read is still under way */
     pe->last_scan_us = now;
-    scan_ctx s = {.lo = from > 1 ? from - 1 : 1};
-    s.hi = cl->first_index < s.lo + CATCHUP_ENTRIES ? cl->first_index : s.lo + CATCHUP_ENTRIES;
-    s.found = calloc((size_t)(s.hi - s.lo) + 1, sizeof *s.found);
-    if (!s.found) abort();
-    char err[256];
-    if (aof_scan(cl->aof, scan_entry, &s, err, sizeof err) < 0)
-        log_warn("cluster: catch-up of node %d: %s", cl->nodes[idx].id, err);
-    uint64_t prev_term = from > 1 && s.found[0] ? s.found[0]->term : 0;
-    /* the run of entries from `from` on (a gap cannot happen in a healthy
-     * AOF: stop there), within the byte budget */
-    entry *const *ents = &s.found[from - s.lo];
-    uint32_t count = 0;
-    size_t bytes = 0;
-    for (uint64_t i = from; i < s.hi && bytes < CATCHUP_BYTES && ents[count]; i++)
-        bytes += ents[count++]->len;
-    if ((from == 1 || s.found[0]) && count &&
-        send_entries(cl, idx, from - 1, prev_term, (const entry *const *)ents, count, now) == 0) {
+    if (rc < 0)
+        log_warn("cluster: node %d needs entry %llu, which this node's AOF index does not have",
+                 cl->nodes[idx].id, (unsigned long long)from);
+}
+
+/* Send a finished AOF read to its follower, if the follower still needs
+ * exactly that (same term, this node still its leader, its next index
+ * unchanged). */
+static void send_caught_up(cluster *cl, const catchup_result *r, int64_t now) {
+    int idx = r->peer;
+    if (r->err[0]) log_warn("cluster: catch-up of node %d: %s", cl->nodes[idx].id, r->err);
+    cl_peer *pe = &cl->peers[idx];
+    if (atomic_load(&cl->role) != ROLE_LEADER || r->term != cl->term ||
+        pe->next_index != r->from)
+        return;
+    uint64_t from = r->from, skip = from - r->lo;
+    /* from > 1 needs the entry before it (the APPEND's prev_term) */
+    uint32_t count = r->count > skip ? r->count - (uint32_t)skip : 0;
+    if (count && send_entries(cl, idx, from - 1, from > 1 ? r->ents[0]->term : 0,
+                              (const entry *const *)r->ents + skip, count, now) == 0) {
         pe->next_index = from + count;
         pe->last_send_us = now;
         log_verbose("cluster: node %d catching up from the AOF: entries %llu..%llu",
@@ -490,8 +488,17 @@ static void send_from_aof(cluster *cl, int idx, uint64_t from, int64_t now) {
         log_warn("cluster: node %d needs entry %llu, which this node's AOF does not have",
                  cl->nodes[idx].id, (unsigned long long)from);
     }
-    for (uint64_t i = 0; i <= s.hi - s.lo; i++) free(s.found[i]);
-    free(s.found);
+}
+
+static void catchup_done(cluster *cl) {
+    catchup_result *r = catchup_take(cl->catchup);
+    int64_t now = cl_now_us();
+    while (r) {
+        catchup_result *next = r->next;
+        send_caught_up(cl, r, now);
+        catchup_result_free(r);
+        r = next;
+    }
 }
 
 /* The in-memory entries from `from` on, up to APPEND_MAX_BYTES, into the
@@ -731,6 +738,7 @@ void cl_raft_tick(cluster *cl) {
  * durable, count them, and send what each follower is missing (or a
  * heartbeat when one is due). */
 void cl_raft_before_sleep(cluster *cl) {
+    catchup_done(cl);
     if (atomic_load(&cl->role) != ROLE_LEADER) {
         if (cl->commit_logged != atomic_load(&cl->commit)) {
             cl->commit_logged = atomic_load(&cl->commit);

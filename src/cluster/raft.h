@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 
+#include "../persist/aof.h"
 #include "cluster_types.h"
 #include "entry.h"
 #include "msg.h"
@@ -56,6 +57,8 @@ uint64_t cl_term_at(cluster *cl, uint64_t index);
 /* Append a finished entry (its index must be last + 1) to the log and the
  * AOF. Caller holds log_lock (any thread: a leader loop's expiry DEL). */
 void cl_log_append_locked(cluster *cl, entry *e);
+/* Start-up: an entry read from the AOF at pos goes back into the log. */
+void cl_log_loaded(cluster *cl, entry *e, aof_pos pos);
 /* Drop entries from index on (caller holds log_lock). */
 void cl_log_drop_tail_locked(cluster *cl, uint64_t index);
 /* Free old applied entries. */
