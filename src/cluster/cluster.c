@@ -206,8 +206,8 @@ static int replay_entry(cluster *cl, int argc, const cmd_arg *argv) {
 }
 
 int cluster_is_log_record(const char *name, size_t len) {
-    static const char *const records[] = {"PIER.ENTRY", "PIER.VOTE", "PIER.COMMIT",
-                                          "PIER.TRUNCATE"};
+    static const char *const records[] = {"PIER.ENTRY",    "PIER.VOTE",    "PIER.COMMIT",
+                                          "PIER.TRUNCATE", "PIER.WITNESS", "PIER.WGC"};
     cmd_arg a = {name, len};
     for (size_t i = 0; i < sizeof records / sizeof records[0]; i++)
         if (is_name(&a, records[i])) return 1;

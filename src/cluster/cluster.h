@@ -12,7 +12,8 @@
  * cluster_local_read says so.
  *
  * The node's AOF is its durable log: PIER.ENTRY, PIER.VOTE, PIER.COMMIT
- * and PIER.TRUNCATE records (entry.h). */
+ * and PIER.TRUNCATE records, and its witness's PIER.WITNESS and PIER.WGC
+ * records (entry.h). */
 #ifndef PIER_CLUSTER_H
 #define PIER_CLUSTER_H
 
@@ -65,9 +66,10 @@ uint64_t cluster_visible_index(cluster *cl);
 
 void cluster_count_weak_read(cluster *cl);
 
-/* 1 when name is one of the cluster log's AOF records (PIER.ENTRY,
- * PIER.VOTE, PIER.COMMIT, PIER.TRUNCATE; entry.h): pier-check-aof
- * accepts them next to the command table's names. */
+/* 1 when name is one of a cluster node's own AOF records (PIER.ENTRY,
+ * PIER.VOTE, PIER.COMMIT, PIER.TRUNCATE, PIER.WITNESS, PIER.WGC;
+ * entry.h): pier-check-aof accepts them next to the command table's
+ * names. */
 int cluster_is_log_record(const char *name, size_t len);
 
 /* This node's cluster bus port (the ready line); 0 when cl is NULL. */

@@ -21,7 +21,8 @@
  *
  * The control records next to it in the AOF: PIER.VOTE <term> <voted-for>,
  * PIER.COMMIT <index>, PIER.TRUNCATE <index> (entries from index on are
- * void). docs/CONSISTENCY.md describes the log. */
+ * void), and the witness's PIER.WITNESS and PIER.WGC (curp_witness.c).
+ * docs/CONSISTENCY.md describes the log. */
 #ifndef PIER_CLUSTER_ENTRY_H
 #define PIER_CLUSTER_ENTRY_H
 
