@@ -47,7 +47,7 @@ typedef struct cl_peer {
     uint64_t next_index, match_index;
     int64_t acked_sent_us; /* send time of the newest APPEND it acknowledged this term */
     int64_t last_send_us;
-    int64_t last_scan_us;  /* last catch-up read from the AOF */
+    int64_t last_scan_us;  /* last catch-up request to the AOF reader (catchup.h) */
     uint64_t commit_sent;  /* commit index last told */
     int vote_granted;
     int prevote_granted;
@@ -162,6 +162,10 @@ struct cluster {
     int64_t election_deadline_us;
     int64_t leader_since_us;     /* when this node last became the leader */
     int64_t last_leader_contact_us;
+    _Atomic uint64_t executed;   /* the keyspace holds every entry up to here */
+    int keep_expired;            /* keyspace in replica expiry mode */
+    /* --- CURP: a new leader's recovery, the witness's completeness and
+     * its AOF lines (curp_recover.c, curp_witness.c) --- */
     uint64_t noop_index;         /* a new leader's first entry: recovery waits for its commit */
     int collect_needed;          /* a new leader still collecting witness records */
     cl_collected *collected;
@@ -180,8 +184,6 @@ struct cluster {
     int witness_unsynced;        /* PIER.WITNESS records appended since the last AOF write */
     cl_rec_ack *rec_acks;        /* witness answers waiting for that write */
     size_t nrec_acks, rec_acks_cap;
-    _Atomic uint64_t executed;   /* the keyspace holds every entry up to here */
-    int keep_expired;            /* keyspace in replica expiry mode */
 
     /* --- unsynced writes per key hash (leader): the highest log index of
      * a write on any key hashing to the slot; clean when <= commit --- */
