@@ -232,6 +232,7 @@ def ack_or_write_error(c, probe, timeout=60):
     """Wait for the ACK of the batch just sent; True instead when the AOF
     reports a write error first (that batch's ACK is then held back, so
     waiting for it alone would hang until the disk is freed)."""
+    from test_batch import ack_of
     deadline = time.monotonic() + timeout
     c.sock.settimeout(0.2)
     try:
