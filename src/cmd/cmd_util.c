@@ -105,6 +105,13 @@ cmd_arg cmd_prop_ll(cmd_ctx *c, long long v) {
 
 cmd_arg cmd_prop_lit(const char *s) { return (cmd_arg){s, strlen(s)}; }
 
+int cmd_block_on_keys(cmd_ctx *c, int nkeys, const cmd_arg *keys, int argc, const cmd_arg *argv,
+                      long long timeout_ms) {
+    const cmd_host *h = c->env->host;
+    if (!(c->cmd->flags & CMD_BLOCKING) || !h || !h->block_on_keys) return -1;
+    return h->block_on_keys(c->env->host_arg, c->sess, nkeys, keys, argc, argv, timeout_ms);
+}
+
 void cmd_propagate_record(cmd_ctx *c, int argc, const cmd_arg *argv) {
     c->prop_done = 1;
     cmd_env *env = c->env;

@@ -87,6 +87,9 @@ struct cmd_ctx;
  * string (or null), so a session that wrote the key and waits for the
  * write to land can answer from its own pending write (GET). */
 #define CMD_REPLY_IS_VALUE (1u << 9)
+/* May park its client until data arrives (XREAD/XREADGROUP BLOCK):
+ * cmd_block_on_keys refuses every other row (COMMAND INFO: blocking). */
+#define CMD_BLOCKING  (1u << 10)
 
 /* --- flags COMMAND INFO shows and nothing enforces ---
  * Data for clients (redis-cli, client libraries) that read COMMAND; pier
@@ -96,7 +99,6 @@ struct cmd_ctx;
 #define CMD_DOC_PUBSUB   (1u << 18)
 #define CMD_DOC_LOADING  (1u << 19)
 #define CMD_DOC_STALE    (1u << 20)
-#define CMD_DOC_BLOCKING (1u << 21) /* may block the client; ACL @blocking */
 
 typedef struct cmd_arg {
     const char *p;
@@ -556,6 +558,14 @@ kv *key_lookup_read(cmd_ctx *c, int i);
 kv *key_lookup_write(cmd_ctx *c, int i);
 /* "ERR invalid expire time in '<name>' command". */
 void reply_expire_time_error(cmd_ctx *c);
+
+/* --- blocking reads --- */
+/* Park the client on keys (cmd_host.block_on_keys, which says how), for a
+ * row flagged CMD_BLOCKING only. Returns 0, or -1 when it cannot park
+ * (another row, no blocking service, a session that never blocks): the
+ * caller replies as on a timeout. */
+int cmd_block_on_keys(cmd_ctx *c, int nkeys, const cmd_arg *keys, int argc, const cmd_arg *argv,
+                      long long timeout_ms);
 
 /* --- propagation (AOF) --- */
 /* Log argv[0..argc) instead of the command as received, for commands

@@ -26,7 +26,7 @@ static size_t acl_categories(const command *cmd, const char **out) {
     else if (!strcmp(cmd->group, "connection")) out[n++] = "@connection";
     if (cmd->flags & CMD_DOC_PUBSUB) out[n++] = "@pubsub";
     out[n++] = (cmd->flags & CMD_DOC_FAST) ? "@fast" : "@slow";
-    if (cmd->flags & CMD_DOC_BLOCKING) out[n++] = "@blocking";
+    if (cmd->flags & CMD_BLOCKING) out[n++] = "@blocking";
     if (cmd->flags & CMD_DOC_ADMIN) {
         out[n++] = "@admin";
         out[n++] = "@dangerous";

@@ -162,7 +162,7 @@ size_t cmd_flag_names(const command *cmd, const char **out, size_t max) {
         {CMD_WRITE, "write"},          {CMD_READONLY, "readonly"},  {CMD_DENYOOM, "denyoom"},
         {CMD_DOC_ADMIN, "admin"},      {CMD_DOC_PUBSUB, "pubsub"},  {CMD_DOC_LOADING, "loading"},
         {CMD_DOC_STALE, "stale"},      {CMD_NOAUTH, "no_auth"},     {CMD_DOC_FAST, "fast"},
-        {CMD_DOC_BLOCKING, "blocking"},
+        {CMD_BLOCKING, "blocking"},
     };
     size_t n = 0;
     for (size_t i = 0; i < sizeof names / sizeof names[0] && n < max; i++)

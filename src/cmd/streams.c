@@ -664,7 +664,6 @@ static void serve_one(cmd_ctx *c, const xread_args *a, int k, stream *s, xread_t
 /* The argv to run again when woken: "$" replaced by the ID it meant now,
  * so that entries added meanwhile are not missed. */
 static void block_reader(cmd_ctx *c, const xread_args *a, const xread_target *t) {
-    const cmd_host *h = c->env->host;
     cmd_arg *argv = malloc((size_t)c->argc * sizeof *argv);
     char(*ids)[STREAM_ID_STRLEN] = malloc((size_t)a->nstreams * sizeof *ids);
     if (!argv || !ids) abort();
@@ -674,10 +673,8 @@ static void block_reader(cmd_ctx *c, const xread_args *a, const xread_target *t)
         if (is_word(&c->argv[idarg], '$'))
             argv[idarg] = (cmd_arg){ids[k], stream_id_format(t[k].after, ids[k])};
     }
-    int rc = h && h->block_on_keys
-                 ? h->block_on_keys(c->env->host_arg, c->sess, a->nstreams, c->argv + a->streams_arg,
-                                    c->argc, argv, a->block_ms)
-                 : -1;
+    int rc = cmd_block_on_keys(c, a->nstreams, c->argv + a->streams_arg, c->argc, argv,
+                               a->block_ms);
     if (rc < 0) reply_null_array(c->out);
     free(ids);
     free(argv);
@@ -951,10 +948,10 @@ const command streams_commands[] = {
     {"xsetid", xsetid_cmd, -3, RW_OOM | CMD_DOC_FAST, 1, 1, 1, "stream",
      "An internal command for replicating stream values", "5.0.0"},
     /* Keys follow STREAMS: getkeys finds them (movablekeys). */
-    {"xread", xread_cmd, -4, CMD_READONLY | CMD_DOC_BLOCKING, 0, 0, 0, "stream",
+    {"xread", xread_cmd, -4, CMD_READONLY | CMD_BLOCKING, 0, 0, 0, "stream",
      "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block.", "5.0.0",
      .getkeys = xread_keys},
-    {"xreadgroup", xreadgroup_cmd, -7, CMD_WRITE | CMD_DOC_BLOCKING, 0, 0, 0, "stream",
+    {"xreadgroup", xreadgroup_cmd, -7, CMD_WRITE | CMD_BLOCKING, 0, 0, 0, "stream",
      "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block.", "5.0.0",
      .getkeys = xreadgroup_keys},
     {"xinfo", NULL, -2, 0, 0, 0, 0, "stream", "A container for stream introspection commands",

@@ -164,8 +164,23 @@ static void test_flag_names(void) {
     CHECK(movable && blocking);
 }
 
+/* Only a row flagged CMD_BLOCKING may park its client. */
+static void test_only_blocking_rows_park(void) {
+    cmd_harness *h = h_new();
+    cmd_arg key = A("k");
+    cmd_ctx c = {.env = &h->env, .sess = &h->sess[0], .out = &h->out[0], .argc = 1, .argv = &key};
+    c.cmd = cmd_lookup("get", 3);
+    CHECK_EQ_LL(cmd_block_on_keys(&c, 1, &key, 1, &key, 0), -1);
+    CHECK_EQ_LL(h->parked, 0);
+    c.cmd = cmd_lookup("xread", 5);
+    CHECK_EQ_LL(cmd_block_on_keys(&c, 1, &key, 1, &key, 0), 0);
+    CHECK_EQ_LL(h->parked, 1);
+    h_free(h);
+}
+
 int main(void) {
     RUN(test_every_row_passes_the_check);
+    RUN(test_only_blocking_rows_park);
     RUN(test_check_refuses_rows_that_say_too_little);
     RUN(test_routing_decisions_come_from_the_row);
     RUN(test_subcommands_resolve);
