@@ -13,13 +13,14 @@
 #                redis-benchmark cannot send 4 KB XADD values: a custom
 #                command gets the literal __data__)
 #
-# Usage: bench/compare-log.sh [--size 4k] [--total 1g] [--conns 1]
+# Usage: bench/compare-log.sh [--size 4kb] [--total 1gb] [--conns 1]
 #                             [--pipeline 16] [--xadd-conns 4] [--codec lz4]
+# Sizes take the server's units (4kb = 4096, 4k = 4000), in both tools.
 # Servers run on free ports and are stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SIZE=4k TOTAL=1g CONNS=1 PIPELINE=16 XCONNS=4 CODEC=lz4 BATCH=2m
+SIZE=4kb TOTAL=1gb CONNS=1 PIPELINE=16 XCONNS=4 CODEC=lz4 BATCH=2mb
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) SIZE=$2; shift 2 ;;
@@ -71,8 +72,9 @@ SINK_PORT=$(free_port)
 build/tcp-ceiling sink -p "$SINK_PORT" >"$WORK/sink.log" 2>&1 &
 PIDS+=($!)
 wait_port "$SINK_PORT"
-LOG_OPTS=(-s "$SIZE" --total "$TOTAL" -c "$CONNS" --codec "$CODEC" --batch "$BATCH" --json -q)
-LIB=$(build/pier-bench log -n "127.0.0.1:$SINK_PORT" "${LOG_OPTS[@]}" 2>/dev/null | field mib_per_sec)
+LOG_OPTS=(-d "$SIZE" --total "$TOTAL" --conns "$CONNS" --codec "$CODEC" --batch "$BATCH" --json -q)
+# (the sink has no RESP port to delete the topic on: --keep)
+LIB=$(build/pier-bench log --nodes "127.0.0.1:$SINK_PORT" --keep "${LOG_OPTS[@]}" 2>/dev/null | field mib_per_sec)
 
 echo "== pier-server batch port" >&2
 PORT=$(free_port); BPORT=$(free_port)
@@ -81,8 +83,8 @@ mkdir -p "$WORK/pier"
     --save "" --loglevel silent) &
 PIDS+=($!)
 wait_port "$BPORT"
-PUB=$(build/pier-bench log -n "127.0.0.1:$BPORT" "${LOG_OPTS[@]}" --topic cmp:pub 2>/dev/null | field mib_per_sec)
-E2E=$(build/pier-bench log -n "127.0.0.1:$BPORT" "${LOG_OPTS[@]}" --mode e2e --topic cmp:e2e 2>/dev/null | field mib_per_sec)
+PUB=$(build/pier-bench log --nodes "127.0.0.1:$BPORT" --resp "127.0.0.1:$PORT" "${LOG_OPTS[@]}" --topic cmp:pub 2>/dev/null | field mib_per_sec)
+E2E=$(build/pier-bench log --nodes "127.0.0.1:$BPORT" --resp "127.0.0.1:$PORT" "${LOG_OPTS[@]}" --mode e2e --topic cmp:e2e 2>/dev/null | field mib_per_sec)
 PXADD=$(build/tcp-ceiling xadd -p "$PORT" -c "$XCONNS" -P "$PIPELINE" -s "$SIZE" -t "$TOTAL" --json | field mib_per_sec)
 
 echo "== redis-server XADD" >&2

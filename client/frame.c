@@ -97,9 +97,50 @@ size_t pb_put_message(uint8_t *dst, const void *msg, uint32_t len) {
     return 4 + (size_t)len;
 }
 
-/* Entry layout: u64 ms, u64 seq, u8 kind, u32 len, bytes (21-byte head). */
-int pb_parse_entries(const uint8_t *p, size_t raw_len, uint32_t count, pier_msg *msgs) {
+/* Strict "<prefix><decimal>\r\n" at p[*off..n) (at most 10 digits, no
+ * leading zero): the number into *v, *off past the line. */
+static bool resp_header(const uint8_t *p, size_t n, size_t *off, char prefix, uint64_t *v) {
+    size_t i = *off, digits = 0;
+    uint64_t x = 0;
+    if (i >= n || p[i] != (uint8_t)prefix) return false;
+    for (i++; i < n && p[i] >= '0' && p[i] <= '9' && digits < 10; i++, digits++)
+        x = x * 10 + (uint64_t)(p[i] - '0');
+    if (!digits || n - i < 2 || p[i] != '\r' || p[i + 1] != '\n') return false;
+    if (digits > 1 && p[*off + 1] == '0') return false; /* canonical only, as the server writes */
+    *off = i + 2;
+    *v = x;
+    return true;
+}
+
+/* Walk a kind-1 entry, a RESP array of an even number of bulk strings
+ * spanning exactly p[0..n). With out, fill its pairs. Returns the number
+ * of pairs, -1 when the bytes are not such an array. */
+static long resp_fields(const uint8_t *p, size_t n, pier_field *out) {
     size_t off = 0;
+    uint64_t count;
+    if (!resp_header(p, n, &off, '*', &count) || count % 2 || count > n) return -1;
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t len;
+        if (!resp_header(p, n, &off, '$', &len) || n - off < len + 2 || p[off + len] != '\r' ||
+            p[off + len + 1] != '\n')
+            return -1;
+        if (out && i % 2 == 0) {
+            out[i / 2].name = (const char *)p + off;
+            out[i / 2].name_len = len;
+        } else if (out) {
+            out[i / 2].value = (const char *)p + off;
+            out[i / 2].value_len = len;
+        }
+        off += len + 2;
+    }
+    return off == n ? (long)(count / 2) : -1;
+}
+
+/* Entry layout: u64 ms, u64 seq, u8 kind, u32 len, bytes (21-byte head). */
+int pb_parse_entries(const uint8_t *p, size_t raw_len, uint32_t count, pier_msg *msgs,
+                     size_t *nfields) {
+    size_t off = 0;
+    *nfields = 0;
     for (uint32_t i = 0; i < count; i++) {
         if (raw_len - off < 21)
             return pier_fail(PIER_E_PROTOCOL, "entry %u truncated", i);
@@ -108,13 +149,30 @@ int pb_parse_entries(const uint8_t *p, size_t raw_len, uint32_t count, pier_msg 
         if (e[16] > 1) return pier_fail(PIER_E_PROTOCOL, "entry kind %u", e[16]);
         if (raw_len - off - 21 < len)
             return pier_fail(PIER_E_PROTOCOL, "entry %u longer than the batch", i);
-        msgs[i] = (pier_msg){rd64(e), rd64(e + 8), e[16], (const char *)e + 21, len};
+        long pairs = e[16] == PIER_KIND_FIELDS ? resp_fields(e + 21, len, NULL) : 1;
+        if (pairs < 0)
+            return pier_fail(PIER_E_PROTOCOL, "entry %u: fields are not a RESP array of pairs", i);
+        msgs[i] = (pier_msg){rd64(e), rd64(e + 8), e[16], (const char *)e + 21, len, NULL,
+                             (size_t)pairs};
+        *nfields += (size_t)pairs;
         off += 21 + (size_t)len;
     }
     if (off != raw_len)
         return pier_fail(PIER_E_PROTOCOL, "%zu trailing bytes after %u entries", raw_len - off,
                          count);
     return PIER_OK;
+}
+
+void pb_attach_fields(pier_msg *msgs, uint32_t count, pier_field *fields) {
+    for (uint32_t i = 0; i < count; i++) {
+        pier_msg *m = &msgs[i];
+        m->fields = fields;
+        if (m->kind == PIER_KIND_FIELDS)
+            resp_fields((const uint8_t *)m->data, m->len, fields); /* checked by the parse */
+        else
+            fields[0] = (pier_field){"data", 4, m->data, m->len};
+        fields += m->nfields;
+    }
 }
 
 int pb_error_frame(const uint8_t *payload, size_t len) {

@@ -58,11 +58,26 @@ int pb_decode_header(const uint8_t in[PB_HEADER_LEN], uint32_t max_payload, pb_h
  * bytes written (4 + len). dst must have room. */
 size_t pb_put_message(uint8_t *dst, const void *msg, uint32_t len);
 /* Parse a subscriber payload of raw_len bytes holding count entries into
- * msgs (capacity count). PIER_OK or PIER_E_PROTOCOL. msgs point into p. */
-int pb_parse_entries(const uint8_t *p, size_t raw_len, uint32_t count, pier_msg *msgs);
+ * msgs (capacity count), each with its nfields counted (fields still
+ * NULL); *nfields gets the total. PIER_OK or PIER_E_PROTOCOL (also for a
+ * kind-1 entry that is not a RESP array of pairs). msgs point into p. */
+int pb_parse_entries(const uint8_t *p, size_t raw_len, uint32_t count, pier_msg *msgs,
+                     size_t *nfields);
+/* Fill fields (capacity: the total from pb_parse_entries) with the pairs
+ * of msgs and point each message's fields into it. */
+void pb_attach_fields(pier_msg *msgs, uint32_t count, pier_field *fields);
 /* ERROR payload -> "server error <code>: <text>" in pier_last_error();
  * returns the status matching the code (PIER_E_AUTH for 3, else SERVER). */
 int pb_error_frame(const uint8_t *payload, size_t len);
+
+/* The opening exchange (hello.c): send the handshake on fd and read the
+ * server's HELLO_OK (its next sequence and max payload bytes), within the
+ * server's own 10 s handshake deadline. ERROR frames become their status
+ * (pb_error_frame); an answer that is not a batch frame (a RESP port's
+ * error, ...) fails at once with PIER_E_PROTOCOL "<peer> is not a pier
+ * batch port (...)". peer ("host:port") is only for messages. */
+int pb_hello(int fd, const pb_handshake *hs, const char *peer, uint64_t *next_seq,
+             uint32_t *max_payload);
 
 static inline void le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static inline void le32(uint8_t *p, uint32_t v) {
@@ -123,9 +138,10 @@ void pc_note_send(pc_adapt *a, size_t wire_len, uint64_t ns);
 /* ---- big buffers (hugebuf.c) ---- */
 
 /* mmap n bytes (rounded up to 2 MiB) with MAP_HUGETLB, else plain mmap +
- * MADV_HUGEPAGE; the fallback logs one line through log (NULL: stderr)
- * once per process. NULL when mmap fails. Free with pier_huge_free. */
-void *pier_huge_alloc(size_t n, size_t *mapped, pier_log_fn log, void *ctx);
+ * MADV_HUGEPAGE; with verbose the fallback logs one line through log
+ * (NULL: stderr), once per process. NULL when mmap fails. Free with
+ * pier_huge_free. */
+void *pier_huge_alloc(size_t n, size_t *mapped, bool verbose, pier_log_fn log, void *ctx);
 void pier_huge_free(void *p, size_t mapped);
 
 /* ---- sockets (net.c) ---- */
@@ -137,11 +153,17 @@ int pn_split_hostport(const char *s, char *host, size_t cap, int *port);
 int pn_connect(const char *host, int port, int nodelay, int sndbuf, int rcvbuf);
 /* Write every byte of iov (the array is modified). PIER_OK or PIER_E_IO. */
 int pn_writev_all(int fd, struct iovec *iov, int iovcnt);
-/* Read exactly n bytes. PIER_OK, PIER_E_IO (EOF/error) or PIER_E_TIMEOUT. */
 /* Drop the first `sent` bytes of an iovec array after a partial send:
  * *iov and *iovcnt move past whole segments, the first left is trimmed. */
 void pn_iov_advance(struct iovec **iov, int *iovcnt, size_t sent);
+/* Read exactly n bytes. PIER_OK, PIER_E_IO (EOF/error) or PIER_E_TIMEOUT
+ * (SO_RCVTIMEO). */
 int pn_read_full(int fd, void *buf, size_t n);
+/* Fill buf[*have..n) from a blocking fd, waiting at most until deadline_ns
+ * (pn_now_ns() clock; 0 = no deadline). *have counts the bytes read so
+ * far, also on failure, so a call after PIER_E_TIMEOUT resumes where this
+ * one stopped. PIER_OK, PIER_E_TIMEOUT or PIER_E_IO (EOF/error). */
+int pn_read_until(int fd, void *buf, size_t n, size_t *have, uint64_t deadline_ns);
 /* Current monotonic time in ns. */
 uint64_t pn_now_ns(void);
 

@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,36 @@ int pn_read_full(int fd, void *buf, size_t n) {
             return pier_fail(PIER_E_IO, "read failed: %s", strerror(errno));
         }
         got += (size_t)r;
+    }
+    return PIER_OK;
+}
+
+/* Wait until fd is readable or the deadline passes. PIER_OK or
+ * PIER_E_TIMEOUT; deadline_ns 0 waits forever (no poll at all). */
+static int wait_readable(int fd, uint64_t deadline_ns) {
+    if (!deadline_ns) return PIER_OK;
+    for (;;) {
+        uint64_t now = pn_now_ns();
+        if (now >= deadline_ns) return pier_fail(PIER_E_TIMEOUT, "no data within the timeout");
+        uint64_t left_ms = (deadline_ns - now + 999999) / 1000000;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int r = poll(&pfd, 1, left_ms > 60000 ? 60000 : (int)left_ms);
+        if (r > 0) return PIER_OK;
+        if (r < 0 && errno != EINTR) return pier_fail(PIER_E_IO, "poll failed: %s", strerror(errno));
+    }
+}
+
+int pn_read_until(int fd, void *buf, size_t n, size_t *have, uint64_t deadline_ns) {
+    while (*have < n) {
+        int rc = wait_readable(fd, deadline_ns);
+        if (rc) return rc;
+        ssize_t r = read(fd, (char *)buf + *have, n - *have);
+        if (r == 0) return pier_fail(PIER_E_IO, "connection closed by the server");
+        if (r < 0) {
+            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
+            return pier_fail(PIER_E_IO, "read failed: %s", strerror(errno));
+        }
+        *have += (size_t)r;
     }
     return PIER_OK;
 }

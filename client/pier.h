@@ -141,8 +141,9 @@ void pier_cluster_close(pier_cluster *c);
 
 enum pier_codec { PIER_CODEC_NONE = 0, PIER_CODEC_LZ4 = 1, PIER_CODEC_ZSTD = 2 };
 
-/* Where log lines of the library go (e.g. "huge pages unavailable").
- * NULL in the options means stderr. */
+/* Where log lines of the library go ("connection ... lost; will
+ * reconnect", and with verbose "huge pages unavailable"). NULL in the
+ * options means stderr. */
 typedef void (*pier_log_fn)(void *ctx, const char *line);
 
 typedef struct pier_publisher_options {
@@ -167,6 +168,8 @@ typedef struct pier_publisher_options {
     unsigned reconnect_ms;      /* give up reconnecting after this long (5000) */
     pier_log_fn log;            /* NULL = stderr */
     void *log_ctx;
+    int verbose;                /* 1 = also informational lines, e.g. the huge-page
+                                   fallback (0: warnings only) */
 } pier_publisher_options;
 
 /* Defaults for every field (the values in parentheses above); call it
@@ -177,7 +180,10 @@ typedef struct pier_publisher pier_publisher;
 
 /* Connects to every node (handshake, HELLO_OK) and allocates the buffer
  * pool once. Each connection gets its own client id (client_id + index)
- * because the server keeps one batch sequence per client id. */
+ * because the server keeps one batch sequence per client id. Fails at once
+ * when a node cannot be reached (PIER_E_CONNECT) or is not a pier batch
+ * port, e.g. a RESP port (PIER_E_PROTOCOL, "... is not a pier batch
+ * port ..."); a connection lost later is retried for reconnect_ms. */
 int pier_publisher_open(pier_publisher **out, const pier_publisher_options *o);
 /* Copy one message into the calling thread's current batch. May send a
  * full batch, and blocks while every buffer waits for an ACK. */
@@ -213,11 +219,27 @@ int pier_publisher_stats(pier_publisher *p, pier_conn_stats *out, int max, int *
 
 enum pier_msg_kind { PIER_KIND_DATA = 0, PIER_KIND_FIELDS = 1 };
 
+/* One field/value pair of a stream entry. Not NUL-terminated. */
+typedef struct pier_field {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} pier_field;
+
+/* One stream entry. Entries a publisher wrote (or an XADD with the single
+ * field `data`) are kind PIER_KIND_DATA: data/len is that field's value.
+ * Entries XADDed with other fields are kind PIER_KIND_FIELDS: data/len is
+ * the entry as the server sent it (a RESP array of field/value bulk
+ * strings). Either way fields[0..nfields) are the decoded pairs: one
+ * {"data", value} pair for kind 0, every pair in order for kind 1. */
 typedef struct pier_msg {
     uint64_t id_ms, id_seq;   /* stream entry ID */
-    int kind;                 /* enum pier_msg_kind: 1 = RESP array of field/value pairs */
+    int kind;                 /* enum pier_msg_kind */
     const char *data;
     size_t len;
+    const pier_field *fields; /* valid as long as data */
+    size_t nfields;
 } pier_msg;
 
 typedef struct pier_batch {
@@ -230,14 +252,18 @@ typedef struct pier_subscriber pier_subscriber;
 
 /* Subscribe to topic from start ("$" new entries, "0" everything, or an ID
  * "<ms>-<seq>": entries after it). codecs: bit 0 LZ4, bit 1 zstd accepted
- * (1 << PIER_CODEC_x >> 1). password may be NULL. */
+ * (1 << PIER_CODEC_x >> 1). password may be NULL. Fails at once when the
+ * port is not a pier batch port (PIER_E_PROTOCOL). */
 int pier_subscriber_open(pier_subscriber **out, const char *host, int port, const char *topic,
                          const char *start, unsigned codecs, const char *password);
-/* Receive timeout for pier_subscriber_next (0 = block forever). */
+/* How long one pier_subscriber_next waits (0 = block forever, the
+ * default). */
 int pier_subscriber_set_timeout(pier_subscriber *s, unsigned timeout_ms);
-/* Block until the next batch; fills *batch. PIER_E_TIMEOUT after the
- * timeout with no complete batch (the connection is then unusable: a
- * partial frame may have been consumed). */
+/* Block until the next batch; fills *batch. PIER_E_TIMEOUT when no
+ * complete batch arrived within the timeout: the subscription stays
+ * usable, and the next call goes on with any part of a batch already
+ * received. Any other failure ends the subscription (every later call
+ * fails; reopen it from the last ID seen). */
 int pier_subscriber_next(pier_subscriber *s, pier_batch *batch);
 void pier_subscriber_close(pier_subscriber *s);
 

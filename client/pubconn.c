@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #if __has_include("lib/crc32c.h")
@@ -267,39 +266,17 @@ static void *reader_main(void *arg) {
 
 /* ----------------------------------------------------------- handshake */
 
-static void set_rcv_timeout(int fd, unsigned ms) {
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-}
-
 /* Send the handshake and read HELLO_OK: *next_seq, c->max_payload. */
 static int handshake(pconn *c, int fd, uint64_t *next_seq) {
     pier_publisher *p = c->p;
     pb_handshake hs = {.role = PB_ROLE_PUBLISHER, .ack_level = p->opt.ack_level,
                        .order_level = 1, .client_id = c->client_id,
                        .token = p->password, .topic = p->topic};
-    size_t cap = PB_HANDSHAKE_FIXED + 0xFFFF + PB_MAX_TOPIC;
-    uint8_t *buf = malloc(cap);
-    if (!buf) return pier_fail(PIER_E_NOMEM, "no memory for the handshake");
-    size_t n = pb_encode_handshake(&hs, buf, cap);
-    struct iovec iov = {buf, n};
-    int rc = n ? pn_writev_all(fd, &iov, 1) : PIER_E_INVALID;
-    free(buf);
+    char peer[300];
+    snprintf(peer, sizeof peer, "%s:%d", c->host, c->port);
+    int rc = pb_hello(fd, &hs, peer, next_seq, &c->max_payload);
     if (rc) return rc;
-    set_rcv_timeout(fd, 10000);
-    uint8_t raw[PB_HEADER_LEN];
-    pb_header h;
-    if ((rc = pn_read_full(fd, raw, sizeof raw))) return rc;
-    if ((rc = pb_decode_header(raw, PB_MAX_PAYLOAD, &h))) return rc;
-    if (h.type == PB_ERROR) return read_error_frame(fd, &h);
-    if (h.type != PB_HELLO_OK) return pier_fail(PIER_E_PROTOCOL, "expected HELLO_OK");
-    uint8_t pl[8];
-    if ((rc = pn_read_full(fd, pl, sizeof pl))) return rc;
-    set_rcv_timeout(fd, 0);
-    uint64_t maxp = rd64(pl);
-    c->max_payload = maxp > PB_MAX_PAYLOAD ? PB_MAX_PAYLOAD : (uint32_t)maxp;
-    if (h.seq == 0) return pier_fail(PIER_E_PROTOCOL, "HELLO_OK with next sequence 0");
-    *next_seq = h.seq;
+    if (*next_seq == 0) return pier_fail(PIER_E_PROTOCOL, "HELLO_OK with next sequence 0");
     return PIER_OK;
 }
 
@@ -374,6 +351,12 @@ static int resend_unacked(pconn *c, uint64_t first, uint64_t end) {
 static int connect_once(pconn *c) {
     const pier_publisher_options *o = &c->p->opt;
     int fd = pn_connect(c->host, c->port, o->nodelay, o->sndbuf, o->rcvbuf);
+    if (fd < 0 && !c->connected_once) {
+        char why[200];
+        snprintf(why, sizeof why, "%s", pier_last_error());
+        return pier_fail(PIER_E_CONNECT, "%s (is the batch port on? it is off in cluster mode)",
+                         why);
+    }
     if (fd < 0) return PIER_E_CONNECT;
     uint64_t next = 0;
     int rc = handshake(c, fd, &next);
@@ -402,6 +385,9 @@ static int connect_once(pconn *c) {
 
 static bool retryable(int rc) { return rc == PIER_E_CONNECT || rc == PIER_E_IO; }
 
+/* The first connection (from pier_publisher_open) is tried once: a node
+ * that is down or not a batch port fails the open at once. A connection
+ * lost later is retried for reconnect_ms. */
 int pconn_connect(pconn *c) {
     pier_publisher *p = c->p;
     uint64_t deadline = pn_now_ns() + (uint64_t)p->opt.reconnect_ms * 1000000ull;
@@ -410,14 +396,15 @@ int pconn_connect(pconn *c) {
         stop_reader(c);
         int rc = connect_once(c);
         if (rc == PIER_OK) {
-            if (c->stats.batches || c->stats.reconnects) {
+            if (c->connected_once) {
                 pthread_mutex_lock(&p->lock);
                 c->stats.reconnects++;
                 pthread_mutex_unlock(&p->lock);
             }
+            c->connected_once = true;
             return PIER_OK;
         }
-        if (!retryable(rc) || pn_now_ns() >= deadline) {
+        if (!retryable(rc) || !c->connected_once || pn_now_ns() >= deadline) {
             stop_reader(c);
             return pub_set_failed(p, rc, pier_last_error());
         }

@@ -97,7 +97,8 @@ static int alloc_pool(pier_publisher *p) {
     size_t wire = o->codec ? (pc_bound(o->codec, o->batch_bytes) + 4095) & ~(size_t)4095 : 0;
     p->bufs = calloc((size_t)n, sizeof *p->bufs);
     if (!p->bufs) return pier_fail(PIER_E_NOMEM, "no memory for %d buffers", n);
-    p->mem = pier_huge_alloc((size_t)n * (raw + wire), &p->mem_len, o->log, o->log_ctx);
+    p->mem = pier_huge_alloc((size_t)n * (raw + wire), &p->mem_len, o->verbose, o->log,
+                             o->log_ctx);
     if (!p->mem) return pier_fail(PIER_E_NOMEM, "cannot map %zu bytes of buffers", n * (raw + wire));
     uint8_t *m = p->mem;
     for (int i = 0; i < n; i++) {

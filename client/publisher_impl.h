@@ -51,6 +51,7 @@ typedef struct pconn {
     pthread_t reader;
     bool reader_running;
     bool zc_on;                /* SO_ZEROCOPY accepted by the socket */
+    bool connected_once;       /* under send_lock: a later connect is a reconnect */
     uint32_t zc_next_id;       /* under send_lock */
     /* under p->lock: */
     pbuf *unacked_head, *unacked_tail;

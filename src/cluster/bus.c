@@ -1,5 +1,6 @@
-/* bus.c - the cluster bus: dialling, the hello handshake, framing, send
- * gathering, idle timeouts. See bus.h for the wire format.
+/* bus.c - the cluster bus: dialling, the authenticated hello handshake,
+ * framing with a MAC per frame, send gathering, idle timeouts. See bus.h
+ * and busauth.h for the wire format.
  *
  * Timers. The loop's ev_timer_add has millisecond granularity and no way to
  * cancel a timer, so a timer whose argument is the bus would fire after
@@ -30,6 +31,8 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "net/socket.h"
@@ -44,14 +47,20 @@
 #define BUS_REFUSAL_WARN_MS 1000         /* at most one refusal line a second */
 #define BUS_HOST_MAX 64
 
-typedef enum { LINK_DIALING, LINK_HELLO_WAIT, LINK_UP } link_state;
+/* A dialled link: DIALING -> HELLO_WAIT (its HELLO sent, waiting for the
+ * HELLO+PROOF) -> UP (PROOF sent). An accepted one: HELLO_WAIT (waiting for
+ * the HELLO) -> PROOF_WAIT (HELLO+PROOF sent) -> UP (the PROOF checked). */
+typedef enum { LINK_DIALING, LINK_HELLO_WAIT, LINK_PROOF_WAIT, LINK_UP } link_state;
 
 typedef struct bus_link {
     bus *b;
     ev_io io;
     link_state state;
     int dialled;          /* we dialled (we wait for the hello reply) */
-    int peer_id;          /* the dialled peer, or the hello's sender; 0 unknown */
+    /* The dialled peer, or the id an accepted link's HELLO claims (proven
+     * only once the link is up: until then it stays a pending link and
+     * never replaces the peer's link); 0 unknown. */
+    int peer_id;
     int up;               /* on_link(up) was reported */
     int dead;             /* killed: I/O stopped, on the dead list */
     int closed;           /* fd closed and on_link(down) reported */
@@ -63,6 +72,8 @@ typedef struct bus_link {
     uint8_t *obuf;
     size_t ohead, olen, ocap; /* unsent bytes are obuf[ohead, olen) */
     struct bus_link *next_dead;
+    bus_transcript tr;    /* this link's handshake (ids, hash, both nonces) */
+    bus_mac tx_mac, rx_mac; /* frame MACs once up: ours, and the peer's */
 } bus_link;
 
 typedef struct bus_peer {
@@ -87,6 +98,8 @@ struct bus {
     int64_t refusal_warn_ms;
     unsigned refusals_suppressed;
     bus_stats stats;
+    uint8_t key[BUS_KEY_MAX]; /* the cluster secret (or BUS_PUBLIC_KEY) */
+    size_t key_len;
 };
 
 /* --- small helpers --- */
@@ -100,27 +113,12 @@ static void *bus_xrealloc(void *p, size_t n) {
     return q;
 }
 
-static void put_le16(uint8_t *p, uint16_t v) {
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
 static void put_le32(uint8_t *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static void put_le64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static uint32_t get_le32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_le64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-    return v;
 }
 
 static bus_peer *peer_by_id(bus *b, int id) {
@@ -154,17 +152,6 @@ __attribute__((format(printf, 2, 3))) static void warn_refusal(bus *b, const cha
 static const char *remote_name(const bus_link *l, char buf[64]) {
     sock_format_addr(l->io.fd, 0, buf, 64);
     return buf;
-}
-
-size_t bus_hello_encode(uint8_t out[BUS_HELLO_FRAME], int self_id, uint64_t cluster_hash) {
-    put_le32(out, 1 + BUS_HELLO_PAYLOAD);
-    out[4] = BUS_HELLO_TYPE;
-    uint8_t *p = out + BUS_FRAME_HEADER;
-    memcpy(p, BUS_HELLO_MAGIC, 8);
-    put_le16(p + 8, BUS_HELLO_VERSION);
-    p[10] = (uint8_t)self_id;
-    put_le64(p + 11, cluster_hash);
-    return BUS_HELLO_FRAME;
 }
 
 /* --- link lifetime --- */
@@ -227,6 +214,8 @@ static void bus_reap(bus *b) {
 }
 
 static void link_free(bus_link *l) {
+    bus_mac_free(&l->tx_mac);
+    bus_mac_free(&l->rx_mac);
     free(l->rbuf);
     free(l->obuf);
     free(l);
@@ -319,13 +308,16 @@ static void link_flush(bus_link *l) {
     }
 }
 
-/* Append one frame; the caller checked the limits. */
-static void link_queue_frame(bus_link *l, uint8_t type, const struct iovec *iov, int iovcnt,
-                             size_t len) {
+/* Append one frame; the caller checked the limits. Once the link is up
+ * the frame carries its MAC. 0, or -1 when the frame could not be signed
+ * (libcrypto failed): the link is then dropped. */
+static int link_queue_frame(bus_link *l, uint8_t type, const struct iovec *iov, int iovcnt,
+                            size_t len) {
+    size_t mac = l->state == LINK_UP ? BUS_MAC_LEN : 0;
     if (!link_unsent(l)) l->gather_start_us = clock_mono_us();
-    obuf_reserve(l, BUS_FRAME_HEADER + len);
-    uint8_t *p = l->obuf + l->olen;
-    put_le32(p, (uint32_t)(len + 1));
+    obuf_reserve(l, BUS_FRAME_HEADER + len + mac);
+    uint8_t *start = l->obuf + l->olen, *p = start;
+    put_le32(p, (uint32_t)(len + 1 + mac));
     p[4] = type;
     p += BUS_FRAME_HEADER;
     for (int i = 0; i < iovcnt; i++) {
@@ -333,44 +325,72 @@ static void link_queue_frame(bus_link *l, uint8_t type, const struct iovec *iov,
         memcpy(p, iov[i].iov_base, iov[i].iov_len);
         p += iov[i].iov_len;
     }
-    l->olen += BUS_FRAME_HEADER + len;
+    if (mac && bus_mac_sign(&l->tx_mac, start, BUS_FRAME_HEADER + len, p) < 0) {
+        log_warn("cluster bus: node %d: cannot sign a frame (libcrypto); closing the link",
+                 l->peer_id);
+        link_kill(l);
+        return -1;
+    }
+    l->olen += BUS_FRAME_HEADER + len + mac;
+    return 0;
 }
 
+/* One handshake frame (no MAC), written at once: the handshake is not
+ * gathered. */
+static void send_handshake(bus_link *l, const uint8_t *payload, size_t n) {
+    struct iovec iov = {(void *)payload, n}; /* only read */
+    link_queue_frame(l, BUS_HELLO_TYPE, &iov, 1, n);
+    link_flush(l);
+}
+
+/* --- the handshake (busauth.h) --- */
+
+/* The dialler's first frame: HELLO with a fresh nonce. */
 static void send_hello(bus_link *l) {
     bus *b = l->b;
-    uint8_t hello[BUS_HELLO_FRAME];
-    bus_hello_encode(hello, b->cfg.self_id, b->cfg.cluster_hash);
-    struct iovec iov = {hello + BUS_FRAME_HEADER, BUS_HELLO_PAYLOAD};
-    link_queue_frame(l, BUS_HELLO_TYPE, &iov, 1, BUS_HELLO_PAYLOAD);
-    link_flush(l); /* the handshake is not gathered */
+    l->tr.hash = b->cfg.cluster_hash;
+    l->tr.dialler_id = b->cfg.self_id;
+    l->tr.acceptor_id = l->peer_id;
+    if (bus_random(l->tr.dialler_nonce, BUS_NONCE_LEN) < 0) {
+        log_warn("cluster bus: no random bytes for a nonce (libcrypto)");
+        link_kill(l);
+        return;
+    }
+    uint8_t hello[BUS_HELLO_PAYLOAD];
+    bus_hello_write(hello, b->cfg.self_id, b->cfg.cluster_hash, l->tr.dialler_nonce);
+    send_handshake(l, hello, sizeof hello);
 }
 
-/* --- the handshake --- */
-
-typedef struct hello {
-    int id;
-    uint64_t hash;
-} hello;
-
-/* Decode and check the magic and version. 0 or -1 (refusal logged). */
-static int hello_decode(bus_link *l, uint8_t type, const uint8_t *p, hello *out) {
+/* Decode a HELLO (or HELLO+PROOF) and check magic, version and the
+ * membership hash. 0 or -1 (refusal logged). */
+static int hello_check(bus_link *l, const bus_frame *f, int with_proof, bus_hello *h) {
+    bus *b = l->b;
     char from[64];
-    if (type != BUS_HELLO_TYPE || memcmp(p, BUS_HELLO_MAGIC, 8) != 0) {
-        warn_refusal(l->b, "refused %s: not a bus hello", remote_name(l, from));
-        return -1;
-    }
-    unsigned version = (unsigned)p[8] | (unsigned)p[9] << 8;
-    if (version != BUS_HELLO_VERSION) {
-        warn_refusal(l->b, "refused %s: bus version %u, want %d", remote_name(l, from), version,
+    int rc = bus_hello_read(f->type, f->payload, f->len, with_proof, h);
+    if (rc == BUS_HELLO_VERSION_)
+        warn_refusal(b, "refused %s: bus version %u, want %d", remote_name(l, from), h->version,
                      BUS_HELLO_VERSION);
-        return -1;
-    }
-    out->id = p[10];
-    out->hash = get_le64(p + 11);
-    if (out->hash != l->b->cfg.cluster_hash) {
-        warn_refusal(l->b, "refused %s (node %d): another cluster membership (hash %016llx, ours %016llx)",
-                     remote_name(l, from), out->id, (unsigned long long)out->hash,
-                     (unsigned long long)l->b->cfg.cluster_hash);
+    else if (rc != BUS_HELLO_OK)
+        warn_refusal(b, "refused %s: not a bus hello", remote_name(l, from));
+    else if (h->hash != b->cfg.cluster_hash)
+        warn_refusal(b, "refused %s (node %d): another cluster membership (hash %016llx, ours %016llx)",
+                     remote_name(l, from), h->id, (unsigned long long)h->hash,
+                     (unsigned long long)b->cfg.cluster_hash);
+    else
+        return 0;
+    return -1;
+}
+
+/* Key this link's frame MACs from the finished handshake. 0, or -1 with
+ * the link killed. */
+static int link_keys(bus_link *l) {
+    bus *b = l->b;
+    bus_role self = l->dialled ? BUS_DIALLER : BUS_ACCEPTOR;
+    bus_role peer = l->dialled ? BUS_ACCEPTOR : BUS_DIALLER;
+    if (bus_mac_init(&l->tx_mac, b->key, b->key_len, &l->tr, self) < 0 ||
+        bus_mac_init(&l->rx_mac, b->key, b->key_len, &l->tr, peer) < 0) {
+        log_warn("cluster bus: node %d: cannot key the frame MACs (libcrypto)", l->peer_id);
+        link_kill(l);
         return -1;
     }
     return 0;
@@ -385,83 +405,145 @@ static void link_up(bus_link *l) {
     report_link(b, l->peer_id, 1);
 }
 
-/* The acceptor's side: the sender must be a configured node with a lower
- * id (lower ids dial). A new link from a node replaces its old one: the
- * node restarted, or the old link is half-open. */
-static void accept_hello(bus_link *l, const hello *h) {
+/* The dialler got HELLO+PROOF: the peer it dialled must answer and prove
+ * the secret over both nonces; then it proves it in turn and is up. */
+static void dialler_hello(bus_link *l, const bus_frame *f) {
     bus *b = l->b;
-    bus_peer *p = peer_by_id(b, h->id);
-    if (!p || h->id >= b->cfg.self_id) {
-        char from[64];
-        warn_refusal(b, "refused %s: node %d is not a lower-id member of this cluster",
-                     remote_name(l, from), h->id);
+    bus_hello h;
+    if (hello_check(l, f, 1, &h) < 0) {
         link_kill(l);
         return;
     }
+    if (h.id != l->peer_id) {
+        warn_refusal(b, "node %d answered as node %d; check the cluster addresses", l->peer_id,
+                     h.id);
+        link_kill(l);
+        return;
+    }
+    memcpy(l->tr.acceptor_nonce, h.nonce, BUS_NONCE_LEN);
+    if (!bus_proof_ok(b->key, b->key_len, &l->tr, BUS_ACCEPTOR, h.proof)) {
+        warn_refusal(b, "node %d did not prove the cluster secret; every node needs the same "
+                        "cluster-secret", l->peer_id);
+        link_kill(l);
+        return;
+    }
+    uint8_t proof[BUS_PROOF_LEN];
+    if (bus_proof(b->key, b->key_len, &l->tr, BUS_DIALLER, proof) < 0) {
+        log_warn("cluster bus: cannot compute a proof (libcrypto)");
+        link_kill(l);
+        return;
+    }
+    if (link_keys(l) < 0) return;
+    send_handshake(l, proof, sizeof proof); /* not up yet: no MAC */
+    if (!l->dead) link_up(l);
+}
+
+/* The acceptor got a HELLO: the sender claims a configured lower id (lower
+ * ids dial). The claim is not trusted yet: the link stays pending and is
+ * answered with a nonce of ours and our proof. */
+static void accept_hello(bus_link *l, const bus_frame *f) {
+    bus *b = l->b;
+    bus_hello h;
+    if (hello_check(l, f, 0, &h) < 0) {
+        link_kill(l);
+        return;
+    }
+    if (!peer_by_id(b, h.id) || h.id >= b->cfg.self_id) {
+        char from[64];
+        warn_refusal(b, "refused %s: node %d is not a lower-id member of this cluster",
+                     remote_name(l, from), h.id);
+        link_kill(l);
+        return;
+    }
+    l->peer_id = h.id;
+    l->tr.hash = b->cfg.cluster_hash;
+    l->tr.dialler_id = h.id;
+    l->tr.acceptor_id = b->cfg.self_id;
+    memcpy(l->tr.dialler_nonce, h.nonce, BUS_NONCE_LEN);
+    uint8_t out[BUS_HELLO_PROOF_PAYLOAD];
+    if (bus_random(l->tr.acceptor_nonce, BUS_NONCE_LEN) < 0 ||
+        bus_proof(b->key, b->key_len, &l->tr, BUS_ACCEPTOR, out + BUS_HELLO_PAYLOAD) < 0) {
+        log_warn("cluster bus: cannot answer a hello (libcrypto)");
+        link_kill(l);
+        return;
+    }
+    bus_hello_write(out, b->cfg.self_id, b->cfg.cluster_hash, l->tr.acceptor_nonce);
+    l->state = LINK_PROOF_WAIT;
+    send_handshake(l, out, sizeof out);
+}
+
+/* The acceptor got the PROOF. Only now is the sender known to be the
+ * node it claimed: its link replaces any old one of that node (the node
+ * restarted, or the old link is half-open). */
+static void accept_proof(bus_link *l, const bus_frame *f) {
+    bus *b = l->b;
+    if (f->type != BUS_HELLO_TYPE || f->len != BUS_PROOF_PAYLOAD ||
+        !bus_proof_ok(b->key, b->key_len, &l->tr, BUS_DIALLER, f->payload)) {
+        char from[64];
+        warn_refusal(b, "refused %s: it claimed to be node %d but did not prove the cluster "
+                        "secret", remote_name(l, from), l->peer_id);
+        link_kill(l);
+        return;
+    }
+    if (link_keys(l) < 0) return;
+    bus_peer *p = peer_by_id(b, l->peer_id);
     if (p->link) {
-        log_info("cluster bus: node %d reconnected; closing its old link", h->id);
+        log_info("cluster bus: node %d reconnected; closing its old link", l->peer_id);
         link_kill(p->link);
         bus_reap(b); /* down for the old link before up for the new */
     }
     link_detach(b, l); /* leave the pending slots */
-    l->peer_id = h->id;
     p->link = l;
-    send_hello(l);
-    if (!l->dead) link_up(l);
-}
-
-static void dialler_hello(bus_link *l, const hello *h) {
-    if (h->id != l->peer_id) {
-        warn_refusal(l->b, "node %d answered as node %d; check the cluster addresses",
-                     l->peer_id, h->id);
-        link_kill(l);
-        return;
-    }
     link_up(l);
 }
 
-static void handle_hello(bus_link *l, uint8_t type, const uint8_t *payload) {
-    hello h;
-    if (hello_decode(l, type, payload, &h) < 0) {
-        link_kill(l);
-        return;
-    }
-    if (l->dialled)
-        dialler_hello(l, &h);
+static void handle_handshake(bus_link *l, const bus_frame *f) {
+    if (l->state == LINK_PROOF_WAIT)
+        accept_proof(l, f);
+    else if (l->dialled)
+        dialler_hello(l, f);
     else
-        accept_hello(l, &h);
+        accept_hello(l, f);
 }
 
 /* --- input --- */
 
-/* A frame's length is checked on its header, before any byte of it is
- * buffered, so a bad peer cannot make us reserve memory. Before the
- * handshake only the hello's exact length is acceptable. */
-static int frame_len_ok(bus_link *l, uint32_t flen) {
-    if (l->state != LINK_UP) {
-        if (flen == 1 + BUS_HELLO_PAYLOAD) return 1;
-        char from[64];
-        warn_refusal(l->b, "refused %s: first frame is not a hello (length %u)",
-                     remote_name(l, from), (unsigned)flen);
-        return 0;
-    }
-    if (flen == 0 || flen - 1 > l->b->cfg.max_frame) {
-        log_warn("cluster bus: node %d sent a frame of length %u (1..%zu allowed); dropping the link",
-                 l->peer_id, (unsigned)flen, l->b->cfg.max_frame + 1);
-        return 0;
-    }
-    return 1;
+/* What the next frame of this link must be. */
+static bus_rx_state link_rx(const bus_link *l) {
+    if (l->state == LINK_UP) return BUS_RX_FRAMES;
+    if (l->state == LINK_PROOF_WAIT) return BUS_RX_PROOF;
+    return l->dialled ? BUS_RX_HELLO_PROOF : BUS_RX_HELLO;
 }
 
-static void handle_frame(bus_link *l, uint8_t type, const uint8_t *payload, size_t len) {
+/* A frame header the splitter refused (on its length, before any byte of
+ * the frame was buffered: a bad peer cannot make us reserve memory). */
+static void split_refused(bus_link *l, const uint8_t *hdr) {
+    char from[64];
+    unsigned flen = (unsigned)get_le32(hdr);
+    if (l->state != LINK_UP)
+        warn_refusal(l->b, "refused %s: not a bus handshake (frame length %u)",
+                     remote_name(l, from), flen);
+    else
+        warn_refusal(l->b, "node %d sent a frame of length %u (%d..%zu allowed); dropping the link",
+                     l->peer_id, flen, 1 + BUS_MAC_LEN, l->b->cfg.max_frame + 1 + BUS_MAC_LEN);
+}
+
+/* start: the frame on the wire (its MAC is checked over it). */
+static void handle_frame(bus_link *l, const uint8_t *start, const bus_frame *f) {
     bus *b = l->b;
     if (l->state != LINK_UP) {
-        handle_hello(l, type, payload);
+        handle_handshake(l, f);
+        return;
+    }
+    if (!bus_mac_verify(&l->rx_mac, start, f->whole - BUS_MAC_LEN, f->mac)) {
+        warn_refusal(b, "node %d sent a frame with a bad MAC (changed, replayed, out of order or "
+                        "under another key); closing the link", l->peer_id);
+        link_kill(l);
         return;
     }
     b->stats.frames_recv++;
     b->callback_depth++;
-    b->cfg.on_recv(b->cfg.arg, l->peer_id, type, payload, len);
+    b->cfg.on_recv(b->cfg.arg, l->peer_id, f->type, f->payload, f->len);
     b->callback_depth--;
 }
 
@@ -476,20 +558,23 @@ static void rbuf_reserve(bus_link *l, size_t total) {
 static void parse_frames(bus_link *l) {
     size_t off = 0;
     while (!l->dead && l->rlen - off >= 4) {
-        uint32_t flen = get_le32(l->rbuf + off);
-        if (!frame_len_ok(l, flen)) {
+        bus_frame f;
+        size_t need;
+        int rc = bus_frame_split(link_rx(l), l->b->cfg.max_frame, l->rbuf + off, l->rlen - off,
+                                 &f, &need);
+        if (rc == BUS_SPLIT_BAD) {
+            split_refused(l, l->rbuf + off);
             link_kill(l);
             return;
         }
-        size_t whole = 4 + (size_t)flen;
-        if (l->rlen - off < whole) {
+        if (rc == BUS_SPLIT_NEED) {
             memmove(l->rbuf, l->rbuf + off, l->rlen - off);
             l->rlen -= off;
-            rbuf_reserve(l, whole);
+            rbuf_reserve(l, need);
             return;
         }
-        handle_frame(l, l->rbuf[off + 4], l->rbuf + off + BUS_FRAME_HEADER, flen - 1);
-        off += whole;
+        handle_frame(l, l->rbuf + off, &f);
+        off += f.whole;
     }
     if (l->dead) return;
     memmove(l->rbuf, l->rbuf + off, l->rlen - off);
@@ -703,13 +788,14 @@ int bus_sendv(bus *b, int peer_id, uint8_t type, const struct iovec *iov, int io
         len += iov[i].iov_len;
     }
     size_t unsent = link_unsent(l);
-    if (unsent > b->cfg.max_outbuf || BUS_FRAME_HEADER + len > b->cfg.max_outbuf - unsent) {
+    if (unsent > b->cfg.max_outbuf ||
+        BUS_FRAME_HEADER + len + BUS_MAC_LEN > b->cfg.max_outbuf - unsent) {
         log_warn("cluster bus: node %d is not reading (%zu bytes queued); dropping the link",
                  peer_id, unsent);
         link_kill(l);
         return -1;
     }
-    link_queue_frame(l, type, iov, iovcnt, len);
+    if (link_queue_frame(l, type, iov, iovcnt, len) < 0) return -1;
     b->stats.frames_sent++;
     /* Past this much, waiting longer gains nothing: the write is big anyway. */
     if (link_unsent(l) > BUS_FLUSH_NOW_BYTES && !l->want_write) link_flush(l);
@@ -756,7 +842,8 @@ static int check_config(const bus_config *cfg, char *err, size_t errlen) {
                 return -1;
             }
     }
-    if (cfg->max_frame == 0 || cfg->max_frame > UINT32_MAX - 1 || cfg->max_outbuf == 0 ||
+    if (cfg->max_frame == 0 || cfg->max_frame > UINT32_MAX - 1 - BUS_MAC_LEN ||
+        cfg->max_outbuf == 0 || cfg->key_len > BUS_KEY_MAX || (cfg->key_len && !cfg->key) ||
         cfg->gather_us < 0 || !cfg->on_recv || !cfg->bind_host ||
         strlen(cfg->bind_host) >= BUS_HOST_MAX) {
         snprintf(err, errlen, "bus: invalid limits, callbacks or bind address");
@@ -815,6 +902,14 @@ bus *bus_create(ev_loop *loop, const bus_config *cfg, char *err, size_t errlen) 
     b->cfg = *cfg;
     snprintf(b->bind_host, sizeof b->bind_host, "%s", cfg->bind_host);
     b->cfg.bind_host = b->bind_host; /* the caller's string need not outlive us */
+    if (cfg->key_len) {
+        memcpy(b->key, cfg->key, cfg->key_len);
+        b->key_len = cfg->key_len;
+    } else {
+        b->key_len = strlen(BUS_PUBLIC_KEY);
+        memcpy(b->key, BUS_PUBLIC_KEY, b->key_len);
+    }
+    b->cfg.key = NULL; /* ours is b->key */
     if (!b->cfg.handshake_timeout_ms) b->cfg.handshake_timeout_ms = BUS_DEFAULT_HANDSHAKE_MS;
     b->listen_io.fd = b->tick_io.fd = b->gather_io.fd = -1;
     for (int i = 0; i < cfg->npeers; i++) {
@@ -852,5 +947,6 @@ void bus_destroy(bus *b) {
     close_io(b, &b->listen_io);
     close_io(b, &b->tick_io);
     close_io(b, &b->gather_io);
+    OPENSSL_cleanse(b->key, sizeof b->key);
     free(b);
 }

@@ -3,13 +3,16 @@
  * small messages leave in one writev. Used only from the cluster loop
  * thread (not thread-safe).
  *
- * Wire format (little-endian). Every frame is
- *     u32 length of (type + payload), u8 type, payload
- * and the first frame each way is a hello (type BUS_HELLO_TYPE):
- *     "PIERBUS1", u16 version (1), u8 sender id, u64 cluster_hash.
- * The node with the lower id dials; the higher one accepts, checks the
- * hello and answers with its own. After the hello every frame, whatever its
- * type, is handed to on_recv.
+ * Wire format (busauth.h, docs/PROTOCOL.md): every frame is
+ *     u32 length of (type + payload [+ MAC]), u8 type, payload [, MAC]
+ * The node with the lower id dials. A link starts with a three-frame
+ * handshake (HELLO, HELLO+PROOF, PROOF) in which each side proves it holds
+ * the cluster secret over nonces of both sides; a claimed id is trusted,
+ * and an older link of that node replaced, only once its proof checked.
+ * After the handshake every frame carries a MAC under a per-link,
+ * per-direction key and a frame counter; a frame whose MAC fails closes
+ * the link. Every frame that passes, whatever its type, is handed to
+ * on_recv without its MAC.
  *
  * Callbacks (on_recv, on_link) may call bus_send/bus_sendv/bus_connected
  * but not bus_destroy or bus_before_sleep. A link that fails during a
@@ -24,6 +27,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "cluster/busauth.h"
 #include "net/event_loop.h"
 
 #define BUS_MAX_PEERS 8
@@ -50,6 +54,10 @@ typedef struct bus_config {
     void *arg;
     /* Added fields (0 picks the default): */
     long handshake_timeout_ms;   /* dial + hello must finish within this (default 1000) */
+    /* The cluster secret every node must prove it holds (copied; at most
+     * BUS_KEY_MAX bytes). key_len 0: BUS_PUBLIC_KEY, which proves nothing. */
+    const uint8_t *key;
+    size_t key_len;
 } bus_config;
 
 /* Binds the listener now (NULL + err on failure) and starts dialling.
@@ -72,15 +80,5 @@ void bus_before_sleep(bus *b);
  * writes the write calls, connects/disconnects links that went up/down. */
 typedef struct bus_stats { uint64_t frames_sent, bytes_sent, writes, frames_recv, bytes_recv, connects, disconnects; } bus_stats;
 void bus_get_stats(const bus *b, bus_stats *out);
-
-/* The hello, for tools and tests that speak the bus by hand. */
-#define BUS_HELLO_MAGIC "PIERBUS1"
-#define BUS_HELLO_VERSION 1
-#define BUS_HELLO_TYPE 0
-#define BUS_HELLO_PAYLOAD 19 /* magic 8 + version 2 + id 1 + hash 8 */
-#define BUS_FRAME_HEADER 5   /* u32 length + u8 type */
-#define BUS_HELLO_FRAME (BUS_FRAME_HEADER + BUS_HELLO_PAYLOAD)
-/* Write the whole hello frame (header included) into out; returns its size. */
-size_t bus_hello_encode(uint8_t out[BUS_HELLO_FRAME], int self_id, uint64_t cluster_hash);
 
 #endif

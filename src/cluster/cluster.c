@@ -1,9 +1,11 @@
 /* cluster.c - cluster mode's lifecycle: the membership from the config,
  * the AOF replay of the log, the cluster thread and its bus, and what
  * loop threads may ask (local reads, INFO). */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,6 +84,31 @@ static int parse_nodes(cluster *cl, const char *list, char *err, size_t errlen) 
     return 0;
 }
 
+static int host_is_loopback(const char *host) {
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
+    return strcasecmp(host, "localhost") == 0;
+}
+
+/* The bus secret (docs/CONSISTENCY.md, "The cluster bus"): required unless
+ * every member is on loopback, where its absence is only warned about. */
+static int load_secret(cluster *cl, char *err, size_t errlen) {
+    if (config_load_cluster_key(cl->cfg, err, errlen) < 0) return -1;
+    if (cl->cfg->cluster_key_len) return 0;
+    for (int i = 0; i < cl->nnodes; i++)
+        if (!host_is_loopback(cl->nodes[i].host)) {
+            snprintf(err, errlen, "cluster mode needs cluster-secret-file (or cluster-secret): "
+                                  "without a secret anyone who reaches a bus port (node %d at %s) "
+                                  "can join the cluster", cl->nodes[i].id, cl->nodes[i].host);
+            return -1;
+        }
+    log_warn("cluster: no cluster-secret: any local process can join the cluster bus; "
+             "set cluster-secret-file");
+    return 0;
+}
+
 static uint64_t membership_hash(const cluster *cl) {
     char buf[CL_MAX_NODES * 96];
     size_t len = 0;
@@ -104,7 +131,8 @@ cluster *cluster_create(pier_config *cfg, keyspace *ks, cmd_env *env, struct per
     cl->host = host;
     cl->host_arg = host_arg;
     cl->self_id = cfg->cluster_node_id;
-    if (parse_nodes(cl, cfg->cluster_nodes, err, errlen) < 0) goto fail;
+    if (parse_nodes(cl, cfg->cluster_nodes, err, errlen) < 0 || load_secret(cl, err, errlen) < 0)
+        goto fail;
     cl->self_idx = cl_node_idx(cl, cl->self_id);
     if (cl->self_idx < 0) {
         snprintf(err, errlen, "cluster-node-id %d is not in cluster-nodes", cl->self_id);
@@ -173,6 +201,7 @@ static int replay_entry(cluster *cl, int argc, const cmd_arg *argv) {
     cl->aof = NULL; /* already in the file */
     cl_log_append_locked(cl, e);
     cl->aof = saved;
+    cl_replay_entry_loaded(cl, term, argc, argv);
     return 1;
 }
 
@@ -202,12 +231,18 @@ int cluster_replay(void *arg, int argc, const cmd_arg *argv) {
     }
     if (is_name(&argv[0], "PIER.COMMIT") && argc == 2 && !parse_num(&argv[1], &a)) {
         if (a > atomic_load(&cl->commit)) atomic_store(&cl->commit, a);
+        cl_replay_commit(cl);
         return 1;
     }
     if (is_name(&argv[0], "PIER.TRUNCATE") && argc == 2 && !parse_num(&argv[1], &a)) {
-        if (a > 0) cl_log_drop_tail_locked(cl, a);
+        if (a > 0) {
+            cl_log_drop_tail_locked(cl, a);
+            cl_replay_truncated(cl);
+        }
         return 1;
     }
+    if (is_name(&argv[0], "PIER.WITNESS")) return cl_replay_witness(cl, argc, argv);
+    if (is_name(&argv[0], "PIER.WGC")) return cl_replay_witness_gc(cl, argc, argv);
     return -1;
 }
 
@@ -303,6 +338,8 @@ static int start_bus(cluster *cl, char *err, size_t errlen) {
     bc.max_outbuf = 512u << 20;
     bc.idle_timeout_ms = (long)CFG_GET(cl->cfg->cluster_election_timeout_ms) * 2;
     bc.cluster_hash = membership_hash(cl);
+    bc.key = cl->cfg->cluster_key;
+    bc.key_len = cl->cfg->cluster_key_len;
     bc.on_recv = on_recv;
     bc.on_link = on_link;
     bc.arg = cl;
@@ -344,7 +381,11 @@ int cluster_start(cluster *cl, char *err, size_t errlen) {
     uint64_t last = atomic_load(&cl->last_index);
     if (atomic_load(&cl->commit) > last) atomic_store(&cl->commit, last);
     cl_apply_committed(cl);
-    cl->boot_term = cl->term; /* the witness starts empty: incomplete for older terms */
+    cl_witness_restored(cl);
+    /* The witness is back as it was (its records are in the AOF), unless
+     * some did not fit: then it is incomplete for the terms up to this
+     * one, until what it lost is committed (cl_on_append). */
+    cl->boot_term = cl->witness_restore_failed ? cl->term : 0;
     cl->commit_logged = atomic_load(&cl->commit);
     cl->synced_index = last;
     /* The AOF line before this one counts keys outside the log (none on
@@ -466,7 +507,7 @@ size_t cluster_info(cluster *cl, char *buf, size_t len) {
         "cluster_serving:%d\r\ncluster_fast_path:%llu\r\ncluster_slow_path:%llu\r\n"
         "cluster_leader_writes:%llu\r\ncluster_weak_reads:%llu\r\ncluster_weak_writes:%llu\r\n"
         "cluster_forwarded:%llu\r\ncluster_elections_won:%llu\r\ncluster_recovered_records:%llu\r\n"
-        "cluster_stale_replayed:%llu\r\ncluster_log_bytes:%zu\r\n",
+        "cluster_stale_replayed:%llu\r\ncluster_log_bytes:%zu\r\ncluster_witness_records:%zu\r\n",
         cl->self_id, role_name(atomic_load(&cl->role)), atomic_load(&cl->leader_id),
         (unsigned long long)cl->term, (unsigned long long)atomic_load(&cl->last_index),
         (unsigned long long)atomic_load(&cl->commit), (unsigned long long)atomic_load(&cl->applied),
@@ -478,6 +519,7 @@ size_t cluster_info(cluster *cl, char *buf, size_t len) {
         (unsigned long long)atomic_load(&cl->n_forwarded),
         (unsigned long long)atomic_load(&cl->n_elections),
         (unsigned long long)atomic_load(&cl->n_recovered),
-        (unsigned long long)atomic_load(&cl->n_stale_replayed), cl->log_bytes);
+        (unsigned long long)atomic_load(&cl->n_stale_replayed), cl->log_bytes,
+        atomic_load(&cl->witness_records));
     return n < 0 ? 0 : (size_t)n >= len ? len - 1 : (size_t)n;
 }

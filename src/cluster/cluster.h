@@ -54,6 +54,10 @@ typedef struct cluster_done {
 typedef struct cluster_host {
     /* Route a completion to the loop owning d->client (cluster thread). */
     void (*deliver)(void *arg, cluster_done *d);
+    /* Restart this process in place with its whole configuration (a
+     * deposed leader rebuilding its keyspace from the AOF). Does not
+     * return. */
+    void (*restart)(void *arg);
 } cluster_host;
 
 /* Parse the cluster options (cluster-nodes, cluster-node-id); NULL with a

@@ -15,12 +15,15 @@
 
 #include "../lib/clock.h"
 #include "../lib/log.h"
+#include "../lib/util.h"
 #include "internal.h"
 #include "wire.h"
 
 #define SLOT_MARK (UINT64_MAX - 1) /* a write on the slot is executing */
 #define STALE_ROUNDS 200           /* gc rounds (10 ms ticks) before a record is stale */
 #define RIFL_IDLE_MS (10 * 60 * 1000)
+#define WITNESS_SETS_LOG2 12       /* 4096 sets of 4 ways: RAMCloud's shape */
+#define WITNESS_WAYS 4
 
 /* ---- small helpers ---- */
 
@@ -250,7 +253,9 @@ static void exec_rifl_hit(cluster *cl, int st, const void *res, size_t len, exec
     x->conflict = 1;
 }
 
-static void leader_exec(cluster *cl, cl_req *r, exec_result *x) {
+/* Execute r on the leader. recorded: witnesses may hold a record of it
+ * (a proxy's request, PIER.EXEC, a replayed or stale record). */
+static void leader_exec(cluster *cl, cl_req *r, int recorded, exec_result *x) {
     memset(x, 0, sizeof *x);
     const void *res;
     size_t rlen;
@@ -289,6 +294,15 @@ static void leader_exec(cluster *cl, cl_req *r, exec_result *x) {
     cl->cur = NULL;
     x->bytes = reply_bytes(cl->exec_out, &x->len);
     reply_reset(cl->exec_out);
+    /* A recorded write that changed nothing (SET NX answered nil, an
+     * error) still gets an entry, with its reply and no records: applying
+     * it drops the witnesses' records and puts the reply in every
+     * exactly-once table. Otherwise a witness would hand the record back
+     * as stale, or a new leader replay it, and it could take effect after
+     * its client was told it had not. */
+    if (!r->index && recorded && r->is_write && r->cid && r->nkeys > 0 &&
+        r->nkeys <= WITNESS_MAX_KEYS)
+        r->index = append_entry(cl, r, NULL, x->bytes, x->len);
     x->index = r->index;
     for (int i = 0; i < marked; i++) settle_slot(cl, r->keys[i], x->index ? x->index : prev[i]);
     if (x->index && r->nkeys > marked) mark_unsynced(cl, r->keys, r->nkeys, x->index);
@@ -335,7 +349,7 @@ static void complete_wait(cluster *cl, cl_wait *w) {
         deliver(cl, w->req, CDONE_REPLY, w->index, w->result, w->result_len);
         req_free(w->req);
     } else {
-        send_forward_resp(cl, w->to_node, w->req_id, FWD_OK, 1, w->index, w->result,
+        send_forward_resp(cl, w->to_node, w->req_id, FWD_OK, !w->unsynced, w->index, w->result,
                           w->result_len);
     }
     free(w->result);
@@ -357,10 +371,29 @@ static void process_waits(cluster *cl) {
     }
 }
 
+/* A fast-path reply leaves only once its entry is in this node's AOF
+ * (cl_after_aof_sync): a leader's log then holds every request it answered
+ * (docs/CONSISTENCY.md, "Why no acknowledged fast-path write is lost"). */
+static void push_durable(cluster *cl, cl_wait *w) {
+    w->next = NULL;
+    if (cl->durable_tail) cl->durable_tail->next = w;
+    else cl->durable_head = w;
+    cl->durable_tail = w;
+}
+
+static void process_durable(cluster *cl) {
+    while (cl->durable_head && cl->durable_head->index <= cl->synced_index) {
+        cl_wait *w = cl->durable_head;
+        cl->durable_head = w->next;
+        if (!cl->durable_head) cl->durable_tail = NULL;
+        complete_wait(cl, w);
+    }
+}
+
 /* A request of one of this node's own connections, on the leader. */
 static void serve_local(cluster *cl, cl_req *r) {
     exec_result x;
-    leader_exec(cl, r, &x);
+    leader_exec(cl, r, 0, &x);
     cl_wait *w = calloc(1, sizeof *w);
     if (!w) abort();
     /* Its own clients' writes leave at the commit: the witnesses would
@@ -378,11 +411,18 @@ static void serve_local(cluster *cl, cl_req *r) {
 /* A request forwarded by another node's proxy. */
 static void serve_forwarded(cluster *cl, cl_req *r, int from, uint64_t req_id) {
     exec_result x;
-    leader_exec(cl, r, &x);
-    if (!x.wait_index && !x.need_lease) {
-        send_forward_resp(cl, from, req_id, FWD_OK, 0, x.index, x.bytes, x.len);
-        free(x.bytes);
+    leader_exec(cl, r, 1, &x);
+    if (!x.wait_index && !x.need_lease) { /* the fast path: after the AOF write */
+        cl_wait *w = calloc(1, sizeof *w);
+        if (!w) abort();
+        w->index = x.index;
+        w->to_node = from;
+        w->req_id = req_id;
+        w->unsynced = 1;
+        w->result = x.bytes;
+        w->result_len = x.len;
         req_free(r);
+        push_durable(cl, w);
         return;
     }
     if (!x.wait_index && lease_ok(cl)) {
@@ -404,6 +444,105 @@ static void serve_forwarded(cluster *cl, cl_req *r, int from, uint64_t req_id) {
     req_free(r);
     push_wait(cl, w);
     process_waits(cl);
+}
+
+/* ---- this node's witness and its log ----
+ *
+ * Every record the witness accepts is appended to the AOF as
+ *   PIER.WITNESS <term> <cid> <seq> <key hashes, 8 bytes each, LE> <request>
+ * and its acceptance is answered only after that write (fsynced with
+ * appendfsync always): a restarted witness holds every record it
+ * accepted, so a restart is not a lost witness. A record dropped by the
+ * commit of its entry needs no line (start-up replays the commit index);
+ * one dropped by a GC message gets PIER.WGC <cid> <seq> <key hashes>. */
+
+static size_t put_keys(unsigned char *out, const uint64_t *keys, int nkeys) {
+    for (int i = 0; i < nkeys; i++)
+        for (int k = 0; k < 8; k++) out[i * 8 + k] = (unsigned char)(keys[i] >> (8 * k));
+    return (size_t)nkeys * 8;
+}
+
+static int get_keys(const cmd_arg *a, uint64_t *keys) {
+    if (a->n % 8 || a->n / 8 > WITNESS_MAX_KEYS) return -1;
+    int n = (int)(a->n / 8);
+    const unsigned char *p = (const unsigned char *)a->p;
+    for (int i = 0; i < n; i++) {
+        keys[i] = 0;
+        for (int k = 0; k < 8; k++) keys[i] |= (uint64_t)p[i * 8 + k] << (8 * k);
+    }
+    return n;
+}
+
+static void log_witness_line(cluster *cl, const char *name, int with_term, uint64_t term,
+                             uint64_t cid, uint64_t seq, const uint64_t *keys, int nkeys,
+                             const char *req, size_t req_len) {
+    if (!cl->aof) return;
+    char num[3][24];
+    unsigned char kb[WITNESS_MAX_KEYS * 8];
+    cmd_arg argv[6];
+    int argc = 0;
+    argv[argc++] = (cmd_arg){name, strlen(name)};
+    if (with_term) argv[argc++] = (cmd_arg){num[0], util_ull2str(num[0], 24, term)};
+    argv[argc++] = (cmd_arg){num[1], util_ull2str(num[1], 24, cid)};
+    argv[argc++] = (cmd_arg){num[2], util_ull2str(num[2], 24, seq)};
+    argv[argc++] = (cmd_arg){(const char *)kb, put_keys(kb, keys, nkeys)};
+    if (req) argv[argc++] = (cmd_arg){req, req_len};
+    aof_append(cl->aof, argv[0], argc, argv);
+}
+
+/* Record r in this node's witness (and its log). */
+static int witness_accept(cluster *cl, uint64_t term, const cl_req *r) {
+    int st = witness_record(cl->witness, term, r->cid, r->seq, r->keys, r->nkeys, r->blob,
+                            r->blob_len, cl->gc_round);
+    if (st == WITNESS_ACCEPTED) {
+        log_witness_line(cl, "PIER.WITNESS", 1, term, r->cid, r->seq, r->keys, r->nkeys, r->blob,
+                         r->blob_len);
+        cl->witness_unsynced = 1;
+    }
+    return st;
+}
+
+/* An answer to a record, sent (or counted, to = this node) after the AOF
+ * write; rejections need no write and go at once. */
+static void send_record_resp(cluster *cl, int to, uint64_t req_id, int st) {
+    wbuf w = {0};
+    wb_u64(&w, req_id);
+    wb_u8(&w, (uint8_t)st);
+    bus_send(cl->bus, to, MSG_RECORD_RESP, w.p, w.len);
+    wb_free(&w);
+}
+
+static void queue_record_ack(cluster *cl, int to, uint64_t req_id, int st) {
+    if (cl->nrec_acks == cl->rec_acks_cap) {
+        cl->rec_acks_cap = cl->rec_acks_cap ? cl->rec_acks_cap * 2 : 64;
+        cl->rec_acks = realloc(cl->rec_acks, cl->rec_acks_cap * sizeof *cl->rec_acks);
+        if (!cl->rec_acks) abort();
+    }
+    cl->rec_acks[cl->nrec_acks++] = (cl_rec_ack){.to = to, .st = st, .req_id = req_id};
+}
+
+static cl_req *inflight_find(cluster *cl, uint64_t req_id);
+static void proxy_check(cluster *cl, cl_req *r);
+
+void cl_after_aof_sync(cluster *cl, int ok) {
+    if (ok) cl->witness_unsynced = 0;
+    size_t n = cl->nrec_acks;
+    cl->nrec_acks = 0;
+    for (size_t i = 0; i < n; i++) {
+        cl_rec_ack a = cl->rec_acks[i];
+        /* not written: the record may not survive a restart, so say no */
+        int st = ok ? a.st : WITNESS_FULL;
+        if (a.to != cl->self_id) {
+            send_record_resp(cl, a.to, a.req_id, st);
+            continue;
+        }
+        cl_req *r = inflight_find(cl, a.req_id);
+        if (!r) continue;
+        if (st == WITNESS_ACCEPTED) r->accepts++;
+        else r->rejects++;
+        proxy_check(cl, r);
+    }
+    if (ok) process_durable(cl);
 }
 
 /* ---- the proxy (a follower doing the CURP client's work) ---- */
@@ -478,9 +617,9 @@ static void proxy_send(cluster *cl, cl_req *r) {
             if (id == leader || i == cl->self_idx) continue;
             if (bus_send(cl->bus, id, MSG_RECORD, w.p, w.len) < 0) r->rejects++;
         }
-        int st = witness_record(cl->witness, cl->term, r->cid, r->seq, r->keys, r->nkeys, r->blob,
-                                r->blob_len, cl->gc_round);
-        if (st == WITNESS_ACCEPTED) r->accepts++;
+        /* its own witness counts once the record is in the AOF */
+        int st = witness_accept(cl, cl->term, r);
+        if (st == WITNESS_ACCEPTED) queue_record_ack(cl, cl->self_id, r->req_id, st);
         else r->rejects++;
     }
     wb_free(&w);
@@ -626,13 +765,13 @@ static void direct_exec(cluster *cl, cl_req *r) {
         return;
     }
     exec_result x;
-    leader_exec(cl, r, &x);
+    leader_exec(cl, r, 1, &x);
     int wait = x.wait_index || (x.need_lease && !lease_ok(cl));
     size_t len;
     /* a read (no entry) that needs no wait is complete: synced */
     char *bytes = wrap_direct(cl, &x, wait || !x.index, &len);
     free(x.bytes);
-    if (!wait) {
+    if (!wait && x.index <= cl->synced_index) {
         deliver(cl, r, CDONE_REPLY, x.index, bytes, len);
         free(bytes);
         req_free(r);
@@ -645,6 +784,10 @@ static void direct_exec(cluster *cl, cl_req *r) {
     w->req = r;
     w->result = bytes;
     w->result_len = len;
+    if (!wait) { /* an unsynced write: leaves after the AOF write */
+        push_durable(cl, w);
+        return;
+    }
     push_wait(cl, w);
     process_waits(cl);
 }
@@ -656,8 +799,9 @@ static void direct_record(cluster *cl, cl_req *r) {
         deliver_fmt(cl, r, "-REJECT leader %llu\r\n", (unsigned long long)cl->term);
     } else {
         if (r->aux == cl->term && atomic_load(&cl->leader_id) > 0)
-            st = witness_record(cl->witness, r->aux, r->cid, r->seq, r->keys, r->nkeys, r->blob,
-                                r->blob_len, cl->gc_round);
+            st = witness_accept(cl, r->aux, r);
+        /* answered at once: the record is written now */
+        if (st == WITNESS_ACCEPTED && cl_sync_aof(cl) < 0) st = WITNESS_FULL;
         if (st == WITNESS_ACCEPTED) deliver_fmt(cl, r, "+OK\r\n");
         else
             deliver_fmt(cl, r, "-REJECT %s %llu\r\n", st >= 0 && st <= 4 ? why[st] : "unknown",
@@ -799,23 +943,111 @@ void cl_on_record(cluster *cl, int from, const uint8_t *p, size_t n) {
     if (!r) return;
     int st = WITNESS_OLD_TERM;
     if (atomic_load(&cl->role) != ROLE_LEADER && r->term == cl->term)
-        st = witness_record(cl->witness, r->term, r->cid, r->seq, r->keys, r->nkeys, r->blob,
-                            r->blob_len, cl->gc_round);
-    wbuf w = {0};
-    wb_u64(&w, req_id);
-    wb_u8(&w, (uint8_t)st);
-    bus_send(cl->bus, from, MSG_RECORD_RESP, w.p, w.len);
-    wb_free(&w);
+        st = witness_accept(cl, r->term, r);
+    if (st == WITNESS_ACCEPTED) queue_record_ack(cl, from, req_id, st);
+    else send_record_resp(cl, from, req_id, st);
     req_free(r);
+}
+
+/* The entry is committed: the witness forgets its request. */
+static void drop_record_of(cluster *cl, const entry_view *v) {
+    uint64_t keys[WITNESS_MAX_KEYS];
+    int n = v->nkeys < WITNESS_MAX_KEYS ? (int)v->nkeys : WITNESS_MAX_KEYS;
+    for (int i = 0; i < n; i++) keys[i] = entry_key_at(v, (size_t)i);
+    if (n) witness_gc(cl->witness, v->cid, v->seq, keys, n);
 }
 
 void cl_entry_applied(cluster *cl, const entry_view *v) {
     if (!v->cid) return;
     rifl_record(cl->rifl, v->cid, v->seq, v->reply, v->reply_len, clock_wall_ms());
-    uint64_t keys[WITNESS_MAX_KEYS];
-    int n = v->nkeys < WITNESS_MAX_KEYS ? (int)v->nkeys : WITNESS_MAX_KEYS;
-    for (int i = 0; i < n; i++) keys[i] = entry_key_at(v, (size_t)i);
-    if (n) witness_gc(cl->witness, v->cid, v->seq, keys, n);
+    drop_record_of(cl, v);
+}
+
+/* ---- start-up: the witness and the leadership marks, from the AOF ----
+ *
+ * The AOF is replayed in the order it was written, so the witness is
+ * rebuilt as it was: a PIER.WITNESS line puts a record back (dropping
+ * any it conflicts with: those were gone when it was accepted), a
+ * PIER.WGC line or a commit index drops records. The table used while
+ * loading has more ways than the live one, because a record dropped by a
+ * commit is back until the PIER.COMMIT line that follows it;
+ * cl_witness_restored moves what is left into the live table. */
+
+static int arg_u64(const cmd_arg *a, uint64_t *out) {
+    unsigned long long v;
+    if (!util_parse_ull(a->p, a->n, &v)) return -1;
+    *out = v;
+    return 0;
+}
+
+int cl_replay_witness(cluster *cl, int argc, const cmd_arg *argv) {
+    uint64_t term, cid, seq, keys[WITNESS_MAX_KEYS];
+    if (argc != 6 || arg_u64(&argv[1], &term) || arg_u64(&argv[2], &cid) ||
+        arg_u64(&argv[3], &seq))
+        return -1;
+    int nk = get_keys(&argv[4], keys);
+    if (nk < 1) return -1;
+    if (witness_restore(cl->witness, term, cid, seq, keys, nk, argv[5].p, argv[5].n, 0) !=
+        WITNESS_ACCEPTED)
+        cl->witness_restore_failed = 1;
+    return 1;
+}
+
+int cl_replay_witness_gc(cluster *cl, int argc, const cmd_arg *argv) {
+    uint64_t cid, seq, keys[WITNESS_MAX_KEYS];
+    if (argc != 4 || arg_u64(&argv[1], &cid) || arg_u64(&argv[2], &seq)) return -1;
+    int nk = get_keys(&argv[3], keys);
+    if (nk < 1) return -1;
+    witness_gc(cl->witness, cid, seq, keys, nk);
+    return 1;
+}
+
+void cl_replay_commit(cluster *cl) {
+    uint64_t upto = atomic_load(&cl->commit), last = atomic_load(&cl->last_index);
+    if (upto > last) upto = last;
+    char err[64];
+    for (uint64_t i = cl->load_gc_upto + 1; i <= upto && witness_count(cl->witness); i++) {
+        entry *e = cl_entry_at(cl, i);
+        if (e && entry_decode(e->data, e->len, &cl->view, err, sizeof err) == 0 && cl->view.cid)
+            drop_record_of(cl, &cl->view);
+    }
+    if (upto > cl->load_gc_upto) cl->load_gc_upto = upto;
+}
+
+void cl_replay_entry_loaded(cluster *cl, uint64_t term, int argc, const cmd_arg *argv) {
+    /* this node's end-of-recovery entry: cid 0, seq = its id, no keys, no records */
+    uint64_t cid, seq;
+    if (argc != 7 || arg_u64(&argv[3], &cid) || arg_u64(&argv[4], &seq) || cid != 0 ||
+        seq != (uint64_t)cl->self_id || argv[5].n != 0)
+        return;
+    cl->lead_log_term = term;
+    if (term > cl->led_term) cl->led_term = term;
+}
+
+void cl_replay_truncated(cluster *cl) {
+    /* entries after the mark may be gone: the log no longer vouches for
+     * that term (led_term stays: the witness still missed its records) */
+    cl->lead_log_term = 0;
+}
+
+static void restore_one(void *arg, const witness_rec *r) {
+    cluster *cl = arg;
+    if (witness_restore(cl->witness, r->term, r->cid, r->seq, r->keys, r->nkeys, r->req,
+                        r->req_len, 0) != WITNESS_ACCEPTED)
+        cl->witness_restore_failed = 1;
+}
+
+void cl_witness_restored(cluster *cl) {
+    witness *loaded = cl->witness;
+    cl->witness = witness_create(WITNESS_SETS_LOG2, WITNESS_WAYS);
+    if (!cl->witness) abort();
+    size_t n = witness_collect(loaded, 0, restore_one, cl);
+    witness_destroy(loaded);
+    if (cl->witness_restore_failed)
+        log_warn("cluster: the witness could not take back every record of its log; it counts "
+                 "as incomplete for term %llu", (unsigned long long)cl->term);
+    else if (n)
+        log_info("cluster: witness: %zu records restored", n);
 }
 
 static void encode_record(wbuf *w, const witness_rec *rec) {
@@ -829,14 +1061,18 @@ static void encode_record(wbuf *w, const witness_rec *rec) {
 typedef struct rec_sink {
     wbuf w;
     uint32_t count;
-    uint64_t max_term;
+    uint64_t below;    /* the collecting leader's term */
+    uint64_t max_term; /* the newest record term below it */
 } rec_sink;
 
 static void add_to_sink(void *arg, const witness_rec *rec) {
     rec_sink *s = arg;
     encode_record(&s->w, rec);
     s->count++;
-    if (rec->term > s->max_term) s->max_term = rec->term;
+    /* A record of the collecting leader's own term (a proxy recorded it
+     * after it learnt of that leader) says nothing about the terms before:
+     * counting it would make the recovery judge witnesses for that term. */
+    if (rec->term > s->max_term && rec->term < s->below) s->max_term = rec->term;
 }
 
 /* The first term from which this node's witness holds every record it
@@ -851,6 +1087,7 @@ static uint64_t complete_since(const cluster *cl) {
 /* The records of one witness, encoded: count, then each record. */
 static void freeze_own(cluster *cl, rec_sink *s) {
     memset(s, 0, sizeof *s);
+    s->below = cl->term;
     witness_freeze(cl->witness, cl->term, add_to_sink, s);
 }
 
@@ -867,6 +1104,9 @@ void cl_on_collect(cluster *cl, int from, const uint8_t *p, size_t n) {
     wb_u64(&w, term);
     wb_u64(&w, complete_since(cl));
     wb_u64(&w, s.max_term);
+    /* what its log vouches for: every request it answered as leader */
+    wb_u64(&w, cl->lead_log_term);
+    wb_u64(&w, atomic_load(&cl->last_index));
     wb_u32(&w, s.count);
     wb_reserve(&w, s.w.len);
     if (s.w.len) memcpy(w.p + w.len, s.w.p, s.w.len);
@@ -916,6 +1156,7 @@ static int tally(cluster *cl, const unsigned char *p, size_t n) {
 void cl_on_collect_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
     rbuf rb = rb_make(p, n);
     uint64_t term = rb_u64(&rb), since = rb_u64(&rb), max_term = rb_u64(&rb);
+    uint64_t led_term = rb_u64(&rb), led_last = rb_u64(&rb);
     int idx = cl_node_idx(cl, from);
     if (rb.bad || idx < 0 || term != cl->term || atomic_load(&cl->role) != ROLE_LEADER ||
         !cl->collect_needed || cl->peers[idx].collected)
@@ -923,6 +1164,8 @@ void cl_on_collect_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
     cl_peer *pe = &cl->peers[idx];
     pe->collected = 1;
     pe->complete_since = since;
+    pe->led_term = led_term;
+    pe->led_last = led_last;
     if (max_term > cl->collect_max_term) cl->collect_max_term = max_term;
     copy_bytes(&pe->records, &pe->records_len, p + rb.pos, n - rb.pos);
 }
@@ -942,7 +1185,7 @@ static void exec_orphan(cluster *cl, uint64_t cid, uint64_t seq, int nkeys, cons
     if (nkeys > 0) memcpy(r->keys, keys, (size_t)nkeys * sizeof *keys);
     copy_bytes(&r->blob, &r->blob_len, blob, len);
     exec_result x;
-    leader_exec(cl, r, &x);
+    leader_exec(cl, r, 1, &x);
     free(x.bytes);
     req_free(r);
 }
@@ -971,6 +1214,13 @@ static void finish_recovery(cluster *cl) {
         }
     clear_collected(cl);
     atomic_fetch_add(&cl->n_recovered, replayed);
+    /* The end-of-recovery entry (cid 0, seq = this node's id): once it is
+     * in this node's AOF, so are the replays before it, and every request
+     * of this term it answers comes after it (a fast-path reply leaves
+     * after its entry's AOF write). Start-up finds it (led_term,
+     * lead_log_term). */
+    cl_req marker = {.seq = (uint64_t)cl->self_id};
+    if (append_entry(cl, &marker, NULL, "", 0)) cl->lead_log_term = cl->term;
     cl->collect_needed = 0;
     cl->led_term = cl->term; /* from now on its witness misses this term's records */
     atomic_store(&cl->serving, 1);
@@ -986,6 +1236,22 @@ static void finish_recovery(cluster *cl) {
     }
 }
 
+/* Does this node's log hold the whole log of tp's leader? That node
+ * answered COLLECT vouching for its log up to led_last (lead_log_term ==
+ * tp), and this log has the same entry there: by log matching, then, it
+ * holds everything that node had, which is every request of tp it
+ * answered and every replay it made for older terms. */
+static int holds_leader_log(cluster *cl, uint64_t tp) {
+    for (int i = 0; i < cl->nnodes; i++) {
+        const cl_peer *pe = &cl->peers[i];
+        if (i == cl->self_idx || !pe->collected || pe->led_term != tp) continue;
+        if (pe->led_last + 1 < cl->first_index || pe->led_last > atomic_load(&cl->last_index))
+            continue;
+        if (cl_term_at(cl, pe->led_last) == tp) return 1;
+    }
+    return 0;
+}
+
 /* Recovery may finish once the no-op committed (everything before it is
  * committed and executed here) and enough witnesses that hold every record
  * of the previous leader's term (tp) answered. A request completed on the
@@ -993,12 +1259,13 @@ static void finish_recovery(cluster *cl) {
  * complete witnesses it is then seen by at least t = m - f + ceil(f/2).
  * Replaying what t of them saw recovers it; t >= 1 and 2t > m also keep
  * two conflicting records from both reaching t (N=3: m >= 1; N=5: m >= 3).
- * A node that led tp itself holds all of tp's requests in its own log. */
+ * A node that led tp itself holds all of tp's requests in its own log
+ * (lead_log_term), and so does a node whose log holds that leader's. */
 static void check_recovery(cluster *cl) {
     if (!cl->collect_needed || atomic_load(&cl->role) != ROLE_LEADER) return;
     if (atomic_load(&cl->commit) < cl->noop_index) return;
     uint64_t tp = cl->recovery_tp > cl->collect_max_term ? cl->recovery_tp : cl->collect_max_term;
-    if (tp == 0 || cl->led_term == tp) {
+    if (tp == 0 || cl->lead_log_term == tp || holds_leader_log(cl, tp)) {
         finish_recovery(cl);
         return;
     }
@@ -1120,7 +1387,8 @@ void cl_on_gc(cluster *cl, int from, const uint8_t *p, size_t n) {
     if (nk > WITNESS_MAX_KEYS) return;
     uint64_t keys[WITNESS_MAX_KEYS];
     for (uint32_t k = 0; k < nk; k++) keys[k] = rb_u64(&rb);
-    if (!rb.bad && nk) witness_gc(cl->witness, cid, seq, keys, (int)nk);
+    if (!rb.bad && nk && witness_gc(cl->witness, cid, seq, keys, (int)nk))
+        log_witness_line(cl, "PIER.WGC", 0, 0, cid, seq, keys, (int)nk, NULL, 0);
 }
 
 /* ---- events ---- */
@@ -1173,6 +1441,13 @@ void cl_on_leader_changed(cluster *cl) {
      * their entries survived). */
     cl_req *own_head = NULL, *own_tail = NULL;
     if (role != ROLE_LEADER) {
+        /* fast-path replies not yet sent go the same way */
+        if (cl->durable_head) {
+            cl->durable_tail->next = cl->waits_head;
+            cl->waits_head = cl->durable_head;
+            if (!cl->waits_tail) cl->waits_tail = cl->durable_tail;
+            cl->durable_head = cl->durable_tail = NULL;
+        }
         while (cl->waits_head) {
             cl_wait *w = cl->waits_head;
             cl->waits_head = w->next;
@@ -1202,6 +1477,7 @@ void cl_on_leader_changed(cluster *cl) {
 void cl_curp_tick(cluster *cl) {
     int64_t now = cl_now_us();
     cl->gc_round++;
+    atomic_store(&cl->witness_records, witness_count(cl->witness));
     int role = atomic_load(&cl->role);
     if (role == ROLE_LEADER) {
         process_waits(cl);
@@ -1242,7 +1518,8 @@ void cl_curp_tick(cluster *cl) {
 }
 
 void cl_curp_init(cluster *cl) {
-    cl->witness = witness_create(12, 4);
+    /* the start-up table (see cl_witness_restored): 4x the ways */
+    cl->witness = witness_create(WITNESS_SETS_LOG2, WITNESS_WAYS * 4);
     cl->rifl = rifl_create(256);
     if (!cl->witness || !cl->rifl) abort();
     eb_init(&cl->eb);
@@ -1262,13 +1539,17 @@ void cl_curp_free(cluster *cl) {
     free_req_list(cl->inflight);
     free_req_list(cl->fwd_parked_head);
     free_req_list(cl->sync_waits);
-    while (cl->waits_head) {
-        cl_wait *w = cl->waits_head;
-        cl->waits_head = w->next;
-        req_free(w->req);
-        free(w->result);
-        free(w);
+    for (int q = 0; q < 2; q++) {
+        cl_wait *w = q ? cl->durable_head : cl->waits_head;
+        while (w) {
+            cl_wait *next = w->next;
+            req_free(w->req);
+            free(w->result);
+            free(w);
+            w = next;
+        }
     }
+    free(cl->rec_acks);
     clear_collected(cl);
     free(cl->own_records);
     witness_destroy(cl->witness);

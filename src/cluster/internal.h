@@ -62,6 +62,7 @@ typedef struct cl_peer {
     int prevote_granted;
     int collected;         /* answered COLLECT this term */
     uint64_t complete_since; /* its witness holds every record from this term on */
+    uint64_t led_term, led_last; /* COLLECT: its log holds all it answered as leader of led_term, up to led_last */
     char *records;         /* its COLLECT answer: count + records */
     size_t records_len;
 } cl_peer;
@@ -100,9 +101,17 @@ typedef struct cl_wait {
     cl_req *req;           /* local: completes req */
     int to_node;           /* forwarded: FORWARD_RESP to this node */
     uint64_t req_id;
+    int unsynced;          /* a fast-path reply: sent with synced 0 */
     char *result;
     size_t result_len;
 } cl_wait;
+
+/* A witness answer held until the record it accepted is in the AOF. */
+typedef struct cl_rec_ack {
+    int to;                /* the proxy's node id (this node: its own witness) */
+    int st;                /* WITNESS_ */
+    uint64_t req_id;
+} cl_rec_ack;
 
 /* A record a new leader collected, counted over witnesses. */
 typedef struct cl_collected {
@@ -159,6 +168,7 @@ struct cluster {
     uint64_t synced_index;       /* AOF holds entries up to here (the leader's own match; what
                                     a follower acknowledges at most) */
     int64_t election_deadline_us;
+    int64_t leader_since_us;     /* when this node last became the leader */
     int64_t last_leader_contact_us;
     uint64_t noop_index;         /* a new leader's first entry: recovery waits for its commit */
     int collect_needed;          /* a new leader still collecting witness records */
@@ -168,10 +178,17 @@ struct cluster {
     uint64_t recovery_tp;        /* last log term at election: the previous leader's, at least */
     uint64_t collect_max_term;   /* newest record term any witness reported */
     int replay_threshold;        /* witnesses that must have seen a record to replay it */
-    uint64_t boot_term;          /* the term loaded at start (the witness was empty then) */
+    uint64_t boot_term;          /* the witness misses records of this term (0: none) */
     uint64_t boot_mark;          /* the leader's last index when this node came back in boot_term */
     int boot_caught_up;          /* boot_term's records it lost are all committed */
-    uint64_t led_term;           /* the last term this node led */
+    uint64_t led_term;           /* the last term this node led (served in) */
+    uint64_t lead_log_term;      /* the log holds every request this node answered as leader
+                                  * of this term, and every replay before them (0: none) */
+    uint64_t load_gc_upto;       /* start-up: committed entries up to here dropped their records */
+    int witness_restore_failed;  /* start-up: a logged record did not fit back */
+    int witness_unsynced;        /* PIER.WITNESS records appended since the last AOF write */
+    cl_rec_ack *rec_acks;        /* witness answers waiting for that write */
+    size_t nrec_acks, rec_acks_cap;
     _Atomic uint64_t executed;   /* the keyspace holds every entry up to here */
     int keep_expired;            /* keyspace in replica expiry mode */
 
@@ -199,6 +216,7 @@ struct cluster {
     cl_req *inflight, *inflight_tail;   /* proxy: sent to the leader, in send order */
     cl_req *fwd_parked_head, *fwd_parked_tail; /* leader: forwarded while recovering */
     cl_wait *waits_head, *waits_tail;   /* leader: replies held for the commit */
+    cl_wait *durable_head, *durable_tail; /* leader: fast-path replies held for the AOF write */
     cl_req *sync_waits;                 /* PIER.SYNC requests waiting for the commit */
     uint64_t next_req_id;
     uint32_t boot_nonce;
@@ -208,6 +226,7 @@ struct cluster {
     _Atomic uint64_t n_fast, n_slow, n_leader_writes, n_weak_reads, n_weak_writes, n_forwarded;
     _Atomic uint64_t n_elections, n_stale_replayed, n_recovered;
     _Atomic int peers_connected;
+    _Atomic size_t witness_records;     /* the witness's count, for INFO (cluster thread writes) */
     _Atomic int stopping;
     char restart_argv0[8];
 };
@@ -231,7 +250,12 @@ void cl_on_vote_req(cluster *cl, int from, const uint8_t *p, size_t n);
 void cl_on_vote_resp(cluster *cl, int from, const uint8_t *p, size_t n);
 void cl_on_prevote_req(cluster *cl, int from, const uint8_t *p, size_t n);
 void cl_on_prevote_resp(cluster *cl, int from, const uint8_t *p, size_t n);
+/* Log the term and vote, and make them durable: 0, or -1 when the AOF
+ * cannot be written (then the vote must not be granted). */
 int cl_persist_vote(cluster *cl);
+/* Write the AOF's pending bytes (fsync with appendfsync always): what a
+ * node promises before it answers. Returns 0, or -1 when the write failed. */
+int cl_sync_aof(cluster *cl);
 void cl_become_follower(cluster *cl, uint64_t term, int leader);
 int cl_majority(const cluster *cl);
 int cl_node_idx(const cluster *cl, int id);
@@ -257,6 +281,18 @@ void cl_on_collect_resp(cluster *cl, int from, const uint8_t *p, size_t n);
 void cl_on_stale(cluster *cl, int from, const uint8_t *p, size_t n);
 void cl_on_gc(cluster *cl, int from, const uint8_t *p, size_t n);
 void cl_start_recovery(cluster *cl);
+/* After the AOF write (before the bus flush): send the answers that
+ * waited for it (witness accepts, the leader's fast-path replies). ok: the
+ * write succeeded (else accepts go out as rejects, replies wait). */
+void cl_after_aof_sync(cluster *cl, int ok);
+/* Start-up (AOF replay): a logged witness record or drop, the commit
+ * index reached; then, once the log is applied, the restored witness. */
+int cl_replay_witness(cluster *cl, int argc, const cmd_arg *argv);
+int cl_replay_witness_gc(cluster *cl, int argc, const cmd_arg *argv);
+void cl_replay_commit(cluster *cl);
+void cl_replay_entry_loaded(cluster *cl, uint64_t term, int argc, const cmd_arg *argv);
+void cl_replay_truncated(cluster *cl);
+void cl_witness_restored(cluster *cl);
 void cl_curp_tick(cluster *cl);
 /* Execute the records of applied entries: the witness forgets them, the
  * exactly-once table remembers their replies. */

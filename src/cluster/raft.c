@@ -4,9 +4,6 @@
  * follower never deletes an expired key itself (the leader's DELs are in
  * the log). A deposed leader whose speculative entries the new leader
  * does not keep restarts itself from its AOF (see truncate_from). */
-#include <errno.h>
-#include <fcntl.h>
-#include <dirent.h>
 #include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,7 +87,7 @@ static void log_control(cluster *cl, const char *name, uint64_t a, int with_b, u
  * appendfsync always. Returns 0, or -1 when the AOF cannot be written (a
  * full disk): then nothing that depends on it may be acknowledged (the
  * AOF retries every second). */
-static int sync_aof(cluster *cl) {
+int cl_sync_aof(cluster *cl) {
     if (!cl->aof) return 0;
     int always = CFG_GET(cl->cfg->appendfsync) == CFG_FSYNC_ALWAYS;
     return aof_flush(cl->aof, UINT64_MAX, always);
@@ -98,32 +95,18 @@ static int sync_aof(cluster *cl) {
 
 int cl_persist_vote(cluster *cl) {
     log_control(cl, "PIER.VOTE", cl->term, 1, (uint64_t)(cl->voted_for < 0 ? 0 : cl->voted_for));
-    return sync_aof(cl);
+    return cl_sync_aof(cl);
 }
 
 /* Restart this process from its AOF: its keyspace holds speculative
  * writes the new leader did not keep, and the AOF (with the TRUNCATE
- * just written) rebuilds exactly the committed state. */
+ * just written) rebuilds exactly the committed state. The host restarts
+ * the process in place with its whole configuration (server/restart.c). */
 static void restart_from_aof(cluster *cl) {
     log_warn("cluster: this node executed entries the leader discarded; restarting from the AOF");
-    sync_aof(cl);
-    DIR *d = opendir("/proc/self/fd");
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            int fd = atoi(de->d_name);
-            if (fd > 2) fcntl(fd, F_SETFD, FD_CLOEXEC);
-        }
-        closedir(d);
-    }
-    extern char **environ;
-    char buf[4096];
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n > 0 && cl->cfg->argv) {
-        buf[n] = 0;
-        execve(buf, cl->cfg->argv, environ);
-    }
-    log_warn("cluster: restart failed (%s); exiting", strerror(errno));
+    cl_sync_aof(cl);
+    if (cl->host && cl->host->restart) cl->host->restart(cl->host_arg);
+    log_warn("cluster: no way to restart; exiting");
     _exit(1);
 }
 
@@ -134,6 +117,7 @@ static void truncate_from(cluster *cl, uint64_t index) {
     if (index > last) return;
     log_control(cl, "PIER.TRUNCATE", index, 0, 0);
     if (cl->synced_index >= index) cl->synced_index = index - 1; /* replaced entries */
+    cl->lead_log_term = 0; /* as at start-up (cl_replay_truncated) */
     /* executed, not applied: a deposed leader's keyspace holds its
      * speculative entries beyond the commit */
     if (index <= atomic_load(&cl->executed) || index <= atomic_load(&cl->applied))
@@ -288,6 +272,7 @@ static void become_leader(cluster *cl) {
     atomic_store(&cl->leader_id, cl->self_id);
     atomic_store(&cl->serving, 0);
     atomic_fetch_add(&cl->n_elections, 1);
+    cl->leader_since_us = cl_now_us();
     log_info("cluster: node %d is the leader of term %llu", cl->self_id, (unsigned long long)cl->term);
     uint64_t last = atomic_load(&cl->last_index);
     for (int i = 0; i < cl->nnodes; i++) {
@@ -726,7 +711,7 @@ void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n) {
      * reply still says "alive" but not "stored" (the leader's match index
      * stays where the disk is), so the entries are not committed on this
      * node's word. */
-    if (sync_aof(cl) == 0) cl->synced_index = atomic_load(&cl->last_index);
+    if (cl_sync_aof(cl) == 0) cl->synced_index = atomic_load(&cl->last_index);
     reply_append(cl, from, 1, upto < cl->synced_index ? upto : cl->synced_index, sent_us);
 }
 
@@ -754,13 +739,16 @@ void cl_raft_tick(cluster *cl) {
     }
     /* Check quorum: a leader that has not heard from a majority within
      * the election timeout steps down, so its clients learn to look
-     * elsewhere instead of waiting on it. */
+     * elsewhere instead of waiting on it. A new leader gets one timeout
+     * to hear from them (not one tick: under load the first answers can
+     * take longer than that). */
     long ms = (long)CFG_GET(cl->cfg->cluster_election_timeout_ms);
     int heard = 1;
     for (int i = 0; i < cl->nnodes; i++)
         if (i != cl->self_idx && now - cl->peers[i].acked_sent_us < ms * 1000) heard++;
     if (heard < cl_majority(cl) && cl->nnodes > 1 &&
-        now - atomic_load(&cl->lease_until_us) > ms * 1000) {
+        now - atomic_load(&cl->lease_until_us) > ms * 1000 &&
+        now - cl->leader_since_us > ms * 1000) {
         cl_become_follower(cl, cl->term, 0);
         reset_election_timer(cl);
     }
@@ -775,13 +763,23 @@ void cl_raft_before_sleep(cluster *cl) {
             cl->commit_logged = atomic_load(&cl->commit);
             log_control(cl, "PIER.COMMIT", cl->commit_logged, 0, 0);
         }
+        /* witness records: written before they are acknowledged */
+        if (cl->witness_unsynced || cl->nrec_acks) cl_after_aof_sync(cl, cl_sync_aof(cl) == 0);
         return;
     }
     uint64_t last = atomic_load(&cl->last_index);
-    if (cl->synced_index < last && sync_aof(cl) == 0) {
-        cl->synced_index = last; /* a failing disk: only the followers count */
+    int ok = 1;
+    if (cl->synced_index < last || cl->witness_unsynced) {
+        /* the leader counts (and answers on the fast path) only what its
+         * AOF holds */
+        ok = cl_sync_aof(cl) == 0;
+        if (ok) {
+            cl->synced_index = last;
+            cl->witness_unsynced = 0;
+        }
         advance_commit(cl);
     }
+    if (cl->durable_head || cl->nrec_acks) cl_after_aof_sync(cl, ok);
     int64_t now = cl_now_us();
     long hb = (long)CFG_GET(cl->cfg->cluster_heartbeat_ms) * 1000;
     uint64_t commit = atomic_load(&cl->commit);

@@ -230,19 +230,43 @@ static void clear_slots(witness *w, const wrec *r) {
     }
 }
 
-void witness_gc(witness *w, uint64_t cid, uint64_t seq, const uint64_t *keys,
-                int nkeys) {
+static void drop(witness *w, wrec *r) {
+    clear_slots(w, r);
+    list_remove(w, r);
+    w->count--;
+    free(r);
+}
+
+int witness_gc(witness *w, uint64_t cid, uint64_t seq, const uint64_t *keys,
+               int nkeys) {
     for (int i = 0; i < nkeys; i++) {
         wrec *r = holder(w, keys[i]);
         if (r && same_id(r, cid, seq)) {
-            clear_slots(w, r);
-            list_remove(w, r);
-            w->count--;
+            drop(w, r);
             w->st.gc++;
-            free(r);
-            return;
+            return 1;
         }
     }
+    return 0;
+}
+
+int witness_restore(witness *w, uint64_t term, uint64_t cid, uint64_t seq,
+                    const uint64_t *keys, int nkeys, const void *req,
+                    size_t req_len, uint64_t now_round) {
+    if (nkeys < 1 || nkeys > WITNESS_MAX_KEYS) return WITNESS_TOO_MANY_KEYS;
+    uint64_t uniq[WITNESS_MAX_KEYS];
+    int n = dedup_keys(keys, nkeys, uniq);
+    /* A holder of one of the keys was gone when this record was accepted
+     * (the witness accepts no conflict): drop it. The same request again
+     * (a retry) keeps its first record. */
+    for (int i = 0; i < n; i++) {
+        wrec *h = holder(w, uniq[i]);
+        if (h && same_id(h, cid, seq)) return WITNESS_ACCEPTED;
+        if (h) drop(w, h);
+    }
+    if (!fits(w, uniq, n) || !insert(w, term, cid, seq, uniq, n, req, req_len, now_round))
+        return WITNESS_FULL;
+    return WITNESS_ACCEPTED;
 }
 
 size_t witness_stale(witness *w, uint64_t before_round,

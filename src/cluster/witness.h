@@ -60,9 +60,19 @@ int witness_record(witness *w, uint64_t term, uint64_t cid, uint64_t seq,
                    size_t req_len, uint64_t now_round);
 
 /* (cid, seq) is synced: drop its record, found through any of the given
- * key hashes (a subset of its keys will do). No-op when absent. */
-void witness_gc(witness *w, uint64_t cid, uint64_t seq, const uint64_t *keys,
-                int nkeys);
+ * key hashes (a subset of its keys will do). Returns 1 when a record was
+ * dropped, 0 when absent. */
+int witness_gc(witness *w, uint64_t cid, uint64_t seq, const uint64_t *keys,
+               int nkeys);
+
+/* Start-up: put back a record read from the node's log of accepted
+ * records, in the order they were accepted. Any record holding one of its
+ * keys is dropped first: the witness accepted this one, so that one had
+ * been dropped by then. The same (cid, seq) again keeps the first record.
+ * Returns ACCEPTED, TOO_MANY_KEYS, or FULL (no way left in a set). */
+int witness_restore(witness *w, uint64_t term, uint64_t cid, uint64_t seq,
+                    const uint64_t *keys, int nkeys, const void *req,
+                    size_t req_len, uint64_t now_round);
 
 /* Call fn for each record born before `before_round` (it outlived several
  * gc rounds: its client died or it arrived late), oldest first; they stay

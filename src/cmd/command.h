@@ -90,6 +90,14 @@ struct cmd_ctx;
 /* May park its client until data arrives (XREAD/XREADGROUP BLOCK):
  * cmd_block_on_keys refuses every other row (COMMAND INFO: blocking). */
 #define CMD_BLOCKING  (1u << 10)
+/* Not a command: a line another protocol starts with ("POST", "Host:"),
+ * i.e. someone made a client (a web browser) talk HTTP to this port
+ * (cross-protocol scripting). The dispatcher runs the row's handler at
+ * once, before any check (cmd_resolve's verdict has no refusal and no
+ * keys; cluster routing runs it here: it is CMD_NODATA too), and the
+ * handler closes the connection. Such rows are not listed by COMMAND and
+ * cannot be renamed. */
+#define CMD_XPROTO    (1u << 11)
 
 /* --- flags COMMAND INFO shows and nothing enforces ---
  * Data for clients (redis-cli, client libraries) that read COMMAND; pier
@@ -99,6 +107,10 @@ struct cmd_ctx;
 #define CMD_DOC_PUBSUB   (1u << 18)
 #define CMD_DOC_LOADING  (1u << 19)
 #define CMD_DOC_STALE    (1u << 20)
+
+/* Failed AUTH / HELLO AUTH attempts a connection may make: the last one is
+ * answered, then the connection is closed (docs/ARCHITECTURE.md). */
+#define CMD_AUTH_FAILURES_MAX 10
 
 typedef struct cmd_arg {
     const char *p;
@@ -139,6 +151,9 @@ typedef struct thread_stats {
 /* Never park this session in a blocking read (the cluster thread's
  * executions: no connection to park); BLOCK answers as a timeout. */
 #define SESS_NOBLOCK (1u << 3)
+/* Drop the connection at once: nothing more is read or sent, not even
+ * replies already queued (a CMD_XPROTO row hung up). */
+#define SESS_CLOSE_NOW (1u << 4)
 typedef struct session {
     uint64_t id;
     _Atomic int proto;   /* 2 or 3; mirrors out->proto (CLIENT LIST reads it) */
@@ -158,6 +173,10 @@ typedef struct session {
     int subscriptions;
     /* Cluster mode: PIER.CONSISTENCY (0 strong, 1 weak). */
     int consistency;
+    /* The peer's "ip:port" for log lines (NULL: not a network client). */
+    const char *addr;
+    /* Wrong passwords given by AUTH / HELLO AUTH on this connection. */
+    int auth_failures;
 } session;
 
 /* Services the server layer provides to commands (implemented in

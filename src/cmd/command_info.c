@@ -61,6 +61,13 @@ static void info_all(cmd_ctx *c) {
     for (size_t i = 0; i < cmd_count(); i++) info_one(c, cmd_at(i));
 }
 
+/* The row COMMAND INFO/DOCS/GETKEYS may show for a name ("parent|sub"
+ * included): CMD_XPROTO rows are no commands. */
+static const command *lookup_listed(const cmd_arg *a) {
+    const command *cmd = cmd_lookup_full(a->p, a->n);
+    return cmd && !(cmd->flags & CMD_XPROTO) ? cmd : NULL;
+}
+
 /* COMMAND (no subcommand): every command's details. */
 static void command_cmd(cmd_ctx *c) { info_all(c); }
 
@@ -74,7 +81,7 @@ static void command_info(cmd_ctx *c) {
     }
     reply_array(c->out, (size_t)(c->argc - 2));
     for (int i = 2; i < c->argc; i++) {
-        const command *cmd = cmd_lookup_full(c->argv[i].p, c->argv[i].n);
+        const command *cmd = lookup_listed(&c->argv[i]);
         if (cmd) info_one(c, cmd);
         else reply_null(c->out);
     }
@@ -105,7 +112,7 @@ static void command_docs(cmd_ctx *c) {
     reply_deferred d = reply_defer(c->out);
     size_t n = 0;
     for (int i = 2; i < c->argc; i++) {
-        const command *cmd = cmd_lookup_full(c->argv[i].p, c->argv[i].n);
+        const command *cmd = lookup_listed(&c->argv[i]);
         if (!cmd) continue;
         docs_one(c, cmd);
         n++;
@@ -162,7 +169,7 @@ static void command_getkeys(cmd_ctx *c) {
     int argc = c->argc - 2;
     const cmd_arg *argv = c->argv + 2;
     const command *cmd = cmd_row_of(argc, argv, 0);
-    if (!cmd) {
+    if (!cmd || (cmd->flags & CMD_XPROTO)) {
         reply_error(c->out, "ERR Invalid command specified");
         return;
     }

@@ -84,8 +84,18 @@ static const command *slot_find(const slot *table, const char *name, size_t len)
     return NULL;
 }
 
+/* Rows that answer to their name but are no commands (CMD_XPROTO): in
+ * the lookup, never in all[] (COMMAND) and never renamed. */
+static void insert_unlisted(void) {
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
+        for (size_t i = 0; i < *families[f].count; i++)
+            if (families[f].rows[i].flags & CMD_XPROTO)
+                slot_insert(slots, families[f].rows[i].name, &families[f].rows[i]);
+}
+
 static void table_insert(const command *cmd) {
     slot_insert(row_slots, cmd->name, cmd);
+    if (cmd->flags & CMD_XPROTO) return; /* insert_unlisted */
     if (slot_insert(slots, cmd->name, cmd) < 0) {
         log_warn("duplicate command '%s' in the command table", cmd->name);
         return;
@@ -98,11 +108,12 @@ static void table_insert(const command *cmd) {
 static void rebuild_slots(void) {
     memset(slots, 0, sizeof slots);
     for (size_t k = 0; k < ncommands; k++) slot_insert(slots, all_names[k], all[k]);
+    insert_unlisted();
 }
 
 int cmd_table_rename(const char *from, const char *to, char *err, size_t errlen) {
     const command *cmd = cmd_lookup(from, strlen(from));
-    if (!cmd) {
+    if (!cmd || (cmd->flags & CMD_XPROTO)) {
         snprintf(err, errlen, "No such command in rename-command");
         return -1;
     }
@@ -141,6 +152,7 @@ void cmd_table_init(void) {
         }
         for (size_t i = 0; i < *families[f].count; i++) table_insert(&families[f].rows[i]);
     }
+    insert_unlisted();
 }
 
 const command *cmd_lookup(const char *name, size_t len) {

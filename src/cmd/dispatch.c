@@ -83,6 +83,10 @@ int cmd_resolve(cmd_ctx *c, cmd_verdict *v) {
         return v->refusal = CMD_REFUSE_UNKNOWN;
     }
     c->sess->last_cmd = top->name;
+    if (top->flags & CMD_XPROTO) { /* no check applies: the handler hangs up */
+        c->cmd = v->cmd = top;
+        return v->refusal = CMD_OK;
+    }
     const command *cmd = top;
     if (top->nsubs && c->argc >= 2) {
         cmd = cmd_lookup_sub(top, c->argv[1].p, c->argv[1].n);

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "../lib/clock.h"
+#include "../lib/log.h"
 #include "../lib/util.h"
 #include "command.h"
 
@@ -85,6 +86,44 @@ static void select_cmd(cmd_ctx *c) {
     reply_ok(c->out);
 }
 
+/* At most one log line per period from one call site, on any thread;
+ * returns 1 when this one may be written, with *skipped set to the lines
+ * dropped since the last one. (A local stand-in: src/lib/log.c may grow a
+ * shared rate limiter.) */
+typedef struct log_limit {
+    _Atomic int64_t last_ms;
+    _Atomic unsigned skipped;
+} log_limit;
+
+static int log_limit_pass(log_limit *l, int64_t period_ms, unsigned *skipped) {
+    int64_t now = clock_mono_ms(), last = atomic_load(&l->last_ms);
+    if ((last && now - last < period_ms) ||
+        !atomic_compare_exchange_strong(&l->last_ms, &last, now)) {
+        atomic_fetch_add(&l->skipped, 1);
+        return 0;
+    }
+    *skipped = atomic_exchange(&l->skipped, 0);
+    return 1;
+}
+
+/* "POST" and "Host:" are the first lines of an HTTP request: a web page
+ * made a browser talk to this port (cross-protocol scripting), and
+ * whatever follows must not run. As Redis: no reply, the connection is
+ * dropped at once (replies still queued are not sent), a warning at most
+ * once a minute. */
+static void xproto_cmd(cmd_ctx *c) {
+    static log_limit limit;
+    unsigned skipped;
+    if (log_limit_pass(&limit, 60000, &skipped))
+        log_warn("Possible SECURITY ATTACK detected. It looks like somebody is sending POST or "
+                 "Host: commands to pier. This is likely due to an attacker attempting to use "
+                 "Cross Protocol Scripting to compromise your pier instance. Connection aborted. "
+                 "(client %s; %u more since the last warning)",
+                 c->sess->addr ? c->sess->addr : "?", skipped);
+    reply_reset(c->out);
+    c->sess->flags |= SESS_CLOSE_NOW;
+}
+
 /* AUTH [username] password. Without requirepass the default user has no
  * password: "AUTH default <anything>" succeeds, as in Redis 7. */
 static int try_auth(cmd_ctx *c, const cmd_arg *user, const cmd_arg *pass) {
@@ -92,6 +131,23 @@ static int try_auth(cmd_ctx *c, const cmd_arg *user, const cmd_arg *pass) {
     if (user && !util_eq_ci(user->p, user->n, "default")) return 0;
     if (!h->auth_required(c->env->host_arg)) return user != NULL;
     return h->check_password(c->env->host_arg, pass->p, pass->n);
+}
+
+/* A wrong password (AUTH, HELLO AUTH): WRONGPASS, and at the
+ * CMD_AUTH_FAILURES_MAX-th on this connection the connection is closed
+ * after the reply, so pipelined guesses cost a connection each ten, and
+ * the peer is logged (one line per 10 s at most). */
+static void auth_failed(cmd_ctx *c) {
+    reply_error(c->out, "WRONGPASS invalid username-password pair or user is disabled.");
+    if (++c->sess->auth_failures < CMD_AUTH_FAILURES_MAX) return;
+    c->sess->flags |= SESS_CLOSE_AFTER_REPLY;
+    static log_limit limit;
+    unsigned skipped;
+    if (log_limit_pass(&limit, 10000, &skipped))
+        log_warn("closing client id=%llu addr=%s after %d failed AUTH attempts "
+                 "(%u more such clients since the last line)",
+                 (unsigned long long)c->sess->id, c->sess->addr ? c->sess->addr : "?",
+                 c->sess->auth_failures, skipped);
 }
 
 static void auth_cmd(cmd_ctx *c) {
@@ -107,7 +163,7 @@ static void auth_cmd(cmd_ctx *c) {
         return;
     }
     if (!try_auth(c, user, pass)) {
-        reply_error(c->out, "WRONGPASS invalid username-password pair or user is disabled.");
+        auth_failed(c);
         return;
     }
     c->sess->authenticated = 1;
@@ -165,7 +221,7 @@ static void hello_cmd(cmd_ctx *c) {
         return;
     }
     if (user && !try_auth(c, user, pass)) {
-        reply_error(c->out, "WRONGPASS invalid username-password pair or user is disabled.");
+        auth_failed(c);
         return;
     }
     if (user) c->sess->authenticated = 1;
@@ -533,6 +589,11 @@ static const command config_subs[] = {
 };
 
 const command server_commands[] = {
+    /* Not commands: HTTP lines (CMD_XPROTO), answered by hanging up. */
+    {"post", xproto_cmd, -1, CMD_XPROTO | CONN | CMD_NOAUTH, NOKEYS, "connection",
+     "Not a command: an HTTP request line; closes the connection", "2.8.22"},
+    {"host:", xproto_cmd, -1, CMD_XPROTO | CONN | CMD_NOAUTH, NOKEYS, "connection",
+     "Not a command: an HTTP header; closes the connection", "2.8.22"},
     {"pier.consistency", consistency_cmd, -1, CMD_NODATA | CMD_DOC_FAST, NOKEYS, "connection",
      "Set the connection's consistency in cluster mode: STRONG (default) or WEAK", "pier"},
     /* A cluster node routes these itself (cluster routing, .direct). */

@@ -5,6 +5,7 @@
  * follows Redis 7 so that replies and errors are byte-identical. */
 #include "lib/util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -363,4 +364,26 @@ int util_eq_ci(const char *s, size_t len, const char *cstr) {
             return 0;
     }
     return cstr[len] == '\0';
+}
+
+int util_parse_memory(const char *s, size_t len, long long *out) {
+    static const struct {
+        const char *unit;
+        long long mul;
+    } units[] = {{"", 1},
+                 {"b", 1},
+                 {"k", 1000},
+                 {"kb", 1024},
+                 {"m", 1000LL * 1000},
+                 {"mb", 1024LL * 1024},
+                 {"g", 1000LL * 1000 * 1000},
+                 {"gb", 1024LL * 1024 * 1024}};
+    size_t at = len;
+    while (at > 0 && isalpha((unsigned char)s[at - 1])) at--;
+    long long mul = 0, v;
+    for (size_t i = 0; i < sizeof units / sizeof units[0] && !mul; i++)
+        if (util_eq_ci(s + at, len - at, units[i].unit)) mul = units[i].mul;
+    if (!mul || !util_parse_ll(s, at, &v) || v < 0 || v > LLONG_MAX / mul) return 0;
+    *out = v * mul;
+    return 1;
 }

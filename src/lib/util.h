@@ -52,6 +52,13 @@ size_t util_d2str(char *buf, size_t buflen, double v);
 int util_glob_match(const char *pat, size_t plen, const char *str, size_t slen,
                     int nocase);
 
+/* Parse a size with Redis's memory units, as the server's options take
+ * them: "100", "100b", "1k" (1000), "1kb" (1024), "5m", "5mb", "2g", "2gb"
+ * (units in any case, no space, no fraction; the number as util_parse_ll
+ * takes it, not negative). Returns 1 on success, 0 on error (also when
+ * the product overflows). Shared by config.c and tools/pier-bench. */
+int util_parse_memory(const char *s, size_t len, long long *out);
+
 /* Case-insensitive comparison of a length-delimited argument with a C
  * string, e.g. util_eq_ci(arg, arglen, "EX"). Returns 1 when equal. */
 int util_eq_ci(const char *s, size_t len, const char *cstr);

@@ -23,6 +23,8 @@ const char *batch_err_text(int code) {
         "topic key holds a value that is not a stream",
         "out of memory",
         "internal error",
+        "a subscriber sends nothing after its handshake",
+        "max number of clients reached",
     };
     if (code < 0 || (size_t)code >= sizeof texts / sizeof texts[0]) return "unknown error";
     return texts[code];

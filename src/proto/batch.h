@@ -49,6 +49,8 @@ enum batch_err {
     BATCH_E_WRONGTYPE = 10,
     BATCH_E_OOM = 11,
     BATCH_E_INTERNAL = 12,
+    BATCH_E_SUB_INPUT = 13,  /* a subscriber sent bytes after its handshake */
+    BATCH_E_MAXCLIENTS = 14, /* over maxclients: sent instead of HELLO_OK */
 };
 
 /* A short English description of a code (never NULL). */

@@ -58,6 +58,12 @@ static const char ERR_INLINE_TOO_BIG[] =
     "ERR Protocol error: too big inline request";
 static const char ERR_QUOTES[] =
     "ERR Protocol error: unbalanced quotes in request";
+/* pier's own: a batch client (docs/PROTOCOL.md) at the wrong port. Its
+ * handshake holds no newline, so as an inline command it would wait for
+ * one until the client gave up. */
+static const char ERR_BATCH_HANDSHAKE[] =
+    "ERR Protocol error: pier batch protocol handshake on the RESP port; "
+    "connect to the batch port (batch-port)";
 
 static void *xrealloc(void *ptr, size_t n) {
     void *p = realloc(ptr, n);
@@ -400,6 +406,13 @@ static int split_inline(resp_parser *p, char *buf, size_t start, size_t end) {
  * be 0 for a blank line), else NEED_MORE/ERROR. */
 static resp_status parse_inline(resp_parser *p, char *buf, size_t len) {
     size_t searched = p->pos - p->cmd_start, nl;
+    /* The batch handshake: magic "PIRB", then its binary version field. */
+    if (searched < 5 && len - p->cmd_start >= 5 && !memcmp(buf + p->cmd_start, "PIRB", 4) &&
+        (unsigned char)buf[p->cmd_start + 4] < 0x20 && buf[p->cmd_start + 4] != '\r' &&
+        buf[p->cmd_start + 4] != '\n') {
+        p->error = ERR_BATCH_HANDSHAKE;
+        return RESP_ERROR;
+    }
     line_scan r = scan_line(buf, len, p->cmd_start, &searched, p->max_inline,
                             '\n', &nl);
     if (r == LINE_TOO_LONG) {

@@ -7,6 +7,8 @@
  *                                    -> subscriber: SUB
  *   any protocol error -> one ERROR frame -> DRAIN (discard input until the
  *   peer closes, so our close does not reset the ERROR away) -> closed
+ *   refused at accept (maxclients, protected mode): the same ERROR -> DRAIN
+ *   path from the start, as a "rejected" connection outside nconns
  *
  * Input: bytes are read into a 64 KB staging buffer, except that a
  * payload's remainder of at least that size is read straight into the
@@ -57,6 +59,10 @@
 #define HANDSHAKE_DEADLINE_MS 10000
 #define DRAIN_DEADLINE_MS 2000
 #define DRAIN_MAX_BYTES (64LL * 1024 * 1024)
+#define DRAIN_CHUNK (16 * 1024)
+/* Refused connections (maxclients, protected mode) that get an ERROR frame
+ * and a graceful close; past this many at once, a plain close. */
+#define REJECT_MAX 256
 #define WATCH_BUCKETS 1024                  /* power of two */
 #define TICK_MS 500
 
@@ -74,6 +80,7 @@ typedef struct bconn {
     int close_after_flush;   /* an ERROR is queued: drain, then close */
     int64_t deadline_ms;     /* handshake / drain deadline (mono), 0 = none */
     int counted_role;        /* role counted in the stats (0 = none yet) */
+    int rejected;            /* refused at accept: ERROR, drain, close (not in nconns) */
     long long drained;
     struct bconn *next, *prev, *pending_next;
 
@@ -138,6 +145,7 @@ struct batch_server {
     int port;
     batch_loop *loops;       /* one per loop thread */
     _Atomic long long nconns;
+    _Atomic int nrejecting;  /* rejected connections still draining */
     pthread_mutex_t watch_lock;
     _Atomic long nwatch;     /* lets writers skip the lock when nobody waits */
     uint64_t seed;
@@ -146,6 +154,7 @@ struct batch_server {
 
 static void conn_io(ev_loop *loop, ev_io *io, uint32_t ready);
 static void conn_close(bconn *c);
+static void send_error(bconn *c, int code, const char *detail);
 static void sub_pump(bconn *c);
 static void pub_run(bconn *c);
 
@@ -227,26 +236,45 @@ void batch_init_loop(loop_thread *lt) {
     if (bs->nfds) ev_timer_add(lt->loop, TICK_MS, on_tick, bl);
 }
 
+#define PROTECTED_TEXT                                                                   \
+    "protected mode: no password is set and the client is not on loopback; set "  \
+    "requirepass, or protected-mode no"
+
 /* Protected mode, as for RESP: without a password only loopback peers. */
 static int protected_denies(server *srv, int fd) {
     return CFG_GET(srv->cfg.protected_mode) && !config_auth_required(&srv->cfg) &&
            !sock_peer_is_loopback(fd);
 }
 
-static bconn *conn_create(batch_loop *bl, int fd) {
+/* A new connection on this loop. A rejected one only gets an ERROR and
+ * drains (no staging buffer, not counted in nconns or the stats). */
+static bconn *conn_create(batch_loop *bl, int fd, int rejected) {
     bconn *c = calloc(1, sizeof *c);
     if (!c) abort();
     c->bl = bl;
     c->state = ST_HS_FIXED;
-    c->in = xmalloc(STAGE_SIZE);
-    c->deadline_ms = clock_mono_ms() + HANDSHAKE_DEADLINE_MS;
+    c->rejected = rejected;
+    if (!rejected) c->in = xmalloc(STAGE_SIZE);
+    c->deadline_ms = clock_mono_ms() + (rejected ? DRAIN_DEADLINE_MS : HANDSHAKE_DEADLINE_MS);
     c->next = bl->conns;
     if (bl->conns) bl->conns->prev = c;
     bl->conns = c;
     ev_io_init(&c->io, fd, conn_io, c);
     ev_io_set(bl->lt->loop, &c->io, EV_READ);
-    STAT_ADD(bl->stats.conns, 1);
+    if (!rejected) STAT_ADD(bl->stats.conns, 1);
     return c;
+}
+
+/* Refuse fd with an ERROR frame (code, detail) and a graceful close, so
+ * the client reads why instead of a reset. At most REJECT_MAX refusals
+ * drain at once; past that, a plain close. */
+static void reject_conn(batch_loop *bl, int fd, int code, const char *detail) {
+    if (atomic_fetch_add(&bl->bs->nrejecting, 1) >= REJECT_MAX) {
+        atomic_fetch_sub(&bl->bs->nrejecting, 1);
+        close(fd);
+        return;
+    }
+    send_error(conn_create(bl, fd, 1), code, detail);
 }
 
 static void on_batch_listener(ev_loop *loop, ev_io *io, uint32_t ready) {
@@ -263,13 +291,15 @@ static void on_batch_listener(ev_loop *loop, ev_io *io, uint32_t ready) {
         }
         STAT_ADD(bl->stats.received, 1);
         long long n = atomic_fetch_add(&bl->bs->nconns, 1) + 1;
-        if (n > CFG_GET(srv->cfg.maxclients) || protected_denies(srv, fd)) {
+        int over = n > CFG_GET(srv->cfg.maxclients), denied = !over && protected_denies(srv, fd);
+        if (over || denied) {
             atomic_fetch_sub(&bl->bs->nconns, 1);
-            close(fd);
+            if (over) reject_conn(bl, fd, BATCH_E_MAXCLIENTS, NULL);
+            else reject_conn(bl, fd, BATCH_E_AUTH, PROTECTED_TEXT);
             continue;
         }
         sock_tune_client(fd, srv->cfg.tcp_keepalive);
-        conn_create(bl, fd);
+        conn_create(bl, fd, 0);
     }
 }
 
@@ -559,6 +589,10 @@ static void handshake_done(bconn *c) {
     send_hello(c, c->hs.role == BATCH_ROLE_PUBLISHER ? next_seq : 1);
     if (c->hs.role == BATCH_ROLE_PUBLISHER) {
         become_publisher(c);
+        return;
+    }
+    if (c->in_pos < c->in_len) { /* bytes came with the handshake */
+        send_error(c, BATCH_E_SUB_INPUT, NULL);
         return;
     }
     c->state = ST_SUB;
@@ -881,8 +915,9 @@ static void sub_pump(bconn *c) {
 /* ---- events ---- */
 
 static void drain_input(bconn *c) {
+    unsigned char buf[DRAIN_CHUNK]; /* a rejected connection has no staging */
     for (;;) {
-        ssize_t r = sock_read(c, c->in, STAGE_SIZE);
+        ssize_t r = sock_read(c, buf, sizeof buf);
         if (r <= 0) return; /* closed on EOF/error */
         c->drained += r;
         if (c->drained > DRAIN_MAX_BYTES) {
@@ -901,7 +936,7 @@ static void conn_readable(bconn *c) {
         /* A subscriber sends nothing after the handshake. */
         unsigned char b;
         ssize_t r = sock_read(c, &b, 1);
-        if (r > 0) send_error(c, BATCH_E_MALFORMED, "subscribers send nothing");
+        if (r > 0) send_error(c, BATCH_E_SUB_INPUT, NULL);
         return;
     }
     if (c->close_after_flush || c->paused) return;
@@ -955,8 +990,12 @@ static void conn_close(bconn *c) {
     if (c->prev) c->prev->next = c->next;
     else bl->conns = c->next;
     if (c->next) c->next->prev = c->prev;
-    atomic_fetch_sub(&bl->bs->nconns, 1);
-    STAT_ADD(bl->stats.conns, -1);
+    if (c->rejected) {
+        atomic_fetch_sub(&bl->bs->nrejecting, 1);
+    } else {
+        atomic_fetch_sub(&bl->bs->nconns, 1);
+        STAT_ADD(bl->stats.conns, -1);
+    }
     if (c->counted_role == BATCH_ROLE_SUBSCRIBER) STAT_ADD(bl->stats.subscribers, -1);
     if (c->counted_role == BATCH_ROLE_PUBLISHER) STAT_ADD(bl->stats.publishers, -1);
     /* freed before the loop sleeps: an event for c may still be queued in

@@ -84,6 +84,7 @@ client *client_alloc(server *srv, loop_thread *lt, int fd, thread_stats *stats) 
     sock_format_addr(fd, 0, c->addr, sizeof c->addr);
     sock_format_addr(fd, 1, c->laddr, sizeof c->laddr);
     client_publish_sizes(c);
+    c->sess.addr = c->addr;
     registry_add(srv, c);
     static log_ratelimit accepted_rl = LOG_RATELIMIT_PEER;
     log_verbose_ratelimited(&accepted_rl, "accepted client id=%llu addr=%s",
@@ -361,7 +362,7 @@ void client_run_resolved(client *c, cmd_ctx *ctx, cmd_verdict *v) {
     }
     STAT_ADD(c->stats->commands, 1);
     atomic_store_explicit(&c->last_interaction_ms, ctx->now_ms, memory_order_relaxed);
-    if (c->sess.flags & SESS_CLOSE_AFTER_REPLY) c->flags |= CLIENT_CLOSE_ON_FLUSH;
+    if (c->sess.flags & (SESS_CLOSE_AFTER_REPLY | SESS_CLOSE_NOW)) c->flags |= CLIENT_CLOSE_ON_FLUSH;
 }
 
 /* Drop the consumed prefix of the read buffer; shrink a big idle one. */
@@ -407,6 +408,10 @@ static void process_input(client *c) {
             break;
         }
         client_execute(c);
+        if (c->sess.flags & SESS_CLOSE_NOW) { /* hung up (CMD_XPROTO): send nothing more */
+            client_close(c);
+            return;
+        }
         if (atomic_load_explicit(&c->kill_requested, memory_order_relaxed))
             c->flags |= CLIENT_CLOSE_ON_FLUSH;
         if (client_output_limit_reached(c, clock_wall_ms())) {

@@ -395,7 +395,9 @@ static void deliver(void *arg, cluster_done *d) {
     ev_wake(lt->loop);
 }
 
-const cluster_host cluster_client_host = {.deliver = deliver};
+static void restart(void *arg) { server_restart_exec(&((server *)arg)->cfg); }
+
+const cluster_host cluster_client_host = {.deliver = deliver, .restart = restart};
 
 static void complete(client *c, cluster_done *d) {
     cl_conn *k = c->clc;

@@ -3,11 +3,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../lib/log.h"
 #include "../lib/util.h"
@@ -30,6 +33,7 @@ enum opt_type {
 #define OPT_FILE_ONLY 2 /* config file / flags only: unknown to CONFIG GET/SET */
 #define OPT_COMPAT 4    /* redis.conf compatibility: any valid value is accepted,
                            one other than the default is ignored with a warning */
+#define OPT_HIDDEN 8    /* a secret: never shown (config_is_secret), wiped from argv */
 
 typedef struct option {
     const char *name;
@@ -142,6 +146,10 @@ static const option options[] = {
      OPT_RUNTIME, NULL, "in-memory log entries beyond this are trimmed (the AOF keeps them)"},
     {"cluster-request-timeout-ms", OPT_LL, F(cluster_request_timeout_ms), 1, 3600000,
      OPT_RUNTIME, NULL, "a request with no leader for this long answers CLUSTERDOWN"},
+    {"cluster-secret", OPT_STR, F(cluster_secret), 0, STRMAX(cluster_secret), OPT_HIDDEN, NULL,
+     "the cluster bus secret (at least 16 bytes; prefer cluster-secret-file)"},
+    {"cluster-secret-file", OPT_STR, F(cluster_secret_file), 0, STRMAX(cluster_secret_file), 0,
+     NULL, "a file holding the cluster bus secret (mode 600)"},
 };
 #undef STRMAX
 #undef F
@@ -209,8 +217,10 @@ void config_free(pier_config *cfg) {
     cfg->warnings = NULL;
     cfg->warnings_len = 0;
     pthread_mutex_destroy(&cfg->rewrite_lock);
-    /* Do not leave the password in freed memory. */
+    /* Do not leave the secrets in freed memory. */
     explicit_bzero(cfg->password, sizeof cfg->password);
+    explicit_bzero(cfg->cluster_secret, sizeof cfg->cluster_secret);
+    explicit_bzero(cfg->cluster_key, sizeof cfg->cluster_key);
     pthread_mutex_destroy(&cfg->password_lock);
 }
 
@@ -271,7 +281,60 @@ const char *config_name_at(size_t i) {
 
 int config_is_secret(const char *name) {
     const option *o = find_option(name);
-    return o && o->type == OPT_SECRET;
+    return o && (o->type == OPT_SECRET || (o->flags & OPT_HIDDEN));
+}
+
+/* The key file's contents into cfg->cluster_key, trailing white space
+ * (a final newline) dropped. 0 or -1 with err. */
+static int read_key_file(pier_config *cfg, char *err, size_t errlen) {
+    const char *path = cfg->cluster_secret_file;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "cluster-secret-file '%s': %s", path,
+                 fd < 0 ? strerror(errno) : "not a regular file");
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    if (st.st_mode & 077)
+        log_warn("cluster-secret-file '%s' can be read by other users (mode %03o); "
+                 "chmod 600 it", path, (unsigned)(st.st_mode & 0777));
+    unsigned char buf[CFG_CLUSTER_KEY_MAX + 1];
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    if (n < 0 || n > CFG_CLUSTER_KEY_MAX) {
+        snprintf(err, errlen, "cluster-secret-file '%s': %s", path,
+                 n < 0 ? strerror(errno) : "longer than 1024 bytes");
+        explicit_bzero(buf, sizeof buf);
+        return -1;
+    }
+    while (n > 0 && isspace(buf[n - 1])) n--;
+    memcpy(cfg->cluster_key, buf, (size_t)n);
+    cfg->cluster_key_len = (size_t)n;
+    explicit_bzero(buf, sizeof buf);
+    return 0;
+}
+
+int config_load_cluster_key(pier_config *cfg, char *err, size_t errlen) {
+    if (cfg->cluster_key_len) return 0; /* handed over by a restart */
+    if (cfg->cluster_secret[0] && cfg->cluster_secret_file[0]) {
+        snprintf(err, errlen, "set cluster-secret or cluster-secret-file, not both");
+        return -1;
+    }
+    if (cfg->cluster_secret_file[0]) {
+        if (read_key_file(cfg, err, errlen) < 0) return -1;
+    } else {
+        cfg->cluster_key_len = strlen(cfg->cluster_secret);
+        memcpy(cfg->cluster_key, cfg->cluster_secret, cfg->cluster_key_len);
+    }
+    if (cfg->cluster_key_len && cfg->cluster_key_len < CFG_CLUSTER_KEY_MIN) {
+        snprintf(err, errlen, "the cluster secret is %zu bytes; use at least %d (e.g. 32 random "
+                              "bytes in hex)", cfg->cluster_key_len, CFG_CLUSTER_KEY_MIN);
+        explicit_bzero(cfg->cluster_key, sizeof cfg->cluster_key);
+        cfg->cluster_key_len = 0;
+        return -1;
+    }
+    return 0;
 }
 
 int config_auth_required(const pier_config *cfg) { return CFG_GET(cfg->password_set); }
@@ -372,26 +435,9 @@ static int get_save(const pier_config *cfg, char *buf, size_t buflen) {
     return used;
 }
 
-/* Parse "100", "1k" (1000), "1kb" (1024), "5mb", "2gb" as Redis does.
- * Returns 1 on success. */
+/* "100", "1k" (1000), "1kb" (1024), "5mb", "2gb" as Redis does. */
 static int parse_memory(const char *s, long long *out) {
-    size_t len = strlen(s), unit_at = len;
-    while (unit_at > 0 && isalpha((unsigned char)s[unit_at - 1])) unit_at--;
-    const char *unit = s + unit_at;
-    long long mul = 1;
-    if (!*unit || !strcasecmp(unit, "b")) mul = 1;
-    else if (!strcasecmp(unit, "k")) mul = 1000;
-    else if (!strcasecmp(unit, "kb")) mul = 1024;
-    else if (!strcasecmp(unit, "m")) mul = 1000LL * 1000;
-    else if (!strcasecmp(unit, "mb")) mul = 1024LL * 1024;
-    else if (!strcasecmp(unit, "g")) mul = 1000LL * 1000 * 1000;
-    else if (!strcasecmp(unit, "gb")) mul = 1024LL * 1024 * 1024;
-    else return 0;
-    long long v;
-    if (!util_parse_ll(s, unit_at, &v) || v < 0) return 0;
-    if (v > LLONG_MAX / mul) return 0;
-    *out = v * mul;
-    return 1;
+    return util_parse_memory(s, strlen(s), out);
 }
 
 /* "normal <hard> <soft> <seconds>" (other classes accepted for redis.conf
@@ -766,6 +812,154 @@ static int load_file(pier_config *cfg, const char *path) {
     return 0;
 }
 
+/* --- the restart hand-over --- */
+
+#define DUMP_CONFIG_FILE "!config-file" /* internal records: no option starts with '!' */
+#define DUMP_CLUSTER_KEY "!cluster-key"
+#define DUMP_VALUE_MAX 4096
+
+static void dump_put(char **buf, size_t *len, size_t *cap, const char *name, const void *v,
+                     size_t vlen) {
+    size_t nlen = strlen(name), need = 8 + nlen + vlen;
+    if (*len + need > *cap) {
+        size_t ncap = (*len + need) * 2;
+        char *nb = malloc(ncap);
+        if (!nb) abort();
+        if (*len) memcpy(nb, *buf, *len);
+        if (*buf) explicit_bzero(*buf, *cap); /* no secret left in freed memory */
+        free(*buf);
+        *buf = nb;
+        *cap = ncap;
+    }
+    char *p = *buf + *len;
+    for (int i = 0; i < 4; i++) p[i] = (char)(nlen >> (8 * i));
+    memcpy(p + 4, name, nlen);
+    p += 4 + nlen;
+    for (int i = 0; i < 4; i++) p[i] = (char)(vlen >> (8 * i));
+    if (vlen) memcpy(p + 4, v, vlen);
+    *len += need;
+}
+
+char *config_dump(const pier_config *cfg, size_t *len) {
+    char *buf = NULL, v[DUMP_VALUE_MAX];
+    size_t used = 0, cap = 0;
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const option *o = &options[i];
+        if (o->type == OPT_RENAME) {
+            for (int k = 0; k < cfg->nrenames; k++) {
+                int n = snprintf(v, sizeof v, "%s %s", cfg->renames[k].from, cfg->renames[k].to);
+                dump_put(&buf, &used, &cap, o->name, v, (size_t)n);
+            }
+            continue;
+        }
+        int n = config_get(cfg, o->name, v, sizeof v);
+        if (n >= 0 && (size_t)n < sizeof v) dump_put(&buf, &used, &cap, o->name, v, (size_t)n);
+    }
+    if (cfg->config_file)
+        dump_put(&buf, &used, &cap, DUMP_CONFIG_FILE, cfg->config_file, strlen(cfg->config_file));
+    if (cfg->cluster_key_len)
+        dump_put(&buf, &used, &cap, DUMP_CLUSTER_KEY, cfg->cluster_key, cfg->cluster_key_len);
+    explicit_bzero(v, sizeof v);
+    *len = used;
+    return buf;
+}
+
+/* One record at *pos: 0 with views into buf, 1 at the end, -1 if cut. */
+static int dump_next(const char *buf, size_t len, size_t *pos, const char **name, size_t *nlen,
+                     const char **val, size_t *vlen) {
+    if (*pos == len) return 1;
+    size_t f[2], at = *pos;
+    const char *p[2];
+    for (int k = 0; k < 2; k++) {
+        if (len - at < 4) return -1;
+        f[k] = 0;
+        for (int i = 0; i < 4; i++) f[k] |= (size_t)(unsigned char)buf[at + (size_t)i] << (8 * i);
+        at += 4;
+        if (len - at < f[k]) return -1;
+        p[k] = buf + at;
+        at += f[k];
+    }
+    *name = p[0], *nlen = f[0], *val = p[1], *vlen = f[1];
+    *pos = at;
+    return 0;
+}
+
+/* One record into cfg. 0 or -1 with err. */
+static int restore_one(pier_config *cfg, const char *name, const char *val, size_t vlen,
+                       char *err, size_t errlen) {
+    if (!strcmp(name, DUMP_CLUSTER_KEY)) {
+        if (vlen > CFG_CLUSTER_KEY_MAX) {
+            snprintf(err, errlen, "cluster key too long");
+            return -1;
+        }
+        memcpy(cfg->cluster_key, val, vlen);
+        cfg->cluster_key_len = vlen;
+        return 0;
+    }
+    if (memchr(val, 0, vlen)) {
+        snprintf(err, errlen, "'%s': NUL in value", name);
+        return -1;
+    }
+    char *v = strndup(val, vlen);
+    if (!v) abort();
+    if (!strcmp(name, DUMP_CONFIG_FILE)) {
+        free(cfg->config_file);
+        cfg->config_file = v;
+        return 0;
+    }
+    char reason[256];
+    int rc = config_set(cfg, name, v, 0, reason, sizeof reason);
+    if (rc) snprintf(err, errlen, "'%s': %s", name, reason);
+    explicit_bzero(v, vlen);
+    free(v);
+    return rc;
+}
+
+int config_restore(pier_config *cfg, const char *buf, size_t len, char *err, size_t errlen) {
+    size_t pos = 0;
+    for (;;) {
+        const char *name, *val;
+        size_t nlen, vlen;
+        int rc = dump_next(buf, len, &pos, &name, &nlen, &val, &vlen);
+        if (rc == 1) return 0;
+        char n[64];
+        if (rc < 0 || nlen == 0 || nlen >= sizeof n) {
+            snprintf(err, errlen, "damaged record at byte %zu", pos);
+            return -1;
+        }
+        memcpy(n, name, nlen);
+        n[nlen] = 0;
+        if (restore_one(cfg, n, val, vlen, err, errlen) < 0) return -1;
+    }
+}
+
+/* --restart-fd N: the configuration a restarting node handed over. */
+static int restore_from_fd(pier_config *cfg, const char *arg) {
+    long long fd;
+    char err[256] = "";
+    if (!util_parse_ll(arg, strlen(arg), &fd) || fd < 3 || fd > INT_MAX) {
+        fprintf(stderr, "pier-server: %s needs a file descriptor\n", CONFIG_RESTART_FLAG);
+        return 2;
+    }
+    /* A dump is a few KB (every value is bounded); 1 MB is plenty. */
+    size_t len = 0, cap = 1u << 20;
+    char *buf = malloc(cap);
+    if (!buf) abort();
+    ssize_t n;
+    while ((n = read((int)fd, buf + len, cap - len)) > 0) len += (size_t)n;
+    close((int)fd);
+    if (len == cap) snprintf(err, sizeof err, "larger than %zu bytes", cap);
+    int rc = n < 0 || len == cap ? -1 : config_restore(cfg, buf, len, err, sizeof err);
+    explicit_bzero(buf, len);
+    free(buf);
+    if (rc < 0) {
+        fprintf(stderr, "pier-server: cannot restore the configuration handed over by the "
+                        "restart: %s\n", err[0] ? err : strerror(errno));
+        return 2;
+    }
+    return 0;
+}
+
 /* A byte count as --help shows a default: 64mb rather than 67108864. */
 static void human_size(char *buf, size_t len, const char *digits) {
     static const char *const units[] = {"gb", "mb", "kb"};
@@ -808,6 +1002,8 @@ static void print_usage(void) {
 }
 
 int config_from_args(pier_config *cfg, int argc, char **argv) {
+    if (argc >= 3 && !strcmp(argv[argc - 2], CONFIG_RESTART_FLAG))
+        return restore_from_fd(cfg, argv[argc - 1]);
     int i = 1;
     if (i < argc && strcmp(argv[i], "--help") && strcmp(argv[i], "-h") &&
         strcmp(argv[i], "--version") && strcmp(argv[i], "-v") && argv[i][0] != '-') {

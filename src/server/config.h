@@ -29,6 +29,8 @@ enum {
 };
 
 #define CFG_PASSWORD_MAX 512   /* requirepass bytes (buffer size, incl. NUL) */
+#define CFG_CLUSTER_KEY_MAX 1024 /* cluster secret bytes (= BUS_KEY_MAX) */
+#define CFG_CLUSTER_KEY_MIN 16   /* shorter secrets are refused */
 #define CFG_RENAME_MAX 64      /* rename-command lines */
 #define CFG_CMDNAME_MAX 64     /* bytes of a (re)named command, incl. NUL */
 
@@ -133,6 +135,14 @@ typedef struct pier_config {
     _Atomic long long cluster_election_timeout_ms; /* randomized in [t, 2t) */
     _Atomic long long cluster_request_timeout_ms;  /* no leader for this long: CLUSTERDOWN */
     _Atomic long long cluster_log_max_memory;      /* in-memory log entries beyond this are trimmed */
+    /* The cluster bus secret: cluster-secret (never shown, like
+     * requirepass) or cluster-secret-file (a path; the file's contents
+     * without trailing white space). config_load_cluster_key resolves them
+     * into cluster_key at start-up. */
+    char cluster_secret[CFG_PASSWORD_MAX];
+    char cluster_secret_file[1024];
+    unsigned char cluster_key[CFG_CLUSTER_KEY_MAX];
+    size_t cluster_key_len;          /* 0: no secret */
 
     /* The command line, kept for a node that must restart itself from its
      * AOF (cluster.c); NULL-terminated, owned by main. */
@@ -188,7 +198,8 @@ int config_get_configured(const pier_config *cfg, const char *name, char *buf, s
  * listed. */
 const char *config_name_at(size_t i);
 
-/* 1 for an option whose value must never be shown (requirepass):
+/* 1 for an option whose value must never be shown (requirepass,
+ * cluster-secret):
  * config_get still returns the real value (CONFIG SET needs it to roll
  * back), so callers that print must hide it. */
 int config_is_secret(const char *name);
@@ -218,6 +229,13 @@ int config_rewrite(pier_config *cfg, char *err, size_t errlen);
 int config_rewrite_text(const pier_config *cfg, const char *old, size_t old_len, char **out,
                         size_t *out_len, char *err, size_t errlen);
 
+/* Resolve the cluster secret into cfg->cluster_key (start-up, cluster mode
+ * only): from cluster-secret or from the file cluster-secret-file names
+ * (not both), at least CFG_CLUSTER_KEY_MIN bytes. A key already there (a
+ * restart handed it over) is kept. No secret leaves cluster_key_len 0.
+ * Returns 0, or -1 with err (never holding the secret). */
+int config_load_cluster_key(pier_config *cfg, char *err, size_t errlen);
+
 /* 1 when requirepass is set. Lock-free. */
 int config_auth_required(const pier_config *cfg);
 
@@ -225,6 +243,20 @@ int config_auth_required(const pier_config *cfg);
  * only on len (which the caller already knows), never on the stored
  * password's length or on where the first difference is. */
 int config_check_password(pier_config *cfg, const char *pass, size_t len);
+
+/* The restart hand-over (server/restart.c): the whole configuration as
+ * bytes (every option's current value, secrets included, each
+ * rename-command line, the config file's path and the resolved cluster
+ * key), records of u32 name length, name, u32 value length, value. Returns
+ * a malloc'd buffer the caller wipes (explicit_bzero) and frees. */
+char *config_dump(const pier_config *cfg, size_t *len);
+/* Load a config_dump into cfg (fresh from config_defaults). 0, or -1 with
+ * err (which never holds a value). */
+int config_restore(pier_config *cfg, const char *buf, size_t len, char *err, size_t errlen);
+/* A restarting node appends this flag and a file descriptor number to its
+ * command line: config_from_args then reads the configuration from that
+ * descriptor (a config_dump), closes it and ignores the other arguments. */
+#define CONFIG_RESTART_FLAG "--restart-fd"
 
 void config_free(pier_config *cfg);
 

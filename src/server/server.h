@@ -200,4 +200,12 @@ int server_adjust_fd_limit(server *srv, int nthreads);
  * be) allows `maxclients` clients, else -1 with Redis's error text in err. */
 int server_fd_limit_allows(server *srv, long long maxclients, char *err, size_t errlen);
 
+/* --- restart.c --- */
+
+/* Execute this binary again in place (same pid) with the whole current
+ * configuration handed over (config_dump in a memfd, "--restart-fd N";
+ * nothing secret in argv or the environment). Every fd but 0-2 is closed.
+ * Does not return: on failure it logs and exits 1. */
+void server_restart_exec(const pier_config *cfg) __attribute__((noreturn));
+
 #endif

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -212,7 +213,18 @@ class Node:
             PIER_BIN, "--port", str(self.port), "--bind", self.host, "--dir", str(self.dir),
             "--save", "", "--protected-mode", "no", "--appendonly", "yes", "--appendfsync", c.appendfsync, "--loglevel", "notice",
             "--cluster-node-id", str(self.id), "--cluster-nodes", c.nodes_spec(),
-        ] + [str(a) for a in c.extra_args]
+        ] + (["--cluster-secret", c.secret] if c.secret_as_option else
+             ["--cluster-secret-file", str(c.secret_file)]) + \
+            (["--requirepass", c.password] if c.password else []) + \
+            [str(a) for a in c.extra_args]
+
+    def shown_argv(self):
+        """argv with the secrets hidden (the log must not hold them)."""
+        out = self.argv()
+        for i, a in enumerate(out[:-1]):
+            if a in ("--cluster-secret", "--requirepass"):
+                out[i + 1] = "(hidden)"
+        return out
 
     def start(self):
         assert self.proc is None or self.proc.poll() is not None, "node already running"
@@ -225,7 +237,7 @@ class Node:
         self.starts += 1
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== harness: start #{self.starts} at {time.time():.3f}: "
-                      f"{' '.join(self.argv())}\n".encode())
+                      f"{' '.join(self.shown_argv())}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, cwd=str(self.dir), env=env)
@@ -254,6 +266,7 @@ class Node:
     def client(self, **kw):
         kw.setdefault("socket_timeout", 2.0)
         kw.setdefault("socket_connect_timeout", 2.0)
+        kw.setdefault("password", self.cluster.password)
         return redis.Redis(host=self.host, port=self.port, **kw)
 
     def info(self, timeout=1.0):
@@ -322,8 +335,14 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, n, workdir, extra_args=(), appendfsync="everysec", net=None):
+    def __init__(self, n, workdir, extra_args=(), appendfsync="everysec", net=None,
+                 password=None, secret_as_option=False):
+        """password: --requirepass for every node (the harness's clients
+        AUTH with it). secret_as_option: pass the bus secret as
+        --cluster-secret instead of --cluster-secret-file."""
         self.n = n
+        self.password = password
+        self.secret_as_option = secret_as_option
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.extra_args = list(extra_args)
@@ -332,6 +351,12 @@ class Cluster:
         self.net = NetnsNet(n) if use_netns else LoopbackNet(n)
         self.partition_method = self.net.method
         self.nodes = {}
+        # the bus secret every node proves it holds (docs/CONSISTENCY.md)
+        self.secret = secrets.token_hex(32)
+        self.secret_file = self.workdir / "cluster.key"
+        fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.secret + "\n")
         self.events = []   # (monotonic time, text): what the harness did
         self.crashes = []  # nodes that exited without being killed
 
@@ -411,6 +436,44 @@ class Cluster:
         self.log(f"restart node {nd.id}")
         nd.start()
         nd.wait_up()
+
+    def terminate(self, nd):
+        """SIGTERM node nd and wait: a clean stop, as an operator's. A bad exit
+        (code, timeout) is kept as a problem for the teardown."""
+        self.log(f"SIGTERM node {nd.id}")
+        self.crashes += nd.stop()
+        nd.killed = True
+
+    def stop_all(self, kill=True):
+        """Every node down at once: kill -9 (a crash of every process) or
+        SIGTERM to all, then wait (a bad exit is kept for the teardown)."""
+        self.log(f"{'kill -9' if kill else 'SIGTERM'} every node")
+        live = [nd for nd in self.nodes.values() if nd.alive()]
+        for nd in live:
+            if nd.paused:
+                nd.resume()
+            nd.killed = True
+            if kill:
+                nd.proc.kill()
+            else:
+                nd.proc.send_signal(signal.SIGTERM)
+        for nd in live:
+            try:
+                nd.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                nd.proc.kill()
+                nd.proc.wait()
+                self.crashes.append(f"node {nd.id}: did not exit within 15s of SIGTERM")
+            if not kill and nd.proc.returncode != 0:
+                self.crashes.append(f"node {nd.id}: exit code {nd.proc.returncode} after SIGTERM")
+
+    def start_some(self, nodes):
+        """Start the given (stopped) nodes together; returns once each answers PING."""
+        self.log(f"start nodes {[nd.id for nd in nodes]}")
+        for nd in nodes:
+            nd.start()
+        for nd in nodes:
+            nd.wait_up()
 
     def pause(self, nd):
         self.log(f"SIGSTOP node {nd.id}")

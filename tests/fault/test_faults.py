@@ -13,6 +13,7 @@ import random
 import time
 
 import pytest
+import redis
 
 from workload import Workload
 
@@ -301,3 +302,32 @@ def test_leader_pause_counters_agree(make_cluster):
     print(f"\ncounters {values}; {done}")
     assert len(set(values)) == 1, f"nodes disagree on the counter: {values}\n" + c.all_logs()
     assert done["ok"] <= values[0] <= done["ok"] + done["unknown"], (values, done)
+
+
+def test_write_that_changed_nothing_is_never_applied_later(make_cluster):
+    """Regression: a strong write through a follower that changed nothing
+    (SET NX on an existing key: nil) wrote no log entry, so its witness
+    records stayed; about 2 s later they went back to the leader as stale
+    records and it executed them again: after a DEL, the SET NX its client
+    saw fail took effect. Every record must go once the write is done."""
+    c = make_cluster(3)
+    ld = c.wait_leader()
+    f = c.followers(ld)[0]
+    r = f.client()
+    assert r.set("nx-key", "a") is True
+    assert r.set("nx-key", "b", nx=True) is None
+    assert r.set("err-key", "abc") is True
+    with pytest.raises(redis.ResponseError):
+        r.incr("err-key")                      # an error changes nothing either
+    deadline = time.monotonic() + 10
+    while True:
+        counts = {nd.id: int(nd.info()["cluster_witness_records"]) for nd in c.nodes.values()}
+        if not any(counts.values()):
+            break
+        assert time.monotonic() < deadline, f"witness records never dropped: {counts}"
+        time.sleep(0.05)
+    assert ld.client().delete("nx-key") == 1
+    assert ld.client().set("err-key", "5") is True
+    for nd in c.nodes.values():
+        assert nd.client().get("nx-key") is None, f"node {nd.id}"
+        assert nd.client().get("err-key") == b"5", f"node {nd.id}"

@@ -3,8 +3,9 @@
  * 1. config_load_text on the input (a redis.conf-style text) with a fresh
  *    pier_config from config_defaults. Whatever it accepted, every option's
  *    current value (config_get) must be accepted back by config_set and
- *    read back identically, and a config file written from those values
- *    (quoted) must load into an identical config.
+ *    read back identically, a config file written from those values
+ *    (quoted) must load into an identical config, and so must the restart
+ *    hand-over (config_dump / config_restore, rename-command lines too).
  *    When the input loads, CONFIG REWRITE's text over it (the input as the
  *    old file) must load too, into the same values.
  * 2. config_set with a name/value split of the input: byte 0 picks an
@@ -126,6 +127,42 @@ static void check_rewrite(const pier_config *cfg, const char *old, size_t len) {
     free(text);
 }
 
+/* The restart hand-over: a config_dump restored into a fresh config gives
+ * every option (secrets and rename-command lines included) back; a dump
+ * cut short is refused, never half-applied silently. */
+static void check_dump_roundtrip(const pier_config *cfg) {
+    size_t len;
+    char *dump = config_dump(cfg, &len);
+    pier_config copy;
+    config_defaults(&copy);
+    char err[256];
+    if (config_restore(&copy, dump, len, err, sizeof(err)) != 0) {
+        fprintf(stderr, "fuzz: a dump does not restore: %s\n", err);
+        abort();
+    }
+    const char *name;
+    for (size_t i = 0; (name = config_name_at(i)) != NULL; i++) {
+        char a[VALUE_MAX], b[VALUE_MAX];
+        get_value(cfg, name, a);
+        get_value(&copy, name, b);
+        if (strcmp(a, b) != 0) {
+            fprintf(stderr, "fuzz: option %s: '%s' restored as '%s'\n", name, a, b);
+            abort();
+        }
+    }
+    FZ_CHECK(copy.nrenames == cfg->nrenames);
+    for (int i = 0; i < cfg->nrenames; i++)
+        FZ_CHECK(!strcmp(copy.renames[i].from, cfg->renames[i].from) &&
+                 !strcmp(copy.renames[i].to, cfg->renames[i].to));
+    config_free(&copy);
+    if (len > 0) {
+        config_defaults(&copy);
+        FZ_CHECK(config_restore(&copy, dump, len - 1, err, sizeof(err)) != 0);
+        config_free(&copy);
+    }
+    free(dump);
+}
+
 static void check_err(const char *err, size_t errlen) {
     FZ_CHECK(memchr(err, '\0', errlen) != NULL);
 }
@@ -145,6 +182,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     check_set_get_roundtrip(&cfg);
     check_file_roundtrip(&cfg);
+    check_dump_roundtrip(&cfg);
     config_free(&cfg);
 
     /* 2. one CONFIG SET */
@@ -191,6 +229,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     check_set_get_roundtrip(&cfg);
     check_file_roundtrip(&cfg);
+    check_dump_roundtrip(&cfg);
     config_free(&cfg);
     free(rest);
     return 0;

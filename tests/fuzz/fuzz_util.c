@@ -95,6 +95,14 @@ static void check_numbers(const uint8_t *data, size_t size) {
         size_t n = util_ll2str(buf, sizeof(buf), v);
         FZ_CHECK(n == size && memcmp(buf, s, n) == 0); /* canonical only */
     }
+    long long mem;
+    if (util_parse_memory(s, size, &mem)) { /* a size: digits, then a known unit */
+        FZ_CHECK(mem >= 0 && size > 0 && s[0] >= '0' && s[0] <= '9');
+        size_t digits = 0;
+        while (digits < size && s[digits] >= '0' && s[digits] <= '9') digits++;
+        long long num;
+        FZ_CHECK(util_parse_ll(s, digits, &num) && (num == 0 || mem % num == 0));
+    }
     unsigned long long u;
     if (util_parse_ull(s, size, &u)) {
         char buf[21];

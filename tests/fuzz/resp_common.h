@@ -11,7 +11,8 @@
  *                  as src/server/client.c does, sometimes mid-batch;
  *  - ref_parse:    an independent, non-resumable model written straight from
  *                  Redis 7's processMultibulkBuffer / processInlineBuffer /
- *                  sdssplitargs (made binary safe as pier documents).
+ *                  sdssplitargs (made binary safe as pier documents), plus
+ *                  pier's refusal of a batch protocol handshake.
  * Any difference between transcripts, or a broken invariant, is abort().
  *
  * Every buffer handed to the parser is a heap block of exactly the bytes
@@ -469,6 +470,13 @@ static inline void ref_parse(const uint8_t *data, size_t n, fz_limits lim, trans
             return;
         }
         size_t at;
+        if (buf[pos] != '*' && n - pos >= 5 && memcmp(buf + pos, "PIRB", 4) == 0 &&
+            (unsigned char)buf[pos + 4] < 0x20 && buf[pos + 4] != '\r' && buf[pos + 4] != '\n') {
+            /* pier's own rule: a batch protocol handshake on the RESP port */
+            tr_finish(t, RESP_ERROR, "ERR Protocol error: pier batch protocol handshake on the "
+                                     "RESP port; connect to the batch port (batch-port)");
+            return;
+        }
         if (buf[pos] != '*') {
             ref_line r = ref_find(buf, n, pos, '\n', lim.max_inline, 0, &at);
             if (r == REF_TOO_BIG) {

@@ -559,7 +559,41 @@ def test_truncated_and_garbage_then_close(bsrv, r):
 def test_subscriber_sending_data_is_an_error(bsrv, r):
     sub = subscriber(bsrv.bport, "quiet", b"$")
     sub.send(b"hello")
-    assert sub.expect_error() == 4
+    assert sub.expect_error() == 13
+
+
+def test_subscriber_bytes_with_the_handshake_are_an_error(bsrv, r):
+    """Regression (issue 12): bytes that arrived in the same read as the
+    subscriber's handshake sat in the staging buffer and were ignored."""
+    c = BatchConn(bsrv.bport, timeout=5)
+    c.send(handshake(SUB, "quiet2", start=b"$") + b"unexpected")
+    hello(c)
+    f = c.frame()
+    assert f.error_code == 13
+    assert b"subscriber" in f.payload[2:], f.payload
+    assert c.closed()
+    assert_server_alive(bsrv, "after a talking subscriber")
+
+
+def test_subscriber_bytes_while_frames_are_pending_are_an_error(bsrv, r):
+    """A subscriber with a backlog that sends bytes gets ERROR 13 after the
+    frames already queued, not a silent stream of more batches."""
+    c, _ = publisher(bsrv.bport, "talkback")
+    c.send(b"".join(batch_frame(q, [b"%d" % q * 1000] * 50) for q in range(1, 41)))
+    for _ in range(40):
+        ack_of(c)
+    sub = BatchConn(bsrv.bport, timeout=10)
+    sub.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sub.send(handshake(SUB, "talkback", start=b"0"))
+    sub.send(b"x")
+    hello(sub)
+    while True:
+        f = sub.frame()
+        if f.type == ERROR:
+            assert f.error_code == 13
+            break
+        assert f.type == BATCH
+    assert sub.closed()
 
 
 def test_wrong_type_topic_is_error_10(bsrv, r):
@@ -612,6 +646,69 @@ def test_maxmemory_noeviction_is_error_11(start_server):
             break
     assert code == 11
     assert_server_alive(s, "after OOM")
+
+
+def test_maxclients_gets_an_error_frame_then_a_clean_close(start_server):
+    """Regression (issue 12): a batch connection over maxclients was closed
+    at once with its handshake unread, so the kernel sent a reset and the
+    client never learned why. Now: ERROR 14, then a graceful close."""
+    s = start_batch_server(start_server, "--maxclients", "2")
+    held = [publisher(s.bport, "mc")[0] for _ in range(2)]
+    for attempt in range(3):
+        c = BatchConn(s.bport, timeout=5)
+        c.send(handshake(PUB, "mc"))  # the client speaks first, as libpier does
+        f = c.frame()
+        assert f.error_code == 14
+        assert b"max number of clients reached" in f.payload, f.payload
+        c.sock.settimeout(5)
+        assert c.sock.recv(1) == b"", "a FIN after the ERROR, not a reset"
+        c.close()
+    for h in held:
+        h.close()
+
+    def served():
+        c, _ = publisher(s.bport, "mc")
+        c.close()
+        return True
+    wait_for(served, timeout=10, msg="room again once the held connections closed")
+    assert_server_alive(s, "after rejected batch connections")
+
+
+def test_protected_mode_refusal_is_an_error_frame(start_server):
+    """Protected mode (no password, a non-loopback client) refuses a batch
+    connection with ERROR 3 saying why, as the RESP port answers -DENIED,
+    instead of a silent close."""
+    from test_safety import NonLoopbackPeer
+    peer = NonLoopbackPeer()
+    if peer.server_ip is None:
+        pytest.skip("no network namespace support and no non-loopback address")
+    try:
+        s = start_batch_server(start_server, "--bind", "127.0.0.1", peer.server_ip)
+        data = peer.exchange(s.bport, handshake(PUB, "pm"))
+        f = Frame(data[:32], data[32:])
+        assert f.type == ERROR and f.error_code == 3, data
+        assert b"protected mode" in f.payload, f.payload
+    finally:
+        peer.close()
+
+
+def test_batch_handshake_on_the_resp_port_is_answered_at_once(bsrv):
+    """A batch client pointed at the RESP port gets a RESP error at once
+    (and a close) instead of waiting for an inline command's newline: the
+    handshake has none, so it used to hang until the client gave up."""
+    for role, start in ((PUB, b""), (SUB, b"$")):
+        s = socket.create_connection(("127.0.0.1", bsrv.port), timeout=5)
+        s.sendall(handshake(role, "oops", start=start))
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        assert data.startswith(b"-ERR Protocol error: pier batch protocol handshake on the "
+                               b"RESP port"), data
+    assert_server_alive(bsrv, "after batch handshakes on the RESP port")
 
 
 def test_info_batch_section(bsrv, r):

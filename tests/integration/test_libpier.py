@@ -103,3 +103,71 @@ def test_exactly_once_across_server_restart(batch_server):
     assert len(entries) == count
     indexes = sorted(int(fields[b"data"].split(b":", 1)[0]) for _, fields in entries)
     assert indexes == list(range(count))
+
+
+# ---------------------------------------------------------------- examples/
+
+EXAMPLES = REPO / "build" / "examples"
+
+
+def example(name):
+    path = EXAMPLES / name
+    if not path.exists():
+        pytest.fail(f"{path} missing: build it with `make examples`", pytrace=False)
+    return str(path)
+
+
+def test_examples_publish_and_subscribe(batch_server):
+    """The programs of examples/README.md: a subscriber from the start of
+    the stream, the publisher's N messages, then two XADDs over RESP (one
+    with other fields than `data`): the subscriber prints every entry with
+    its decoded fields, in order."""
+    s = batch_server()
+    node = f"127.0.0.1:{s.batch_port}"
+    n = 500
+    sub = subprocess.Popen([example("subscriber"), node, "orders", str(n + 2), "0"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        p = subprocess.run([example("publisher"), node, "orders", str(n)], capture_output=True,
+                           timeout=60)
+        assert p.returncode == 0, p.stderr.decode() + s.logs()
+        assert p.stdout == b"published %d messages to orders\n" % n
+        r = s.client()
+        r.xadd("orders", {"item": "book", "qty": "2"})
+        r.xadd("orders", {"data": "from redis"})
+        out, err = sub.communicate(timeout=60)
+    finally:
+        sub.kill()
+    assert sub.returncode == 0, err.decode() + s.logs()
+    lines = out.decode().splitlines()
+    assert len(lines) == n + 2, lines[-5:]
+    ids = [tuple(map(int, l.split(" ", 1)[0].split("-"))) for l in lines]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert [l.split(" ", 1)[1] for l in lines[:n]] == [f"data=message {i}" for i in range(1, n + 1)]
+    assert lines[n].split(" ", 1)[1] == "item=book qty=2"
+    assert lines[n + 1].split(" ", 1)[1] == "data=from redis"
+
+
+@pytest.mark.parametrize("prog", ["publisher", "subscriber"])
+def test_example_at_the_resp_port_fails_at_once(batch_server, prog):
+    """Regression (issue 11): pointed at the RESP port, libpier waited 10 s
+    for HELLO_OK and then reported a timeout. Now the RESP port answers the
+    handshake with an error and libpier says what is wrong."""
+    s = batch_server()
+    p = subprocess.run([example(prog), f"127.0.0.1:{s.port}", "orders"], capture_output=True,
+                       timeout=8)
+    assert p.returncode == 1, p
+    assert b"is not a pier batch port (it answered in RESP: \"-ERR Protocol error: pier batch " \
+        b"protocol handshake on the RESP port" in p.stderr, p.stderr
+
+
+def test_example_publisher_with_the_batch_port_off(start_server):
+    """A node whose batch port is off refuses the connection: the open fails
+    at once (no reconnect loop) and says the batch port may be off."""
+    s = start_server("--batch-port", "0")
+    port = free_port()  # nothing listens there
+    p = subprocess.run([example("publisher"), f"127.0.0.1:{port}", "orders"], capture_output=True,
+                       timeout=4)
+    assert p.returncode == 1, p
+    assert b"Connection refused (is the batch port on?" in p.stderr, p.stderr
+    assert s.client().ping()

@@ -47,12 +47,17 @@ def start_cluster(tmp_path, *extra):
     ports = [free_port() for _ in range(3)]
     bus = [free_port() for _ in range(3)]
     members = ",".join(f"{i + 1}@127.0.0.1:{ports[i]}@{bus[i]}" for i in range(3))
+    key = tmp_path / "cluster.key"  # the bus secret (docs/CONSISTENCY.md)
+    key.write_text(os.urandom(32).hex() + "\n")
+    key.chmod(0o600)
     nodes = []
     for i in range(3):
         d = tmp_path / f"n{i + 1}"
         d.mkdir()
         nodes.append(Server("pier", d, ["--dir", str(d), "--cluster-node-id", str(i + 1),
-                                        "--cluster-nodes", members, *extra], port=ports[i]))
+                                        "--cluster-nodes", members,
+                                        "--cluster-secret-file", str(key), *extra],
+                            port=ports[i]))
     for s in nodes:
         s.start()
     return nodes, ",".join(f"127.0.0.1:{p}" for p in ports)

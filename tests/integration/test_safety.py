@@ -401,3 +401,97 @@ def test_renamed_command_replays_from_aof(tmp_path):
         assert s2.raw().cmd("GET", "k") == b"$1\r\nv\r\n"
     finally:
         s2.stop()
+
+
+# ---------------------------------------------------------------------------
+# cross-protocol scripting and AUTH guessing (issue 12, items 3 and 4)
+
+ATTACK_LINE = b"Possible SECURITY ATTACK detected"
+
+
+def _server_log(s):
+    return s.stdout_path.read_bytes() + s.stderr_path.read_bytes()
+
+
+def test_http_post_closes_the_connection(start_server):
+    """A web page can make a browser POST to 127.0.0.1:<port>; the body
+    `SET xproto_pwned 1` must never run: the `POST` line closes the
+    connection, without a reply, as in Redis."""
+    s = start_server()  # no password: the case the attack targets
+    body = b"SET xproto_pwned 1\r\n"
+    c = s.raw()
+    c.send(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+           b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    data, closed = c.read_until_closed()
+    assert closed and data == b""
+    assert s.client().exists("xproto_pwned") == 0
+    wait_for(lambda: ATTACK_LINE in _server_log(s), msg="the security warning in the log")
+
+
+def test_http_host_header_closes_the_connection(start_server):
+    """A GET request line is a (failing) GET; the `Host:` header after it
+    closes the connection before the body runs. As in Redis, the
+    connection is dropped at once: replies still queued are not sent."""
+    s = start_server()
+    c = s.raw()
+    c.send(b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\nSET xproto_pwned 1\r\n")
+    data, closed = c.read_until_closed()
+    assert closed and data == b""
+    assert s.client().exists("xproto_pwned") == 0
+    # in any case, inside a pipeline
+    c = s.raw()
+    c.send(encode_command("PING") + b"host: x\r\n" + encode_command("SET", "xproto_pwned", "1"))
+    data, closed = c.read_until_closed()
+    assert closed and data == b""
+    assert s.client().exists("xproto_pwned") == 0
+
+
+def test_http_lines_are_not_listed_as_commands(server):
+    c = server.raw()
+    assert c.cmd("COMMAND", "INFO", "post", "host:") == b"*2\r\n$-1\r\n$-1\r\n"
+    assert b"$5\r\nhost:\r\n" not in c.cmd("COMMAND", "LIST")
+
+
+@pier_only
+def test_pipelined_auth_guessing_is_cut_off(start_server):
+    """100 wrong AUTHs in one write: the connection is closed after the
+    10th failure, nothing behind it runs (not even a right AUTH), and the
+    peer's address is logged."""
+    s = start_server("--requirepass", PASSWORD)
+    c = s.raw()
+    c.send(encode_command("AUTH", "guess") * 100 + encode_command("AUTH", PASSWORD) +
+           encode_command("SET", "guessed", "1"))
+    data, closed = c.read_until_closed()
+    assert closed
+    assert data == WRONGPASS * 10
+    assert s.client(password=PASSWORD).exists("guessed") == 0
+    log = wait_for(lambda: (lambda t: t if b"failed AUTH" in t else None)(_server_log(s)),
+                   msg="the failed-AUTH line in the log")
+    line = next(ln for ln in log.splitlines() if b"failed AUTH" in ln)
+    assert b"127.0.0.1:" in line and PASSWORD.encode() not in log
+    # HELLO ... AUTH counts too; a connection under the limit is unaffected.
+    c = s.raw()
+    c.send(encode_command("HELLO", "3", "AUTH", "default", "guess") * 12)
+    data, closed = c.read_until_closed()
+    assert closed and data.count(b"WRONGPASS") == 10
+    ok = s.raw()
+    for _ in range(9):
+        assert ok.cmd("AUTH", "guess") == WRONGPASS
+    assert ok.cmd("AUTH", PASSWORD) == b"+OK\r\n"
+    assert ok.cmd("PING") == b"+PONG\r\n"
+
+
+@pier_only
+def test_http_post_and_auth_guessing_with_connection_threads(start_server):
+    s = start_server("--io", "thread", "--requirepass", PASSWORD)
+    c = s.raw()
+    c.send(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n" + encode_command("AUTH", PASSWORD) +
+           encode_command("SET", "xproto_pwned", "1"))
+    data, closed = c.read_until_closed()
+    assert closed and data == b""
+    c = s.raw()
+    c.send(encode_command("AUTH", "guess") * 20 + encode_command("AUTH", PASSWORD) +
+           encode_command("SET", "xproto_pwned", "1"))
+    data, closed = c.read_until_closed()
+    assert closed and data == WRONGPASS * 10
+    assert s.client(password=PASSWORD).exists("xproto_pwned") == 0

@@ -92,3 +92,162 @@ def test_redis_benchmark_pipelined(server):
     assert p.returncode == 0, out
     assert "error" not in out.lower(), out
     assert "GET: " in out and "SET: " in out
+
+
+# ---------------------------------------------------------------- pier-bench
+
+import csv
+import io
+import json
+import os
+
+from conftest import IS_REDIS, REPO, free_port
+
+PIER_BENCH = REPO / "build" / "pier-bench"
+
+
+def bench(*args, timeout=120):
+    if not PIER_BENCH.exists():
+        pytest.fail(f"{PIER_BENCH} missing: build it with `make build/pier-bench`", pytrace=False)
+    return subprocess.run([str(PIER_BENCH), *map(str, args)], capture_output=True,
+                          timeout=timeout)
+
+
+def bench_ok(*args, timeout=120):
+    p = bench(*args, timeout=timeout)
+    assert p.returncode == 0, (p.stdout + p.stderr).decode(errors="replace")
+    return p.stdout.decode()
+
+
+def test_pier_bench_help():
+    """Regression (issue 11): --help exited 2 and listed a mode that does
+    not exist ("modes to come: dispatch")."""
+    p = bench("--help")
+    assert p.returncode == 0, p
+    out = p.stdout.decode()
+    for mode in ("kv", "log", "cluster"):
+        assert f"\n  {mode} " in out, out
+    assert "dispatch" not in out and "to come" not in out
+    for mode in ("kv", "log", "cluster"):
+        p = bench(mode, "--help")
+        assert p.returncode == 0 and b"usage: pier-bench " + mode.encode() in p.stdout, p
+        for flag in (b"--json", b"--csv", b"--interval", b"-q"):
+            assert flag in p.stdout, (mode, flag)
+    p = bench()
+    assert p.returncode == 2 and b"usage: pier-bench MODE" in p.stderr
+    p = bench("dispatch")
+    assert p.returncode == 2 and b"unknown mode 'dispatch'" in p.stderr
+
+
+def test_pier_bench_removed_flag_meanings_are_explained():
+    """-n is a request count and -c a client count in every mode; log used
+    them for its node list and connections per node."""
+    p = bench("log", "-n", "127.0.0.1:8379")
+    assert p.returncode == 2
+    assert b"-n is the number of messages" in p.stderr and b"--nodes 127.0.0.1:8379" in p.stderr
+    p = bench("log", "-c", "4")
+    assert p.returncode == 2 and b"--conns 4" in p.stderr, p.stderr
+    for bad in (["kv", "-c", "x"], ["kv", "-d", "1.5k"], ["cluster", "--weak-ratio", "2"],
+                ["log", "--total", "-1"], ["kv", "--json", "--csv"]):
+        p = bench(*bad)
+        assert p.returncode == 2 and p.stderr.startswith(b"pier-bench: "), (bad, p)
+
+
+def test_pier_bench_sizes_parse_as_the_servers(server):
+    """Sizes take the server's units: -d 1kb is 1024 bytes, -d 1k 1000."""
+    r = server.client()
+    for size, want in (("1kb", 1024), ("1k", 1000), ("2", 2)):
+        bench_ok("kv", "-p", server.port, "-c", 1, "-n", 5, "-r", 1, "-d", size, "-q")
+        assert r.strlen("key:000000000000") == want, size
+    r.delete("key:000000000000")
+
+
+def check_json_run(out, mode, params):
+    j = json.loads(out)
+    assert j["mode"] == mode
+    for k, v in params.items():
+        assert j["params"][k] == v, (k, j["params"])
+    assert isinstance(j["series"], list)
+    return j
+
+
+def check_csv_run(out, mode):
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rows and rows[-1]["row"] == "total" and all(r["mode"] == mode for r in rows)
+    header = out.splitlines()[0].split(",")
+    assert len(header) == len(set(header)), "duplicate CSV columns"
+    assert any(h.startswith("params.") for h in header)
+    return rows
+
+
+def test_pier_bench_kv_json_csv_interval(server):
+    out = bench_ok("kv", "-p", server.port, "-c", 4, "-n", 3000, "-d", 8, "--json")
+    j = check_json_run(out, "kv", {"clients": 4, "requests": 3000, "size": 8, "port": server.port})
+    assert j["requests"] == 3000 and j["ops_per_sec"] > 0 and j["series"] == []
+    out = bench_ok("kv", "-p", server.port, "-c", 4, "--duration", 0.6, "--interval", 0.2,
+                   "--json")
+    j = check_json_run(out, "kv", {"duration_s": 0.6})
+    assert len(j["series"]) >= 2, j["series"]
+    assert sum(s["requests"] for s in j["series"]) <= j["requests"]
+    assert all("t_s" in s and "p99_us" in s for s in j["series"])
+    rows = check_csv_run(bench_ok("kv", "-p", server.port, "-c", 4, "--duration", 0.6,
+                                  "--interval", 0.2, "--csv"), "kv")
+    assert len([r for r in rows if r["row"] == "interval"]) >= 2
+    assert rows[-1]["params.clients"] == "4"
+    out = bench_ok("kv", "-p", server.port, "-c", 2, "--duration", 0.5, "--interval", 0.2)
+    assert sum(1 for l in out.splitlines() if l.startswith("[") and "ops_per_sec=" in l) >= 2, out
+
+
+def test_pier_bench_cluster_json_csv_interval(server):
+    """cluster mode against a single node (or redis: --no-consistency)."""
+    extra = ["--no-consistency"] if IS_REDIS else []
+    node = f"127.0.0.1:{server.port}"
+    out = bench_ok("cluster", "--nodes", node, "-c", 2, "-n", 500, "--json", *extra)
+    j = check_json_run(out, "cluster", {"clients": 2, "requests": 500, "nodes": node})
+    assert j["ops"] + j["errors"] == 500 and "strong" in j and "weak" in j
+    rows = check_csv_run(bench_ok("cluster", "--nodes", node, "-c", 2, "--duration", 0.5,
+                                  "--interval", 0.2, "--csv", *extra), "cluster")
+    assert len([r for r in rows if r["row"] == "interval"]) >= 2
+
+
+pier_only = pytest.mark.skipif(IS_REDIS, reason="the batch port is pier's own")
+
+
+@pytest.fixture
+def batch_srv(start_server):
+    bport = free_port()
+    s = start_server("--batch-port", bport)
+    s.bport = bport
+    return s
+
+
+def log_args(s, *extra):
+    return ["log", "--nodes", f"127.0.0.1:{s.bport}", "--resp", f"127.0.0.1:{s.port}", *extra]
+
+
+@pier_only
+def test_pier_bench_log_json_csv_interval(batch_srv):
+    out = bench_ok(*log_args(batch_srv, "-n", 2000, "-d", "1kb", "--json", "--topic", "lj"))
+    j = check_json_run(out, "log", {"requests": 2000, "size": 1024, "log_mode": "publish"})
+    assert j["messages"] == 2000 and j["mib_per_sec"] > 0 and j["connections"]
+    rows = check_csv_run(bench_ok(*log_args(batch_srv, "--mode", "latency", "-n", 3000, "-d",
+                                            64, "--rate", 5000, "--interval", 0.2, "--csv")),
+                         "log")
+    iv = [r for r in rows if r["row"] == "interval"]
+    assert len(iv) >= 2 and sum(int(r["messages"]) for r in iv) == 3000
+    assert rows[-1]["p99_us"] != ""
+
+
+@pier_only
+def test_pier_bench_log_deletes_the_topic_it_created(batch_srv):
+    """Regression (issue 11): every run left its bench:log:<pid> stream
+    behind. Now it is deleted, unless --keep or it existed before."""
+    r = batch_srv.client()
+    before = set(r.keys("*"))
+    bench_ok(*log_args(batch_srv, "-n", 500, "-d", 100, "-q"))
+    assert set(r.keys("*")) == before
+    bench_ok(*log_args(batch_srv, "-n", 500, "-d", 100, "-q", "--topic", "kept", "--keep"))
+    assert r.xlen("kept") == 500
+    r.xadd("mine", {"data": "x"})
+    bench_ok(*log_args(batch_srv, "-n", 500, "-d", 100, "-q", "--topic", "mine"))
+    assert r.xlen("mine") == 501, "a topic that existed before the run is not deleted"

@@ -171,7 +171,7 @@ FUNC_START = re.compile(r'^[A-Za-z_][^;=]*\)\s*\{\s*$')
 def check_style():
     problems = []
     files = [p for p in src_files()] + sorted((ROOT / "client").glob("*.[ch]")) + \
-        sorted((ROOT / "tools").glob("*.c"))
+        sorted((ROOT / "tools").glob("**/*.c"))
     for f in files:
         rel = f.relative_to(ROOT)
         text = f.read_text()

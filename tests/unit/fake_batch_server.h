@@ -36,6 +36,12 @@ typedef struct fake_server {
     int ack_delay_batches;     /* ACK only every n-th batch (cumulative ACKs) */
     int sub_batches;           /* subscriber: batches of 3 entries to send */
     int sub_codec;             /* subscriber: codec of those batches (if accepted) */
+    int sub_split;             /* subscriber: send the first batch's last 5 bytes only once
+                                  fake_open_gate is called */
+    const char *answer;        /* != NULL: answer the handshake with these bytes (not a batch
+                                  port) and keep the connection open until fake_stop */
+    pthread_cond_t gate_cv;
+    int gate_open;
     /* results (read after fake_stop) */
     uint64_t ids[FAKE_MAX_IDS], last_seq[FAKE_MAX_IDS];
     uint64_t messages, batches, duplicates, connections, compressed;
@@ -157,6 +163,20 @@ static void fake_publisher(fake_server *s, int fd, int slot) {
     }
 }
 
+static void fake_wait_gate(fake_server *s) {
+    pthread_mutex_lock(&s->mu);
+    while (!s->gate_open) pthread_cond_wait(&s->gate_cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Let a sub_split subscriber send the rest of its first batch. */
+static void fake_open_gate(fake_server *s) {
+    pthread_mutex_lock(&s->mu);
+    s->gate_open = 1;
+    pthread_cond_broadcast(&s->gate_cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* Subscriber: sub_batches batches of 3 entries "m<i>", then close. */
 static void fake_subscriber(fake_server *s, int fd, unsigned codecs) {
     for (int b = 0; b < s->sub_batches; b++) {
@@ -184,7 +204,13 @@ static void fake_subscriber(fake_server *s, int fd, unsigned codecs) {
         uint8_t hdr[PB_HEADER_LEN];
         pb_encode_header(&h, hdr);
         fake_write(fd, hdr, sizeof hdr);
-        fake_write(fd, wire, n);
+        if (b == 0 && s->sub_split) {
+            fake_write(fd, wire, n - 5);
+            fake_wait_gate(s);
+            fake_write(fd, wire + n - 5, 5);
+        } else {
+            fake_write(fd, wire, n);
+        }
     }
 }
 
@@ -196,6 +222,12 @@ static void fake_conn(fake_server *s, int fd) {
     uint8_t rest[2048];
     if ((size_t)t + k + st > sizeof rest || fake_read(fd, rest, (size_t)t + k + st))
         return;
+    if (s->answer) {
+        fake_write(fd, s->answer, strlen(s->answer));
+        uint8_t sink[64];
+        while (read(fd, sink, sizeof sink) > 0) {} /* until fake_stop shuts it down */
+        return;
+    }
     pthread_mutex_lock(&s->mu);
     snprintf(s->topic, sizeof s->topic, "%.*s", k < 63 ? k : 63, (char *)rest + t);
     if (s->error_code) {
@@ -252,6 +284,7 @@ static void *fake_main(void *arg) {
 /* Start on a free loopback port; script fields may be set before. */
 static int fake_start(fake_server *s) {
     pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->gate_cv, NULL);
     s->lfd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t al = sizeof a;
@@ -273,6 +306,7 @@ static void fake_stop(fake_server *s) {
         close(s->conn_fds[i]);
     }
     pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->gate_cv);
 }
 
 #endif

@@ -217,7 +217,10 @@ static void test_error_frame(void) {
     CHECK_EQ_LL(n, BATCH_ERROR_FRAME_MAX); /* truncated, in bounds */
     n = batch_error_frame(f, BATCH_E_AUTH, NULL);
     CHECK_EQ_LL(n, BATCH_HEADER_LEN + 2);
-    for (int code = 0; code <= 13; code++) CHECK(batch_err_text(code) != NULL);
+    for (int code = 0; code <= 15; code++) CHECK(batch_err_text(code) != NULL);
+    CHECK(strcmp(batch_err_text(BATCH_E_SUB_INPUT), "a subscriber sends nothing after its handshake") == 0);
+    CHECK(strcmp(batch_err_text(BATCH_E_MAXCLIENTS), "max number of clients reached") == 0);
+    CHECK(strcmp(batch_err_text(15), "unknown error") == 0);
     CHECK(strcmp(batch_err_text(-1), "unknown error") == 0);
 }
 

@@ -1,8 +1,14 @@
-/* test_bus.c - the cluster bus (src/cluster/bus.c) over real loopback
- * sockets: links between every pair, messages of 0 B to 5 MB intact and in
- * order both ways, send gathering, refusals (wrong hash, wrong id, bad
- * magic, garbage), a bus destroyed and recreated, oversize and empty
- * frames, a replaced link, the idle timeout and the output limit.
+/* test_bus.c - the cluster bus (src/cluster/bus.c, busauth.c) over real
+ * loopback sockets: links between every pair, messages of 0 B to 5 MB
+ * intact and in order both ways, send gathering, refusals (wrong hash,
+ * wrong id, bad magic, old version, garbage), a bus destroyed and
+ * recreated, oversize and empty frames, a replaced link, the idle timeout
+ * and the output limit; and the authentication: the codec and proofs on
+ * their own, buses with different secrets, proofs that must fail (wrong
+ * key, reflected, other transcript, none), frames with a bad MAC
+ * (tampered, replayed, reordered, from an older link, other direction),
+ * and a second link for a node that cannot displace the first without
+ * the proof.
  *
  * Every bus of a test runs on one ev_loop in this thread. The loop cannot
  * be restarted after ev_stop, so each test is a list of steps polled by a
@@ -23,18 +29,29 @@
 
 #include "check.h"
 #include "cluster/bus.h"
+#include "cluster/busauth.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "net/event_loop.h"
 #include "net/socket.h"
 
 #define HASH 0x5049455242555331ull
+#define SECRET "unit-test cluster secret: 32 b."
+#define OTHER_SECRET "another cluster's secret, 32 b!"
+#define KEY(s) ((const uint8_t *)(s)), strlen(s)
 #define MSG_TYPE 7
 #define MAX_NODES 3
 #define RAW_PORT_OFFSET 9 /* a raw peer's configured port: never dialled */
 #define STEP_TIMEOUT_MS 3000
 
 typedef struct tctx tctx;
+
+/* The raw socket's side of a link: what a hand-written peer needs to
+ * speak the handshake and MAC its frames. */
+typedef struct raw_link {
+    bus_transcript tr;
+    bus_mac tx, rx;
+} raw_link;
 
 typedef struct node {
     tctx *t;
@@ -60,6 +77,7 @@ struct tctx {
     int nnodes;
     int ids[MAX_NODES];
     uint64_t hash[MAX_NODES]; /* 0 = HASH */
+    const char *secret[MAX_NODES]; /* NULL = SECRET */
     node nodes[MAX_NODES];
     int raw_id;               /* a configured peer played by a raw socket; 0 none */
     long gather_us, idle_ms;
@@ -68,8 +86,12 @@ struct tctx {
     int nsizes;
     int echo_idx;             /* this node sends every message back (-1 none) */
     int raw[3];               /* raw sockets, -1 when closed */
-    uint8_t rawbuf[64];
+    raw_link rl[3];           /* their handshake state and MACs */
+    uint8_t rawbuf[256];
     size_t rawlen;
+    uint8_t peer_proof[BUS_PROOF_LEN]; /* the bus's last proof a raw dialler got */
+    uint8_t *saved;           /* wire bytes a step keeps for a later one */
+    size_t saved_len;
     int counter;              /* free for a step's own use */
     const step *steps;
     int nsteps, cur;
@@ -148,6 +170,9 @@ static void node_config(tctx *t, int idx, bus_config *cfg) {
     cfg->max_outbuf = t->max_outbuf ? t->max_outbuf : 256u << 20;
     cfg->idle_timeout_ms = t->idle_ms;
     cfg->cluster_hash = t->hash[idx] ? t->hash[idx] : HASH;
+    const char *secret = t->secret[idx] ? t->secret[idx] : SECRET;
+    cfg->key = (const uint8_t *)secret;
+    cfg->key_len = strlen(secret);
     cfg->on_recv = on_recv;
     cfg->on_link = on_link;
     cfg->arg = &t->nodes[idx];
@@ -235,6 +260,13 @@ static void tctx_init(tctx *t, int nnodes) {
     t->base_port = pick_base_port();
 }
 
+/* One bus node (self_id) and a peer played by raw sockets (raw_id). */
+static void tctx_init_raw(tctx *t, int self_id, int raw_id) {
+    tctx_init(t, 1);
+    t->ids[0] = self_id;
+    t->raw_id = raw_id;
+}
+
 /* Run the steps on a fresh loop, then tear everything down. */
 static void run_steps(tctx *t, const step *steps, int nsteps) {
     t->loop = ev_create(NULL, NULL);
@@ -250,8 +282,12 @@ static void run_steps(tctx *t, const step *steps, int nsteps) {
         CHECK_EQ_LL(t->nodes[i].bad, 0);
         node_stop(t, i);
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
         if (t->raw[i] >= 0) close(t->raw[i]);
+        bus_mac_free(&t->rl[i].tx);
+        bus_mac_free(&t->rl[i].rx);
+    }
+    free(t->saved);
     ev_destroy(t->loop);
 }
 
@@ -301,15 +337,37 @@ static void raw_write(int fd, const void *p, size_t n) {
     }
 }
 
-static void raw_hello(int fd, int id, uint64_t hash) {
-    uint8_t h[BUS_HELLO_FRAME];
-    raw_write(fd, h, bus_hello_encode(h, id, hash));
-}
-
 static void raw_frame_header(int fd, uint32_t len, uint8_t type) {
     uint8_t h[BUS_FRAME_HEADER] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16),
                                    (uint8_t)(len >> 24), type};
     raw_write(fd, h, sizeof h);
+}
+
+/* A frame without a MAC (the handshake's). */
+static void raw_plain_frame(int fd, uint8_t type, const void *p, size_t n) {
+    raw_frame_header(fd, (uint32_t)(n + 1), type);
+    raw_write(fd, p, n);
+}
+
+/* The wire bytes of a frame after the handshake, MAC'd under mac (whose
+ * counter advances). *len gets their size; the caller frees them. */
+static uint8_t *mac_frame(bus_mac *mac, uint8_t type, const void *p, size_t n, size_t *len) {
+    uint8_t *f = malloc(BUS_FRAME_HEADER + n + BUS_MAC_LEN);
+    uint32_t flen = (uint32_t)(n + 1 + BUS_MAC_LEN);
+    for (int i = 0; i < 4; i++) f[i] = (uint8_t)(flen >> (8 * i));
+    f[4] = type;
+    if (n) memcpy(f + BUS_FRAME_HEADER, p, n);
+    CHECK_EQ_LL(bus_mac_sign(mac, f, BUS_FRAME_HEADER + n, f + BUS_FRAME_HEADER + n), 0);
+    *len = BUS_FRAME_HEADER + n + BUS_MAC_LEN;
+    return f;
+}
+
+/* Raw socket i sends one MAC'd frame. */
+static void raw_send_frame(tctx *t, int i, uint8_t type, const void *p, size_t n) {
+    size_t len;
+    uint8_t *f = mac_frame(&t->rl[i].tx, type, p, n, &len);
+    raw_write(t->raw[i], f, len);
+    free(f);
 }
 
 /* 1 once the other end closed (EOF or reset); data read is discarded. */
@@ -322,22 +380,71 @@ static int raw_closed(int fd) {
     }
 }
 
-/* 1 once a whole hello arrived; it must be from id with our hash. */
-static int raw_got_hello(tctx *t, int fd, int id) {
-    ssize_t n = recv(fd, t->rawbuf + t->rawlen, BUS_HELLO_FRAME - t->rawlen, MSG_DONTWAIT);
+/* 1 once `whole` bytes (one frame) arrived on fd, in t->rawbuf. */
+static int raw_recv(tctx *t, int fd, size_t whole) {
+    CHECK(whole <= sizeof t->rawbuf);
+    ssize_t n = recv(fd, t->rawbuf + t->rawlen, whole - t->rawlen, MSG_DONTWAIT);
     if (n > 0) t->rawlen += (size_t)n;
-    if (t->rawlen < BUS_HELLO_FRAME) return 0;
-    uint8_t want[BUS_HELLO_FRAME];
-    bus_hello_encode(want, id, HASH);
-    CHECK(memcmp(t->rawbuf, want, BUS_HELLO_FRAME) == 0);
-    CHECK_MEM(t->rawbuf + BUS_FRAME_HEADER, 8, "PIERBUS1");
+    if (t->rawlen < whole) return 0;
     t->rawlen = 0;
     return 1;
+}
+
+static void raw_link_reset(raw_link *r) {
+    bus_mac_free(&r->tx);
+    bus_mac_free(&r->rx);
+    memset(r, 0, sizeof *r);
+}
+
+/* Raw dialler i sends its HELLO, claiming id, to bus node 0. */
+static void raw_send_hello(tctx *t, int i, int id, uint64_t hash) {
+    raw_link *r = &t->rl[i];
+    raw_link_reset(r);
+    r->tr.hash = hash;
+    r->tr.dialler_id = id;
+    r->tr.acceptor_id = t->ids[0];
+    CHECK_EQ_LL(bus_random(r->tr.dialler_nonce, BUS_NONCE_LEN), 0);
+    uint8_t p[BUS_HELLO_PAYLOAD];
+    bus_hello_write(p, id, hash, r->tr.dialler_nonce);
+    raw_plain_frame(t->raw[i], BUS_HELLO_TYPE, p, sizeof p);
+}
+
+/* 1 once bus node 0's HELLO+PROOF reached raw dialler i: it must be node 0
+ * with our hash, proving SECRET over both nonces. */
+static int raw_got_hello_proof(tctx *t, int i) {
+    if (!raw_recv(t, t->raw[i], BUS_FRAME_HEADER + BUS_HELLO_PROOF_PAYLOAD)) return 0;
+    bus_hello h;
+    CHECK_EQ_LL(bus_hello_read(t->rawbuf[4], t->rawbuf + BUS_FRAME_HEADER,
+                               BUS_HELLO_PROOF_PAYLOAD, 1, &h), BUS_HELLO_OK);
+    CHECK_EQ_LL(h.id, t->ids[0]);
+    CHECK(h.hash == HASH);
+    raw_link *r = &t->rl[i];
+    memcpy(r->tr.acceptor_nonce, h.nonce, BUS_NONCE_LEN);
+    memcpy(t->peer_proof, h.proof, BUS_PROOF_LEN);
+    CHECK(bus_proof_ok(KEY(SECRET), &r->tr, BUS_ACCEPTOR, h.proof));
+    return 1;
+}
+
+/* Raw dialler i proves secret over its transcript and keys its MACs. */
+static void raw_send_proof(tctx *t, int i, const char *secret) {
+    raw_link *r = &t->rl[i];
+    uint8_t proof[BUS_PROOF_LEN];
+    CHECK_EQ_LL(bus_proof(KEY(secret), &r->tr, BUS_DIALLER, proof), 0);
+    raw_plain_frame(t->raw[i], BUS_HELLO_TYPE, proof, sizeof proof);
+    CHECK_EQ_LL(bus_mac_init(&r->tx, KEY(secret), &r->tr, BUS_DIALLER), 0);
+    CHECK_EQ_LL(bus_mac_init(&r->rx, KEY(secret), &r->tr, BUS_ACCEPTOR), 0);
 }
 
 static void raw_close(tctx *t, int i) {
     close(t->raw[i]);
     t->raw[i] = -1;
+}
+
+/* 1 (and raw socket i closed here too) once the bus closed it. */
+static int raw_wait_closed(tctx *t, int i) {
+    if (!raw_closed(t->raw[i])) return 0;
+    raw_close(t, i);
+    return 1;
 }
 
 /* ---- links, and messages of every size both ways ---- */
@@ -449,31 +556,66 @@ static void test_wrong_hash_buses(void) {
     CHECK_EQ_LL(t.stats[0].connects + t.stats[1].connects, 0);
 }
 
+/* ---- refusals: different secrets between real buses ---- */
+
+static void test_wrong_secret_buses(void) {
+    tctx t;
+    tctx_init(&t, 2);
+    t.secret[1] = OTHER_SECRET;
+    static const step steps[] = {STEP(start_all), STEP(wait_400ms), STEP(collect_stats)};
+    RUN_STEPS(&t, steps);
+    CHECK_EQ_LL(t.nodes[0].ups[2], 0);
+    CHECK_EQ_LL(t.nodes[1].ups[1], 0);
+    CHECK_EQ_LL(t.stats[0].connects + t.stats[1].connects, 0);
+}
+
 /* ---- refusals from a raw peer: bus node 5, raw peer 4 ---- */
 
-static void raw_bad_opening(int fd, int which) {
-    uint8_t h[BUS_HELLO_FRAME];
+/* One bad opening, sent in one go (the bus reads it all). */
+static void raw_bad_opening(tctx *t, int which) {
+    int fd = t->raw[0];
+    uint8_t h[BUS_HELLO_PAYLOAD], junk[BUS_PROOF_LEN];
+    memset(junk, 0x5a, sizeof junk);
+    bus_hello_write(h, 4, HASH, junk);
     switch (which) {
-    case 0: raw_hello(fd, 4, HASH ^ 0x100); break; /* another membership */
-    case 1: raw_hello(fd, 6, HASH); break;         /* higher id: it should be dialled */
-    case 2: raw_hello(fd, 2, HASH); break;         /* not a member */
-    case 3:                                        /* bad magic */
-        bus_hello_encode(h, 4, HASH);
-        h[BUS_FRAME_HEADER] = 'X';
-        raw_write(fd, h, sizeof h);
+    case 0: raw_send_hello(t, 0, 4, HASH ^ 0x100); break; /* another membership */
+    case 1: raw_send_hello(t, 0, 6, HASH); break;         /* higher id: it should be dialled */
+    case 2: raw_send_hello(t, 0, 2, HASH); break;         /* not a member */
+    case 3: /* bad magic */
+        h[0] = 'X';
+        raw_plain_frame(fd, BUS_HELLO_TYPE, h, sizeof h);
         break;
-    case 4: /* version 2 */
-        bus_hello_encode(h, 4, HASH);
-        h[BUS_FRAME_HEADER + 8] = 2;
-        raw_write(fd, h, sizeof h);
+    case 4: /* version 1: the unauthenticated hello of old nodes */
+        h[8] = 1;
+        raw_plain_frame(fd, BUS_HELLO_TYPE, h, 19);
         break;
-    case 5: raw_write(fd, "GET / HTTP/1.1\r\n\r\n", 18); break;
-    default: /* a huge first frame: refused on its header, nothing reserved */
+    case 5: /* version 3 */
+        h[8] = 3;
+        raw_plain_frame(fd, BUS_HELLO_TYPE, h, sizeof h);
+        break;
+    case 6: raw_write(fd, "GET / HTTP/1.1\r\n\r\n", 18); break;
+    case 7: /* a huge first frame: refused on its header, nothing reserved */
         raw_frame_header(fd, 0x7fffffff, BUS_HELLO_TYPE);
+        break;
+    case 8: /* a good hello, then a guessed proof */
+        raw_send_hello(t, 0, 4, HASH);
+        raw_plain_frame(fd, BUS_HELLO_TYPE, junk, sizeof junk);
+        break;
+    case 9: /* a good hello, then no proof: straight to a message */
+        raw_send_hello(t, 0, 4, HASH);
+        raw_plain_frame(fd, MSG_TYPE, "hello?", 6);
+        break;
+    case 10: /* a good hello, then a proof-sized frame of another type */
+        raw_send_hello(t, 0, 4, HASH);
+        raw_plain_frame(fd, MSG_TYPE, junk, sizeof junk);
+        break;
+    default: /* a good hello, then a frame with a made-up MAC */
+        raw_send_hello(t, 0, 4, HASH);
+        raw_plain_frame(fd, MSG_TYPE, junk, 1 + BUS_MAC_LEN);
         break;
     }
 }
-#define NBAD_OPENINGS 7
+#define NBAD_OPENINGS 12
 
 static int check_unknown_peer(tctx *t) {
     bus *b = t->nodes[0].b;
@@ -486,34 +628,97 @@ static int check_unknown_peer(tctx *t) {
 
 static int raw_open_bad(tctx *t) {
     t->raw[0] = raw_connect(t, 0);
-    raw_bad_opening(t->raw[0], t->counter);
+    raw_bad_opening(t, t->counter);
     return 1;
 }
 
 static int wait_raw_refused(tctx *t) {
-    if (!raw_closed(t->raw[0])) return 0;
-    raw_close(t, 0);
+    if (!raw_wait_closed(t, 0)) return 0;
     t->counter++;
     return 1;
 }
 
+/* All the bad openings, one after the other. */
+static int refuse_all(tctx *t) {
+    if (t->raw[0] < 0) {
+        if (t->counter == NBAD_OPENINGS) return 1;
+        raw_open_bad(t);
+    }
+    wait_raw_refused(t);
+    return 0;
+}
+
 static void test_refusals(void) {
     tctx t;
-    tctx_init(&t, 1);
-    t.ids[0] = 5;
-    t.raw_id = 4;
-    static const step steps[] = {
-        STEP(start_all),        STEP(check_unknown_peer), STEP(raw_open_bad),
-        STEP(wait_raw_refused), STEP(raw_open_bad),       STEP(wait_raw_refused),
-        STEP(raw_open_bad),     STEP(wait_raw_refused),   STEP(raw_open_bad),
-        STEP(wait_raw_refused), STEP(raw_open_bad),       STEP(wait_raw_refused),
-        STEP(raw_open_bad),     STEP(wait_raw_refused),   STEP(raw_open_bad),
-        STEP(wait_raw_refused), STEP(collect_stats)};
+    tctx_init_raw(&t, 5, 4);
+    static const step steps[] = {STEP(start_all), STEP(check_unknown_peer), STEP(refuse_all),
+                                 STEP(collect_stats)};
     RUN_STEPS(&t, steps);
     CHECK_EQ_LL(t.counter, NBAD_OPENINGS);
     CHECK_EQ_LL(t.nodes[0].ups[4], 0);
+    CHECK_EQ_LL(t.nodes[0].nrecv[4], 0);
     CHECK_EQ_LL(t.stats[0].connects, 0);
     CHECK_EQ_LL(t.nodes[0].nevents, 0);
+}
+
+/* ---- proofs that need the bus's nonce first (bus node 5, raw 4) ---- */
+
+static int raw_hello_step(tctx *t) {
+    t->raw[0] = raw_connect(t, 0);
+    raw_send_hello(t, 0, 4, HASH);
+    return 1;
+}
+
+static int raw_read_hello_proof(tctx *t) { return raw_got_hello_proof(t, 0); }
+
+/* Right transcript, another cluster's key. */
+static int send_wrong_key_proof(tctx *t) {
+    uint8_t proof[BUS_PROOF_LEN];
+    CHECK_EQ_LL(bus_proof(KEY(OTHER_SECRET), &t->rl[0].tr, BUS_DIALLER, proof), 0);
+    raw_plain_frame(t->raw[0], BUS_HELLO_TYPE, proof, sizeof proof);
+    return 1;
+}
+
+/* The bus's own proof sent back (a reflection). */
+static int send_reflected_proof(tctx *t) {
+    raw_plain_frame(t->raw[0], BUS_HELLO_TYPE, t->peer_proof, BUS_PROOF_LEN);
+    return 1;
+}
+
+/* The right key over another transcript (a proof from another link). */
+static int send_other_transcript_proof(tctx *t) {
+    bus_transcript other = t->rl[0].tr;
+    other.acceptor_nonce[0] ^= 1;
+    uint8_t proof[BUS_PROOF_LEN];
+    CHECK_EQ_LL(bus_proof(KEY(SECRET), &other, BUS_DIALLER, proof), 0);
+    raw_plain_frame(t->raw[0], BUS_HELLO_TYPE, proof, sizeof proof);
+    return 1;
+}
+
+static int send_right_proof(tctx *t) {
+    raw_send_proof(t, 0, SECRET);
+    return 1;
+}
+
+static int wait_raw4_linked(tctx *t) { return node_linked(t, 0, 4); }
+
+static void test_proofs(void) {
+    tctx t;
+    tctx_init_raw(&t, 5, 4);
+    static const step steps[] = {
+        STEP(start_all),
+        STEP(raw_hello_step), STEP(raw_read_hello_proof), STEP(send_wrong_key_proof),
+        STEP(wait_raw_refused),
+        STEP(raw_hello_step), STEP(raw_read_hello_proof), STEP(send_reflected_proof),
+        STEP(wait_raw_refused),
+        STEP(raw_hello_step), STEP(raw_read_hello_proof), STEP(send_other_transcript_proof),
+        STEP(wait_raw_refused),
+        STEP(raw_hello_step), STEP(raw_read_hello_proof), STEP(send_right_proof),
+        STEP(wait_raw4_linked), STEP(collect_stats)};
+    RUN_STEPS(&t, steps);
+    CHECK_EQ_LL(t.counter, 3);
+    CHECK(strcmp(t.nodes[0].events, "u4") == 0);
+    CHECK_EQ_LL(t.stats[0].connects, 1);
 }
 
 /* ---- destroying a bus, then recreating it ---- */
@@ -564,17 +769,23 @@ static void test_destroy_and_recreate(void) {
 
 #define SMALL_MAX 1024
 
+/* Connect a raw dialler claiming node 4 (on raw[0], or raw[1] when raw[0]
+ * is in use) and send its HELLO; wait_raw_up finishes the handshake. */
 static int raw_open_good(tctx *t) {
     int i = t->raw[0] < 0 ? 0 : 1;
     t->raw[i] = raw_connect(t, 0);
-    raw_hello(t->raw[i], 4, HASH);
+    raw_send_hello(t, i, 4, HASH);
     t->counter = i;
     return 1;
 }
 
 static int wait_raw_up(tctx *t) {
     int i = t->counter;
-    if (t->raw[i] < 0 || !raw_got_hello(t, t->raw[i], 5)) return 0;
+    if (t->raw[i] < 0) return 0;
+    if (!t->rl[i].tx.ctx) {
+        if (!raw_got_hello_proof(t, i)) return 0;
+        raw_send_proof(t, i, SECRET);
+    }
     return bus_connected(t->nodes[0].b, 4);
 }
 
@@ -588,34 +799,29 @@ static int send_too_big_locally(tctx *t) {
 /* The largest frame, in two pieces with a pause: the bus waits for the rest. */
 static int raw_send_max_first_half(tctx *t) {
     uint8_t *p = make_payload(SMALL_MAX, 0);
-    raw_frame_header(t->raw[0], SMALL_MAX + 1, MSG_TYPE);
-    raw_write(t->raw[0], p, SMALL_MAX / 2);
+    free(t->saved);
+    t->saved = mac_frame(&t->rl[0].tx, MSG_TYPE, p, SMALL_MAX, &t->saved_len);
     free(p);
+    raw_write(t->raw[0], t->saved, t->saved_len / 2);
     return 1;
 }
 
 static int raw_send_max_second_half(tctx *t) {
     if (!waited_ms(t, 20)) return 0;
     CHECK_EQ_LL(t->nodes[0].nrecv[4], 0);
-    uint8_t *p = make_payload(SMALL_MAX, 0);
-    raw_write(t->raw[0], p + SMALL_MAX / 2, SMALL_MAX - SMALL_MAX / 2);
-    free(p);
+    raw_write(t->raw[0], t->saved + t->saved_len / 2, t->saved_len - t->saved_len / 2);
     return 1;
 }
 
 static int wait_max_received(tctx *t) { return t->nodes[0].nrecv[4] == 1; }
 
 static int raw_send_oversize(tctx *t) {
-    raw_frame_header(t->raw[0], SMALL_MAX + 2, MSG_TYPE);
+    raw_frame_header(t->raw[0], SMALL_MAX + 1 + BUS_MAC_LEN + 1, MSG_TYPE);
     raw_write(t->raw[0], "0123456789", 10);
     return 1;
 }
 
-static int wait_raw0_dropped(tctx *t) {
-    if (!raw_closed(t->raw[0]) || node_linked(t, 0, 4)) return 0;
-    raw_close(t, 0);
-    return 1;
-}
+static int wait_raw0_dropped(tctx *t) { return !node_linked(t, 0, 4) && raw_wait_closed(t, 0); }
 
 static int raw_send_empty(tctx *t) {
     uint8_t zero[4] = {0};
@@ -623,17 +829,19 @@ static int raw_send_empty(tctx *t) {
     return 1;
 }
 
-static int wait_raw0_closed_by_replacement(tctx *t) {
-    if (!bus_connected(t->nodes[0].b, 4) || !raw_closed(t->raw[0])) return 0;
-    raw_close(t, 0);
+/* Shorter than a MAC: no room for one. */
+static int raw_send_macless(tctx *t) {
+    raw_plain_frame(t->raw[0], MSG_TYPE, "0123456789", 10);
     return 1;
+}
+
+static int wait_raw0_closed_by_replacement(tctx *t) {
+    return bus_connected(t->nodes[0].b, 4) && raw_wait_closed(t, 0);
 }
 
 static void test_raw_frames(void) {
     tctx t;
-    tctx_init(&t, 1);
-    t.ids[0] = 5;
-    t.raw_id = 4;
+    tctx_init_raw(&t, 5, 4);
     t.max_frame = SMALL_MAX;
     t.sizes = (const size_t[]){SMALL_MAX};
     t.nsizes = 1;
@@ -643,16 +851,146 @@ static void test_raw_frames(void) {
         STEP(raw_open_good), STEP(wait_raw_up), STEP(send_too_big_locally),
         STEP(raw_send_max_first_half), STEP(raw_send_max_second_half), STEP(wait_max_received),
         STEP(raw_send_oversize), STEP(wait_raw0_dropped),
-        /* an empty frame (length 0) */
+        /* an empty frame (length 0), and one too short to hold a MAC */
         STEP(raw_open_good), STEP(wait_raw_up), STEP(raw_send_empty), STEP(wait_raw0_dropped),
+        STEP(raw_open_good), STEP(wait_raw_up), STEP(raw_send_macless), STEP(wait_raw0_dropped),
         /* a second valid connection from node 4 replaces the first */
         STEP(raw_open_good), STEP(wait_raw_up), STEP(raw_open_good), STEP(wait_raw_up),
         STEP(wait_raw0_closed_by_replacement), STEP(collect_stats)};
     RUN_STEPS(&t, steps);
     CHECK_EQ_LL(t.nodes[0].nrecv[4], 1);
-    CHECK(strcmp(t.nodes[0].events, "u4d4u4d4u4d4u4") == 0);
-    CHECK_EQ_LL(t.stats[0].connects, 4);
-    CHECK_EQ_LL(t.stats[0].disconnects, 3);
+    CHECK(strcmp(t.nodes[0].events, "u4d4u4d4u4d4u4d4u4") == 0);
+    CHECK_EQ_LL(t.stats[0].connects, 5);
+    CHECK_EQ_LL(t.stats[0].disconnects, 4);
+}
+
+/* ---- frame MACs: every way a frame can be wrong (bus node 5, raw 4) ---- */
+
+static int wait_recv(tctx *t, int n) { return t->nodes[0].nrecv[4] == n; }
+static int wait_one_received(tctx *t) { return wait_recv(t, 1); }
+static int wait_three_received(tctx *t) { return wait_recv(t, 3); }
+
+/* A good frame, kept for the replays below. */
+static int send_kept_frame(tctx *t) {
+    free(t->saved);
+    t->saved = mac_frame(&t->rl[0].tx, MSG_TYPE, "kept", 4, &t->saved_len);
+    raw_write(t->raw[0], t->saved, t->saved_len);
+    return 1;
+}
+
+/* The same bytes again: a replay. */
+static int replay_kept_frame(tctx *t) {
+    raw_write(t->raw[0], t->saved, t->saved_len);
+    return 1;
+}
+
+static int send_tampered(tctx *t) {
+    size_t len;
+    uint8_t *f = mac_frame(&t->rl[0].tx, MSG_TYPE, "tampered", 8, &len);
+    f[BUS_FRAME_HEADER + 3] ^= 0x20;
+    raw_write(t->raw[0], f, len);
+    free(f);
+    return 1;
+}
+
+static int send_tampered_type(tctx *t) {
+    size_t len;
+    uint8_t *f = mac_frame(&t->rl[0].tx, MSG_TYPE, "x", 1, &len);
+    f[4] ^= 1;
+    raw_write(t->raw[0], f, len);
+    free(f);
+    return 1;
+}
+
+/* Frames 0 and 1, sent as 1 then 0. */
+static int send_reordered(tctx *t) {
+    size_t l0, l1;
+    uint8_t *f0 = mac_frame(&t->rl[0].tx, MSG_TYPE, "first", 5, &l0);
+    uint8_t *f1 = mac_frame(&t->rl[0].tx, MSG_TYPE, "second", 6, &l1);
+    raw_write(t->raw[0], f1, l1);
+    raw_write(t->raw[0], f0, l0);
+    free(f0);
+    free(f1);
+    return 1;
+}
+
+/* Signed with the key of the other direction (the bus's own frames). */
+static int send_wrong_direction(tctx *t) {
+    size_t len;
+    bus_mac m;
+    CHECK_EQ_LL(bus_mac_init(&m, KEY(SECRET), &t->rl[0].tr, BUS_ACCEPTOR), 0);
+    uint8_t *f = mac_frame(&m, MSG_TYPE, "mirror", 6, &len);
+    raw_write(t->raw[0], f, len);
+    free(f);
+    bus_mac_free(&m);
+    return 1;
+}
+
+static int send_two_good(tctx *t) {
+    raw_send_frame(t, 0, MSG_TYPE, "one", 3);
+    raw_send_frame(t, 0, MSG_TYPE, "two", 3);
+    return 1;
+}
+
+static void test_frame_macs(void) {
+    tctx t;
+    tctx_init_raw(&t, 5, 4);
+    static const step steps[] = {
+        STEP(start_all),
+        STEP(raw_open_good), STEP(wait_raw_up), STEP(send_kept_frame), STEP(wait_one_received),
+        STEP(replay_kept_frame), STEP(wait_raw0_dropped),
+        /* the kept frame (counter 0 of a finished link) on a new link */
+        STEP(raw_open_good), STEP(wait_raw_up), STEP(replay_kept_frame), STEP(wait_raw0_dropped),
+        STEP(raw_open_good), STEP(wait_raw_up), STEP(send_tampered), STEP(wait_raw0_dropped),
+        STEP(raw_open_good), STEP(wait_raw_up), STEP(send_tampered_type), STEP(wait_raw0_dropped),
+        STEP(raw_open_good), STEP(wait_raw_up), STEP(send_reordered), STEP(wait_raw0_dropped),
+        STEP(raw_open_good), STEP(wait_raw_up), STEP(send_wrong_direction), STEP(wait_raw0_dropped),
+        STEP(raw_open_good), STEP(wait_raw_up), STEP(send_two_good), STEP(wait_three_received),
+        STEP(collect_stats)};
+    RUN_STEPS(&t, steps);
+    CHECK_EQ_LL(t.nodes[0].nrecv[4], 3); /* only the good frames */
+    CHECK_EQ_LL(t.stats[0].connects, 7);
+    CHECK_EQ_LL(t.stats[0].disconnects, 6);
+}
+
+/* ---- a second link for node 4 needs the proof to replace the first ---- */
+
+static int raw1_hello_bad_proof(tctx *t) {
+    t->raw[1] = raw_connect(t, 0);
+    raw_send_hello(t, 1, 4, HASH);
+    uint8_t junk[BUS_PROOF_LEN] = {1, 2, 3};
+    raw_plain_frame(t->raw[1], BUS_HELLO_TYPE, junk, sizeof junk);
+    return 1;
+}
+
+static int wait_raw1_refused(tctx *t) { return raw_wait_closed(t, 1); }
+
+static int raw1_hello_only(tctx *t) {
+    t->raw[1] = raw_connect(t, 0);
+    raw_send_hello(t, 1, 4, HASH);
+    return 1;
+}
+
+static int raw0_send_one(tctx *t) {
+    raw_send_frame(t, 0, MSG_TYPE, "still", 5);
+    return 1;
+}
+
+static int wait_two_received(tctx *t) { return wait_recv(t, 2); }
+
+static void test_second_link_needs_proof(void) {
+    tctx t;
+    tctx_init_raw(&t, 5, 4);
+    static const step steps[] = {
+        STEP(start_all), STEP(raw_open_good), STEP(wait_raw_up),
+        STEP(raw1_hello_bad_proof), STEP(wait_raw1_refused), STEP(raw0_send_one),
+        STEP(wait_one_received),
+        /* a hello and then silence: pending, never the link of node 4 */
+        STEP(raw1_hello_only), STEP(raw0_send_one), STEP(wait_two_received),
+        STEP(wait_raw1_refused), STEP(collect_stats)};
+    RUN_STEPS(&t, steps);
+    CHECK(strcmp(t.nodes[0].events, "u4") == 0);
+    CHECK_EQ_LL(t.stats[0].connects, 1);
 }
 
 /* ---- the idle timeout: a peer that says nothing after its hello ---- */
@@ -670,9 +1008,7 @@ static int wait_idle_drop(tctx *t) {
 
 static void test_idle_timeout(void) {
     tctx t;
-    tctx_init(&t, 1);
-    t.ids[0] = 5;
-    t.raw_id = 4;
+    tctx_init_raw(&t, 5, 4);
     t.idle_ms = 150;
     static const step steps[] = {STEP(start_all), STEP(raw_open_good), STEP(wait_raw_up),
                                  STEP(mark_now), STEP(wait_idle_drop)};
@@ -699,9 +1035,7 @@ static int wait_flood_drop(tctx *t) { return t->nodes[0].downs[4] == 1 && raw_cl
 
 static void test_output_limit(void) {
     tctx t;
-    tctx_init(&t, 1);
-    t.ids[0] = 5;
-    t.raw_id = 4;
+    tctx_init_raw(&t, 5, 4);
     t.max_outbuf = 1u << 20;
     static const step steps[] = {STEP(start_all), STEP(raw_open_good), STEP(wait_raw_up),
                                  STEP(flood), STEP(wait_flood_drop), STEP(collect_stats)};
@@ -725,24 +1059,61 @@ static int accept_dial(tctx *t) {
     if (fd < 0) return 0;
     t->raw[0] = fd;
     t->rawlen = 0;
+    raw_link_reset(&t->rl[0]);
     return 1;
 }
 
-static int read_dialler_hello(tctx *t) { return raw_got_hello(t, t->raw[0], 1); }
+/* Bus node 1's HELLO: note its nonce. */
+static int read_dialler_hello(tctx *t) {
+    if (!raw_recv(t, t->raw[0], BUS_FRAME_HEADER + BUS_HELLO_PAYLOAD)) return 0;
+    bus_hello h;
+    CHECK_EQ_LL(bus_hello_read(t->rawbuf[4], t->rawbuf + BUS_FRAME_HEADER, BUS_HELLO_PAYLOAD, 0,
+                               &h), BUS_HELLO_OK);
+    CHECK_EQ_LL(h.id, 1);
+    CHECK(h.hash == HASH);
+    raw_link *r = &t->rl[0];
+    r->tr.hash = HASH;
+    r->tr.dialler_id = 1;
+    r->tr.acceptor_id = 2;
+    memcpy(r->tr.dialler_nonce, h.nonce, BUS_NONCE_LEN);
+    return 1;
+}
+
+/* The raw acceptor's HELLO+PROOF, as node id, proving secret. */
+static void reply_hello(tctx *t, int id, const char *secret) {
+    raw_link *r = &t->rl[0];
+    uint8_t p[BUS_HELLO_PROOF_PAYLOAD];
+    CHECK_EQ_LL(bus_random(r->tr.acceptor_nonce, BUS_NONCE_LEN), 0);
+    bus_hello_write(p, id, HASH, r->tr.acceptor_nonce);
+    CHECK_EQ_LL(bus_proof(KEY(secret), &r->tr, BUS_ACCEPTOR, p + BUS_HELLO_PAYLOAD), 0);
+    raw_plain_frame(t->raw[0], BUS_HELLO_TYPE, p, sizeof p);
+}
 
 static int reply_wrong_id(tctx *t) {
-    raw_hello(t->raw[0], 3, HASH);
+    reply_hello(t, 3, SECRET);
     return 1;
 }
 
-static int wait_dialler_refused(tctx *t) {
-    if (!raw_closed(t->raw[0])) return 0;
-    raw_close(t, 0);
+static int reply_wrong_secret(tctx *t) {
+    reply_hello(t, 2, OTHER_SECRET);
     return 1;
 }
 
-static int reply_right_id(tctx *t) {
-    raw_hello(t->raw[0], 2, HASH);
+static int wait_dialler_refused(tctx *t) { return raw_wait_closed(t, 0); }
+
+static int reply_right(tctx *t) {
+    reply_hello(t, 2, SECRET);
+    return 1;
+}
+
+/* The dialler's PROOF: check it and key the raw side's MACs. */
+static int read_dialler_proof(tctx *t) {
+    if (!raw_recv(t, t->raw[0], BUS_FRAME_HEADER + BUS_PROOF_PAYLOAD)) return 0;
+    raw_link *r = &t->rl[0];
+    CHECK_EQ_LL(t->rawbuf[4], BUS_HELLO_TYPE);
+    CHECK(bus_proof_ok(KEY(SECRET), &r->tr, BUS_DIALLER, t->rawbuf + BUS_FRAME_HEADER));
+    CHECK_EQ_LL(bus_mac_init(&r->tx, KEY(SECRET), &r->tr, BUS_ACCEPTOR), 0);
+    CHECK_EQ_LL(bus_mac_init(&r->rx, KEY(SECRET), &r->tr, BUS_DIALLER), 0);
     return 1;
 }
 
@@ -750,43 +1121,192 @@ static int wait_dialler_up(tctx *t) { return node_linked(t, 0, 2); }
 
 static int send_to_raw(tctx *t) {
     CHECK_EQ_LL(bus_send(t->nodes[0].b, 2, MSG_TYPE, "ping", 4), 0);
-    raw_frame_header(t->raw[0], 1 + 3, MSG_TYPE);
-    raw_write(t->raw[0], "pong", 3);
+    raw_send_frame(t, 0, MSG_TYPE, "pon", 3);
     return 1;
 }
 
+#define PING_FRAME (BUS_FRAME_HEADER + 4 + BUS_MAC_LEN)
+
 static int wait_frame_at_raw(tctx *t) {
-    ssize_t n = recv(t->raw[0], t->rawbuf + t->rawlen, 9 - t->rawlen, MSG_DONTWAIT);
-    if (n > 0) t->rawlen += (size_t)n;
-    if (t->rawlen < 9 || t->nodes[0].nrecv[2] != 1) return 0;
-    CHECK(memcmp(t->rawbuf, "\x05\x00\x00\x00\x07ping", 9) == 0); /* len 5, type 7 */
+    if (t->rawlen < PING_FRAME || t->nodes[0].nrecv[2] != 1) {
+        ssize_t n = recv(t->raw[0], t->rawbuf + t->rawlen, PING_FRAME - t->rawlen, MSG_DONTWAIT);
+        if (n > 0) t->rawlen += (size_t)n;
+        if (t->rawlen < PING_FRAME || t->nodes[0].nrecv[2] != 1) return 0;
+    }
+    /* length 1 + 4 + 16, type 7, "ping", then its MAC */
+    CHECK(memcmp(t->rawbuf, "\x15\x00\x00\x00\x07ping", 9) == 0);
+    CHECK(bus_mac_verify(&t->rl[0].rx, t->rawbuf, 9, t->rawbuf + 9));
     return 1;
 }
 
 static void test_dialler_checks_reply(void) {
     tctx t;
-    tctx_init(&t, 1);
-    t.ids[0] = 1;
-    t.raw_id = 2;
+    tctx_init_raw(&t, 1, 2);
     static const step steps[] = {
-        STEP(raw_listen),       STEP(start_all),      STEP(accept_dial),
-        STEP(read_dialler_hello), STEP(reply_wrong_id), STEP(wait_dialler_refused),
-        STEP(accept_dial),      STEP(read_dialler_hello), STEP(reply_right_id),
-        STEP(wait_dialler_up),  STEP(send_to_raw),    STEP(wait_frame_at_raw)};
+        STEP(raw_listen),         STEP(start_all),       STEP(accept_dial),
+        STEP(read_dialler_hello), STEP(reply_wrong_id),  STEP(wait_dialler_refused),
+        STEP(accept_dial),        STEP(read_dialler_hello), STEP(reply_wrong_secret),
+        STEP(wait_dialler_refused),
+        STEP(accept_dial),        STEP(read_dialler_hello), STEP(reply_right),
+        STEP(read_dialler_proof), STEP(wait_dialler_up), STEP(send_to_raw),
+        STEP(wait_frame_at_raw)};
     RUN_STEPS(&t, steps);
     CHECK(strcmp(t.nodes[0].events, "u2") == 0);
+}
+
+/* ---- the codec and the proofs on their own (busauth.c) ---- */
+
+static void test_transcript(bus_transcript *tr) {
+    memset(tr, 0, sizeof *tr);
+    tr->hash = HASH;
+    tr->dialler_id = 1;
+    tr->acceptor_id = 2;
+    for (int i = 0; i < BUS_NONCE_LEN; i++) {
+        tr->dialler_nonce[i] = (uint8_t)i;
+        tr->acceptor_nonce[i] = (uint8_t)(0x80 + i);
+    }
+}
+
+static void test_hello_codec(void) {
+    uint8_t nonce[BUS_NONCE_LEN], p[BUS_HELLO_PROOF_PAYLOAD];
+    for (int i = 0; i < BUS_NONCE_LEN; i++) nonce[i] = (uint8_t)(3 * i);
+    bus_hello_write(p, 7, HASH, nonce);
+    memset(p + BUS_HELLO_PAYLOAD, 0xee, BUS_PROOF_LEN);
+    CHECK_MEM(p, 8, "PIERBUS1");
+    CHECK(p[8] == 2 && p[9] == 0 && p[10] == 7);
+    bus_hello h;
+    CHECK_EQ_LL(bus_hello_read(BUS_HELLO_TYPE, p, BUS_HELLO_PAYLOAD, 0, &h), BUS_HELLO_OK);
+    CHECK(h.id == 7 && h.hash == HASH && h.version == 2);
+    CHECK(memcmp(h.nonce, nonce, BUS_NONCE_LEN) == 0);
+    CHECK_EQ_LL(bus_hello_read(BUS_HELLO_TYPE, p, BUS_HELLO_PROOF_PAYLOAD, 1, &h), BUS_HELLO_OK);
+    CHECK(h.proof[0] == 0xee && h.proof[BUS_PROOF_LEN - 1] == 0xee);
+    /* the wrong size for the step, a wrong type, too short, another version */
+    CHECK_EQ_LL(bus_hello_read(BUS_HELLO_TYPE, p, BUS_HELLO_PROOF_PAYLOAD, 0, &h), BUS_HELLO_LENGTH);
+    CHECK_EQ_LL(bus_hello_read(BUS_HELLO_TYPE, p, BUS_HELLO_PAYLOAD, 1, &h), BUS_HELLO_LENGTH);
+    CHECK_EQ_LL(bus_hello_read(1, p, BUS_HELLO_PAYLOAD, 0, &h), BUS_HELLO_NOT_HELLO);
+    CHECK_EQ_LL(bus_hello_read(BUS_HELLO_TYPE, p, 9, 0, &h), BUS_HELLO_NOT_HELLO);
+    p[8] = 1;
+    CHECK_EQ_LL(bus_hello_read(BUS_HELLO_TYPE, p, 19, 0, &h), BUS_HELLO_VERSION_);
+    CHECK_EQ_LL(h.version, 1);
+}
+
+static void test_frame_split(void) {
+    uint8_t buf[64] = {0};
+    bus_frame f;
+    size_t need = 99;
+    CHECK_EQ_LL(bus_frame_split(BUS_RX_HELLO, 100, buf, 3, &f, &need), BUS_SPLIT_NEED);
+    CHECK_EQ_LL(need, 0);
+    /* length 0: no type byte */
+    CHECK_EQ_LL(bus_frame_split(BUS_RX_HELLO, 100, buf, 4, &f, &need), BUS_SPLIT_BAD);
+    buf[0] = 1 + BUS_HANDSHAKE_MAX; /* the largest handshake frame */
+    CHECK_EQ_LL(bus_frame_split(BUS_RX_PROOF, 100, buf, 10, &f, &need), BUS_SPLIT_NEED);
+    CHECK_EQ_LL(need, 4 + 1 + BUS_HANDSHAKE_MAX);
+    buf[0] = 2 + BUS_HANDSHAKE_MAX;
+    CHECK_EQ_LL(bus_frame_split(BUS_RX_HELLO_PROOF, 100, buf, 10, &f, &need), BUS_SPLIT_BAD);
+    /* after the handshake: type + MAC at least, max payload + type + MAC at most */
+    buf[0] = BUS_MAC_LEN;
+    CHECK_EQ_LL(bus_frame_split(BUS_RX_FRAMES, 100, buf, 64, &f, &need), BUS_SPLIT_BAD);
+    buf[0] = 1 + BUS_MAC_LEN;
+    buf[4] = 9;
+    CHECK_EQ_LL(bus_frame_split(BUS_RX_FRAMES, 100, buf, 64, &f, &need), BUS_SPLIT_FRAME);
+    CHECK(f.whole == 4 + 1 + BUS_MAC_LEN && f.len == 0 && f.type == 9);
+    CHECK(f.mac == buf + BUS_FRAME_HEADER);
+    buf[0] = 11 + BUS_MAC_LEN;
+    CHECK_EQ_LL(bus_frame_split(BUS_RX_FRAMES, 10, buf, 64, &f, &need), BUS_SPLIT_FRAME);
+    CHECK(f.len == 10 && f.mac == buf + BUS_FRAME_HEADER + 10);
+    CHECK_EQ_LL(bus_frame_split(BUS_RX_FRAMES, 9, buf, 64, &f, &need), BUS_SPLIT_BAD);
+    buf[0] = 0xff;
+    buf[1] = 0xff;
+    buf[2] = 0xff;
+    buf[3] = 0xff;
+    CHECK_EQ_LL(bus_frame_split(BUS_RX_FRAMES, 64u << 20, buf, 64, &f, &need), BUS_SPLIT_BAD);
+}
+
+static void test_proof_binding(void) {
+    bus_transcript tr, other;
+    test_transcript(&tr);
+    uint8_t pa[BUS_PROOF_LEN], pd[BUS_PROOF_LEN];
+    CHECK_EQ_LL(bus_proof(KEY(SECRET), &tr, BUS_ACCEPTOR, pa), 0);
+    CHECK_EQ_LL(bus_proof(KEY(SECRET), &tr, BUS_DIALLER, pd), 0);
+    CHECK(memcmp(pa, pd, BUS_PROOF_LEN) != 0);
+    CHECK(bus_proof_ok(KEY(SECRET), &tr, BUS_ACCEPTOR, pa));
+    CHECK(bus_proof_ok(KEY(SECRET), &tr, BUS_DIALLER, pd));
+    CHECK(!bus_proof_ok(KEY(SECRET), &tr, BUS_DIALLER, pa));  /* a reflection */
+    CHECK(!bus_proof_ok(KEY(OTHER_SECRET), &tr, BUS_ACCEPTOR, pa));
+    /* every field of the transcript is bound */
+    for (int field = 0; field < 5; field++) {
+        other = tr;
+        switch (field) {
+        case 0: other.hash ^= 1; break;
+        case 1: other.dialler_id = 3; break;
+        case 2: other.acceptor_id = 3; break;
+        case 3: other.dialler_nonce[BUS_NONCE_LEN - 1] ^= 1; break;
+        default: other.acceptor_nonce[0] ^= 1; break;
+        }
+        CHECK(!bus_proof_ok(KEY(SECRET), &other, BUS_ACCEPTOR, pa));
+    }
+    uint8_t a[BUS_NONCE_LEN], b[BUS_NONCE_LEN];
+    CHECK_EQ_LL(bus_random(a, sizeof a), 0);
+    CHECK_EQ_LL(bus_random(b, sizeof b), 0);
+    CHECK(memcmp(a, b, sizeof a) != 0);
+}
+
+static void test_mac_codec(void) {
+    bus_transcript tr;
+    test_transcript(&tr);
+    bus_mac tx, rx, wrong_key, wrong_dir;
+    CHECK_EQ_LL(bus_mac_init(&tx, KEY(SECRET), &tr, BUS_DIALLER), 0);
+    CHECK_EQ_LL(bus_mac_init(&rx, KEY(SECRET), &tr, BUS_DIALLER), 0);
+    CHECK_EQ_LL(bus_mac_init(&wrong_key, KEY(OTHER_SECRET), &tr, BUS_DIALLER), 0);
+    CHECK_EQ_LL(bus_mac_init(&wrong_dir, KEY(SECRET), &tr, BUS_ACCEPTOR), 0);
+    size_t l0, l1, l2;
+    uint8_t *f0 = mac_frame(&tx, MSG_TYPE, "zero", 4, &l0);
+    uint8_t *f1 = mac_frame(&tx, MSG_TYPE, "one", 3, &l1);
+    uint8_t *f2 = mac_frame(&tx, MSG_TYPE, "", 0, &l2);
+    CHECK(!bus_mac_verify(&wrong_key, f0, l0 - BUS_MAC_LEN, f0 + l0 - BUS_MAC_LEN));
+    CHECK(!bus_mac_verify(&wrong_dir, f0, l0 - BUS_MAC_LEN, f0 + l0 - BUS_MAC_LEN));
+    CHECK(!bus_mac_verify(&rx, f1, l1 - BUS_MAC_LEN, f1 + l1 - BUS_MAC_LEN)); /* reordered */
+    CHECK(rx.seq == 0); /* a failure does not advance */
+    f0[6] ^= 4;                                                                /* tampered */
+    CHECK(!bus_mac_verify(&rx, f0, l0 - BUS_MAC_LEN, f0 + l0 - BUS_MAC_LEN));
+    f0[6] ^= 4;
+    CHECK(bus_mac_verify(&rx, f0, l0 - BUS_MAC_LEN, f0 + l0 - BUS_MAC_LEN));
+    CHECK(!bus_mac_verify(&rx, f0, l0 - BUS_MAC_LEN, f0 + l0 - BUS_MAC_LEN)); /* replayed */
+    CHECK(bus_mac_verify(&rx, f1, l1 - BUS_MAC_LEN, f1 + l1 - BUS_MAC_LEN));
+    CHECK(bus_mac_verify(&rx, f2, l2 - BUS_MAC_LEN, f2 + l2 - BUS_MAC_LEN));
+    CHECK(rx.seq == 3 && tx.seq == 3);
+    bus_mac unset = {0};
+    uint8_t mac[BUS_MAC_LEN];
+    CHECK_EQ_LL(bus_mac_sign(&unset, f0, 4, mac), -1);
+    CHECK(!bus_mac_verify(&unset, f0, 4, mac));
+    free(f0);
+    free(f1);
+    free(f2);
+    bus_mac_free(&tx);
+    bus_mac_free(&rx);
+    bus_mac_free(&wrong_key);
+    bus_mac_free(&wrong_dir);
+    bus_mac_free(&unset);
 }
 
 int main(void) {
     /* The refusals and drops the tests provoke log warnings by design;
      * PIER_TEST_LOG=1 shows them (at the verbose level). */
     log_set_level(getenv("PIER_TEST_LOG") ? LOG_VERBOSE : LOG_SILENT);
+    RUN(test_hello_codec);
+    RUN(test_frame_split);
+    RUN(test_proof_binding);
+    RUN(test_mac_codec);
     RUN(test_links_and_sizes);
     RUN(test_gathering);
     RUN(test_wrong_hash_buses);
+    RUN(test_wrong_secret_buses);
     RUN(test_refusals);
+    RUN(test_proofs);
     RUN(test_destroy_and_recreate);
     RUN(test_raw_frames);
+    RUN(test_frame_macs);
+    RUN(test_second_link_needs_proof);
     RUN(test_idle_timeout);
     RUN(test_output_limit);
     RUN(test_dialler_checks_reply);

@@ -110,6 +110,20 @@ static void test_maxmemory_and_disk_errors(void) {
     h_free(h);
 }
 
+/* An HTTP line (CMD_XPROTO) runs before any check and hangs up. */
+static void test_cross_protocol_lines_hang_up(void) {
+    cmd_harness *h = h_new();
+    h_password(h, "pw");
+    h->sess[0].authenticated = 0;
+    h->sess[0].subscriptions = 1;
+    CHECK_REPLY(run(h, "POST", "/", "HTTP/1.1"), "");
+    CHECK(h->sess[0].flags & SESS_CLOSE_NOW);
+    h_use(h, 1); /* an authenticated connection: COMMAND does not show them */
+    CHECK_REPLY(run(h, "COMMAND", "INFO", "post"), "*1\r\n$-1\r\n");
+    CHECK_REPLY(run(h, "COMMAND", "GETKEYS", "host:", "x"), "-ERR Invalid command specified\r\n");
+    h_free(h);
+}
+
 int main(void) {
     RUN(test_connection_commands);
     RUN(test_client_subcommands);
@@ -117,5 +131,6 @@ int main(void) {
     RUN(test_command_introspection);
     RUN(test_auth);
     RUN(test_maxmemory_and_disk_errors);
+    RUN(test_cross_protocol_lines_hang_up);
     return check_summary("cmd_server");
 }

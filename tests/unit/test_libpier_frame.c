@@ -110,20 +110,58 @@ static size_t put_entry(uint8_t *p, uint64_t ms, uint64_t seq, int kind, const c
 static void test_entries(void) {
     uint8_t b[256];
     size_t n = put_entry(b, 5, 0, 0, "hello");
-    n += put_entry(b + n, 5, 1, 1, "*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+    n += put_entry(b + n, 5, 1, 1, "*4\r\n$1\r\na\r\n$2\r\nbc\r\n$0\r\n\r\n$3\r\nxyz\r\n");
     n += put_entry(b + n, 6, 0, 0, "");
     pier_msg m[3];
-    CHECK_EQ_LL(pb_parse_entries(b, n, 3, m), PIER_OK);
+    size_t nf = 0;
+    CHECK_EQ_LL(pb_parse_entries(b, n, 3, m, &nf), PIER_OK);
+    CHECK_EQ_LL(nf, 4); /* 1 + 2 + 1 */
     CHECK_MEM(m[0].data, m[0].len, "hello");
     CHECK_EQ_LL(m[1].kind, PIER_KIND_FIELDS);
     CHECK_EQ_LL(m[1].id_seq, 1);
     CHECK_EQ_LL(m[2].id_ms, 6);
     CHECK_EQ_LL(m[2].len, 0);
-    CHECK_EQ_LL(pb_parse_entries(b, n - 1, 3, m), PIER_E_PROTOCOL); /* truncated */
-    CHECK_EQ_LL(pb_parse_entries(b, n, 2, m), PIER_E_PROTOCOL);     /* trailing bytes */
-    CHECK_EQ_LL(pb_parse_entries(b, n, 4, m), PIER_E_PROTOCOL);     /* count too high */
+    pier_field f[4];
+    pb_attach_fields(m, 3, f);
+    CHECK(m[0].fields == f && m[0].nfields == 1);
+    CHECK_MEM(m[0].fields[0].name, m[0].fields[0].name_len, "data");
+    CHECK_MEM(m[0].fields[0].value, m[0].fields[0].value_len, "hello");
+    CHECK(m[1].fields == f + 1 && m[1].nfields == 2);
+    CHECK_MEM(m[1].fields[0].name, m[1].fields[0].name_len, "a");
+    CHECK_MEM(m[1].fields[0].value, m[1].fields[0].value_len, "bc");
+    CHECK_MEM(m[1].fields[1].name, m[1].fields[1].name_len, "");
+    CHECK_MEM(m[1].fields[1].value, m[1].fields[1].value_len, "xyz");
+    CHECK(m[2].fields == f + 3 && m[2].nfields == 1);
+    CHECK_EQ_LL(m[2].fields[0].value_len, 0);
+    CHECK_EQ_LL(pb_parse_entries(b, n - 1, 3, m, &nf), PIER_E_PROTOCOL); /* truncated */
+    CHECK_EQ_LL(pb_parse_entries(b, n, 2, m, &nf), PIER_E_PROTOCOL);     /* trailing bytes */
+    CHECK_EQ_LL(pb_parse_entries(b, n, 4, m, &nf), PIER_E_PROTOCOL);     /* count too high */
     b[16] = 7;
-    CHECK_EQ_LL(pb_parse_entries(b, n, 3, m), PIER_E_PROTOCOL);     /* unknown kind */
+    CHECK_EQ_LL(pb_parse_entries(b, n, 3, m, &nf), PIER_E_PROTOCOL);     /* unknown kind */
+}
+
+/* Kind-1 entries must be exactly a RESP array of field/value pairs. */
+static void test_entry_fields_rejects(void) {
+    static const char *const bad[] = {
+        "*1\r\n$1\r\na\r\n",                     /* odd count */
+        "*2\r\n$1\r\na\r\n",                     /* a bulk missing */
+        "*2\r\n$1\r\na\r\n$5\r\nb\r\n",          /* bulk longer than the entry */
+        "*2\r\n$1\r\na\r\n$1\r\nbXX",            /* no CRLF after a bulk */
+        "*2\r\n$1\r\na\r\n$1\r\nb\r\nextra",     /* bytes after the array */
+        "*2\r\n:1\r\n:2\r\n",                     /* not bulks */
+        "*x\r\n", "*\r\n", "$1\r\na\r\n", "",
+        "*2\r\n$99999999999\r\na\r\n$1\r\nb\r\n", /* 11 digits */
+        "*2\r\n$-1\r\n$1\r\nb\r\n",              /* null bulk */
+        "*2\r\n$01\r\na\r\n$1\r\nb\r\n",          /* leading zero */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        uint8_t b[128];
+        size_t n = put_entry(b, 1, 1, 1, bad[i]), nf;
+        pier_msg m[1];
+        if (pb_parse_entries(b, n, 1, m, &nf) != PIER_E_PROTOCOL)
+            fprintf(stderr, "  accepted bad entry %zu\n", i);
+        CHECK_EQ_LL(pb_parse_entries(b, n, 1, m, &nf), PIER_E_PROTOCOL);
+    }
 }
 
 static void test_put_message(void) {
@@ -221,6 +259,7 @@ int main(void) {
     RUN(test_header_roundtrip);
     RUN(test_header_rejects);
     RUN(test_entries);
+    RUN(test_entry_fields_rejects);
     RUN(test_put_message);
     RUN(test_error_frame);
     RUN(test_status_names);

@@ -142,19 +142,26 @@ static void test_threads_and_linger(void) {
 /* The server drops the connection after appending (not ACKing) batches,
  * three times: the resend from HELLO_OK's sequence delivers everything
  * exactly once. */
-static void test_exactly_once_after_drops(void) {
-    fake_server s = {.drop_after = 5, .drops_left = 3};
-    CHECK_EQ_LL(fake_start(&s), 0);
+/* Open a publisher on the (started) fake s with default options, publish
+ * n messages of size bytes, close it, stop s. Returns the log lines. */
+static int publish_through(fake_server *s, int n, size_t size) {
     pier_publisher_options o;
-    opts_for(&o, &s);
+    opts_for(&o, s);
     int lines = 0;
     o.log = count_log;
     o.log_ctx = &lines;
     pier_publisher *p;
     CHECK_EQ_LL(pier_publisher_open(&p, &o), PIER_OK);
-    CHECK_EQ_LL(publish_n(p, 5000, 200), PIER_OK);
+    CHECK_EQ_LL(publish_n(p, n, size), PIER_OK);
     CHECK_EQ_LL(pier_publisher_close(p), PIER_OK);
-    fake_stop(&s);
+    fake_stop(s);
+    return lines;
+}
+
+static void test_exactly_once_after_drops(void) {
+    fake_server s = {.drop_after = 5, .drops_left = 3};
+    CHECK_EQ_LL(fake_start(&s), 0);
+    int lines = publish_through(&s, 5000, 200);
     CHECK(!s.bad);
     CHECK_EQ_LL(s.messages, 5000);
     CHECK_EQ_LL(s.bytes, 5000 * 200);
@@ -299,23 +306,105 @@ static void test_subscriber_timeout(void) {
     CHECK_EQ_LL(pier_subscriber_open(&sub, NULL, 1, "t", "$", 0, NULL), PIER_E_INVALID);
 }
 
+/* Regression (issue 11): a timeout in the middle of a frame used to leave
+ * the subscription unusable. Now the next call finishes that frame. */
+static void test_subscriber_timeout_mid_frame_resumes(void) {
+    fake_server s = {.sub_batches = 2, .sub_split = 1};
+    CHECK_EQ_LL(fake_start(&s), 0);
+    pier_subscriber *sub;
+    CHECK_EQ_LL(pier_subscriber_open(&sub, "127.0.0.1", s.port, "t", "0", 0, NULL), PIER_OK);
+    CHECK_EQ_LL(pier_subscriber_set_timeout(sub, 50), PIER_OK);
+    pier_batch b;
+    CHECK_EQ_LL(pier_subscriber_next(sub, &b), PIER_E_TIMEOUT); /* header and part of the payload */
+    CHECK_EQ_LL(pier_subscriber_next(sub, &b), PIER_E_TIMEOUT); /* still nothing more */
+    fake_open_gate(&s);
+    CHECK_EQ_LL(pier_subscriber_set_timeout(sub, 0), PIER_OK);
+    CHECK_EQ_LL(pier_subscriber_next(sub, &b), PIER_OK);
+    CHECK_EQ_LL(b.count, 3);
+    CHECK_MEM(b.msgs[0].data, b.msgs[0].len, "m0");
+    CHECK_MEM(b.msgs[2].data, b.msgs[2].len, "m2");
+    CHECK_EQ_LL(pier_subscriber_next(sub, &b), PIER_OK);
+    CHECK_MEM(b.msgs[0].data, b.msgs[0].len, "m3");
+    CHECK_EQ_LL(b.msgs[0].nfields, 1);
+    CHECK_MEM(b.msgs[0].fields[0].name, b.msgs[0].fields[0].name_len, "data");
+    pier_subscriber_close(sub);
+    fake_stop(&s);
+}
+
+/* Regression (issue 11): a publisher or subscriber pointed at something
+ * that answers but is not a batch port (a RESP port) fails at once,
+ * saying so, instead of waiting 10 s for HELLO_OK. The fake keeps the
+ * connection open, so only the answer's bytes can end the wait. */
+static void test_not_a_batch_port(void) {
+    fake_server s = {.answer = "-ERR Protocol error: pier batch protocol handshake on the RESP "
+                               "port; connect to the batch port (batch-port)\r\n"};
+    CHECK_EQ_LL(fake_start(&s), 0);
+    pier_publisher_options o;
+    opts_for(&o, &s);
+    o.reconnect_ms = 20000;
+    pier_publisher *p;
+    uint64_t t0 = pn_now_ns();
+    CHECK_EQ_LL(pier_publisher_open(&p, &o), PIER_E_PROTOCOL);
+    CHECK(strstr(pier_last_error(), "is not a pier batch port (it answered in RESP: \"-ERR "
+                                    "Protocol error: pier batch") != NULL);
+    pier_subscriber *sub;
+    CHECK_EQ_LL(pier_subscriber_open(&sub, "127.0.0.1", s.port, "t", "$", 0, NULL),
+                PIER_E_PROTOCOL);
+    CHECK(strstr(pier_last_error(), "is not a pier batch port") != NULL);
+    s.answer = "HTTP/1.1 400 Bad Request\r\n\r\n";
+    CHECK_EQ_LL(pier_subscriber_open(&sub, "127.0.0.1", s.port, "t", "$", 0, NULL),
+                PIER_E_PROTOCOL);
+    CHECK(strstr(pier_last_error(), "(it answered \"HTTP/1.1 400 Bad Request") != NULL);
+    CHECK(pn_now_ns() - t0 < 5000000000ull); /* far below the 10 s handshake wait */
+    fake_stop(&s);
+}
+
+/* Regression (issue 11): nothing listening at open is reported at once
+ * (not retried for reconnect_ms), with a hint about the batch port. */
+static void test_nothing_listening_at_open(void) {
+    fake_server s = {0};
+    CHECK_EQ_LL(fake_start(&s), 0);
+    pier_publisher_options o;
+    opts_for(&o, &s);
+    fake_stop(&s); /* the port is free again: connections are refused */
+    o.reconnect_ms = 20000;
+    pier_publisher *p;
+    uint64_t t0 = pn_now_ns();
+    CHECK_EQ_LL(pier_publisher_open(&p, &o), PIER_E_CONNECT);
+    CHECK(pn_now_ns() - t0 < 10000000000ull); /* not the 20 s of reconnect_ms */
+    CHECK(strstr(pier_last_error(), "is the batch port on?") != NULL);
+}
+
+/* The huge-page fallback is the normal case on most machines: logged only
+ * when verbose (issue 11), then once per process. */
 static void test_huge_alloc(void) {
     size_t mapped = 0;
     int lines = 0;
-    void *m = pier_huge_alloc(3 << 20, &mapped, count_log, &lines);
+    void *m = pier_huge_alloc(3 << 20, &mapped, false, count_log, &lines);
     CHECK(m != NULL);
     CHECK_EQ_LL(mapped, 4 << 20);
     memset(m, 1, mapped);
     pier_huge_free(m, mapped);
-    CHECK(lines <= 1);
-    void *m2 = pier_huge_alloc(1, &mapped, count_log, &lines);
+    CHECK_EQ_LL(lines, 0);
+    void *m2 = pier_huge_alloc(1, &mapped, true, count_log, &lines);
     CHECK_EQ_LL(mapped, 2 << 20);
+    pier_huge_free(m2, mapped);
+    CHECK(lines <= 1);
+    m2 = pier_huge_alloc(1, &mapped, true, count_log, &lines);
     pier_huge_free(m2, mapped);
     CHECK(lines <= 1); /* logged once per process at most */
 }
 
+/* A publisher with default options prints nothing when all goes well. */
+static void test_quiet_by_default(void) {
+    fake_server s = {.ack_level = 1};
+    CHECK_EQ_LL(fake_start(&s), 0);
+    CHECK_EQ_LL(publish_through(&s, 100, 10), 0);
+}
+
 int main(void) {
     RUN(test_huge_alloc);
+    RUN(test_quiet_by_default);
     RUN(test_publish_flush_close);
     RUN(test_backpressure_small_pool);
     RUN(test_threads_and_linger);
@@ -326,5 +415,8 @@ int main(void) {
     RUN(test_compressed_batches);
     RUN(test_subscriber_batches);
     RUN(test_subscriber_timeout);
+    RUN(test_subscriber_timeout_mid_frame_resumes);
+    RUN(test_not_a_batch_port);
+    RUN(test_nothing_listening_at_open);
     return check_summary("libpier_pub");
 }

@@ -261,6 +261,30 @@ static void test_too_big_headers(void) {
     free(buf);
 }
 
+/* A batch protocol handshake (magic "PIRB" + binary version) on the RESP
+ * port is refused at once: it holds no newline to end an inline command. */
+static void test_batch_handshake(void) {
+    const char *want = "ERR Protocol error: pier batch protocol handshake on the RESP port; "
+                       "connect to the batch port (batch-port)";
+    CHECK(ERR_IS("PIRB\x01\x00\x01\x01\x01\x00", want));
+    /* Also when the magic trickles in one byte at a time. */
+    resp_parser p;
+    resp_parser_init(&p, MAX_BULK_512MB, INLINE_64K);
+    char hs[] = "PIRB\x01\x00\x02";
+    resp_status st = RESP_NEED_MORE;
+    for (size_t n = 1; n <= sizeof hs - 1 && st == RESP_NEED_MORE; n++) st = resp_parse(&p, hs, n);
+    CHECK_EQ_LL(st, RESP_ERROR);
+    resp_parser_free(&p);
+    /* A text command that happens to start with PIRB is just unknown. */
+    resp_parser_init(&p, MAX_BULK_512MB, INLINE_64K);
+    char text[] = "PIRBX a\r\nPIRB\r\n";
+    CHECK_EQ_LL(resp_parse(&p, text, sizeof text - 1), RESP_OK);
+    CHECK_EQ_LL(p.argc, 2);
+    CHECK_EQ_LL(resp_parse(&p, text, sizeof text - 1), RESP_OK);
+    CHECK_EQ_LL(p.argc, 1);
+    resp_parser_free(&p);
+}
+
 static void test_too_big_inline(void) {
     size_t n = 2 * 1024 * 1024;
     char *buf = malloc(n);
@@ -570,5 +594,6 @@ int main(void) {
     RUN(test_resume_is_linear);
     RUN(test_limits_configurable);
     RUN(test_random_chunking);
+    RUN(test_batch_handshake);
     return check_summary("parser");
 }

@@ -349,6 +349,33 @@ static void test_clock_and_log(void) {
     log_set_level(LOG_NORMAL);
 }
 
+/* The size parser of the server's options (and of pier-bench). */
+static void test_parse_memory(void) {
+    static const struct {
+        const char *s;
+        long long v;
+    } ok[] = {{"0", 0},           {"100", 100},      {"100b", 100},
+              {"1k", 1000},       {"1kb", 1024},     {"1K", 1000},
+              {"2KB", 2048},      {"5m", 5000000},   {"5mb", 5242880},
+              {"2g", 2000000000}, {"2gb", 2147483648LL}, {"1Gb", 1073741824},
+              {"8589934591gb", 8589934591LL * 1073741824}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        long long v = -1;
+        CHECK(util_parse_memory(ok[i].s, strlen(ok[i].s), &v));
+        CHECK_EQ_LL(v, ok[i].v);
+    }
+    static const char *const bad[] = {"", "k", "kb", "-1", "1.5mb", "1 mb", " 1", "1tb",
+                                      "01k", "1kbb", "8589934592gb", "+1", "1e3", "1x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        long long v;
+        if (util_parse_memory(bad[i], strlen(bad[i]), &v))
+            fprintf(stderr, "  accepted '%s'\n", bad[i]);
+        CHECK(!util_parse_memory(bad[i], strlen(bad[i]), &v));
+    }
+    long long v = 0; /* length-delimited: "4kb" of "4kbXX" */
+    CHECK(util_parse_memory("4kbXX", 3, &v) && v == 4096);
+}
+
 int main(void) {
     RUN(test_parse_ll_valid);
     RUN(test_parse_ll_invalid);
@@ -366,5 +393,6 @@ int main(void) {
     RUN(test_glob_binary);
     RUN(test_glob_pathological);
     RUN(test_clock_and_log);
+    RUN(test_parse_memory);
     return check_summary("util");
 }

@@ -3,6 +3,7 @@
 #include "check.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* Record with term 1, round 0 and a one-byte request. */
 static int rec(witness *w, uint64_t cid, uint64_t seq, const uint64_t *keys,
@@ -548,6 +549,55 @@ static void run_model(unsigned sets_log2, unsigned ways, uint64_t seed) {
     free(m);
 }
 
+static void test_gc_says_whether_it_dropped(void) {
+    witness *w = witness_create(4, 4);
+    uint64_t k = 77;
+    CHECK_EQ_LL(rec1(w, 1, 1, k), WITNESS_ACCEPTED);
+    CHECK_EQ_LL(witness_gc(w, 1, 2, &k, 1), 0); /* another request on the key */
+    CHECK_EQ_LL(witness_gc(w, 1, 1, &k, 1), 1);
+    CHECK_EQ_LL(witness_gc(w, 1, 1, &k, 1), 0);
+    CHECK_EQ_LL(witness_count(w), 0);
+    witness_destroy(w);
+}
+
+/* Restoring from the log of accepted records: a later record replaces the
+ * ones it conflicts with (they were gone when it was accepted), a repeat
+ * keeps the first, a full set says FULL, and the result is what live
+ * recording would hold. */
+static void test_restore_replaces_conflicts(void) {
+    witness *w = witness_create(4, 4);
+    uint64_t ab[2] = {10, 11}, b = 11, c = 12;
+    CHECK_EQ_LL(witness_restore(w, 3, 1, 1, ab, 2, "ab", 2, 0), WITNESS_ACCEPTED);
+    CHECK_EQ_LL(witness_restore(w, 3, 2, 1, &c, 1, "c", 1, 0), WITNESS_ACCEPTED);
+    /* (2,2) on key 11 was accepted later: (1,1) had been dropped by then */
+    CHECK_EQ_LL(witness_restore(w, 4, 2, 2, &b, 1, "b", 1, 0), WITNESS_ACCEPTED);
+    CHECK_EQ_LL(witness_count(w), 2);
+    CHECK_EQ_LL(rec1(w, 9, 9, 10), WITNESS_ACCEPTED); /* key 10 is free again */
+    CHECK_EQ_LL(rec1(w, 9, 10, 11), WITNESS_CONFLICT);
+    /* the same request again keeps its first record (and bytes) */
+    CHECK_EQ_LL(witness_restore(w, 5, 2, 1, &c, 1, "zz", 2, 0), WITNESS_ACCEPTED);
+    seen s = {0};
+    CHECK_EQ_LL(witness_collect(w, 6, collect_cb, &s), 3);
+    int found = 0;
+    for (size_t i = 0; i < s.n; i++)
+        if (s.recs[i].cid == 2 && s.recs[i].seq == 1) {
+            found = 1;
+            CHECK_EQ_LL(s.recs[i].term, 3);
+            CHECK(strcmp(s.bytes[i], "c") == 0);
+        }
+    CHECK(found);
+    CHECK_EQ_LL(witness_restore(w, 1, 1, 1, NULL, 0, "", 0, 0), WITNESS_TOO_MANY_KEYS);
+    witness_destroy(w);
+    /* a full set */
+    w = witness_create(2, 2);
+    uint64_t k[3];
+    keys_in_set(w, 1, 100, k, 3);
+    CHECK_EQ_LL(witness_restore(w, 1, 1, 1, &k[0], 1, "", 0, 0), WITNESS_ACCEPTED);
+    CHECK_EQ_LL(witness_restore(w, 1, 1, 2, &k[1], 1, "", 0, 0), WITNESS_ACCEPTED);
+    CHECK_EQ_LL(witness_restore(w, 1, 1, 3, &k[2], 1, "", 0, 0), WITNESS_FULL);
+    witness_destroy(w);
+}
+
 static void test_random_against_model(void) {
     run_model(4, 2, 1);   /* 32 slots for 64 keys: many FULL */
     run_model(3, 4, 2);   /* 8 sets x 4 ways */
@@ -569,6 +619,8 @@ int main(void) {
     RUN(test_stale_by_round);
     RUN(test_collect_freezes_old_terms);
     RUN(test_record_during_collect);
+    RUN(test_gc_says_whether_it_dropped);
+    RUN(test_restore_replaces_conflicts);
     RUN(test_random_against_model);
     return check_summary("witness");
 }
