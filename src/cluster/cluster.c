@@ -565,12 +565,11 @@ void cluster_submit_direct(cluster *cl, void *client, uint64_t slot, uint64_t ci
     r->kind = kind;
     r->proto = proto;
     r->aux = aux;
-    const command *cmd = cmd_lookup(argv[0].p, argv[0].n);
+    const command *cmd = cmd_row_of(argc, argv, 0); /* a container's: its subcommand's */
     r->is_write = cmd && (cmd->flags & CMD_WRITE);
-    /* keys from the key spec, as the dispatcher locks them; none: the
-     * whole keyspace (FLUSHALL, KEYS, DBSIZE) */
-    int first, last, step;
-    int n = cmd ? cmd_key_span(cmd, argc, &first, &last, &step) : 0;
+    /* keys from the row, as the dispatcher locks them; none: the whole
+     * keyspace (FLUSHALL, KEYS, DBSIZE) */
+    int n = cmd ? cmd_key_count(cmd, argc, argv) : 0;
     r->keys = malloc((size_t)(n ? n : 1) * sizeof *r->keys);
     if (!r->keys) abort();
     r->nkeys = n ? cluster_command_keys(cmd, argc, argv, r->keys, n) : -1;
@@ -595,12 +594,17 @@ uint64_t cluster_new_client_id(cluster *cl) {
 
 int cluster_command_keys(const command *cmd, int argc, const cmd_arg *argv, uint64_t *keys,
                          int max) {
-    int first, last, step;
-    int n = cmd_key_span(cmd, argc, &first, &last, &step);
-    if (!n) return -1;
-    if (n > max) return -2;
-    for (int i = first, k = 0; i <= last; i += step) keys[k++] = entry_key_hash(argv[i].p, argv[i].n);
-    return n;
+    if (cmd->flags & (CMD_KEYSPACE | CMD_ALLSHARDS)) return -1;
+    cmd_keys pos;
+    cmd_keys_init(&pos);
+    int n = cmd_get_keys(cmd, argc, argv, &pos);
+    if (n > max) n = -2;
+    for (int k = 0; k < n; k++) {
+        const cmd_arg *key = &argv[cmd_keys_at(&pos, k)];
+        keys[k] = entry_key_hash(key->p, key->n);
+    }
+    cmd_keys_free(&pos);
+    return n ? n : -1;
 }
 
 uint64_t cluster_visible_index(cluster *cl) {
