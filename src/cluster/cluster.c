@@ -2,6 +2,7 @@
  * the AOF replay of the log, the cluster thread and its bus, and what
  * loop threads may ask (local reads, INFO). */
 #include <arpa/inet.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -457,6 +458,29 @@ static uint64_t stray_write(void *arg, cmd_arg name, int argc, const cmd_arg *ar
     return 0;
 }
 
+/* The cluster thread and the AOF reader. Created with SIGINT and SIGTERM
+ * blocked (threads inherit the mask; the server blocks them in its own
+ * threads only later): a stop signal must reach the main thread's
+ * sigwait, not end the process by its default action in one of these. */
+static int start_threads(cluster *cl, char *err, size_t errlen) {
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, &old);
+    int rc = -1;
+    if (catchup_start(cl->catchup, cl->aof, catchup_ready, cl) < 0)
+        snprintf(err, errlen, "cluster: cannot start the AOF reader thread");
+    else if (pthread_create(&cl->tid, NULL, cluster_main, cl) != 0)
+        snprintf(err, errlen, "cluster: cannot start the thread");
+    else {
+        cl->started = 1;
+        rc = 0;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
 int cluster_start(cluster *cl, char *err, size_t errlen) {
     cl->aof = persist_aof(cl->ps);
     if (!cl->aof) {
@@ -499,10 +523,6 @@ int cluster_start(cluster *cl, char *err, size_t errlen) {
     }
     ev_set_before_sleep(cl->loop, before_sleep, cl);
     if (start_bus(cl, err, errlen) < 0) return -1;
-    if (catchup_start(cl->catchup, cl->aof, catchup_ready, cl) < 0) {
-        snprintf(err, errlen, "cluster: cannot start the AOF reader thread");
-        return -1;
-    }
     cl->boot_us = cl_now_us();
     long t = (long)CFG_GET(cl->cfg->cluster_election_timeout_ms);
     srand((unsigned)(clock_mono_us() ^ (cl->self_id * 7919)));
@@ -510,12 +530,7 @@ int cluster_start(cluster *cl, char *err, size_t errlen) {
      * leader this node should follow. */
     cl->election_deadline_us = cl_now_us() + (t + rand() % (t > 0 ? t : 1)) * 1000;
     ev_timer_add(cl->loop, TICK_MS, on_tick, cl);
-    if (pthread_create(&cl->tid, NULL, cluster_main, cl) != 0) {
-        snprintf(err, errlen, "cluster: cannot start the thread");
-        return -1;
-    }
-    cl->started = 1;
-    return 0;
+    return start_threads(cl, err, errlen);
 }
 
 void cluster_stop(cluster *cl) {
