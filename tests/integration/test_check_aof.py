@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PIER_BIN, REPO, Server, free_port, pier_only, wait_for
+from conftest import PIER_BIN, REPO, Server, pier_only, start_one_node_cluster
 
 pytestmark = pier_only
 
@@ -164,14 +164,8 @@ def test_cluster_node_aof_with_witness_records_is_valid(tmp_path):
     """A cluster node's AOF holds its log (PIER.ENTRY, VOTE, COMMIT, TRUNCATE)
     and its witness's records (PIER.WITNESS, PIER.WGC: every follower writes
     them); pier-check-aof accepts all of them, as the node's start-up does."""
-    port, bus = free_port(), free_port()
-    args = ("--dir", str(tmp_path), "--appendonly", "yes", "--cluster-node-id", "1",
-            "--cluster-nodes", f"1@127.0.0.1:{port}@{bus}")
-    srv = Server("pier", tmp_path / "run1", args, port=port).start()
-    c = srv.client()
-    wait_for(lambda: c.info("cluster").get("cluster_serving") == 1, timeout=15,
-             msg="the node to serve")
-    assert c.set("a", "1")
+    srv = start_one_node_cluster(tmp_path / "run1", tmp_path)
+    assert srv.client().set("a", "1")
     srv.stop()
     incr = sorted((tmp_path / "appendonlydir").glob("*.incr.aof"))[-1]
     keys = (0x1234).to_bytes(8, "little")
@@ -183,7 +177,7 @@ def test_cluster_node_aof_with_witness_records_is_valid(tmp_path):
            resp(b"PIER.WGC", b"77", b"1", keys))
     rc, out = check(tmp_path / "appendonlydir" / "appendonly.aof.manifest")
     assert rc == 0, out
-    srv = Server("pier", tmp_path / "run2", args, port=port).start()
+    srv = Server("pier", tmp_path / "run2", srv.extra_args, port=srv.port).start()
     assert srv.client().get("a") == b"1"
     srv.stop()
 

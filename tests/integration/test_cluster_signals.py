@@ -7,7 +7,7 @@ be taken by one of them, whose default action killed the whole process
 thread's signal mask, which does not depend on that timing."""
 import os
 
-from conftest import Server, free_port, pier_only, wait_for
+from conftest import pier_only, start_one_node_cluster
 
 pytestmark = pier_only
 
@@ -24,13 +24,7 @@ def blocked(pid, tid):
 
 
 def test_only_the_main_thread_takes_the_stop_signals(tmp_path):
-    port, bus = free_port(), free_port()
-    args = ("--dir", str(tmp_path), "--appendonly", "yes", "--cluster-node-id", "1",
-            "--cluster-nodes", f"1@127.0.0.1:{port}@{bus}")
-    srv = Server("pier", tmp_path / "run", args, port=port).start()
-    c = srv.client()
-    wait_for(lambda: c.info("cluster").get("cluster_serving") == 1, timeout=15,
-             msg="the node to serve")
+    srv = start_one_node_cluster(tmp_path / "run", tmp_path)
     pid = srv.proc.pid
     others = [int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid]
     assert len(others) >= 3, others  # loop thread(s), persistence, cluster, catch-up reader
