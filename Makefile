@@ -34,7 +34,8 @@ ASAN_CFLAGS := $(BASE) -O1 -fno-omit-frame-pointer \
                -fsanitize=address,undefined -fno-sanitize-recover=all
 LDLIBS  := -pthread -lm $(LIB_LIBS)
 
-SRC_ALL  := $(sort $(wildcard src/*/*.c))
+# src/<layer>/*.c, and one folder per value type under src/types/.
+SRC_ALL  := $(sort $(wildcard src/*/*.c src/types/*/*.c))
 SRC_MAIN := src/server/main.c
 SRC_LIB  := $(filter-out $(SRC_MAIN),$(SRC_ALL))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
@@ -247,7 +248,7 @@ FUZZ_MAX_LEN ?= 4096
 FUZZ_NAMES   ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_FLAGS   := $(filter-out -MMD -MP,$(BASE)) -O1 -fno-omit-frame-pointer \
                 -fno-sanitize-recover=all
-FUZZ_HDRS    := $(wildcard tests/fuzz/*.h src/*/*.h)
+FUZZ_HDRS    := $(wildcard tests/fuzz/*.h src/*/*.h src/types/*/*.h)
 FUZZ_SRC_resp         := src/proto/resp_parse.c src/lib/util.c
 FUZZ_SRC_resp_chunked := $(FUZZ_SRC_resp)
 FUZZ_SRC_inline       := $(FUZZ_SRC_resp)
@@ -258,13 +259,14 @@ FUZZ_SRC_batch        := src/proto/batch.c src/lib/crc32c.c
 FUZZ_SRC_entry        := src/cluster/entry.c src/lib/hash.c src/lib/util.c
 FUZZ_SRC_subentries   := client/frame.c client/error.c src/proto/batch.c src/lib/crc32c.c
 FUZZ_SRC_bushello     := src/cluster/busauth.c
-FUZZ_SRC_streamlog    := src/log/stream.c src/log/group.c src/log/stream_codec.c
+FUZZ_SRC_stream       := src/types/stream/stream.c src/types/stream/group.c \
+                         src/types/stream/stream_codec.c
 FUZZ_SRC_snapshot     := src/persist/snapshot.c src/lib/crc32c.c src/persist/fileio.c \
                          src/store/keyspace.c src/store/table.c src/lib/hash.c src/lib/clock.c \
-                         $(FUZZ_SRC_streamlog)
+                         $(FUZZ_SRC_stream)
 FUZZ_SRC_manifest     := src/persist/manifest.c src/lib/crc32c.c src/persist/fileio.c
 FUZZ_SRC_aof          := src/persist/aof.c $(FUZZ_SRC_manifest) src/persist/snapshot.c \
-                         $(FUZZ_SRC_streamlog) \
+                         $(FUZZ_SRC_stream) \
                          src/store/keyspace.c src/store/table.c src/lib/hash.c src/lib/clock.c \
                          src/lib/log.c $(FUZZ_SRC_resp)
 

@@ -2,7 +2,7 @@
  * (XADD, XLEN, XRANGE, XREVRANGE, XDEL, XTRIM, XSETID, XREAD, XINFO) and
  * the helpers the group commands share (stream_cmd.h).
  *
- * Storage is src/log/stream.c. Handlers run with their keys' shards
+ * Storage is src/types/stream/stream.c. Handlers run with their keys' shards
  * locked by the dispatcher, except XREAD/XREADGROUP, whose keys follow
  * the STREAMS keyword: they lock their own keys (ascending, like the
  * dispatcher) and log their AOF records before unlocking. Error texts and

@@ -24,7 +24,7 @@
  *                     varint key length K, K key bytes,
  *                     varint value length V, V value bytes
  *   0x01 stream key   payload: u64 expire, varint K, K key bytes, then the
- *                     stream's encoding (src/log/stream_codec.c: metadata,
+ *                     stream's encoding (src/types/stream/stream_codec.c: metadata,
  *                     entries, groups, consumers, pending entries)
  *   0x02-0xFE         unassigned; skipped by this reader
  *
@@ -39,7 +39,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../log/stream.h"
+#include "types/stream/stream.h"
 #include "../lib/crc32c.h"
 #include "fileio.h"
 

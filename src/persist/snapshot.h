@@ -19,7 +19,7 @@
 /* Record types. Key records use the keyspace's type number. */
 enum snap_record {
     SNAP_REC_STRING = KV_STRING, /* 0x00 */
-    SNAP_REC_STREAM = KV_STREAM, /* 0x01: a stream (src/log/stream_codec.c) */
+    SNAP_REC_STREAM = KV_STREAM, /* 0x01: a stream (src/types/stream/stream_codec.c) */
     SNAP_REC_END = 0xFF
 };
 

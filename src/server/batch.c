@@ -45,7 +45,7 @@
 #include "../lib/hash.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
-#include "../log/stream.h"
+#include "types/stream/stream.h"
 #include "../net/socket.h"
 #include "../proto/batch.h"
 #include "../store/evict.h"
