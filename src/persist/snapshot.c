@@ -39,55 +39,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "types/stream/stream.h"
+#include "../lib/codec.h"
 #include "../lib/crc32c.h"
+#include "../types/stream/stream.h"
 #include "fileio.h"
-
-/* ---- little-endian and varint encoding ---- */
-
-static void put_u32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *p) {
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
-size_t snap_varint_put(unsigned char *out, uint64_t v) {
-    size_t n = 0;
-    while (v >= 0x80) {
-        out[n++] = (unsigned char)(v | 0x80);
-        v >>= 7;
-    }
-    out[n++] = (unsigned char)v;
-    return n;
-}
-
-size_t snap_varint_get(const unsigned char *p, size_t avail, uint64_t *v) {
-    uint64_t r = 0;
-    for (size_t i = 0; i < 10 && i < avail; i++) {
-        uint64_t group = p[i] & 0x7F;
-        if (i == 9 && group > 1) return 0; /* would overflow 64 bits */
-        r |= group << (7 * i);
-        if (!(p[i] & 0x80)) {
-            *v = r;
-            return i + 1;
-        }
-    }
-    return 0;
-}
 
 /* ---- writer ---- */
 
@@ -128,25 +83,25 @@ void snap_writer_init(snap_writer *w, int fd, unsigned char *buf, size_t cap,
     w->cap = cap;
     unsigned char hdr[SNAP_HEADER_LEN];
     memcpy(hdr, SNAP_MAGIC, 8);
-    put_u32(hdr + 8, SNAP_VERSION);
-    put_u64(hdr + 12, (uint64_t)created_ms);
+    codec_put_le32(hdr + 8, SNAP_VERSION);
+    codec_put_le64(hdr + 12, (uint64_t)created_ms);
     emit(w, hdr, sizeof hdr);
 }
 
 /* Record type and payload length. */
 static void emit_record_head(snap_writer *w, unsigned type, uint64_t payload_len) {
-    unsigned char head[11];
+    unsigned char head[1 + CODEC_VARINT_MAX];
     head[0] = (unsigned char)type;
-    size_t n = 1 + snap_varint_put(head + 1, payload_len);
+    size_t n = 1 + codec_varint_put(head + 1, payload_len);
     emit(w, head, n);
     w->records++;
 }
 
 void snap_write_string(snap_writer *w, const char *key, size_t klen, const char *val,
                        size_t vlen, int64_t expire_ms) {
-    unsigned char kl[10], vl[10], exp[8];
-    size_t kn = snap_varint_put(kl, klen), vn = snap_varint_put(vl, vlen);
-    put_u64(exp, (uint64_t)expire_ms);
+    unsigned char kl[CODEC_VARINT_MAX], vl[CODEC_VARINT_MAX], exp[8];
+    size_t kn = codec_varint_put(kl, klen), vn = codec_varint_put(vl, vlen);
+    codec_put_le64(exp, (uint64_t)expire_ms);
     emit_record_head(w, SNAP_REC_STRING, 8 + kn + klen + vn + vlen);
     emit(w, exp, 8);
     emit(w, kl, kn);
@@ -159,9 +114,9 @@ static void stream_sink(void *arg, const void *p, size_t n) { emit(arg, p, n); }
 
 void snap_write_stream(snap_writer *w, const char *key, size_t klen, const stream *st,
                        int64_t expire_ms) {
-    unsigned char kl[10], exp[8];
-    size_t kn = snap_varint_put(kl, klen);
-    put_u64(exp, (uint64_t)expire_ms);
+    unsigned char kl[CODEC_VARINT_MAX], exp[8];
+    size_t kn = codec_varint_put(kl, klen);
+    codec_put_le64(exp, (uint64_t)expire_ms);
     uint64_t body = stream_serialize(st, NULL, NULL); /* measure, then write */
     emit_record_head(w, SNAP_REC_STREAM, 8 + kn + klen + body);
     emit(w, exp, 8);
@@ -179,7 +134,7 @@ int snap_writer_finish(snap_writer *w) {
     unsigned char end = SNAP_REC_END;
     emit(w, &end, 1);
     unsigned char crc[4];
-    put_u32(crc, w->crc);
+    codec_put_le32(crc, w->crc);
     emit(w, crc, 4);
     writer_flush(w);
     if (w->err) {
@@ -232,7 +187,7 @@ static int fail(snap_result *res, uint64_t off, const char *why) {
 static int take_bytes(const unsigned char *buf, size_t *pos, size_t end, const char **p,
                       size_t *n) {
     uint64_t len;
-    size_t used = snap_varint_get(buf + *pos, end - *pos, &len);
+    size_t used = codec_varint_get(buf + *pos, end - *pos, &len);
     if (used == 0 || len > end - *pos - used) return -1;
     *p = (const char *)buf + *pos + used;
     *n = (size_t)len;
@@ -243,7 +198,7 @@ static int take_bytes(const unsigned char *buf, size_t *pos, size_t end, const c
 static int decode_string(const unsigned char *buf, size_t start, size_t end,
                          snap_string_fn *fn, void *arg, snap_result *res) {
     if (end - start < 8) return fail(res, start, "string record shorter than its expire field");
-    int64_t expire = (int64_t)get_u64(buf + start);
+    int64_t expire = (int64_t)codec_get_le64(buf + start);
     size_t pos = start + 8;
     const char *key, *val;
     size_t klen, vlen;
@@ -259,10 +214,10 @@ static int decode_string(const unsigned char *buf, size_t start, size_t end,
 static int decode_stream(const unsigned char *buf, size_t start, size_t end,
                          snap_stream_fn *fn, void *arg, snap_result *res) {
     if (end - start < 8) return fail(res, start, "stream record shorter than its expire field");
-    int64_t expire = (int64_t)get_u64(buf + start);
+    int64_t expire = (int64_t)codec_get_le64(buf + start);
     size_t pos = start + 8;
     uint64_t klen;
-    size_t used = snap_varint_get(buf + pos, end - pos, &klen);
+    size_t used = codec_varint_get(buf + pos, end - pos, &klen);
     if (used == 0 || klen > end - pos - used) return fail(res, start, "bad key length in stream record");
     const char *key = (const char *)buf + pos + used;
     pos += used + (size_t)klen;
@@ -275,11 +230,11 @@ static int decode_stream(const unsigned char *buf, size_t start, size_t end,
 static int check_header(const unsigned char *buf, size_t len, snap_result *res) {
     if (len < SNAP_HEADER_LEN + 5) return fail(res, 0, "file too short to be a pier snapshot");
     if (memcmp(buf, SNAP_MAGIC, 8) != 0) return fail(res, 0, "bad magic (not a pier snapshot)");
-    res->version = get_u32(buf + 8);
+    res->version = codec_get_le32(buf + 8);
     if (res->version == 0 || res->version > SNAP_VERSION)
         return fail(res, 8, "unsupported snapshot version");
-    res->created_ms = (int64_t)get_u64(buf + 12);
-    if (crc32c(0, buf, len - 4) != get_u32(buf + len - 4))
+    res->created_ms = (int64_t)codec_get_le64(buf + 12);
+    if (crc32c(0, buf, len - 4) != codec_get_le32(buf + len - 4))
         return fail(res, len - 4, "checksum mismatch");
     return 0;
 }
@@ -297,7 +252,7 @@ int snap_decode_ex(const unsigned char *buf, size_t len, snap_string_fn *fn,
     while (pos < end_marker) {
         unsigned type = buf[pos];
         uint64_t plen;
-        size_t used = snap_varint_get(buf + pos + 1, end_marker - pos - 1, &plen);
+        size_t used = codec_varint_get(buf + pos + 1, end_marker - pos - 1, &plen);
         if (type == SNAP_REC_END) return fail(res, pos, "end marker before the end of the file");
         if (used == 0 || plen > end_marker - pos - 1 - used)
             return fail(res, pos, "record length runs past the end of the file");

@@ -102,9 +102,4 @@ int snap_save_file(keyspace *ks, int locked, const char *tmp_path, const char *f
  * res->err/err_offset (an unreadable file has err_offset 0). */
 int snap_load_file(keyspace *ks, const char *path, int64_t now_ms, snap_result *res);
 
-/* Varint (unsigned LEB128) helpers, exposed for the unit tests. */
-size_t snap_varint_put(unsigned char *out, uint64_t v); /* out needs 10 bytes */
-/* Returns bytes consumed, 0 when truncated or longer than 10 bytes. */
-size_t snap_varint_get(const unsigned char *p, size_t avail, uint64_t *v);
-
 #endif

@@ -41,14 +41,15 @@
 #include <zstd.h>
 
 #include "../lib/clock.h"
+#include "../lib/codec.h"
 #include "../lib/crc32c.h"
 #include "../lib/hash.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
-#include "types/stream/stream.h"
 #include "../net/socket.h"
 #include "../proto/batch.h"
 #include "../store/evict.h"
+#include "../types/stream/stream.h"
 
 #define STAGE_SIZE (64 * 1024)
 #define SUB_FRAME_TARGET (2 * 1024 * 1024)  /* PROTOCOL.md: ~2 MiB per batch */
@@ -821,22 +822,22 @@ static void encode_resp_entry(bconn *c, stream_iter *it, size_t nfv) {
         memcpy(p + bn + s.n, "\r\n", 2);
     }
     /* by offset: the buffer may have moved while growing */
-    batch_put_u32(c->out + start - 4, (uint32_t)(c->out_len - start));
+    codec_put_le32(c->out + start - 4, (uint32_t)(c->out_len - start));
 }
 
 /* Append the iterator's current entry. */
 static void encode_entry(bconn *c, stream_iter *it, stream_id id, size_t nfv) {
     /* h is valid until the next frame_room (which may move the buffer) */
     unsigned char *h = frame_room(c, BATCH_SUB_ENTRY_HEAD);
-    batch_put_u64(h, id.ms);
-    batch_put_u64(h + 8, id.seq);
+    codec_put_le64(h, id.ms);
+    codec_put_le64(h + 8, id.seq);
     if (nfv == 2) {
         const unsigned char *save = it->fields;
         stream_str f = stream_iter_str(it);
         if (f.n == 4 && !memcmp(f.p, "data", 4)) {
             stream_str v = stream_iter_str(it);
             h[16] = BATCH_KIND_DATA;
-            batch_put_u32(h + 17, (uint32_t)v.n);
+            codec_put_le32(h + 17, (uint32_t)v.n);
             if (v.n) memcpy(frame_room(c, v.n), v.p, v.n);
             return;
         }

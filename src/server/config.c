@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../lib/codec.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
 #include "version.h"
@@ -831,11 +832,11 @@ static void dump_put(char **buf, size_t *len, size_t *cap, const char *name, con
         *buf = nb;
         *cap = ncap;
     }
-    char *p = *buf + *len;
-    for (int i = 0; i < 4; i++) p[i] = (char)(nlen >> (8 * i));
+    unsigned char *p = (unsigned char *)*buf + *len;
+    codec_put_le32(p, (uint32_t)nlen);
     memcpy(p + 4, name, nlen);
     p += 4 + nlen;
-    for (int i = 0; i < 4; i++) p[i] = (char)(vlen >> (8 * i));
+    codec_put_le32(p, (uint32_t)vlen);
     if (vlen) memcpy(p + 4, v, vlen);
     *len += need;
 }
@@ -872,8 +873,7 @@ static int dump_next(const char *buf, size_t len, size_t *pos, const char **name
     const char *p[2];
     for (int k = 0; k < 2; k++) {
         if (len - at < 4) return -1;
-        f[k] = 0;
-        for (int i = 0; i < 4; i++) f[k] |= (size_t)(unsigned char)buf[at + (size_t)i] << (8 * i);
+        f[k] = codec_get_le32((const unsigned char *)buf + at);
         at += 4;
         if (len - at < f[k]) return -1;
         p[k] = buf + at;

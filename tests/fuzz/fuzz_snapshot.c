@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "lib/codec.h"
 #include "lib/crc32c.h"
 #include "persist/snapshot.h"
 
@@ -107,11 +108,6 @@ static unsigned char *encode(const recs *r, size_t *len) {
     return img;
 }
 
-static void put_u32le(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* 1. raw */
     unsigned char *raw = malloc(size ? size : 1);
@@ -129,12 +125,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     unsigned char *img = malloc(len);
     FZ_CHECK(img != NULL);
     memcpy(img, SNAP_MAGIC, 8);
-    put_u32le(img + 8, SNAP_VERSION);
+    codec_put_le32(img + 8, SNAP_VERSION);
     memset(img + 12, 0, 8);
     if (size)
         memcpy(img + SNAP_HEADER_LEN, data, size);
     img[len - 5] = 0xFF;
-    put_u32le(img + len - 4, crc32c(0, img, len - 4));
+    codec_put_le32(img + len - 4, crc32c(0, img, len - 4));
     if (decode(img, len, &a, SIZE_MAX, &res) == 0) {
         uint64_t skipped = res.skipped;
         size_t elen;

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "group.h"
+#include "lib/codec.h"
 #include "stream.h"
 
 /* ---- writing ---- */
@@ -39,14 +40,8 @@ static void put_bytes(enc *e, const void *p, size_t n) {
 }
 
 static void put_var(enc *e, uint64_t v) {
-    unsigned char b[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        b[n++] = (unsigned char)(v | 0x80);
-        v >>= 7;
-    }
-    b[n++] = (unsigned char)v;
-    put_bytes(e, b, n);
+    unsigned char b[CODEC_VARINT_MAX];
+    put_bytes(e, b, codec_varint_put(b, v));
 }
 
 static void put_str(enc *e, const char *p, size_t n) {
@@ -147,17 +142,16 @@ typedef struct dec {
     int bad;
 } dec;
 
+/* A truncated or overlong varint marks the input bad and reads as 0. */
 static uint64_t get_var(dec *d) {
     uint64_t v = 0;
-    for (unsigned shift = 0; shift < 70; shift += 7) {
-        if (d->pos >= d->n) break;
-        unsigned char b = d->p[d->pos++];
-        if (shift == 63 && b > 1) break;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) return v;
+    size_t used = codec_varint_get(d->p + d->pos, d->n - d->pos, &v);
+    if (used == 0) {
+        d->bad = 1;
+        return 0;
     }
-    d->bad = 1;
-    return 0;
+    d->pos += used;
+    return v;
 }
 
 static stream_id get_id(dec *d) {
