@@ -14,6 +14,7 @@
 
 #include "../lib/codec.h"
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "../lib/util.h"
 #include "version.h"
 
@@ -248,8 +249,7 @@ static void add_warning(pier_config *cfg, const char *fmt, ...) {
     size_t len = strlen(line);
     line[len++] = '\n';
     if (cfg->warnings_len + len > WARNINGS_MAX) return;
-    char *p = realloc(cfg->warnings, cfg->warnings_len + len + 1);
-    if (!p) abort();
+    char *p = xrealloc(cfg->warnings, cfg->warnings_len + len + 1);
     memcpy(p + cfg->warnings_len, line, len);
     cfg->warnings_len += len;
     p[cfg->warnings_len] = 0;
@@ -763,8 +763,7 @@ int config_load_text(pier_config *cfg, const char *text, size_t len, const char 
         snprintf(err, errlen, "%s:%d: a NUL byte (not a text file?)", origin, at);
         return -1;
     }
-    char *copy = malloc(len + 1);
-    if (!copy) abort();
+    char *copy = xmalloc(len + 1);
     memcpy(copy, text, len);
     copy[len] = 0;
     int rc = 0, lineno = 0;
@@ -795,8 +794,7 @@ static int load_file(pier_config *cfg, const char *path) {
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
         if (len + n > cap) {
             cap = (len + n) * 2;
-            buf = realloc(buf, cap);
-            if (!buf) abort();
+            buf = xrealloc(buf, cap);
         }
         memcpy(buf + len, chunk, n);
         len += n;
@@ -824,8 +822,7 @@ static void dump_put(char **buf, size_t *len, size_t *cap, const char *name, con
     size_t nlen = strlen(name), need = 8 + nlen + vlen;
     if (*len + need > *cap) {
         size_t ncap = (*len + need) * 2;
-        char *nb = malloc(ncap);
-        if (!nb) abort();
+        char *nb = xmalloc(ncap);
         if (*len) memcpy(nb, *buf, *len);
         if (*buf) explicit_bzero(*buf, *cap); /* no secret left in freed memory */
         free(*buf);
@@ -900,8 +897,7 @@ static int restore_one(pier_config *cfg, const char *name, const char *val, size
         snprintf(err, errlen, "'%s': NUL in value", name);
         return -1;
     }
-    char *v = strndup(val, vlen);
-    if (!v) abort();
+    char *v = xstrndup(val, vlen);
     if (!strcmp(name, DUMP_CONFIG_FILE)) {
         free(cfg->config_file);
         cfg->config_file = v;
@@ -943,8 +939,7 @@ static int restore_from_fd(pier_config *cfg, const char *arg) {
     }
     /* A dump is a few KB (every value is bounded); 1 MB is plenty. */
     size_t len = 0, cap = 1u << 20;
-    char *buf = malloc(cap);
-    if (!buf) abort();
+    char *buf = xmalloc(cap);
     ssize_t n;
     while ((n = read((int)fd, buf + len, cap - len)) > 0) len += (size_t)n;
     close((int)fd);
@@ -982,8 +977,7 @@ static void print_usage(void) {
            "Options, also 'name value' lines in the config file (as redis.conf: Redis\n"
            "options pier does not implement are skipped with a warning). [runtime]:\n"
            "CONFIG SET can change it.\n\n");
-    pier_config *def = calloc(1, sizeof *def);
-    if (!def) abort();
+    pier_config *def = xcalloc(1, sizeof *def);
     config_defaults(def);
     for (size_t i = 0; i < NOPTIONS; i++) {
         const option *o = &options[i];

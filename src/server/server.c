@@ -12,6 +12,7 @@
 #include "../lib/clock.h"
 #include "../lib/hash.h"
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "../net/socket.h"
 #include "../persist/persist.h"
 #include "../cluster/cluster.h"
@@ -272,8 +273,7 @@ int server_init(server *srv) {
     }
     if (open_listeners(srv) < 0) return -1;
     srv->nthreads = nthreads;
-    srv->threads = calloc((size_t)srv->nthreads, sizeof *srv->threads);
-    if (!srv->threads) abort();
+    srv->threads = xcalloc((size_t)srv->nthreads, sizeof *srv->threads);
     if (batch_open(srv) < 0) return -1;
     batch_stats bst;
     batch_get_stats(srv, &bst);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "lib/codec.h"
+#include "lib/mem.h"
 
 #define BLOCK_MIN_CAP 256
 #define ENTRY_DELETED 1u
@@ -44,18 +45,6 @@ struct stream {
     } *pubs;
     size_t npubs, pubs_cap;
 };
-
-static void *xmalloc(size_t n) {
-    void *p = malloc(n);
-    if (!p) abort();
-    return p;
-}
-
-static void *xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n);
-    if (!q) abort();
-    return q;
-}
 
 /* ---- IDs ---- */
 
@@ -136,8 +125,7 @@ static entry_view decode_entry(const sblock *b, size_t pos) {
 /* ---- stream object ---- */
 
 stream *stream_new(void) {
-    stream *s = calloc(1, sizeof *s);
-    if (!s) abort();
+    stream *s = xcalloc(1, sizeof *s);
     s->mem = sizeof *s;
     return s;
 }

@@ -24,6 +24,7 @@
 
 #include "group.h"
 #include "lib/codec.h"
+#include "lib/mem.h"
 #include "stream.h"
 
 /* ---- writing ---- */
@@ -182,8 +183,7 @@ static int get_entry(dec *d, stream *s, stream_id *prev, stream_str *batch) {
     /* every string takes at least its length byte: bounds the allocation */
     if (d->bad || stream_id_cmp(id, *prev) <= 0 || nfv == 0 || nfv % 2 || nfv > d->n - d->pos)
         return -1;
-    stream_str *fv = nfv <= FV_BATCH ? batch : malloc((size_t)nfv * sizeof *fv);
-    if (!fv) abort();
+    stream_str *fv = nfv <= FV_BATCH ? batch : xmalloc((size_t)nfv * sizeof *fv);
     for (uint64_t k = 0; k < nfv; k++) fv[k] = get_str(d);
     if (!d->bad) stream_append(s, id, fv, (size_t)nfv);
     if (fv != batch) free(fv);
