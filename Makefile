@@ -264,17 +264,16 @@ FUZZ_SRC_batch        := src/proto/batch.c src/lib/crc32c.c
 FUZZ_SRC_entry        := src/cluster/entry.c src/lib/hash.c $(FUZZ_SRC_util)
 FUZZ_SRC_subentries   := client/frame.c client/error.c src/proto/batch.c src/lib/crc32c.c
 FUZZ_SRC_bushello     := src/cluster/busauth.c
-FUZZ_SRC_stream       := src/types/stream/stream.c src/types/stream/group.c \
-                         src/types/stream/stream_codec.c src/lib/mem.c src/lib/log.c
-FUZZ_SRC_snapshot     := src/persist/snapshot.c src/lib/crc32c.c src/persist/fileio.c \
+# every value type, their registration and the keyspace they register with
+FUZZ_SRC_types        := $(wildcard src/types/*.c src/types/*/*.c) \
                          src/store/keyspace.c src/store/table.c src/lib/hash.c src/lib/clock.c \
-                         $(FUZZ_SRC_stream)
+                         $(FUZZ_SRC_util)
+FUZZ_SRC_snapshot     := src/persist/snapshot.c src/lib/crc32c.c src/persist/fileio.c \
+                         $(FUZZ_SRC_types)
 FUZZ_SRC_manifest     := src/persist/manifest.c src/lib/crc32c.c src/persist/fileio.c \
                          src/lib/mem.c src/lib/log.c
 FUZZ_SRC_aof          := src/persist/aof.c $(FUZZ_SRC_manifest) src/persist/snapshot.c \
-                         $(FUZZ_SRC_stream) \
-                         src/store/keyspace.c src/store/table.c src/lib/hash.c src/lib/clock.c \
-                         src/lib/log.c $(FUZZ_SRC_resp)
+                         $(FUZZ_SRC_types) $(FUZZ_SRC_resp)
 
 .PHONY: fuzz fuzz-regress fuzz-build-bin fuzz-build-plain
 .SECONDEXPANSION:

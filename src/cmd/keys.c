@@ -15,14 +15,6 @@
 #include "cmd/command.h"
 #include "lib/util.h"
 
-static const char *type_name(int type) {
-    switch (type) {
-    case KV_STRING: return "string";
-    case KV_STREAM: return "stream";
-    default: return "none";
-    }
-}
-
 static int same_arg(const cmd_arg *a, const cmd_arg *b) {
     return a->n == b->n && memcmp(a->p, b->p, a->n) == 0;
 }
@@ -203,7 +195,7 @@ static void persist_cmd(cmd_ctx *c) {
 
 static void type_cmd(cmd_ctx *c) {
     kv *e = key_lookup_read(c, 1);
-    reply_status(c->out, e != NULL ? type_name(kv_type(e)) : "none");
+    reply_status(c->out, e != NULL ? ks_type_name(c->env->ks, e) : "none");
 }
 
 /* ---- RENAME / RENAMENX ---- */
@@ -269,6 +261,7 @@ typedef struct scan_opts {
     long long count;
     const cmd_arg *pattern; /* NULL = no filter */
     const cmd_arg *type;    /* NULL = any type */
+    int type_num;           /* the registered type named so, -1 = none */
 } scan_opts;
 
 /* Redis reads the cursor with strtoul on the C string: leading '+' or '-'
@@ -290,10 +283,21 @@ static int parse_scan_cursor(cmd_ctx *c, uint64_t *cursor) {
     return 1;
 }
 
+/* The registered type called name (any case), -1 when there is none
+ * (then no key matches, as in Redis 7.0). */
+static int scan_type_num(const cmd_ctx *c, const cmd_arg *name) {
+    for (int t = 0; t < KV_NTYPES; t++) {
+        const kv_type_ops *ops = ks_type_ops(c->env->ks, t);
+        if (ops && util_eq_ci(name->p, name->n, ops->name)) return t;
+    }
+    return -1;
+}
+
 static int parse_scan_options(cmd_ctx *c, scan_opts *o) {
     o->count = 10;
     o->pattern = NULL;
     o->type = NULL;
+    o->type_num = -1;
     for (int i = 2; i < c->argc; i += 2) {
         int has_value = i + 1 < c->argc;
         if (has_value && arg_is(c, i, "COUNT")) {
@@ -306,6 +310,7 @@ static int parse_scan_options(cmd_ctx *c, scan_opts *o) {
             o->pattern = pattern_is_all(&c->argv[i + 1]) ? NULL : &c->argv[i + 1];
         } else if (has_value && arg_is(c, i, "TYPE")) {
             o->type = &c->argv[i + 1];
+            o->type_num = scan_type_num(c, o->type);
         } else {
             reply_error(c->out, ERR_SYNTAX);
             return 0;
@@ -349,7 +354,7 @@ static void scan_visit(void *arg, const kv *e) {
         /* Redis looks each key up to learn its type, which counts as a
          * keyspace hit; keep INFO stats identical. */
         if (b->stats != NULL) STAT_ADD(b->stats->keyspace_hits, 1);
-        if (!util_eq_ci(o->type->p, o->type->n, type_name(kv_type(e)))) return;
+        if (kv_type(e) != o->type_num) return;
     }
     scan_batch_push(b, kv_key(e), kv_klen(e));
 }

@@ -17,15 +17,6 @@
 #define XADD_DEFAULT_APPROX_LIMIT 10000 /* Redis: 100 * stream-node-max-entries */
 #define ID_TEXT_MAX 127                  /* Redis refuses longer ID arguments */
 
-/* ---- the keyspace type ---- */
-
-static void stream_obj_free(void *obj) { stream_free(obj); }
-static size_t stream_obj_mem(const void *obj) { return stream_mem(obj); }
-
-static const kv_type_ops stream_kv_ops = {stream_obj_free, stream_obj_mem};
-
-void cmd_streams_init(keyspace *ks) { ks_set_type_ops(ks, KV_STREAM, &stream_kv_ops); }
-
 /* ---- shared helpers ---- */
 
 stream *xs_lookup(cmd_ctx *c, int i, int read, int *wrongtype) {

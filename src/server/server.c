@@ -15,6 +15,7 @@
 #include "../lib/mem.h"
 #include "../net/socket.h"
 #include "../persist/persist.h"
+#include "../types/types.h"
 #include "../cluster/cluster.h"
 #include "batch.h"
 #include "blocking.h"
@@ -236,7 +237,7 @@ int server_init(server *srv) {
     srv->env.ks = srv->ks;
     srv->env.cfg = &srv->cfg;
     srv->env.host = &server_host_ops;
-    cmd_streams_init(srv->ks);
+    types_register(srv->ks);
     srv->blocking = blocking_create();
     srv->pubsub = pubsub_create();
     srv->env.host_arg = srv;

@@ -436,12 +436,29 @@ void ks_destroy(keyspace *ks) {
     free(ks);
 }
 
-void ks_set_type_ops(keyspace *ks, int type, const kv_type_ops *ops) {
-    if (type <= KV_STRING || type >= KV_NTYPES) die("pier: bad type ops");
-    if (ops)
-        ks->ops[type] = *ops;
-    else
-        memset(&ks->ops[type], 0, sizeof ks->ops[type]);
+void ks_register_type(keyspace *ks, int type, const kv_type_ops *ops) {
+    if (type < KV_STRING || type >= KV_NTYPES || !ops || !ops->name) die("pier: bad type ops");
+    if (type == KV_STRING && (ops->free_obj || ops->mem_obj)) die("pier: strings have no object");
+    if (ops->snap_tag >= 0xFF) die("pier: snapshot tag 0xFF is the end marker");
+    const kv_type_ops *same = ks_type_by_snap_tag(ks, ops->snap_tag);
+    if (same && same != &ks->ops[type]) die("pier: two types with one snapshot tag");
+    ks->ops[type] = *ops;
+}
+
+const kv_type_ops *ks_type_ops(const keyspace *ks, int type) {
+    if (type < 0 || type >= KV_NTYPES || !ks->ops[type].name) return NULL;
+    return &ks->ops[type];
+}
+
+const kv_type_ops *ks_type_by_snap_tag(const keyspace *ks, unsigned tag) {
+    for (int t = 0; t < KV_NTYPES; t++)
+        if (ks->ops[t].name && ks->ops[t].snap_tag == tag) return &ks->ops[t];
+    return NULL;
+}
+
+const char *ks_type_name(const keyspace *ks, const kv *e) {
+    const kv_type_ops *ops = ks_type_ops(ks, kv_type(e));
+    return ops ? ops->name : "none";
 }
 
 void ks_set_keep_expired(keyspace *ks, int keep) {
