@@ -441,8 +441,10 @@ static int parse_memory(const char *s, long long *out) {
     return util_parse_memory(s, strlen(s), out);
 }
 
-/* "normal <hard> <soft> <seconds>" (other classes accepted for redis.conf
- * compatibility; pier applies the normal class to every client for now). */
+/* "<class> <hard> <soft> <seconds>"...: normal (every connection, after
+ * its commands) and pubsub (messages delivered to subscribers,
+ * server/pubsub.c); replica/slave are accepted for redis.conf
+ * compatibility and ignored (pier has no replicas). */
 static int set_obl(pier_config *cfg, const char *value, char *err, size_t errlen) {
     /* Two passes, validate then apply: an error in a later class must
      * leave every limit unchanged (Redis parses all classes first too). */
