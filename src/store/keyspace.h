@@ -76,7 +76,8 @@ typedef void kv_sink_fn(void *arg, const void *p, size_t n);
  * type". */
 typedef struct kv_type_ops {
     const char *name; /* TYPE's reply and SCAN TYPE's match: "stream" */
-    /* OBJECT ENCODING's reply for this value ("raw", "stream", ...). */
+    /* OBJECT ENCODING's reply for this value ("int", "embstr", "raw",
+     * "stream"); pier has no OBJECT command yet, this is its answer. */
     const char *(*encoding)(const kv *e);
     /* Objects only (NULL for strings, which live in the entry): free one,
      * and the bytes it holds for used_memory (O(1): sampled on access). */
