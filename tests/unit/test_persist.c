@@ -50,6 +50,24 @@ static unsigned char *encode(encode_fn *fn, void *arg, size_t bufcap, size_t *le
 
 static keyspace *types; /* every value type registered: what decoding knows */
 
+/* A scratch directory for one snapshot file and its temporary name. */
+typedef struct scratch {
+    char dir[32], path[64], tmp[64];
+} scratch;
+
+static void scratch_open(scratch *sc) {
+    snprintf(sc->dir, sizeof sc->dir, "/tmp/pier-unit-XXXXXX");
+    CHECK(mkdtemp(sc->dir) != NULL);
+    snprintf(sc->path, sizeof sc->path, "%s/dump.pier", sc->dir);
+    snprintf(sc->tmp, sizeof sc->tmp, "%s/dump.tmp", sc->dir);
+}
+
+static void scratch_close(scratch *sc) {
+    unlink(sc->path);
+    unlink(sc->tmp);
+    rmdir(sc->dir);
+}
+
 /* A string key record as the string type writes one: the value encoding is
  * a varint length and the bytes. */
 static void write_string(snap_writer *w, const char *key, size_t klen, const char *val,
@@ -210,17 +228,14 @@ static void test_snapshot_keyspace_file_round_trip(void) {
         if (i % 10 == 1) ks_set_expire(ks, e, NOW + 1000000);
         ks_unlock_shard(ks, s);
     }
-    char dir[] = "/tmp/pier-unit-XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
-    char path[128], tmp[128];
-    snprintf(path, sizeof path, "%s/dump.pier", dir);
-    snprintf(tmp, sizeof tmp, "%s/dump.tmp", dir);
+    scratch sc;
+    scratch_open(&sc);
     unsigned char buf[4096];
-    CHECK(snap_save_file(ks, 0, tmp, path, buf, sizeof buf, NOW) == 0);
+    CHECK(snap_save_file(ks, 0, sc.tmp, sc.path, buf, sizeof buf, NOW) == 0);
     keyspace *loaded = ks_create(hash_random_seed());
     types_register(loaded);
     snap_result res;
-    CHECK_EQ_LL(snap_load_file(loaded, path, NOW + 2000, &res), 1);
+    CHECK_EQ_LL(snap_load_file(loaded, sc.path, NOW + 2000, &res), 1);
     CHECK_EQ_LL(ks_count(loaded), 900);
     CHECK_EQ_LL(ks_volatile_count(loaded), 100);
     unsigned s = ks_shard_of(loaded, "k1", 2);
@@ -229,8 +244,7 @@ static void test_snapshot_keyspace_file_round_trip(void) {
     CHECK(e != NULL && ks_get_expire(loaded, e) == NOW + 1000000);
     ks_unlock_shard(loaded, s);
     CHECK_EQ_LL(snap_load_file(loaded, "/nonexistent/dump.pier", NOW, &res), 0);
-    unlink(path);
-    rmdir(dir);
+    scratch_close(&sc);
     ks_destroy(ks);
     ks_destroy(loaded);
 }
@@ -293,22 +307,18 @@ static void test_snapshot_format_unchanged(void) {
     keyspace *ks = ks_create(1);
     types_register(ks);
     fill_golden(ks);
-    char dir[] = "/tmp/pier-unit-XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
-    char path[128], tmp[128];
-    snprintf(path, sizeof path, "%s/dump.pier", dir);
-    snprintf(tmp, sizeof tmp, "%s/dump.tmp", dir);
+    scratch sc;
+    scratch_open(&sc);
     unsigned char buf[64];
-    CHECK(snap_save_file(ks, 0, tmp, path, buf, sizeof buf, NOW) == 0);
-    FILE *f = fopen(path, "rb");
+    CHECK(snap_save_file(ks, 0, sc.tmp, sc.path, buf, sizeof buf, NOW) == 0);
+    FILE *f = fopen(sc.path, "rb");
     CHECK(f != NULL);
     unsigned char got[sizeof golden_v1 + 1];
     size_t n = fread(got, 1, sizeof got, f);
     fclose(f);
     CHECK_EQ_LL(n, sizeof golden_v1);
     CHECK(memcmp(got, golden_v1, sizeof golden_v1) == 0);
-    unlink(path);
-    rmdir(dir);
+    scratch_close(&sc);
     ks_destroy(ks);
 }
 
@@ -375,16 +385,13 @@ static void test_snapshot_needs_the_types(void) {
     ks_lock_shard(bare, sh);
     ks_set_string(bare, "k", 1, "v", 1, 0, NOW);
     ks_unlock_shard(bare, sh);
-    char dir[] = "/tmp/pier-unit-XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
-    char path[128], tmp[128];
-    snprintf(path, sizeof path, "%s/dump.pier", dir);
-    snprintf(tmp, sizeof tmp, "%s/dump.tmp", dir);
+    scratch sc;
+    scratch_open(&sc);
     unsigned char buf[64];
     errno = 0;
-    CHECK(snap_save_file(bare, 0, tmp, path, buf, sizeof buf, NOW) < 0 && errno == EOPNOTSUPP);
-    CHECK(access(path, F_OK) < 0 && access(tmp, F_OK) < 0);
-    rmdir(dir);
+    CHECK(snap_save_file(bare, 0, sc.tmp, sc.path, buf, sizeof buf, NOW) < 0 && errno == EOPNOTSUPP);
+    CHECK(access(sc.path, F_OK) < 0 && access(sc.tmp, F_OK) < 0);
+    scratch_close(&sc);
     ks_destroy(bare);
 }
 
