@@ -27,7 +27,8 @@ $(error the Debian packages pier builds with are missing ($(LIB_PKGS) not found 
 endif
 endif
 
-WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes \
+           -Wno-missing-field-initializers
 BASE    := -std=c17 -D_GNU_SOURCE -pthread -g $(WARN) -Isrc -MMD -MP $(LIB_CFLAGS)
 REL_CFLAGS  := $(BASE) -O2
 ASAN_CFLAGS := $(BASE) -O1 -fno-omit-frame-pointer \
@@ -226,6 +227,13 @@ build/tsan/%.o: %.c
 
 tsan: build/tsan/pier-server  ## ThreadSanitizer build + a multi-client stress (KV, streams, pub/sub, blocking, cluster); fails on any report
 	PIER_SERVER=$(CURDIR)/build/tsan/pier-server $(PYTHON) tests/stress/tsan_stress.py --seconds $(TSAN_SECONDS)
+
+# The command families' tests run commands in-process through the harness
+# (tests/unit/cmd_harness.h).
+build/asan/unit/test_cmd_%: tests/unit/test_cmd_%.c tests/unit/cmd_harness.c tests/unit/cmd_harness.h $(ASAN_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "LD  $@"
+	@$(CC) $(ASAN_CFLAGS) -Itests/unit -o $@ $< tests/unit/cmd_harness.c $(ASAN_OBJ) $(LDLIBS)
 
 build/asan/unit/%: tests/unit/%.c $(ASAN_OBJ)
 	@mkdir -p $(dir $@)

@@ -454,12 +454,17 @@ uint64_t cluster_new_client_id(cluster *cl) {
 
 int cluster_command_keys(const command *cmd, int argc, const cmd_arg *argv, uint64_t *keys,
                          int max) {
-    int first, last, step;
-    int n = cmd_key_span(cmd, argc, &first, &last, &step);
-    if (!n) return -1;
-    if (n > max) return -2;
-    for (int i = first, k = 0; i <= last; i += step) keys[k++] = entry_key_hash(argv[i].p, argv[i].n);
-    return n;
+    if (cmd->flags & (CMD_KEYSPACE | CMD_ALLSHARDS)) return -1;
+    cmd_keys pos;
+    cmd_keys_init(&pos);
+    int n = cmd_get_keys(cmd, argc, argv, &pos);
+    if (n > max) n = -2;
+    for (int k = 0; k < n; k++) {
+        const cmd_arg *key = &argv[cmd_keys_at(&pos, k)];
+        keys[k] = entry_key_hash(key->p, key->n);
+    }
+    cmd_keys_free(&pos);
+    return n ? n : -1;
 }
 
 uint64_t cluster_visible_index(cluster *cl) {

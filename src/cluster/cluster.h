@@ -86,9 +86,10 @@ void cluster_submit(cluster *cl, void *client, uint64_t slot, uint64_t cid, uint
  * log index). */
 void cluster_submit_direct(cluster *cl, void *client, uint64_t slot, uint64_t cid, uint64_t seq,
                            int kind, int proto, uint64_t aux, int argc, const cmd_arg *argv);
-/* The hashes of argv's keys by cmd's key spec (entry_key_hash) into
- * keys[0..max): their count, -1 when the command names no keys (it
- * concerns the whole keyspace), -2 when it names more than max. */
+/* The hashes of argv's keys by cmd's row (key positions or getkeys,
+ * entry_key_hash) into keys[0..max): their count, -1 when the command
+ * names no keys or concerns the whole keyspace, -2 when it names more
+ * than max. */
 int cluster_command_keys(const command *cmd, int argc, const cmd_arg *argv, uint64_t *keys,
                          int max);
 /* A client id no other connection of any node uses, ever: node id, a

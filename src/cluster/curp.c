@@ -1575,12 +1575,11 @@ void cluster_submit_direct(cluster *cl, void *client, uint64_t slot, uint64_t ci
     r->kind = kind;
     r->proto = proto;
     r->aux = aux;
-    const command *cmd = cmd_lookup(argv[0].p, argv[0].n);
+    const command *cmd = cmd_row_of(argc, argv, 0); /* a container's: its subcommand's */
     r->is_write = cmd && (cmd->flags & CMD_WRITE);
-    /* keys from the key spec, as the dispatcher locks them; none: the
-     * whole keyspace (FLUSHALL, KEYS, DBSIZE) */
-    int first, last, step;
-    int n = cmd ? cmd_key_span(cmd, argc, &first, &last, &step) : 0;
+    /* keys from the row, as the dispatcher locks them; none: the whole
+     * keyspace (FLUSHALL, KEYS, DBSIZE) */
+    int n = cmd ? cmd_key_count(cmd, argc, argv) : 0;
     r->keys = malloc((size_t)(n ? n : 1) * sizeof *r->keys);
     if (!r->keys) abort();
     r->nkeys = n ? cluster_command_keys(cmd, argc, argv, r->keys, n) : -1;

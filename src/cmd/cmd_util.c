@@ -19,6 +19,40 @@ void reply_arity_error(cmd_ctx *c) {
                  current_name(c));
 }
 
+/* argv[0] upper-cased (at most 64 bytes, C-string semantics): Redis names
+ * a container so in its subcommand errors. */
+static void upper_argv0(const cmd_ctx *c, char *buf, size_t len) {
+    size_t n = strnlen(c->argv[0].p, c->argv[0].n);
+    if (n > len - 1) n = len - 1;
+    for (size_t i = 0; i < n; i++) {
+        char ch = c->argv[0].p[i];
+        buf[i] = (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
+    }
+    buf[n] = 0;
+}
+
+void reply_unknown_subcommand(cmd_ctx *c) {
+    char parent[65];
+    upper_argv0(c, parent, sizeof parent);
+    size_t n = strnlen(c->argv[1].p, c->argv[1].n);
+    reply_errorf(c->out, "ERR unknown subcommand '%.*s'. Try %s HELP.", (int)(n < 128 ? n : 128),
+                 c->argv[1].p, parent);
+}
+
+void reply_subcommand_syntax_error(cmd_ctx *c) {
+    char parent[65];
+    upper_argv0(c, parent, sizeof parent);
+    size_t n = strnlen(c->argv[1].p, c->argv[1].n);
+    reply_errorf(c->out,
+                 "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try %s HELP.",
+                 (int)(n < 128 ? n : 128), c->argv[1].p, parent);
+}
+
+void reply_help_lines(cmd_ctx *c, const char *const *lines, size_t n) {
+    reply_array(c->out, n);
+    for (size_t i = 0; i < n; i++) reply_status(c->out, lines[i]);
+}
+
 void reply_expire_time_error(cmd_ctx *c) {
     reply_errorf(c->out, "ERR invalid expire time in '%s' command",
                  current_name(c));
@@ -33,11 +67,14 @@ int arg_ll(cmd_ctx *c, int i, long long *out) {
 
 /* Redis compares option words with strcasecmp on the C string, so an
  * argument ends at its first NUL byte ("NX\0junk" is NX); do the same. */
+int cmd_arg_is(const cmd_arg *a, const char *kw) {
+    const char *nul = memchr(a->p, '\0', a->n);
+    size_t len = nul != NULL ? (size_t)(nul - a->p) : a->n;
+    return util_eq_ci(a->p, len, kw);
+}
+
 int arg_is(const cmd_ctx *c, int i, const char *kw) {
-    if (i >= c->argc) return 0;
-    const char *nul = memchr(c->argv[i].p, '\0', c->argv[i].n);
-    size_t len = nul != NULL ? (size_t)(nul - c->argv[i].p) : c->argv[i].n;
-    return util_eq_ci(c->argv[i].p, len, kw);
+    return i < c->argc && cmd_arg_is(&c->argv[i], kw);
 }
 
 kv *key_lookup_write(cmd_ctx *c, int i) {
@@ -67,6 +104,13 @@ cmd_arg cmd_prop_ll(cmd_ctx *c, long long v) {
 }
 
 cmd_arg cmd_prop_lit(const char *s) { return (cmd_arg){s, strlen(s)}; }
+
+int cmd_block_on_keys(cmd_ctx *c, int nkeys, const cmd_arg *keys, int argc, const cmd_arg *argv,
+                      long long timeout_ms) {
+    const cmd_host *h = c->env->host;
+    if (!(c->cmd->flags & CMD_BLOCKING) || !h || !h->block_on_keys) return -1;
+    return h->block_on_keys(c->env->host_arg, c->sess, nkeys, keys, argc, argv, timeout_ms);
+}
 
 void cmd_propagate_record(cmd_ctx *c, int argc, const cmd_arg *argv) {
     c->prop_done = 1;

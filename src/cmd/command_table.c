@@ -1,16 +1,14 @@
-/* command_table.c - the one lookup table of every command, and the
- * dispatcher that checks, locks and runs a command. */
-#include <ctype.h>
+/* command_table.c - the one lookup table of every command (names,
+ * rename-command, subcommands), the rows' consistency check, and key
+ * extraction (key positions or getkeys). The dispatcher that uses it is
+ * dispatch.c. The only file that compares command names. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#include "../lib/clock.h"
 #include "../lib/log.h"
-#include "../server/config.h"
-#include "../store/evict.h"
 #include "command.h"
-
-#define EVICT_BUDGET_US 2000 /* eviction time per command once progressing */
 
 #define NAME_MAX_LEN 64
 #define TABLE_SLOTS 512 /* power of two, > 2x the number of commands */
@@ -39,8 +37,10 @@ static const struct {
     {strings_commands, &strings_commands_count},
     {keys_commands, &keys_commands_count},
     {server_commands, &server_commands_count},
+    {command_info_commands, &command_info_commands_count},
     {persist_commands, &persist_commands_count},
     {streams_commands, &streams_commands_count},
+    {streams_group_commands, &streams_group_commands_count},
     {streams_batch_commands, &streams_batch_commands_count},
     {pubsub_commands, &pubsub_commands_count},
 };
@@ -144,8 +144,14 @@ int cmd_table_rename(const char *from, const char *to, char *err, size_t errlen)
  * read-only afterwards, so lookups need no lock. */
 void cmd_table_init(void) {
     if (ncommands) return;
-    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
+        const char *bad = cmd_table_check(families[f].rows, *families[f].count);
+        if (bad) {
+            log_fatal("command table: %s", bad);
+            abort();
+        }
         for (size_t i = 0; i < *families[f].count; i++) table_insert(&families[f].rows[i]);
+    }
     insert_unlisted();
 }
 
@@ -160,240 +166,145 @@ const command *cmd_lookup_row(const char *name, size_t len) {
 size_t cmd_count(void) { return ncommands; }
 const command *cmd_at(size_t i) { return i < ncommands ? all[i] : NULL; }
 
-size_t cmd_flag_names(uint32_t flags, const char **out, size_t max) {
+size_t cmd_flag_names(const command *cmd, const char **out, size_t max) {
     static const struct {
         uint32_t bit;
         const char *name;
     } names[] = {
-        {CMD_WRITE, "write"},   {CMD_READONLY, "readonly"}, {CMD_DENYOOM, "denyoom"},
-        {CMD_ADMIN, "admin"},   {CMD_PUBSUB, "pubsub"},     {CMD_LOADING, "loading"},
-        {CMD_STALE, "stale"},   {CMD_NOAUTH, "no_auth"},    {CMD_FAST, "fast"},
+        {CMD_WRITE, "write"},          {CMD_READONLY, "readonly"},  {CMD_DENYOOM, "denyoom"},
+        {CMD_DOC_ADMIN, "admin"},      {CMD_DOC_PUBSUB, "pubsub"},  {CMD_DOC_LOADING, "loading"},
+        {CMD_DOC_STALE, "stale"},      {CMD_NOAUTH, "no_auth"},     {CMD_DOC_FAST, "fast"},
+        {CMD_BLOCKING, "blocking"},
     };
     size_t n = 0;
     for (size_t i = 0; i < sizeof names / sizeof names[0] && n < max; i++)
-        if (flags & names[i].bit) out[n++] = names[i].name;
+        if (cmd->flags & names[i].bit) out[n++] = names[i].name;
+    if (cmd->getkeys && n < max) out[n++] = "movablekeys";
     return n;
 }
 
-/* "ERR unknown command 'x', with args beginning with: 'a' 'b' " exactly as
- * Redis builds it: C-string semantics (stops at NUL) and at most ~128
- * bytes of arguments. */
-static void reply_unknown_command(cmd_ctx *c) {
-    char args[512] = "";
-    size_t used = 0;
-    for (int i = 1; i < c->argc && used < 128; i++) {
-        int room = 128 - (int)used;
-        size_t n = strnlen(c->argv[i].p, c->argv[i].n);
-        int w = snprintf(args + used, sizeof args - used, "'%.*s' ",
-                         (int)(n < (size_t)room ? n : (size_t)room), c->argv[i].p);
-        if (w > 0) used += (size_t)w;
-    }
-    size_t nn = strnlen(c->argv[0].p, c->argv[0].n);
-    reply_errorf(c->out, "ERR unknown command '%.*s', with args beginning with: %s",
-                 (int)(nn < 128 ? nn : 128), c->argv[0].p, args);
+/* ---- subcommands ---- */
+
+/* The part of a subcommand row's name after "parent|". */
+static const char *sub_name(const command *sub) {
+    const char *bar = strchr(sub->name, '|');
+    return bar ? bar + 1 : sub->name;
 }
 
-/* RESP2 subscriber mode: the connection carries pushed messages, so only
- * commands whose replies cannot be confused with them may run. */
-static int allowed_when_subscribed(const command *cmd) {
-    static const char *const ok[] = {"subscribe", "unsubscribe", "psubscribe", "punsubscribe",
-                                     "ssubscribe", "sunsubscribe", "ping", "quit", "reset"};
-    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
-        if (!strcmp(cmd->name, ok[i])) return 1;
-    return 0;
+const command *cmd_lookup_sub(const command *parent, const char *sub, size_t len) {
+    for (size_t i = 0; i < parent->nsubs; i++)
+        if (name_equals(sub_name(&parent->subs[i]), sub, len)) return &parent->subs[i];
+    return NULL;
 }
 
-/* Redis names a container command's subcommand as "parent|sub". */
-static int is_container(const command *cmd) {
-    static const char *const names[] = {"client", "config", "command", "object", "memory",
-                                        "xgroup", "xinfo", "pubsub", "acl", "slowlog",
-                                        "latency", "script", "function", "cluster", "module"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!strcmp(cmd->name, names[i])) return 1;
-    return 0;
+const command *cmd_lookup_full(const char *name, size_t len) {
+    const char *bar = memchr(name, '|', len);
+    if (!bar) return cmd_lookup(name, len);
+    const command *parent = cmd_lookup(name, (size_t)(bar - name));
+    if (!parent) return NULL;
+    return cmd_lookup_sub(parent, bar + 1, len - (size_t)(bar - name) - 1);
 }
 
-static void reply_not_in_subscribe_context(cmd_ctx *c) {
-    char sub[64] = "";
-    if (is_container(c->cmd) && c->argc >= 2) {
-        size_t n = c->argv[1].n < sizeof sub - 2 ? c->argv[1].n : sizeof sub - 2;
-        sub[0] = '|';
-        for (size_t i = 0; i < n; i++) sub[i + 1] = (char)tolower((unsigned char)c->argv[1].p[i]);
-        sub[n + 1] = 0;
-    }
-    reply_errorf(c->out,
-                 "ERR Can't execute '%s%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
-                 "PING / QUIT / RESET are allowed in this context",
-                 c->cmd->name, sub);
+const command *cmd_row_of(int argc, const cmd_arg *argv, int by_row) {
+    if (argc < 1) return NULL;
+    const command *top = by_row ? cmd_lookup_row(argv[0].p, argv[0].n)
+                                : cmd_lookup(argv[0].p, argv[0].n);
+    if (!top || !top->nsubs || argc < 2) return top;
+    return cmd_lookup_sub(top, argv[1].p, argv[1].n);
 }
 
-static int arity_ok(const command *cmd, int argc) {
-    return cmd->arity >= 0 ? argc == cmd->arity : argc >= -cmd->arity;
+/* ---- the rows' consistency ---- */
+
+static char check_msg[256];
+
+/* One row (a top-level row or a subcommand of parent): NULL or why not. */
+static const char *check_row(const command *cmd, const command *parent) {
+    uint32_t access = cmd->flags & (CMD_WRITE | CMD_READONLY | CMD_NODATA);
+    const char *why = NULL;
+    if (!cmd->fn && !cmd->nsubs)
+        why = "has neither a handler nor subcommands";
+    else if (!cmd->fn && cmd->arity > -2)
+        why = "is a container without a handler of its own: its arity must be -2 or less";
+    else if (cmd->fn && access != CMD_WRITE && access != CMD_READONLY && access != CMD_NODATA)
+        why = "must be exactly one of CMD_WRITE, CMD_READONLY and CMD_NODATA";
+    else if (cmd->fn && access != CMD_NODATA && cmd->first_key <= 0 && !cmd->getkeys &&
+             !(cmd->flags & (CMD_KEYSPACE | CMD_ALLSHARDS)))
+        why = "reads or writes data but names no key: key positions, getkeys or CMD_KEYSPACE";
+    else if (cmd->getkeys && cmd->first_key > 0)
+        why = "has both key positions and getkeys";
+    else if (parent && (strncmp(cmd->name, parent->name, strlen(parent->name)) != 0 ||
+                        cmd->name[strlen(parent->name)] != '|' || cmd->nsubs))
+        why = "is a subcommand not named parent|sub (or has subcommands itself)";
+    if (!why) return NULL;
+    snprintf(check_msg, sizeof check_msg, "row '%s' %s", cmd->name, why);
+    return check_msg;
 }
 
-int cmd_key_span(const command *cmd, int argc, int *first, int *last, int *step) {
-    if (cmd->first_key <= 0 || (cmd->flags & CMD_NOKEYS)) return 0;
-    *first = cmd->first_key;
-    *last = cmd->last_key >= 0 ? cmd->last_key : argc + cmd->last_key;
-    if (*last >= argc) *last = argc - 1;
-    *step = cmd->key_step > 0 ? cmd->key_step : 1;
-    return *last < *first ? 0 : (*last - *first) / *step + 1;
+const char *cmd_table_check(const command *rows, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const char *bad = check_row(&rows[i], NULL);
+        for (size_t j = 0; !bad && j < rows[i].nsubs; j++)
+            bad = check_row(&rows[i].subs[j], &rows[i]);
+        if (bad) return bad;
+    }
+    return NULL;
 }
 
-/* Add every key named by the key spec to the lockset. */
-static void collect_keys(const cmd_ctx *c, ks_lockset *ls) {
-    int first, last, step;
-    ks_lockset_clear(ls);
-    if (!cmd_key_span(c->cmd, c->argc, &first, &last, &step)) return;
-    for (int i = first; i <= last; i += step)
-        ks_lockset_add(c->env->ks, ls, c->argv[i].p, c->argv[i].n);
+/* ---- keys ---- */
+
+void cmd_keys_init(cmd_keys *k) {
+    k->n = 0;
+    k->cap = CMD_KEYS_INLINE;
+    k->heap = NULL;
 }
 
-/* After a handler that changed the dataset: count the changes and log the
- * command (or its cmd_propagate_as replacement) to the AOF. Runs before
- * the locks are released, so for any key the log order is the execution
- * order across loop threads. */
-static void after_write(cmd_ctx *c) {
-    if (c->stats) STAT_ADD(c->stats->dirty, c->dirty);
-    cmd_env *env = c->env;
-    if (!env->propagate) return;
-    if (c->prop_done) {
-        /* the handler logged its own records */
-    } else if (c->prop_argc) {
-        c->aof_end = env->propagate(env->propagate_arg, c->prop_argv[0], c->prop_argc,
-                                    c->prop_argv);
-    } else {
-        /* The table's name, not argv[0]: a renamed command is logged under
-         * the name the replay looks up. */
-        cmd_arg name = {c->cmd->name, strlen(c->cmd->name)};
-        c->aof_end = env->propagate(env->propagate_arg, name, c->argc, c->argv);
+void cmd_keys_add(cmd_keys *k, int pos) {
+    if (k->n == k->cap) {
+        int cap = k->cap * 2;
+        int *h = malloc((size_t)cap * sizeof *h);
+        if (!h) abort();
+        for (int i = 0; i < k->n; i++) h[i] = cmd_keys_at(k, i);
+        free(k->heap);
+        k->heap = h;
+        k->cap = cap;
     }
-    if (env->propagate_end) env->propagate_end(env->propagate_arg, c);
+    if (k->heap) k->heap[k->n++] = pos;
+    else k->inl[k->n++] = pos;
 }
 
-/* Run the handler with the given shards locked. */
-static void run_locked(cmd_ctx *c, const ks_lockset *ls) {
-    ks_lock(c->env->ks, ls);
-    c->cmd->fn(c);
-    if (c->dirty) after_write(c);
-    ks_unlock(c->env->ks, ls);
+void cmd_keys_free(cmd_keys *k) {
+    free(k->heap);
+    cmd_keys_init(k);
 }
 
-/* One key (GET, SET, INCR...): lock its shard directly, without building
- * and scanning a lockset bitmap. */
-static void run_single_key(cmd_ctx *c) {
-    const cmd_arg *key = &c->argv[c->cmd->first_key];
-    unsigned shard = ks_shard_of(c->env->ks, key->p, key->n);
-    ks_lock_shard(c->env->ks, shard);
-    c->cmd->fn(c);
-    if (c->dirty) after_write(c);
-    ks_unlock_shard(c->env->ks, shard);
+int cmd_get_keys(const command *cmd, int argc, const cmd_arg *argv, cmd_keys *out) {
+    int before = out->n;
+    if (cmd->getkeys) {
+        cmd->getkeys(argc, argv, out);
+        return out->n - before;
+    }
+    if (cmd->first_key <= 0 || cmd->first_key >= argc) return 0;
+    int last = cmd->last_key >= 0 ? cmd->last_key : argc + cmd->last_key;
+    if (last >= argc) last = argc - 1;
+    int step = cmd->key_step > 0 ? cmd->key_step : 1;
+    for (int i = cmd->first_key; i <= last; i += step) cmd_keys_add(out, i);
+    return out->n - before;
 }
 
-/* maxmemory: before a command that may grow memory (and before its keys
- * are locked: eviction locks shards itself), evict per policy until used
- * memory is under the limit. Returns 0 when it is still over: noeviction,
- * nothing the policy may evict. Eviction stops after a time budget once it
- * has made progress and lets the command run (Redis's "eviction still
- * running"): the next write continues, so latency stays bounded after a
- * big CONFIG SET maxmemory drop. */
-static int enforce_maxmemory(cmd_ctx *c) {
-    const struct pier_config *cfg = c->env->cfg;
-    long long max = CFG_GET(cfg->maxmemory);
-    const cmd_host *h = c->env->host;
-    if (max <= 0 || h->used_memory(c->env->host_arg) <= (size_t)max) return 1;
-    if (!c->sess->evict_pool) c->sess->evict_pool = evict_pool_new();
-    int policy = CFG_GET(cfg->maxmemory_policy);
-    int samples = (int)CFG_GET(cfg->maxmemory_samples);
-    int64_t deadline_us = clock_mono_us() + EVICT_BUDGET_US;
-    for (unsigned n = 1; h->used_memory(c->env->host_arg) > (size_t)max; n++) {
-        if (!evict_one(c->env->ks, c->sess->evict_pool, policy, samples, c->now_ms)) return 0;
-        if (n % 16 == 0 && clock_mono_us() > deadline_us) return 1;
-    }
-    return 1;
+int cmd_key_count(const command *cmd, int argc, const cmd_arg *argv) {
+    cmd_keys k;
+    cmd_keys_init(&k);
+    int n = cmd_get_keys(cmd, argc, argv, &k);
+    cmd_keys_free(&k);
+    return n;
 }
 
-/* -MISCONF (Redis's writeCommandsDeniedByDiskError and its texts): the
- * last background save failed while stop-writes-on-bgsave-error is yes
- * and save rules are set, or the AOF cannot be written. Returns 1 when it
- * refused the command. */
-static int refuse_on_disk_error(cmd_ctx *c) {
-    const cmd_disk_status *d = c->env->disk;
-    const struct pier_config *cfg = c->env->cfg;
-    if (atomic_load_explicit(&d->bgsave_failed, memory_order_relaxed) &&
-        CFG_GET(cfg->stop_writes_on_bgsave_error) && CFG_GET(cfg->save_nrules) > 0) {
-        reply_error(c->out, ERR_MISCONF_RDB);
-        return 1;
-    }
-    int e = atomic_load_explicit(&d->aof_errno, memory_order_relaxed);
-    if (!e) return 0;
-    char buf[128];
-    reply_errorf(c->out, ERR_MISCONF_AOF_PREFIX "%s", strerror_r(e, buf, sizeof buf));
-    return 1;
+int cmd_access(const command *cmd) {
+    if (cmd->flags & CMD_WRITE) return CMD_ACCESS_WRITE;
+    if (cmd->flags & CMD_NODATA) return CMD_ACCESS_NONE;
+    return CMD_ACCESS_READ;
 }
 
-static inline int disk_failing(const cmd_ctx *c) {
-    const cmd_disk_status *d = c->env->disk;
-    return d && (atomic_load_explicit(&d->bgsave_failed, memory_order_relaxed) |
-                 atomic_load_explicit(&d->aof_errno, memory_order_relaxed));
-}
-
-void cmd_execute(cmd_ctx *c) {
-    /* A replayed AOF names rows by their own names (after_write logs
-     * cmd->name), whatever rename-command says now. */
-    const cmd_arg *name = &c->argv[0];
-    const command *cmd = (c->sess->flags & SESS_REPLAY) ? cmd_lookup_row(name->p, name->n)
-                                                      : cmd_lookup(name->p, name->n);
-    if (!cmd) {
-        c->sess->last_cmd = "unknown";
-        reply_unknown_command(c);
-        return;
-    }
-    c->cmd = cmd;
-    c->sess->last_cmd = cmd->name;
-    if (cmd->flags & CMD_XPROTO) { /* no check applies: the handler hangs up */
-        cmd->fn(c);
-        return;
-    }
-    if (!arity_ok(cmd, c->argc)) {
-        reply_arity_error(c);
-        return;
-    }
-    /* As in Redis, a connection made while no password was set stays
-     * authenticated when one is set, and clearing requirepass lets every
-     * connection in. */
-    if (!c->sess->authenticated && !(cmd->flags & CMD_NOAUTH) &&
-        c->env->host->auth_required(c->env->host_arg)) {
-        reply_error(c->out, "NOAUTH Authentication required.");
-        return;
-    }
-    if ((cmd->flags & CMD_DENYOOM) && !(c->sess->flags & SESS_REPLAY) &&
-        !enforce_maxmemory(c)) {
-        reply_error(c->out, "OOM command not allowed when used memory > 'maxmemory'.");
-        return;
-    }
-    if ((cmd->flags & (CMD_WRITE | CMD_DENY_DISKERR)) && disk_failing(c) &&
-        !(c->sess->flags & SESS_REPLAY) && refuse_on_disk_error(c))
-        return;
-    if (c->sess->subscriptions > 0 && c->sess->proto == 2 && !allowed_when_subscribed(cmd)) {
-        reply_not_in_subscribe_context(c);
-        return;
-    }
-    ks_lockset ls;
-    if (cmd->flags & CMD_ALLSHARDS) {
-        ks_lockset_all(&ls);
-        run_locked(c, &ls);
-        return;
-    }
-    if ((cmd->flags & CMD_NOKEYS) || cmd->first_key == 0) {
-        cmd->fn(c);
-        if (c->dirty) after_write(c);
-        return;
-    }
-    if (cmd->first_key == cmd->last_key) {
-        run_single_key(c);
-        return;
-    }
-    collect_keys(c, &ls);
-    run_locked(c, &ls);
+int cmd_whole_keyspace(const cmd_verdict *v) {
+    return (v->cmd->flags & (CMD_KEYSPACE | CMD_ALLSHARDS)) || v->keys.n == 0;
 }

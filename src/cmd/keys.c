@@ -3,8 +3,9 @@
  * commands DBSIZE, FLUSHDB and FLUSHALL.
  *
  * Single- and multi-key handlers run with their keys' shards locked by the
- * dispatcher. KEYS, SCAN, RANDOMKEY and the server commands are CMD_NOKEYS:
- * they hold no lock and use the ks_ calls that lock shard by shard. Error
+ * dispatcher. KEYS, SCAN, RANDOMKEY and DBSIZE are CMD_KEYSPACE (they
+ * name no key): they hold no lock and use the ks_ calls that lock shard
+ * by shard; FLUSHDB/FLUSHALL hold every shard (CMD_ALLSHARDS). Error
  * texts and the order of checks follow Redis 7.0. */
 #include <ctype.h>
 #include <errno.h>
@@ -415,8 +416,8 @@ static void flush_cmd(cmd_ctx *c) {
 
 /* ---- the table ---- */
 
-#define RO_FAST (CMD_READONLY | CMD_FAST)
-#define W_FAST (CMD_WRITE | CMD_FAST)
+#define RO_FAST (CMD_READONLY | CMD_DOC_FAST)
+#define W_FAST (CMD_WRITE | CMD_DOC_FAST)
 
 const command keys_commands[] = {
     {"del", del_cmd, -2, CMD_WRITE, 1, -1, 1, "generic", "Delete a key", "1.0.0"},
@@ -449,17 +450,17 @@ const command keys_commands[] = {
     {"rename", rename_cmd, 3, CMD_WRITE, 1, 2, 1, "generic", "Rename a key", "1.0.0"},
     {"renamenx", renamenx_cmd, 3, W_FAST, 1, 2, 1, "generic",
      "Rename a key, only if the new key does not exist", "1.0.0"},
-    {"keys", keys_cmd, 2, CMD_READONLY | CMD_NOKEYS, 0, 0, 0, "generic",
+    {"keys", keys_cmd, 2, CMD_READONLY | CMD_KEYSPACE, 0, 0, 0, "generic",
      "Find all keys matching the given pattern", "1.0.0"},
-    {"scan", scan_cmd, -2, CMD_READONLY | CMD_NOKEYS, 0, 0, 0, "generic",
+    {"scan", scan_cmd, -2, CMD_READONLY | CMD_KEYSPACE, 0, 0, 0, "generic",
      "Incrementally iterate the keys space", "2.8.0"},
-    {"randomkey", randomkey_cmd, 1, CMD_READONLY | CMD_NOKEYS, 0, 0, 0, "generic",
+    {"randomkey", randomkey_cmd, 1, CMD_READONLY | CMD_KEYSPACE, 0, 0, 0, "generic",
      "Return a random key from the keyspace", "1.0.0"},
-    {"dbsize", dbsize_cmd, 1, RO_FAST | CMD_NOKEYS, 0, 0, 0, "server",
+    {"dbsize", dbsize_cmd, 1, RO_FAST | CMD_KEYSPACE, 0, 0, 0, "server",
      "Return the number of keys in the selected database", "1.0.0"},
-    {"flushdb", flush_cmd, -1, CMD_WRITE | CMD_NOKEYS | CMD_ALLSHARDS, 0, 0, 0, "server",
+    {"flushdb", flush_cmd, -1, CMD_WRITE | CMD_KEYSPACE | CMD_ALLSHARDS, 0, 0, 0, "server",
      "Remove all keys from the current database", "1.0.0"},
-    {"flushall", flush_cmd, -1, CMD_WRITE | CMD_NOKEYS | CMD_ALLSHARDS, 0, 0, 0, "server",
+    {"flushall", flush_cmd, -1, CMD_WRITE | CMD_KEYSPACE | CMD_ALLSHARDS, 0, 0, 0, "server",
      "Remove all keys from all databases", "1.0.0"},
 };
 

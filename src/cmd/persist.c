@@ -74,16 +74,17 @@ static void shutdown_cmd(cmd_ctx *c) {
 }
 
 const command persist_commands[] = {
-    {"save", save_cmd, 1, CMD_ADMIN | CMD_NOKEYS, 0, 0, 0, "server",
+    {"save", save_cmd, 1, CMD_NODATA | CMD_DOC_ADMIN, 0, 0, 0, "server",
      "Synchronously save the dataset to disk", "1.0.0"},
-    {"bgsave", bgsave_cmd, -1, CMD_ADMIN | CMD_NOKEYS, 0, 0, 0, "server",
+    {"bgsave", bgsave_cmd, -1, CMD_NODATA | CMD_DOC_ADMIN, 0, 0, 0, "server",
      "Asynchronously save the dataset to disk", "1.0.0"},
-    {"bgrewriteaof", bgrewriteaof_cmd, 1, CMD_ADMIN | CMD_NOKEYS, 0, 0, 0, "server",
+    {"bgrewriteaof", bgrewriteaof_cmd, 1, CMD_NODATA | CMD_DOC_ADMIN, 0, 0, 0, "server",
      "Asynchronously rewrite the append-only file", "1.0.0"},
-    {"lastsave", lastsave_cmd, 1, CMD_FAST | CMD_NOKEYS | CMD_LOADING | CMD_STALE, 0, 0, 0,
-     "server", "Get the UNIX time stamp of the last successful save to disk", "1.0.0"},
-    {"shutdown", shutdown_cmd, -1, CMD_ADMIN | CMD_NOKEYS | CMD_LOADING | CMD_STALE, 0, 0, 0,
-     "server", "Synchronously save the dataset to disk and then shut down the server", "1.0.0"},
+    {"lastsave", lastsave_cmd, 1, CMD_NODATA | CMD_DOC_FAST | CMD_DOC_LOADING | CMD_DOC_STALE,
+     0, 0, 0, "server", "Get the UNIX time stamp of the last successful save to disk", "1.0.0"},
+    {"shutdown", shutdown_cmd, -1,
+     CMD_NODATA | CMD_DOC_ADMIN | CMD_DOC_LOADING | CMD_DOC_STALE, 0, 0, 0, "server",
+     "Synchronously save the dataset to disk and then shut down the server", "1.0.0"},
 };
 
 const size_t persist_commands_count = sizeof persist_commands / sizeof persist_commands[0];

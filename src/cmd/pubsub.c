@@ -80,22 +80,16 @@ static const char *const pubsub_help[] = {
     "    Prints this help.",
 };
 
-static void reply_sub_error(cmd_ctx *c, int known) {
-    const cmd_arg *a = &c->argv[1];
-    size_t n = strnlen(a->p, a->n);
-    if (!known) {
-        reply_errorf(c->out, "ERR unknown subcommand '%.*s'. Try PUBSUB HELP.",
-                     (int)(n < 128 ? n : 128), a->p);
-        return;
-    }
-    char lower[64];
-    size_t i = 0;
-    for (; i < n && i < sizeof lower - 1; i++) lower[i] = (char)(a->p[i] | 0x20);
-    lower[i] = 0;
-    reply_errorf(c->out, "ERR wrong number of arguments for 'pubsub|%s' command", lower);
+static void pubsub_help_cmd(cmd_ctx *c) {
+    reply_help_lines(c, pubsub_help, sizeof pubsub_help / sizeof pubsub_help[0]);
 }
 
+/* PUBSUB CHANNELS [pattern] */
 static void pubsub_channels(cmd_ctx *c) {
+    if (c->argc > 3) {
+        reply_subcommand_syntax_error(c);
+        return;
+    }
     const cmd_host *h = c->env->host;
     cmd_arg *list = NULL;
     const char *pat = c->argc == 3 ? c->argv[2].p : NULL;
@@ -108,53 +102,65 @@ static void pubsub_channels(cmd_ctx *c) {
     free(list);
 }
 
-static void pubsub_cmd(cmd_ctx *c) {
+static void pubsub_numpat(cmd_ctx *c) {
+    reply_int(c->out, c->env->host->pubsub_numpat(c->env->host_arg));
+}
+
+/* PUBSUB NUMSUB / SHARDNUMSUB [channel ...]: no sharded pub/sub, so every
+ * shard channel has 0 subscribers. */
+static void numsub_generic(cmd_ctx *c, int shard) {
     const cmd_host *h = c->env->host;
-    int help = arg_is(c, 1, "HELP"), channels = arg_is(c, 1, "CHANNELS");
-    int numsub = arg_is(c, 1, "NUMSUB"), numpat = arg_is(c, 1, "NUMPAT");
-    int shardch = arg_is(c, 1, "SHARDCHANNELS"), shardnum = arg_is(c, 1, "SHARDNUMSUB");
-    if (!help && !channels && !numsub && !numpat && !shardch && !shardnum) {
-        reply_sub_error(c, 0);
-        return;
-    }
-    if ((help || numpat) ? c->argc != 2 : ((channels || shardch) && c->argc > 3)) {
-        reply_sub_error(c, 1);
-        return;
-    }
-    if (help) {
-        reply_array(c->out, sizeof pubsub_help / sizeof pubsub_help[0]);
-        for (size_t i = 0; i < sizeof pubsub_help / sizeof pubsub_help[0]; i++)
-            reply_status(c->out, pubsub_help[i]);
-    } else if (channels) {
-        pubsub_channels(c);
-    } else if (numpat) {
-        reply_int(c->out, h->pubsub_numpat(c->env->host_arg));
-    } else if (shardch) {
-        reply_array(c->out, 0); /* no sharded pub/sub: nothing is ever subscribed */
-    } else {
-        reply_array(c->out, (size_t)(c->argc - 2) * 2);
-        for (int i = 2; i < c->argc; i++) {
-            reply_bulk(c->out, c->argv[i].p, c->argv[i].n);
-            reply_int(c->out, shardnum ? 0 : h->pubsub_numsub(c->env->host_arg, c->argv[i].p, c->argv[i].n));
-        }
+    reply_array(c->out, (size_t)(c->argc - 2) * 2);
+    for (int i = 2; i < c->argc; i++) {
+        reply_bulk(c->out, c->argv[i].p, c->argv[i].n);
+        reply_int(c->out, shard ? 0 : h->pubsub_numsub(c->env->host_arg, c->argv[i].p, c->argv[i].n));
     }
 }
 
-#define PS_FLAGS (CMD_PUBSUB | CMD_NOKEYS | CMD_STALE | CMD_LOADING)
+static void pubsub_numsub(cmd_ctx *c) { numsub_generic(c, 0); }
+static void pubsub_shardnumsub(cmd_ctx *c) { numsub_generic(c, 1); }
+
+/* PUBSUB SHARDCHANNELS [pattern]: nothing is ever subscribed. */
+static void pubsub_shardchannels(cmd_ctx *c) {
+    if (c->argc > 3) reply_subcommand_syntax_error(c);
+    else reply_array(c->out, 0);
+}
+
+#define NOKEYS 0, 0, 0
+#define PS_LS (CMD_DOC_LOADING | CMD_DOC_STALE)
+#define PS_FLAGS (CMD_NODATA | CMD_DOC_PUBSUB | PS_LS)
+
+static const command pubsub_subs[] = {
+    {"pubsub|channels", pubsub_channels, -2, PS_FLAGS, NOKEYS, "pubsub",
+     "List active channels", "2.8.0"},
+    {"pubsub|numpat", pubsub_numpat, 2, PS_FLAGS, NOKEYS, "pubsub",
+     "Get the count of unique patterns pattern subscriptions", "2.8.0"},
+    {"pubsub|numsub", pubsub_numsub, -2, PS_FLAGS, NOKEYS, "pubsub",
+     "Get the count of subscribers for channels", "2.8.0"},
+    {"pubsub|shardchannels", pubsub_shardchannels, -2, PS_FLAGS, NOKEYS, "pubsub",
+     "List active shard channels", "7.0.0"},
+    {"pubsub|shardnumsub", pubsub_shardnumsub, -2, PS_FLAGS, NOKEYS, "pubsub",
+     "Get the count of subscribers for shard channels", "7.0.0"},
+    {"pubsub|help", pubsub_help_cmd, 2, CMD_NODATA | PS_LS, NOKEYS, "pubsub",
+     "Show helpful text about the different subcommands", "6.2.0"},
+};
+
+/* The subscribe family may run in RESP2 subscriber mode (CMD_SUBSCRIBED). */
+#define SUB_FLAGS (PS_FLAGS | CMD_SUBSCRIBED)
 
 const command pubsub_commands[] = {
-    {"subscribe", subscribe_cmd, -2, PS_FLAGS, 0, 0, 0, "pubsub",
+    {"subscribe", subscribe_cmd, -2, SUB_FLAGS, NOKEYS, "pubsub",
      "Listen for messages published to the given channels", "2.0.0"},
-    {"unsubscribe", unsubscribe_cmd, -1, PS_FLAGS, 0, 0, 0, "pubsub",
+    {"unsubscribe", unsubscribe_cmd, -1, SUB_FLAGS, NOKEYS, "pubsub",
      "Stop listening for messages posted to the given channels", "2.0.0"},
-    {"psubscribe", psubscribe_cmd, -2, PS_FLAGS, 0, 0, 0, "pubsub",
+    {"psubscribe", psubscribe_cmd, -2, SUB_FLAGS, NOKEYS, "pubsub",
      "Listen for messages published to channels matching the given patterns", "2.0.0"},
-    {"punsubscribe", punsubscribe_cmd, -1, PS_FLAGS, 0, 0, 0, "pubsub",
+    {"punsubscribe", punsubscribe_cmd, -1, SUB_FLAGS, NOKEYS, "pubsub",
      "Stop listening for messages posted to channels matching the given patterns", "2.0.0"},
-    {"publish", publish_cmd, 3, PS_FLAGS | CMD_FAST, 0, 0, 0, "pubsub",
+    {"publish", publish_cmd, 3, PS_FLAGS | CMD_DOC_FAST, NOKEYS, "pubsub",
      "Post a message to a channel", "2.0.0"},
-    {"pubsub", pubsub_cmd, -2, CMD_NOKEYS, 0, 0, 0, "pubsub",
-     "A container for Pub/Sub commands", "2.8.0"},
+    {"pubsub", NULL, -2, 0, NOKEYS, "pubsub", "A container for Pub/Sub commands", "2.8.0",
+     CMD_SUBS(pubsub_subs)},
 };
 
 const size_t pubsub_commands_count = sizeof pubsub_commands / sizeof pubsub_commands[0];

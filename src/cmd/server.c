@@ -1,5 +1,6 @@
 /* server.c - connection and server commands: PING ECHO QUIT HELLO SELECT
- * AUTH COMMAND CLIENT INFO CONFIG TIME. */
+ * AUTH CLIENT INFO CONFIG TIME, and the PIER.* connection commands.
+ * (COMMAND is command_info.c.) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,28 +14,6 @@
 #define SERVER_NAME "pier"
 #define COMPAT_VERSION "7.0.15"
 
-static void reply_unknown_subcommand(cmd_ctx *c, const char *cmdname) {
-    size_t n = strnlen(c->argv[1].p, c->argv[1].n);
-    reply_errorf(c->out, "ERR unknown subcommand '%.*s'. Try %s HELP.",
-                 (int)(n < 128 ? n : 128), c->argv[1].p, cmdname);
-}
-
-/* A HELP subcommand's reply: one status line each, as Redis sends them. */
-static void reply_help(cmd_ctx *c, const char *const *lines, size_t n) {
-    reply_array(c->out, n);
-    for (size_t i = 0; i < n; i++) reply_status(c->out, lines[i]);
-}
-
-/* "ERR wrong number of arguments for 'client|setname' command" */
-static void reply_sub_arity(cmd_ctx *c, const char *parent) {
-    char name[96];
-    size_t n = c->argv[1].n < 64 ? c->argv[1].n : 64;
-    size_t i = 0;
-    for (; i < n; i++) name[i] = (char)(c->argv[1].p[i] | 0x20);
-    name[i] = 0;
-    reply_errorf(c->out, "ERR wrong number of arguments for '%s|%s' command", parent, name);
-}
-
 #define ERR_BAD_CLIENT_NAME \
     "ERR Client names cannot contain spaces, newlines or special characters."
 
@@ -42,19 +21,6 @@ static int valid_client_name(const cmd_arg *a) {
     for (size_t i = 0; i < a->n; i++)
         if (a->p[i] < '!' || a->p[i] > '~') return 0;
     return 1;
-}
-
-/* Record "parent|sub" as the running command (CLIENT LIST shows it) when
- * argv[1] names one of the container's subcommands. */
-static void note_subcommand(cmd_ctx *c, const char *const *full_names) {
-    if (c->argc < 2) return;
-    for (; *full_names; full_names++) {
-        const char *sub = strchr(*full_names, '|') + 1;
-        if (util_eq_ci(c->argv[1].p, c->argv[1].n, sub)) {
-            c->sess->last_cmd = *full_names;
-            return;
-        }
-    }
 }
 
 /* --- connection --- */
@@ -286,10 +252,6 @@ static int valid_client_type(const cmd_arg *v) {
 
 
 static void client_setname(cmd_ctx *c) {
-    if (c->argc != 3) {
-        reply_sub_arity(c, "client");
-        return;
-    }
     if (!valid_client_name(&c->argv[2])) {
         reply_error(c->out, ERR_BAD_CLIENT_NAME);
         return;
@@ -392,6 +354,7 @@ static int parse_kill_filters(cmd_ctx *c, cmd_kill_filter *f, char *addr, char *
     return 1;
 }
 
+/* CLIENT KILL ip:port | CLIENT KILL <filter> <value> ... */
 static void client_kill(cmd_ctx *c) {
     char addr[128], laddr[128];
     cmd_kill_filter f = {0};
@@ -421,27 +384,17 @@ static void client_help(cmd_ctx *c) {
         "SETNAME <name>", "    Assign the name <name> to the current connection.",
         "HELP", "    Print this help.",
     };
-    reply_help(c, lines, sizeof lines / sizeof lines[0]);
+    reply_help_lines(c, lines, sizeof lines / sizeof lines[0]);
 }
 
-static void client_cmd(cmd_ctx *c) {
-    static const char *const subs[] = {"client|id", "client|setname", "client|getname",
-                                       "client|list", "client|info", "client|kill",
-                                       "client|help", NULL};
-    note_subcommand(c, subs);
-    if (arg_is(c, 1, "ID") && c->argc == 2) reply_int(c->out, (long long)c->sess->id);
-    else if (arg_is(c, 1, "SETNAME")) client_setname(c);
-    else if (arg_is(c, 1, "GETNAME") && c->argc == 2) {
-        if (c->sess->name) reply_bulk_cstr(c->out, c->sess->name);
-        else reply_null(c->out);
-    } else if (arg_is(c, 1, "LIST")) client_list(c);
-    else if (arg_is(c, 1, "INFO") && c->argc == 2) client_list_reply(c, c->sess->id);
-    else if (arg_is(c, 1, "KILL") && c->argc >= 3) client_kill(c);
-    else if (arg_is(c, 1, "HELP") && c->argc == 2) client_help(c);
-    else if (arg_is(c, 1, "ID") || arg_is(c, 1, "GETNAME") || arg_is(c, 1, "INFO") ||
-             arg_is(c, 1, "KILL") || arg_is(c, 1, "HELP")) reply_sub_arity(c, "client");
-    else reply_unknown_subcommand(c, "CLIENT");
+static void client_id(cmd_ctx *c) { reply_int(c->out, (long long)c->sess->id); }
+
+static void client_getname(cmd_ctx *c) {
+    if (c->sess->name) reply_bulk_cstr(c->out, c->sess->name);
+    else reply_null(c->out);
 }
+
+static void client_info(cmd_ctx *c) { client_list_reply(c, c->sess->id); }
 
 /* --- INFO, CONFIG, TIME --- */
 
@@ -525,8 +478,8 @@ static const char *config_current(cmd_ctx *c, const char *name, char *val, size_
  * Names are checked first (unknown, duplicate); values are then applied in
  * order, and a failure restores the ones already applied. */
 static void config_set_cmd(cmd_ctx *c) {
-    if (c->argc < 4 || (c->argc - 2) % 2) {
-        reply_sub_arity(c, "config");
+    if ((c->argc - 2) % 2) {
+        reply_error(c->out, ERR_SYNTAX); /* Redis 7.0: an option without a value */
         return;
     }
     int n = (c->argc - 2) / 2;
@@ -576,7 +529,7 @@ static void config_help(cmd_ctx *c) {
         "REWRITE", "    Rewrite the configuration file.",
         "HELP", "    Prints this help.",
     };
-    reply_help(c, lines, sizeof lines / sizeof lines[0]);
+    reply_help_lines(c, lines, sizeof lines / sizeof lines[0]);
 }
 
 /* CONFIG REWRITE: the file the server was started with (config.c). */
@@ -588,28 +541,9 @@ static void config_rewrite_cmd(cmd_ctx *c) {
         reply_ok(c->out);
 }
 
-static void config_cmd(cmd_ctx *c) {
-    static const char *const subs[] = {"config|get", "config|set", "config|resetstat",
-                                       "config|rewrite", "config|help", NULL};
-    note_subcommand(c, subs);
-    int only_name = c->argc == 2;
-    if (arg_is(c, 1, "GET")) {
-        if (c->argc < 3) reply_sub_arity(c, "config");
-        else config_get(c);
-    } else if (arg_is(c, 1, "SET")) {
-        config_set_cmd(c);
-    } else if (arg_is(c, 1, "RESETSTAT") && only_name) {
-        c->env->host->reset_stats(c->env->host_arg);
-        reply_ok(c->out);
-    } else if (arg_is(c, 1, "REWRITE") && only_name) {
-        config_rewrite_cmd(c);
-    } else if (arg_is(c, 1, "HELP") && only_name) {
-        config_help(c);
-    } else if (arg_is(c, 1, "RESETSTAT") || arg_is(c, 1, "REWRITE") || arg_is(c, 1, "HELP")) {
-        reply_sub_arity(c, "config");
-    } else {
-        reply_unknown_subcommand(c, "CONFIG");
-    }
+static void config_resetstat_cmd(cmd_ctx *c) {
+    c->env->host->reset_stats(c->env->host_arg);
+    reply_ok(c->out);
 }
 
 static void time_cmd(cmd_ctx *c) {
@@ -619,147 +553,78 @@ static void time_cmd(cmd_ctx *c) {
     reply_bulk_ll(c->out, us % 1000000);
 }
 
-/* --- COMMAND --- */
-
-/* ACL categories as Redis derives them: read/write, the data-type family,
- * fast/slow; admin commands are also dangerous. */
-static size_t acl_categories(const command *cmd, const char **out) {
-    size_t n = 0;
-    if (cmd->flags & CMD_WRITE) out[n++] = "@write";
-    if (cmd->flags & CMD_READONLY) out[n++] = "@read";
-    if (!strcmp(cmd->group, "string")) out[n++] = "@string";
-    else if (!strcmp(cmd->group, "generic")) out[n++] = "@keyspace";
-    else if (!strcmp(cmd->group, "connection")) out[n++] = "@connection";
-    out[n++] = (cmd->flags & CMD_FAST) ? "@fast" : "@slow";
-    if (cmd->flags & CMD_ADMIN) {
-        out[n++] = "@admin";
-        out[n++] = "@dangerous";
-    }
-    return n;
-}
-
-static void command_info_one(cmd_ctx *c, const command *cmd) {
-    const char *flags[16], *cats[8];
-    size_t nf = cmd_flag_names(cmd->flags, flags, 16);
-    size_t nc = acl_categories(cmd, cats);
-    reply_array(c->out, 10);
-    reply_bulk_cstr(c->out, cmd->name);
-    reply_int(c->out, cmd->arity);
-    reply_set(c->out, nf);
-    for (size_t i = 0; i < nf; i++) reply_status(c->out, flags[i]);
-    reply_int(c->out, cmd->first_key);
-    reply_int(c->out, cmd->last_key);
-    reply_int(c->out, cmd->key_step);
-    reply_set(c->out, nc);
-    for (size_t i = 0; i < nc; i++) reply_status(c->out, cats[i]);
-    reply_array(c->out, 0); /* tips */
-    reply_array(c->out, 0); /* key specs */
-    reply_array(c->out, 0); /* subcommands */
-}
-
-static void command_docs_one(cmd_ctx *c, const command *cmd) {
-    reply_bulk_cstr(c->out, cmd->name);
-    reply_map(c->out, 3);
-    reply_bulk_cstr(c->out, "summary");
-    reply_bulk_cstr(c->out, cmd->summary ? cmd->summary : "");
-    reply_bulk_cstr(c->out, "since");
-    reply_bulk_cstr(c->out, cmd->since ? cmd->since : "1.0.0");
-    reply_bulk_cstr(c->out, "group");
-    reply_bulk_cstr(c->out, cmd->group ? cmd->group : "generic");
-}
-
-/* A row COMMAND may show: CMD_XPROTO rows are no commands. */
-static const command *lookup_listed(const cmd_arg *a) {
-    const command *cmd = cmd_lookup(a->p, a->n);
-    return cmd && !(cmd->flags & CMD_XPROTO) ? cmd : NULL;
-}
-
-static void command_docs(cmd_ctx *c) {
-    if (c->argc == 2) {
-        reply_map(c->out, cmd_count());
-        for (size_t i = 0; i < cmd_count(); i++) command_docs_one(c, cmd_at(i));
-        return;
-    }
-    reply_deferred d = reply_defer(c->out);
-    size_t n = 0;
-    for (int i = 2; i < c->argc; i++) {
-        const command *cmd = lookup_listed(&c->argv[i]);
-        if (!cmd) continue;
-        command_docs_one(c, cmd);
-        n++;
-    }
-    reply_defer_set(c->out, d, REPLY_AGG_MAP, n);
-}
-
-static void command_cmd(cmd_ctx *c) {
-    static const char *const subs[] = {"command|count", "command|info", "command|docs",
-                                       "command|list", NULL};
-    note_subcommand(c, subs);
-    if (c->argc == 1) {
-        reply_array(c->out, cmd_count());
-        for (size_t i = 0; i < cmd_count(); i++) command_info_one(c, cmd_at(i));
-    } else if (arg_is(c, 1, "COUNT") && c->argc == 2) {
-        reply_int(c->out, (long long)cmd_count());
-    } else if (arg_is(c, 1, "INFO")) {
-        if (c->argc == 2) {
-            reply_array(c->out, cmd_count());
-            for (size_t i = 0; i < cmd_count(); i++) command_info_one(c, cmd_at(i));
-            return;
-        }
-        reply_array(c->out, (size_t)(c->argc - 2));
-        for (int i = 2; i < c->argc; i++) {
-            const command *cmd = lookup_listed(&c->argv[i]);
-            if (cmd) command_info_one(c, cmd);
-            else reply_null(c->out);
-        }
-    } else if (arg_is(c, 1, "DOCS")) {
-        command_docs(c);
-    } else if (arg_is(c, 1, "LIST") && c->argc == 2) {
-        reply_array(c->out, cmd_count());
-        for (size_t i = 0; i < cmd_count(); i++) reply_bulk_cstr(c->out, cmd_at(i)->name);
-    } else if (arg_is(c, 1, "COUNT") || arg_is(c, 1, "LIST")) {
-        reply_sub_arity(c, "command");
-    } else {
-        reply_unknown_subcommand(c, "COMMAND");
-    }
-}
-
 #define NOKEYS 0, 0, 0
+/* COMMAND INFO shows these for every connection and server command. */
+#define LS (CMD_DOC_LOADING | CMD_DOC_STALE)
+#define CONN (CMD_NODATA | LS)
+
+static const command client_subs[] = {
+    {"client|id", client_id, 2, CONN, NOKEYS, "connection",
+     "Returns the client ID for the current connection", "5.0.0"},
+    {"client|setname", client_setname, 3, CONN, NOKEYS, "connection",
+     "Set the current connection name", "2.6.9"},
+    {"client|getname", client_getname, 2, CONN, NOKEYS, "connection",
+     "Get the current connection name", "2.6.9"},
+    {"client|list", client_list, -2, CONN | CMD_DOC_ADMIN, NOKEYS, "connection",
+     "Get the list of client connections", "2.4.0"},
+    {"client|info", client_info, 2, CONN, NOKEYS, "connection",
+     "Returns information about the current client connection.", "6.2.0"},
+    {"client|kill", client_kill, -3, CONN | CMD_DOC_ADMIN, NOKEYS, "connection",
+     "Kill the connection of a client", "2.4.0"},
+    {"client|help", client_help, 2, CONN, NOKEYS, "connection",
+     "Show helpful text about the different subcommands", "5.0.0"},
+};
+
+static const command config_subs[] = {
+    {"config|get", config_get, -3, CONN | CMD_DOC_ADMIN, NOKEYS, "server",
+     "Get the values of configuration parameters", "2.0.0"},
+    {"config|set", config_set_cmd, -4, CONN | CMD_DOC_ADMIN, NOKEYS, "server",
+     "Set configuration parameters to the given values", "2.0.0"},
+    {"config|resetstat", config_resetstat_cmd, 2, CONN | CMD_DOC_ADMIN, NOKEYS, "server",
+     "Reset the stats returned by INFO", "2.0.0"},
+    {"config|rewrite", config_rewrite_cmd, 2, CONN | CMD_DOC_ADMIN, NOKEYS, "server",
+     "Rewrite the configuration file with the in memory configuration", "2.8.0"},
+    {"config|help", config_help, 2, CONN, NOKEYS, "server",
+     "Show helpful text about the different subcommands", "5.0.0"},
+};
+
 const command server_commands[] = {
-    {"post", xproto_cmd, -1, CMD_XPROTO | CMD_NOKEYS | CMD_NOAUTH | CMD_LOADING | CMD_STALE,
-     NOKEYS, "connection", "Not a command: an HTTP request line; closes the connection",
-     "2.8.22"},
-    {"host:", xproto_cmd, -1, CMD_XPROTO | CMD_NOKEYS | CMD_NOAUTH | CMD_LOADING | CMD_STALE,
-     NOKEYS, "connection", "Not a command: an HTTP header; closes the connection", "2.8.22"},
-    {"pier.consistency", consistency_cmd, -1, CMD_FAST | CMD_NOKEYS, NOKEYS, "connection",
+    /* Not commands: HTTP lines (CMD_XPROTO), answered by hanging up. */
+    {"post", xproto_cmd, -1, CMD_XPROTO | CONN | CMD_NOAUTH, NOKEYS, "connection",
+     "Not a command: an HTTP request line; closes the connection", "2.8.22"},
+    {"host:", xproto_cmd, -1, CMD_XPROTO | CONN | CMD_NOAUTH, NOKEYS, "connection",
+     "Not a command: an HTTP header; closes the connection", "2.8.22"},
+    {"pier.consistency", consistency_cmd, -1, CMD_NODATA | CMD_DOC_FAST, NOKEYS, "connection",
      "Set the connection's consistency in cluster mode: STRONG (default) or WEAK", "pier"},
-    {"pier.exec", direct_curp_cmd, -4, CMD_NOKEYS, NOKEYS, "cluster",
-     "CURP client: execute cid seq command... on the leader", "pier"},
-    {"pier.record", direct_curp_cmd, -5, CMD_NOKEYS, NOKEYS, "cluster",
-     "CURP client: record term cid seq command... at this node's witness", "pier"},
-    {"pier.sync", direct_curp_cmd, 4, CMD_NOKEYS, NOKEYS, "cluster",
-     "CURP client: wait until the entry cid seq at index is committed", "pier"},
-    {"ping", ping_cmd, -1, CMD_FAST | CMD_NOKEYS | CMD_DENY_DISKERR, NOKEYS, "connection",
-     "Ping the server", "1.0.0"},
-    {"echo", echo_cmd, 2, CMD_FAST | CMD_NOKEYS, NOKEYS, "connection",
+    /* A cluster node routes these itself (cluster routing, .direct). */
+    {"pier.exec", direct_curp_cmd, -4, CMD_NODATA, NOKEYS, "cluster",
+     "CURP client: execute cid seq command... on the leader", "pier",
+     .direct = CMD_DIRECT_EXEC},
+    {"pier.record", direct_curp_cmd, -5, CMD_NODATA, NOKEYS, "cluster",
+     "CURP client: record term cid seq command... at this node's witness", "pier",
+     .direct = CMD_DIRECT_RECORD},
+    {"pier.sync", direct_curp_cmd, 4, CMD_NODATA, NOKEYS, "cluster",
+     "CURP client: wait until the entry cid seq at index is committed", "pier",
+     .direct = CMD_DIRECT_SYNC},
+    {"ping", ping_cmd, -1, CMD_NODATA | CMD_DOC_FAST | CMD_SUBSCRIBED | CMD_DENY_DISKERR, NOKEYS,
+     "connection", "Ping the server", "1.0.0"},
+    {"echo", echo_cmd, 2, CMD_NODATA | CMD_DOC_FAST, NOKEYS, "connection",
      "Echo the given string", "1.0.0"},
-    {"quit", quit_cmd, -1, CMD_FAST | CMD_NOKEYS | CMD_NOAUTH | CMD_STALE | CMD_LOADING,
-     NOKEYS, "connection", "Close the connection", "1.0.0"},
-    {"select", select_cmd, 2, CMD_FAST | CMD_NOKEYS | CMD_LOADING | CMD_STALE, NOKEYS,
-     "connection", "Change the selected database for the current connection", "1.0.0"},
-    {"auth", auth_cmd, -2, CMD_FAST | CMD_NOKEYS | CMD_NOAUTH | CMD_LOADING | CMD_STALE,
-     NOKEYS, "connection", "Authenticate to the server", "1.0.0"},
-    {"hello", hello_cmd, -1, CMD_FAST | CMD_NOKEYS | CMD_NOAUTH | CMD_LOADING | CMD_STALE,
-     NOKEYS, "connection", "Handshake with Redis", "6.0.0"},
-    {"client", client_cmd, -2, CMD_NOKEYS | CMD_LOADING | CMD_STALE, NOKEYS, "connection",
-     "A container for client connection commands", "2.4.0"},
-    {"info", info_cmd, -1, CMD_NOKEYS | CMD_LOADING | CMD_STALE, NOKEYS, "server",
+    {"quit", quit_cmd, -1, CONN | CMD_DOC_FAST | CMD_NOAUTH | CMD_SUBSCRIBED, NOKEYS,
+     "connection", "Close the connection", "1.0.0"},
+    {"select", select_cmd, 2, CONN | CMD_DOC_FAST, NOKEYS, "connection",
+     "Change the selected database for the current connection", "1.0.0"},
+    {"auth", auth_cmd, -2, CONN | CMD_DOC_FAST | CMD_NOAUTH, NOKEYS, "connection",
+     "Authenticate to the server", "1.0.0"},
+    {"hello", hello_cmd, -1, CONN | CMD_DOC_FAST | CMD_NOAUTH, NOKEYS, "connection",
+     "Handshake with Redis", "6.0.0"},
+    {"client", NULL, -2, 0, NOKEYS, "connection", "A container for client connection commands",
+     "2.4.0", CMD_SUBS(client_subs)},
+    {"info", info_cmd, -1, CONN, NOKEYS, "server",
      "Get information and statistics about the server", "1.0.0"},
-    {"config", config_cmd, -2, CMD_ADMIN | CMD_NOKEYS | CMD_LOADING | CMD_STALE, NOKEYS,
-     "server", "A container for server configuration commands", "2.0.0"},
-    {"time", time_cmd, 1, CMD_FAST | CMD_NOKEYS | CMD_LOADING | CMD_STALE, NOKEYS, "server",
+    {"config", NULL, -2, 0, NOKEYS, "server", "A container for server configuration commands",
+     "2.0.0", CMD_SUBS(config_subs)},
+    {"time", time_cmd, 1, CONN | CMD_DOC_FAST, NOKEYS, "server",
      "Return the current server time", "2.6.0"},
-    {"command", command_cmd, -1, CMD_NOKEYS | CMD_LOADING | CMD_STALE, NOKEYS, "server",
-     "Get array of Redis command details", "2.8.13"},
 };
 const size_t server_commands_count = sizeof server_commands / sizeof server_commands[0];

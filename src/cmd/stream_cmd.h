@@ -47,11 +47,6 @@ void xs_reply_group_history(cmd_ctx *c, stream *s, stream_group *g, stream_consu
                             stream_id after, long long count, const cmd_arg *key,
                             const cmd_arg *group);
 
-/* Run fn with argv[i]'s shard locked (commands whose key the key spec
- * does not name), logging the command under the lock when it changed
- * something and logged nothing itself. */
-void xs_run_locked_on(cmd_ctx *c, int i, cmd_fn *fn);
-
 /* "-NOGROUP No such key 'k' or consumer group 'g'..." texts. */
 void xs_reply_nogroup_key(cmd_ctx *c, const cmd_arg *key, const cmd_arg *group,
                           const char *suffix);

@@ -3,10 +3,10 @@
  * the helpers the group commands share (stream_cmd.h).
  *
  * Storage is src/types/stream/stream.c. Handlers run with their keys' shards
- * locked by the dispatcher, except XREAD/XREADGROUP, whose keys follow
- * the STREAMS keyword: they lock their own keys (ascending, like the
- * dispatcher) and log their AOF records before unlocking. Error texts and
- * the order in which errors are found follow Redis 7.0. */
+ * locked by the dispatcher: XREAD/XREADGROUP's keys follow the STREAMS
+ * keyword, so their rows have a getkeys function that finds them with the
+ * handler's own argument scan. Error texts and the order in which errors
+ * are found follow Redis 7.0. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,29 +158,6 @@ static void reply_range(cmd_ctx *c, const stream *s, stream_id start, stream_id 
     }
     stream_iter_free(&it);
     reply_defer_set(c->out, d, REPLY_AGG_ARRAY, n);
-}
-
-void xs_run_locked_on(cmd_ctx *c, int i, cmd_fn *fn) {
-    if (i >= c->argc) { /* HELP and arity errors touch no key */
-        fn(c);
-        return;
-    }
-    ks_lockset ls;
-    ks_lockset_clear(&ls);
-    ks_lockset_add(c->env->ks, &ls, c->argv[i].p, c->argv[i].n);
-    ks_lock(c->env->ks, &ls);
-    fn(c);
-    if (c->dirty && !c->prop_done && c->env->propagate) {
-        /* Logged under the lock, so the AOF order of writes to this key is
-         * their execution order; under the table's name (renames). */
-        cmd_arg *argv = malloc((size_t)c->argc * sizeof *argv);
-        if (!argv) abort();
-        memcpy(argv, c->argv, (size_t)c->argc * sizeof *argv);
-        argv[0] = cmd_prop_lit(c->cmd->name);
-        cmd_propagate_record(c, c->argc, argv);
-        free(argv);
-    }
-    ks_unlock(c->env->ks, &ls);
 }
 
 static void signal_key(cmd_ctx *c, int i) {
@@ -532,60 +509,60 @@ typedef struct xread_args {
     int noack;
 } xread_args;
 
-static int parse_block_timeout(cmd_ctx *c, int i, long long *ms) {
-    if (!util_parse_ll(c->argv[i].p, c->argv[i].n, ms)) {
-        reply_error(c->out, "ERR timeout is not an integer or out of range");
-        return 0;
-    }
-    if (*ms < 0) {
-        reply_error(c->out, "ERR timeout is negative");
-        return 0;
-    }
-    return 1;
-}
-
-static int parse_xread_args(cmd_ctx *c, int group, xread_args *a) {
+/* XREAD / XREADGROUP's arguments up to the stream list, read without a
+ * cmd_ctx: the handler and the getkeys functions (the keys the dispatcher
+ * locks) share it, so they cannot disagree. Returns NULL, or the error to
+ * reply (Redis's texts, in Redis's order). */
+static const char *scan_xread(int argc, const cmd_arg *argv, int group, xread_args *a) {
     memset(a, 0, sizeof *a);
     a->block_ms = -1;
-    for (int i = 1; i < c->argc; i++) {
-        int more = c->argc - 1 - i;
-        if (arg_is(c, i, "BLOCK") && more) {
-            if (!parse_block_timeout(c, ++i, &a->block_ms)) return 0;
-        } else if (arg_is(c, i, "COUNT") && more) {
-            if (!arg_ll(c, ++i, &a->count)) return 0;
+    for (int i = 1; i < argc; i++) {
+        int more = argc - 1 - i;
+        if (cmd_arg_is(&argv[i], "BLOCK") && more) {
+            i++;
+            if (!util_parse_ll(argv[i].p, argv[i].n, &a->block_ms))
+                return "ERR timeout is not an integer or out of range";
+            if (a->block_ms < 0) return "ERR timeout is negative";
+        } else if (cmd_arg_is(&argv[i], "COUNT") && more) {
+            i++;
+            if (!util_parse_ll(argv[i].p, argv[i].n, &a->count)) return ERR_NOT_INT;
             if (a->count < 0) a->count = 0;
-        } else if (arg_is(c, i, "STREAMS") && more) {
+        } else if (cmd_arg_is(&argv[i], "STREAMS") && more) {
             a->streams_arg = i + 1;
-            a->nstreams = c->argc - a->streams_arg;
-            if (a->nstreams % 2) {
-                reply_error(c->out, "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.");
-                return 0;
-            }
+            a->nstreams = argc - a->streams_arg;
+            if (a->nstreams % 2)
+                return "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.";
             a->nstreams /= 2;
             break;
-        } else if (arg_is(c, i, "GROUP") && more >= 2) {
-            if (!group) {
-                reply_error(c->out, "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.");
-                return 0;
-            }
+        } else if (cmd_arg_is(&argv[i], "GROUP") && more >= 2) {
+            if (!group)
+                return "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.";
             a->group_arg = i + 1;
             i += 2;
-        } else if (group && arg_is(c, i, "NOACK")) {
+        } else if (group && cmd_arg_is(&argv[i], "NOACK")) {
             a->noack = 1;
         } else {
-            reply_error(c->out, ERR_SYNTAX);
-            return 0;
+            return ERR_SYNTAX;
         }
     }
-    if (!a->streams_arg) {
-        reply_error(c->out, ERR_SYNTAX);
-        return 0;
-    }
-    if (group && !a->group_arg) {
-        reply_error(c->out, "ERR Missing GROUP option for XREADGROUP");
-        return 0;
-    }
-    return 1;
+    if (!a->streams_arg) return ERR_SYNTAX;
+    if (group && !a->group_arg) return "ERR Missing GROUP option for XREADGROUP";
+    return NULL;
+}
+
+/* getkeys: the keys after STREAMS (none when the arguments are refused). */
+static void xread_keys_generic(int argc, const cmd_arg *argv, int group, cmd_keys *out) {
+    xread_args a;
+    if (scan_xread(argc, argv, group, &a)) return;
+    for (int k = 0; k < a.nstreams; k++) cmd_keys_add(out, a.streams_arg + k);
+}
+
+static void xread_keys(int argc, const cmd_arg *argv, cmd_keys *out) {
+    xread_keys_generic(argc, argv, 0, out);
+}
+
+static void xreadgroup_keys(int argc, const cmd_arg *argv, cmd_keys *out) {
+    xread_keys_generic(argc, argv, 1, out);
 }
 
 /* Per stream of the request: where to read from. */
@@ -678,7 +655,6 @@ static void serve_one(cmd_ctx *c, const xread_args *a, int k, stream *s, xread_t
 /* The argv to run again when woken: "$" replaced by the ID it meant now,
  * so that entries added meanwhile are not missed. */
 static void block_reader(cmd_ctx *c, const xread_args *a, const xread_target *t) {
-    const cmd_host *h = c->env->host;
     cmd_arg *argv = malloc((size_t)c->argc * sizeof *argv);
     char(*ids)[STREAM_ID_STRLEN] = malloc((size_t)a->nstreams * sizeof *ids);
     if (!argv || !ids) abort();
@@ -688,16 +664,14 @@ static void block_reader(cmd_ctx *c, const xread_args *a, const xread_target *t)
         if (is_word(&c->argv[idarg], '$'))
             argv[idarg] = (cmd_arg){ids[k], stream_id_format(t[k].after, ids[k])};
     }
-    int rc = h && h->block_on_keys
-                 ? h->block_on_keys(c->env->host_arg, c->sess, a->nstreams, c->argv + a->streams_arg,
-                                    c->argc, argv, a->block_ms)
-                 : -1;
+    int rc = cmd_block_on_keys(c, a->nstreams, c->argv + a->streams_arg, c->argc, argv,
+                               a->block_ms);
     if (rc < 0) reply_null_array(c->out);
     free(ids);
     free(argv);
 }
 
-static void xread_locked(cmd_ctx *c, const xread_args *a, xread_target *t) {
+static void xread_serve(cmd_ctx *c, const xread_args *a, xread_target *t) {
     if (!resolve_targets(c, a, t)) return;
     size_t served = 0;
     reply_deferred d = NULL;
@@ -716,19 +690,19 @@ static void xread_locked(cmd_ctx *c, const xread_args *a, xread_target *t) {
     else reply_null_array(c->out);
 }
 
+/* The keys after STREAMS are locked by the dispatcher (the rows' getkeys
+ * find them with the same scan), so records are logged under them. */
 static void xread_generic(cmd_ctx *c, int group) {
     xread_args a;
-    if (!parse_xread_args(c, group, &a)) return;
+    const char *err = scan_xread(c->argc, c->argv, group, &a);
+    if (err) {
+        reply_error(c->out, err);
+        return;
+    }
     xread_target tt[8];
     xread_target *t = a.nstreams <= 8 ? tt : malloc((size_t)a.nstreams * sizeof *t);
     if (!t) abort();
-    ks_lockset ls;
-    ks_lockset_clear(&ls);
-    for (int k = 0; k < a.nstreams; k++)
-        ks_lockset_add(c->env->ks, &ls, c->argv[a.streams_arg + k].p, c->argv[a.streams_arg + k].n);
-    ks_lock(c->env->ks, &ls);
-    xread_locked(c, &a, t);
-    ks_unlock(c->env->ks, &ls);
+    xread_serve(c, &a, t);
     if (t != tt) free(t);
 }
 
@@ -886,41 +860,12 @@ static const char *const xinfo_help[] = {
     "    Prints this help.",
 };
 
-void xs_reply_help(cmd_ctx *c, const char *const *lines, size_t n);
-void xs_reply_help(cmd_ctx *c, const char *const *lines, size_t n) {
-    reply_array(c->out, n);
-    for (size_t i = 0; i < n; i++) reply_status(c->out, lines[i]);
-}
-
-void xs_reply_sub_error(cmd_ctx *c, const char *parent, int known);
-/* Unknown subcommand, or a known one with the wrong argument count. */
-void xs_reply_sub_error(cmd_ctx *c, const char *parent, int known) {
-    const cmd_arg *a = &c->argv[1];
-    size_t n = strnlen(a->p, a->n);
-    if (!known) {
-        reply_errorf(c->out, "ERR unknown subcommand '%.*s'. Try %s HELP.", (int)(n < 128 ? n : 128),
-                     a->p, parent);
-        return;
-    }
-    char lower[64];
-    size_t i = 0;
-    for (; i < n && i < sizeof lower - 1; i++) lower[i] = (char)(a->p[i] | 0x20);
-    lower[i] = 0;
-    char p[16];
-    size_t j = 0;
-    for (; parent[j] && j < sizeof p - 1; j++) p[j] = (char)(parent[j] | 0x20);
-    p[j] = 0;
-    reply_errorf(c->out, "ERR wrong number of arguments for '%s|%s' command", p, lower);
-}
-
 static int xinfo_stream_count(cmd_ctx *c, long long *count) {
     *count = 10;
     if (c->argc == 3) return 1;
     if (!arg_is(c, 3, "FULL") || (c->argc != 4 && c->argc != 6) ||
         (c->argc == 6 && !arg_is(c, 4, "COUNT"))) {
-        size_t n = strnlen(c->argv[1].p, c->argv[1].n);
-        reply_errorf(c->out, "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try XINFO HELP.",
-                     (int)(n < 128 ? n : 128), c->argv[1].p);
+        reply_subcommand_syntax_error(c);
         return 0;
     }
     if (c->argc == 6) {
@@ -930,84 +875,78 @@ static int xinfo_stream_count(cmd_ctx *c, long long *count) {
     return 1;
 }
 
-static void xinfo_locked(cmd_ctx *c) {
-    int help = arg_is(c, 1, "HELP"), st = arg_is(c, 1, "STREAM"), gr = arg_is(c, 1, "GROUPS");
-    int co = arg_is(c, 1, "CONSUMERS");
-    if (help && c->argc == 2) {
-        xs_reply_help(c, xinfo_help, sizeof xinfo_help / sizeof xinfo_help[0]);
-        return;
-    }
-    if (!help && !st && !gr && !co) {
-        xs_reply_sub_error(c, "XINFO", 0);
-        return;
-    }
-    if (help || (st && c->argc < 3) || (gr && c->argc != 3) || (co && c->argc != 4)) {
-        xs_reply_sub_error(c, "XINFO", 1);
-        return;
-    }
+/* The stream XINFO's subcommands name (argv[2]); NULL after replying
+ * WRONGTYPE or "no such key". */
+static stream *xinfo_target(cmd_ctx *c) {
     int wrongtype;
     stream *s = xs_lookup(c, 2, 0, &wrongtype);
-    if (wrongtype) return;
-    if (!s) {
-        reply_error(c->out, ERR_NO_KEY);
-        return;
-    }
+    if (!s && !wrongtype) reply_error(c->out, ERR_NO_KEY);
+    return s;
+}
+
+/* XINFO STREAM key [FULL [COUNT count]] */
+static void xinfo_stream_cmd(cmd_ctx *c) {
+    stream *s = xinfo_target(c);
     long long count;
-    if (co) xinfo_consumers(c, s);
-    else if (gr) xinfo_groups(c, s);
-    else if (!xinfo_stream_count(c, &count)) return;
-    else if (c->argc == 3) xinfo_stream_brief(c, s);
+    if (!s || !xinfo_stream_count(c, &count)) return;
+    if (c->argc == 3) xinfo_stream_brief(c, s);
     else xinfo_stream_full(c, s, count);
 }
 
-/* Like Redis, the container reports no key positions; it locks its key
- * (argv[2]) itself. */
-static void xinfo_cmd(cmd_ctx *c) { xs_run_locked_on(c, 2, xinfo_locked); }
+static void xinfo_groups_cmd(cmd_ctx *c) {
+    stream *s = xinfo_target(c);
+    if (s) xinfo_groups(c, s);
+}
+
+static void xinfo_consumers_cmd(cmd_ctx *c) {
+    stream *s = xinfo_target(c);
+    if (s) xinfo_consumers(c, s);
+}
+
+static void xinfo_help_cmd(cmd_ctx *c) {
+    reply_help_lines(c, xinfo_help, sizeof xinfo_help / sizeof xinfo_help[0]);
+}
 
 /* ---- the table ---- */
 
-void xgroup_cmd(cmd_ctx *c);
-void xack_cmd(cmd_ctx *c);
-void xpending_cmd(cmd_ctx *c);
-void xclaim_cmd(cmd_ctx *c);
-void xautoclaim_cmd(cmd_ctx *c);
-
 #define RW_OOM (CMD_WRITE | CMD_DENYOOM)
+#define KEY2 2, 2, 1 /* a container's subcommand: the key follows it */
+
+static const command xinfo_subs[] = {
+    {"xinfo|stream", xinfo_stream_cmd, -3, CMD_READONLY, KEY2, "stream",
+     "Get information about a stream", "5.0.0"},
+    {"xinfo|groups", xinfo_groups_cmd, 3, CMD_READONLY, KEY2, "stream",
+     "List the consumer groups of a stream", "5.0.0"},
+    {"xinfo|consumers", xinfo_consumers_cmd, 4, CMD_READONLY, KEY2, "stream",
+     "List the consumers in a consumer group", "5.0.0"},
+    {"xinfo|help", xinfo_help_cmd, 2, CMD_NODATA | CMD_DOC_LOADING | CMD_DOC_STALE, 0, 0, 0,
+     "stream", "Show helpful text about the different subcommands", "5.0.0"},
+};
 
 const command streams_commands[] = {
-    {"xadd", xadd_cmd, -5, RW_OOM | CMD_FAST, 1, 1, 1, "stream",
+    {"xadd", xadd_cmd, -5, RW_OOM | CMD_DOC_FAST, 1, 1, 1, "stream",
      "Appends a new entry to a stream", "5.0.0"},
-    {"xlen", xlen_cmd, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, "stream",
+    {"xlen", xlen_cmd, 2, CMD_READONLY | CMD_DOC_FAST, 1, 1, 1, "stream",
      "Return the number of entries in a stream", "5.0.0"},
     {"xrange", xrange_cmd, -4, CMD_READONLY, 1, 1, 1, "stream",
      "Return a range of elements in a stream, with IDs matching the specified IDs interval", "5.0.0"},
     {"xrevrange", xrevrange_cmd, -4, CMD_READONLY, 1, 1, 1, "stream",
      "Return a range of elements in a stream, with IDs matching the specified IDs interval, in reverse order (from greater to smaller IDs) compared to XRANGE", "5.0.0"},
-    {"xdel", xdel_cmd, -3, CMD_WRITE | CMD_FAST, 1, 1, 1, "stream",
+    {"xdel", xdel_cmd, -3, CMD_WRITE | CMD_DOC_FAST, 1, 1, 1, "stream",
      "Removes the specified entries from the stream. Returns the number of items actually deleted, that may be different from the number of IDs passed in case certain IDs do not exist.", "5.0.0"},
     {"xtrim", xtrim_cmd, -4, CMD_WRITE, 1, 1, 1, "stream",
      "Trims the stream to (approximately if '~' is passed) a certain size", "5.0.0"},
-    {"xsetid", xsetid_cmd, -3, RW_OOM | CMD_FAST, 1, 1, 1, "stream",
+    {"xsetid", xsetid_cmd, -3, RW_OOM | CMD_DOC_FAST, 1, 1, 1, "stream",
      "An internal command for replicating stream values", "5.0.0"},
-    /* Keys follow STREAMS: the handler locks them itself. */
-    {"xread", xread_cmd, -4, CMD_READONLY | CMD_NOKEYS, 0, 0, 0, "stream",
-     "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block.", "5.0.0"},
-    {"xreadgroup", xreadgroup_cmd, -7, CMD_WRITE | CMD_NOKEYS, 0, 0, 0, "stream",
-     "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block.", "5.0.0"},
-    /* Containers: no key spec (as Redis), they lock argv[2] themselves.
-     * XGROUP's subcommands write: refused while persistence fails. */
-    {"xinfo", xinfo_cmd, -2, CMD_NOKEYS, 0, 0, 0, "stream",
-     "A container for stream introspection commands", "5.0.0"},
-    {"xgroup", xgroup_cmd, -2, CMD_NOKEYS | CMD_DENY_DISKERR, 0, 0, 0, "stream",
-     "A container for consumer groups commands", "5.0.0"},
-    {"xack", xack_cmd, -4, CMD_WRITE | CMD_FAST, 1, 1, 1, "stream",
-     "Marks a pending message as correctly processed, effectively removing it from the pending entries list of the consumer group. Return value of the command is the number of messages successfully acknowledged, that is, the IDs we were actually able to resolve in the PEL.", "5.0.0"},
-    {"xpending", xpending_cmd, -3, CMD_READONLY, 1, 1, 1, "stream",
-     "Return information and entries from a stream consumer group pending entries list, that are messages fetched but never acknowledged.", "5.0.0"},
-    {"xclaim", xclaim_cmd, -6, CMD_WRITE | CMD_FAST, 1, 1, 1, "stream",
-     "Changes (or acquires) ownership of a message in a consumer group, as if the message was delivered to the specified consumer.", "5.0.0"},
-    {"xautoclaim", xautoclaim_cmd, -6, CMD_WRITE | CMD_FAST, 1, 1, 1, "stream",
-     "Changes (or acquires) ownership of messages in a consumer group, as if the messages were delivered to the specified consumer.", "6.2.0"},
+    /* Keys follow STREAMS: getkeys finds them (movablekeys). */
+    {"xread", xread_cmd, -4, CMD_READONLY | CMD_BLOCKING, 0, 0, 0, "stream",
+     "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block.", "5.0.0",
+     .getkeys = xread_keys},
+    {"xreadgroup", xreadgroup_cmd, -7, CMD_WRITE | CMD_BLOCKING, 0, 0, 0, "stream",
+     "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block.", "5.0.0",
+     .getkeys = xreadgroup_keys},
+    {"xinfo", NULL, -2, 0, 0, 0, 0, "stream", "A container for stream introspection commands",
+     "5.0.0", CMD_SUBS(xinfo_subs)},
 };
 
 const size_t streams_commands_count = sizeof streams_commands / sizeof streams_commands[0];

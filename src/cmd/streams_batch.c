@@ -4,7 +4,7 @@
  *
  * payload is the publisher's raw batch: messages of (u32 little-endian
  * length, bytes), docs/PROTOCOL.md. The batch listener (server/batch.c)
- * runs it through cmd_execute, so a batch gets the dispatcher's auth,
+ * runs it through the dispatcher, so a batch gets its auth,
  * maxmemory and shard locking, and lands in the AOF as ONE record with
  * the first ID it was given (`*` replaced), which makes replay exact and
  * carries the exactly-once state (client id, sequence) with it.
@@ -133,7 +133,6 @@ static int xbatch_check_seq(const stream *s, const xbatch_args *a) {
 }
 
 static void xbatchadd_cmd(cmd_ctx *c) {
-    if (c->batch) c->batch->ran = 1;
     xbatch_args a;
     if (!xbatch_parse(c, &a)) return;
     int wrongtype;

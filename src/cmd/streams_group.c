@@ -13,14 +13,6 @@
 #include "cmd/stream_cmd.h"
 #include "lib/util.h"
 
-void xgroup_cmd(cmd_ctx *c);
-void xack_cmd(cmd_ctx *c);
-void xpending_cmd(cmd_ctx *c);
-void xclaim_cmd(cmd_ctx *c);
-void xautoclaim_cmd(cmd_ctx *c);
-void xs_reply_help(cmd_ctx *c, const char *const *lines, size_t n);
-void xs_reply_sub_error(cmd_ctx *c, const char *parent, int known);
-
 /* ---- propagation ---- */
 
 static void propagate_claim(cmd_ctx *c, const cmd_arg *key, const cmd_arg *group,
@@ -161,32 +153,7 @@ static const char *const xgroup_help[] = {
     "    Prints this help.",
 };
 
-enum xgroup_sub { XG_UNKNOWN, XG_HELP, XG_CREATE, XG_SETID, XG_DESTROY, XG_CREATECONSUMER, XG_DELCONSUMER };
-
-static int xgroup_sub_of(const cmd_ctx *c) {
-    static const struct { const char *name; int sub; } subs[] = {
-        {"HELP", XG_HELP}, {"CREATE", XG_CREATE}, {"SETID", XG_SETID}, {"DESTROY", XG_DESTROY},
-        {"CREATECONSUMER", XG_CREATECONSUMER}, {"DELCONSUMER", XG_DELCONSUMER}};
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
-        if (arg_is(c, 1, subs[i].name)) return subs[i].sub;
-    return XG_UNKNOWN;
-}
-
-static int xgroup_arity_ok(int sub, int argc) {
-    switch (sub) {
-    case XG_HELP: return argc == 2;
-    case XG_CREATE:
-    case XG_SETID: return argc >= 5;
-    case XG_DESTROY: return argc == 4;
-    default: return argc == 5;
-    }
-}
-
-static void reply_sub_syntax(cmd_ctx *c) {
-    size_t n = strnlen(c->argv[1].p, c->argv[1].n);
-    reply_errorf(c->out, "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try XGROUP HELP.",
-                 (int)(n < 128 ? n : 128), c->argv[1].p);
-}
+enum xgroup_sub { XG_CREATE, XG_SETID, XG_DESTROY, XG_CREATECONSUMER, XG_DELCONSUMER };
 
 typedef struct xgroup_opts {
     int mkstream;
@@ -209,7 +176,7 @@ static int xgroup_parse_opts(cmd_ctx *c, int sub, xgroup_opts *o) {
             }
             i += 2;
         } else {
-            reply_sub_syntax(c);
+            reply_subcommand_syntax_error(c);
             return 0;
         }
     }
@@ -266,16 +233,9 @@ static void xgroup_run(cmd_ctx *c, int sub, stream *s, stream_group *g, const xg
     }
 }
 
-static void xgroup_locked(cmd_ctx *c) {
-    int sub = xgroup_sub_of(c);
-    if (sub == XG_UNKNOWN || !xgroup_arity_ok(sub, c->argc)) {
-        xs_reply_sub_error(c, "XGROUP", sub != XG_UNKNOWN);
-        return;
-    }
-    if (sub == XG_HELP) {
-        xs_reply_help(c, xgroup_help, sizeof xgroup_help / sizeof xgroup_help[0]);
-        return;
-    }
+/* XGROUP <sub> key group ...: each subcommand row names its sub (the
+ * dispatcher checked the arity and locked the key, argv[2]). */
+static void xgroup_generic(cmd_ctx *c, int sub) {
     xgroup_opts o;
     if (!xgroup_parse_opts(c, sub, &o)) return;
     int wrongtype;
@@ -295,17 +255,25 @@ static void xgroup_locked(cmd_ctx *c) {
         }
     }
     if ((sub == XG_CREATE && c->argc > 8) || (sub == XG_SETID && c->argc != 5 && c->argc != 7)) {
-        reply_sub_syntax(c);
+        reply_subcommand_syntax_error(c);
         return;
     }
     xgroup_run(c, sub, s, g, &o);
 }
 
-void xgroup_cmd(cmd_ctx *c) { xs_run_locked_on(c, 2, xgroup_locked); }
+static void xgroup_create_cmd(cmd_ctx *c) { xgroup_generic(c, XG_CREATE); }
+static void xgroup_setid_cmd(cmd_ctx *c) { xgroup_generic(c, XG_SETID); }
+static void xgroup_destroy_cmd(cmd_ctx *c) { xgroup_generic(c, XG_DESTROY); }
+static void xgroup_createconsumer_cmd(cmd_ctx *c) { xgroup_generic(c, XG_CREATECONSUMER); }
+static void xgroup_delconsumer_cmd(cmd_ctx *c) { xgroup_generic(c, XG_DELCONSUMER); }
+
+static void xgroup_help_cmd(cmd_ctx *c) {
+    reply_help_lines(c, xgroup_help, sizeof xgroup_help / sizeof xgroup_help[0]);
+}
 
 /* ---- XACK ---- */
 
-void xack_cmd(cmd_ctx *c) {
+static void xack_cmd(cmd_ctx *c) {
     int wrongtype;
     stream *s = xs_lookup(c, 1, 1, &wrongtype);
     if (wrongtype) return;
@@ -410,7 +378,7 @@ static void xpending_range(cmd_ctx *c, const stream_group *g, const xpending_arg
     reply_defer_set(c->out, d, REPLY_AGG_ARRAY, n);
 }
 
-void xpending_cmd(cmd_ctx *c) {
+static void xpending_cmd(cmd_ctx *c) {
     xpending_args a;
     if (!xpending_parse(c, &a)) return;
     int wrongtype;
@@ -532,7 +500,7 @@ static size_t xclaim_ids(cmd_ctx *c, stream *s, stream_group *g, const claim_opt
     return n;
 }
 
-void xclaim_cmd(cmd_ctx *c) {
+static void xclaim_cmd(cmd_ctx *c) {
     stream *s;
     stream_group *g = claim_group(c, &s);
     if (!g) return;
@@ -625,7 +593,7 @@ static stream_id autoclaim_scan(cmd_ctx *c, stream *s, stream_group *g, const au
     return x ? x->id : STREAM_ID_ZERO;
 }
 
-void xautoclaim_cmd(cmd_ctx *c) {
+static void xautoclaim_cmd(cmd_ctx *c) {
     stream *s;
     stream_group *g = claim_group(c, &s);
     if (!g) return;
@@ -642,3 +610,38 @@ void xautoclaim_cmd(cmd_ctx *c) {
     free(claimed.v);
     free(deleted.v);
 }
+
+/* ---- the table ---- */
+
+#define KEY2 2, 2, 1 /* a container's subcommand: the key follows it */
+
+static const command xgroup_subs[] = {
+    {"xgroup|create", xgroup_create_cmd, -5, CMD_WRITE | CMD_DENYOOM, KEY2, "stream",
+     "Create a consumer group.", "5.0.0"},
+    {"xgroup|setid", xgroup_setid_cmd, -5, CMD_WRITE, KEY2, "stream",
+     "Set a consumer group to an arbitrary last delivered ID value.", "5.0.0"},
+    {"xgroup|destroy", xgroup_destroy_cmd, 4, CMD_WRITE, KEY2, "stream",
+     "Destroy a consumer group.", "5.0.0"},
+    {"xgroup|createconsumer", xgroup_createconsumer_cmd, 5, CMD_WRITE | CMD_DENYOOM, KEY2,
+     "stream", "Create a consumer in a consumer group.", "6.2.0"},
+    {"xgroup|delconsumer", xgroup_delconsumer_cmd, 5, CMD_WRITE, KEY2, "stream",
+     "Delete a consumer from a consumer group.", "5.0.0"},
+    {"xgroup|help", xgroup_help_cmd, 2, CMD_NODATA | CMD_DOC_LOADING | CMD_DOC_STALE, 0, 0, 0,
+     "stream", "Show helpful text about the different subcommands", "5.0.0"},
+};
+
+const command streams_group_commands[] = {
+    {"xgroup", NULL, -2, 0, 0, 0, 0, "stream", "A container for consumer groups commands",
+     "5.0.0", CMD_SUBS(xgroup_subs)},
+    {"xack", xack_cmd, -4, CMD_WRITE | CMD_DOC_FAST, 1, 1, 1, "stream",
+     "Marks a pending message as correctly processed, effectively removing it from the pending entries list of the consumer group. Return value of the command is the number of messages successfully acknowledged, that is, the IDs we were actually able to resolve in the PEL.", "5.0.0"},
+    {"xpending", xpending_cmd, -3, CMD_READONLY, 1, 1, 1, "stream",
+     "Return information and entries from a stream consumer group pending entries list, that are messages fetched but never acknowledged.", "5.0.0"},
+    {"xclaim", xclaim_cmd, -6, CMD_WRITE | CMD_DOC_FAST, 1, 1, 1, "stream",
+     "Changes (or acquires) ownership of a message in a consumer group, as if the message was delivered to the specified consumer.", "5.0.0"},
+    {"xautoclaim", xautoclaim_cmd, -6, CMD_WRITE | CMD_DOC_FAST, 1, 1, 1, "stream",
+     "Changes (or acquires) ownership of messages in a consumer group, as if the messages were delivered to the specified consumer.", "6.2.0"},
+};
+
+const size_t streams_group_commands_count =
+    sizeof streams_group_commands / sizeof streams_group_commands[0];

@@ -519,46 +519,94 @@ static void incrbyfloat_cmd(cmd_ctx *c) {
     reply_bulk(c->out, buf, n);
 }
 
+/* ---- blind writes (cluster weak sessions, command.h) ---- */
+
+/* A time a blind write may carry: SET would accept it at any clock (an
+ * integer > 0 whose conversion to absolute ms cannot overflow; half the
+ * range leaves room for any "now"). */
+static int blind_time_ok(const cmd_arg *a) {
+    long long v;
+    return util_parse_ll(a->p, a->n, &v) && v > 0 && v <= LLONG_MAX / 1000 / 2;
+}
+
+/* SET key value [EX|PX|EXAT|PXAT t | KEEPTTL]: its reply is +OK whatever
+ * the data unless NX, XX or GET; options are checked by SET's own parser,
+ * so what SET refuses is never blind. */
+static int set_blind(int argc, const cmd_arg *argv, cmd_keys *pairs) {
+    const cmd_ctx c = {.argc = argc, .argv = argv};
+    unsigned seen = 0;
+    for (int i = 3; i < argc; i++) {
+        unsigned bit = option_bit(&c, i, seen, 1);
+        if (!bit || (bit & (SETF_NX | SETF_XX | SETF_GET))) return -1;
+        seen |= bit;
+        if ((bit & SETF_ANY_EXPIRE) && !blind_time_ok(&argv[++i])) return -1;
+    }
+    if (argv[2].n > KS_MAX_LEN) return -1;
+    cmd_keys_add(pairs, 1);
+    cmd_keys_add(pairs, 2);
+    return 0;
+}
+
+/* SETEX / PSETEX key time value. */
+static int setex_blind(int argc, const cmd_arg *argv, cmd_keys *pairs) {
+    if (argc != 4 || !blind_time_ok(&argv[2]) || argv[3].n > KS_MAX_LEN) return -1;
+    cmd_keys_add(pairs, 1);
+    cmd_keys_add(pairs, 3);
+    return 0;
+}
+
+/* MSET key value [key value ...]. */
+static int mset_blind(int argc, const cmd_arg *argv, cmd_keys *pairs) {
+    if (argc < 3 || argc % 2 == 0) return -1;
+    for (int i = 2; i < argc; i += 2)
+        if (argv[i].n > KS_MAX_LEN) return -1;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        cmd_keys_add(pairs, i);
+        cmd_keys_add(pairs, i + 1);
+    }
+    return 0;
+}
+
 /* ---- the table ---- */
 
 #define RW_OOM (CMD_WRITE | CMD_DENYOOM)
 
 const command strings_commands[] = {
-    {"get", get_cmd, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, "string",
+    {"get", get_cmd, 2, CMD_READONLY | CMD_DOC_FAST | CMD_REPLY_IS_VALUE, 1, 1, 1, "string",
      "Get the value of a key", "1.0.0"},
     {"set", set_cmd, -3, RW_OOM, 1, 1, 1, "string",
-     "Set the string value of a key", "1.0.0"},
-    {"setnx", setnx_cmd, 3, RW_OOM | CMD_FAST, 1, 1, 1, "string",
+     "Set the string value of a key", "1.0.0", .blind = set_blind},
+    {"setnx", setnx_cmd, 3, RW_OOM | CMD_DOC_FAST, 1, 1, 1, "string",
      "Set the value of a key, only if the key does not exist", "1.0.0"},
     {"setex", setex_cmd, 4, RW_OOM, 1, 1, 1, "string",
-     "Set the value and expiration of a key", "2.0.0"},
+     "Set the value and expiration of a key", "2.0.0", .blind = setex_blind},
     {"psetex", psetex_cmd, 4, RW_OOM, 1, 1, 1, "string",
-     "Set the value and expiration in milliseconds of a key", "2.6.0"},
-    {"getset", getset_cmd, 3, RW_OOM | CMD_FAST, 1, 1, 1, "string",
+     "Set the value and expiration in milliseconds of a key", "2.6.0", .blind = setex_blind},
+    {"getset", getset_cmd, 3, RW_OOM | CMD_DOC_FAST, 1, 1, 1, "string",
      "Set the string value of a key and return its old value", "1.0.0"},
-    {"getdel", getdel_cmd, 2, CMD_WRITE | CMD_FAST, 1, 1, 1, "string",
+    {"getdel", getdel_cmd, 2, CMD_WRITE | CMD_DOC_FAST, 1, 1, 1, "string",
      "Get the value of a key and delete the key", "6.2.0"},
-    {"getex", getex_cmd, -2, CMD_WRITE | CMD_FAST, 1, 1, 1, "string",
+    {"getex", getex_cmd, -2, CMD_WRITE | CMD_DOC_FAST, 1, 1, 1, "string",
      "Get the value of a key and optionally set its expiration", "6.2.0"},
-    {"mget", mget_cmd, -2, CMD_READONLY | CMD_FAST, 1, -1, 1, "string",
+    {"mget", mget_cmd, -2, CMD_READONLY | CMD_DOC_FAST, 1, -1, 1, "string",
      "Get the values of all the given keys", "1.0.0"},
     {"mset", mset_cmd, -3, RW_OOM, 1, -1, 2, "string",
-     "Set multiple keys to multiple values", "1.0.1"},
+     "Set multiple keys to multiple values", "1.0.1", .blind = mset_blind},
     {"msetnx", msetnx_cmd, -3, RW_OOM, 1, -1, 2, "string",
      "Set multiple keys to multiple values, only if none of the keys exist", "1.0.1"},
-    {"append", append_cmd, 3, RW_OOM | CMD_FAST, 1, 1, 1, "string",
+    {"append", append_cmd, 3, RW_OOM | CMD_DOC_FAST, 1, 1, 1, "string",
      "Append a value to a key", "2.0.0"},
-    {"strlen", strlen_cmd, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, "string",
+    {"strlen", strlen_cmd, 2, CMD_READONLY | CMD_DOC_FAST, 1, 1, 1, "string",
      "Get the length of the value stored in a key", "2.2.0"},
-    {"incr", incr_cmd, 2, RW_OOM | CMD_FAST, 1, 1, 1, "string",
+    {"incr", incr_cmd, 2, RW_OOM | CMD_DOC_FAST, 1, 1, 1, "string",
      "Increment the integer value of a key by one", "1.0.0"},
-    {"decr", decr_cmd, 2, RW_OOM | CMD_FAST, 1, 1, 1, "string",
+    {"decr", decr_cmd, 2, RW_OOM | CMD_DOC_FAST, 1, 1, 1, "string",
      "Decrement the integer value of a key by one", "1.0.0"},
-    {"incrby", incrby_cmd, 3, RW_OOM | CMD_FAST, 1, 1, 1, "string",
+    {"incrby", incrby_cmd, 3, RW_OOM | CMD_DOC_FAST, 1, 1, 1, "string",
      "Increment the integer value of a key by the given amount", "1.0.0"},
-    {"decrby", decrby_cmd, 3, RW_OOM | CMD_FAST, 1, 1, 1, "string",
+    {"decrby", decrby_cmd, 3, RW_OOM | CMD_DOC_FAST, 1, 1, 1, "string",
      "Decrement the integer value of a key by the given number", "1.0.0"},
-    {"incrbyfloat", incrbyfloat_cmd, 3, RW_OOM | CMD_FAST, 1, 1, 1, "string",
+    {"incrbyfloat", incrbyfloat_cmd, 3, RW_OOM | CMD_DOC_FAST, 1, 1, 1, "string",
      "Increment the float value of a key by the given amount", "2.6.0"},
     {"getrange", getrange_cmd, 4, CMD_READONLY, 1, 1, 1, "string",
      "Get a substring of the string stored at a key", "2.4.0"},

@@ -17,8 +17,9 @@
  * blocks; a compressed batch is decompressed once into a second reused
  * buffer that plays that role. So a raw batch costs one copy into the log.
  *
- * Publisher: each complete batch runs XBATCHADD through cmd_execute (auth,
- * maxmemory, the key's shard lock, one AOF record with the assigned IDs);
+ * Publisher: each complete batch runs XBATCHADD through the dispatcher
+ * (auth, maxmemory and disk errors as a verdict, the key's shard lock, one
+ * AOF record with the assigned IDs);
  * its ACK is queued and sent before the loop sleeps, after the loop's AOF
  * group commit: with appendfsync always an ACK means "on disk".
  *
@@ -104,7 +105,7 @@ typedef struct bconn {
     unsigned char *raw;      /* decompressed payload */
     size_t raw_cap;
     ZSTD_DCtx *zstd;
-    session sess;            /* for cmd_execute: authenticated by the token */
+    session sess;            /* for the dispatcher: authenticated by the token */
     reply *sink;             /* XBATCHADD's RESP reply, discarded */
     uint64_t aof_need;       /* the ACKs wait for the AOF up to here (0 = none) */
     size_t turn_bytes;
@@ -650,15 +651,16 @@ static int pub_decompress(bconn *c) {
     return !ZSTD_isError(n) && n == h->raw_len ? 0 : BATCH_E_DECOMPRESS;
 }
 
-/* The -MISCONF line the dispatcher answered XBATCHADD with (persistence
- * failing), without "-" and CRLF, into out; 0 when it was another reply. */
-static int misconf_refusal(const reply *r, char *out, size_t len) {
+/* The refusal the dispatcher replied into r (one error line), without
+ * "-" and CRLF, into out. */
+static void refusal_text(const reply *r, char *out, size_t len) {
     const char *p = r->inline_buf;
     size_t n = r->inline_used;
-    if (n < 10 || memcmp(p, "-MISCONF ", 9) != 0) return 0;
-    n -= 3; /* "-", CRLF */
-    snprintf(out, len, "%.*s", (int)n, p + 1);
-    return 1;
+    if (n < 3 || p[0] != '-') {
+        out[0] = 0;
+        return;
+    }
+    snprintf(out, len, "%.*s", (int)(n - 3), p + 1);
 }
 
 /* Run XBATCHADD through the dispatcher. Returns 0 with *res filled, or an
@@ -686,23 +688,26 @@ static int pub_append(bconn *c, const unsigned char *data, cmd_batch_result *res
         .now_ms = clock_wall_ms(),
         .batch = res,
     };
-    cmd_execute(&ctx);
+    cmd_verdict v;
+    cmd_resolve(&ctx, &v);
+    int refusal = cmd_admit(&ctx, &v);
     detail[0] = 0;
-    int misconf = !res->ran && misconf_refusal(c->sink, detail, dlen);
+    if (refusal == CMD_OK) {
+        cmd_run(&ctx, &v);
+    } else {
+        cmd_refuse(&ctx, &v);
+        if (refusal == CMD_REFUSE_MISCONF) refusal_text(c->sink, detail, dlen);
+    }
+    cmd_verdict_free(&v);
     reply_reset(c->sink);
     /* The ACK leaves only after this record is in the AOF (on disk with
      * appendfsync always): the loop's group commit before it sleeps. */
     if (ctx.aof_end > c->bl->lt->aof_need) c->bl->lt->aof_need = ctx.aof_end;
     if (ctx.aof_end) c->aof_need = ctx.aof_end;
-    if (misconf) return BATCH_E_INTERNAL; /* persistence failing: -MISCONF's text */
-    if (!res->ran) {
-        /* Refused by the dispatcher before the handler: the only refusal
-         * that applies to this session is maxmemory (or the command was
-         * renamed away). */
-        long long max = CFG_GET(srv->cfg.maxmemory);
-        return max > 0 && srv->env.host->used_memory(srv) > (size_t)max ? BATCH_E_OOM
-                                                                         : BATCH_E_INTERNAL;
-    }
+    /* Refused by the dispatcher before the handler: persistence failing
+     * (-MISCONF's text), maxmemory, or the command renamed away. */
+    if (refusal == CMD_REFUSE_OOM) return BATCH_E_OOM;
+    if (refusal != CMD_OK) return BATCH_E_INTERNAL;
     return res->status;
 }
 

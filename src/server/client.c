@@ -315,22 +315,6 @@ void client_execute(client *c) {
 }
 
 void client_run_argv(client *c, int argc, const cmd_arg *argv) {
-    if (c->srv->cluster && c->lt) {
-        int route = cluster_client_route(c, argc, argv);
-        if (route == ROUTE_LOCAL_SLOT) {
-            cluster_client_run_slotted(c, argc, argv);
-            return;
-        }
-        if (route == ROUTE_DONE) {
-            STAT_ADD(c->stats->commands, 1);
-            atomic_store_explicit(&c->last_interaction_ms, clock_wall_ms(), memory_order_relaxed);
-            return;
-        }
-    }
-    client_run_argv_local(c, argc, argv);
-}
-
-void client_run_argv_local(client *c, int argc, const cmd_arg *argv) {
     cmd_ctx ctx = {
         .env = &c->srv->env,
         .sess = &c->sess,
@@ -340,15 +324,32 @@ void client_run_argv_local(client *c, int argc, const cmd_arg *argv) {
         .argv = argv,
         .now_ms = clock_wall_ms(),
     };
-    cmd_execute(&ctx);
+    cmd_verdict v;
+    cmd_resolve(&ctx, &v);
+    int route = c->srv->cluster && c->lt ? cluster_client_route(c, &ctx, &v) : ROUTE_LOCAL;
+    if (route == ROUTE_LOCAL) {
+        client_run_resolved(c, &ctx, &v);
+    } else if (route == ROUTE_LOCAL_SLOT) {
+        cluster_client_run_slotted(c, &ctx, &v);
+    } else {
+        STAT_ADD(c->stats->commands, 1);
+        atomic_store_explicit(&c->last_interaction_ms, ctx.now_ms, memory_order_relaxed);
+    }
+    cmd_verdict_free(&v);
+}
+
+void client_run_resolved(client *c, cmd_ctx *ctx, cmd_verdict *v) {
+    ctx->out = c->out;
+    if (cmd_admit(ctx, v) == CMD_OK) cmd_run(ctx, v);
+    else cmd_refuse(ctx, v);
     /* The reply may go out only after this write is in the AOF: the loop
      * (or the connection thread) flushes up to here before sending. */
-    if (ctx.aof_end) {
-        c->aof_need = ctx.aof_end;
-        if (c->lt) c->lt->aof_need = ctx.aof_end;
+    if (ctx->aof_end) {
+        c->aof_need = ctx->aof_end;
+        if (c->lt) c->lt->aof_need = ctx->aof_end;
     }
     STAT_ADD(c->stats->commands, 1);
-    atomic_store_explicit(&c->last_interaction_ms, ctx.now_ms, memory_order_relaxed);
+    atomic_store_explicit(&c->last_interaction_ms, ctx->now_ms, memory_order_relaxed);
     if (c->sess.flags & (SESS_CLOSE_AFTER_REPLY | SESS_CLOSE_NOW)) c->flags |= CLIENT_CLOSE_ON_FLUSH;
 }
 

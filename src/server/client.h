@@ -1,8 +1,9 @@
 /* client.h - one connected client: its socket, read buffer, parser,
  * session and reply queue, and the I/O that drives them.
  *
- * Data flow (one way): socket -> read buffer -> resp_parse -> cmd_execute
- * -> keyspace -> reply queue -> writev (before the loop sleeps).
+ * Data flow (one way): socket -> read buffer -> resp_parse -> cmd_resolve
+ * (-> cluster routing) -> cmd_run -> keyspace -> reply queue -> writev
+ * (before the loop sleeps).
  *
  * A client belongs to one loop thread; only that thread touches its
  * buffers. Other threads reach it only through the server registry (under
@@ -110,11 +111,14 @@ int client_output_limit_reached(client *c, int64_t now_ms);
  * DENIED explanation. Returns 1 when fd was refused (the caller closes). */
 int client_protected_mode_denies(server *srv, int fd);
 
-/* Run argv (views valid during the call) as a command of c: a blocked
- * read run again after a wake-up. */
+/* Run argv (views valid during the call) as a command of c (also a
+ * blocked read run again after a wake-up): resolve it (cmd_resolve), in
+ * cluster mode route it by the verdict, run it. */
 void client_run_argv(client *c, int argc, const cmd_arg *argv);
-/* The same, always on this node (cluster mode routes first). */
-void client_run_argv_local(client *c, int argc, const cmd_arg *argv);
+/* Run a resolved command on this node, its replies into c->out (as it is
+ * now: cluster routing may capture them): admission (maxmemory, MISCONF),
+ * then the refusal or the run; the AOF wait, statistics. */
+void client_run_resolved(client *c, cmd_ctx *ctx, cmd_verdict *v);
 /* Loop model: c's parked command finished (replied or timed out): send
  * the reply and run the input that waited behind it. */
 void client_resume(client *c);

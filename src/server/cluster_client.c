@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "../cluster/entry.h"
 #include "../lib/clock.h"
@@ -113,14 +112,14 @@ static void answer(client *c, const char *bytes, size_t len) {
     slot_fill(k, slot_push(k), bytes, len);
 }
 
-/* Run a command here with its reply captured in tmp (initialized here,
- * freed by the caller), not sent. */
-static void run_into(client *c, reply *tmp, int argc, const cmd_arg *argv) {
+/* Run a resolved command here with its reply captured in tmp
+ * (initialized here, freed by the caller), not sent. */
+static void run_into(client *c, reply *tmp, cmd_ctx *ctx, cmd_verdict *v) {
     reply_init(tmp);
     tmp->proto = c->out->proto;
     reply *saved = c->out;
     c->out = tmp;
-    client_run_argv_local(c, argc, argv);
+    client_run_resolved(c, ctx, v);
     c->out = saved;
 }
 
@@ -186,61 +185,26 @@ static const pending_write *pending_find(const cl_conn *k, const cmd_arg *key) {
     return best;
 }
 
-/* SET key value [EX|PX|EXAT|PXAT n | KEEPTTL], SETEX, PSETEX, MSET: writes
- * whose reply does not depend on the data, so a node can answer them. */
-static int blind_write(const command *cmd, int argc, const cmd_arg *argv) {
-    if (!strcmp(cmd->name, "mset")) return argc >= 3 && argc % 2 == 1;
-    if (!strcmp(cmd->name, "setex") || !strcmp(cmd->name, "psetex")) {
-        uint64_t v;
-        return argc == 4 && !arg_u64(&argv[2], &v) && v > 0;
-    }
-    if (strcmp(cmd->name, "set") != 0) return 0;
-    for (int i = 3; i < argc; i++) {
-        const cmd_arg *a = &argv[i];
-        if ((a->n == 2 && (!strncasecmp(a->p, "EX", 2) || !strncasecmp(a->p, "PX", 2))) ||
-            (a->n == 4 && (!strncasecmp(a->p, "EXAT", 4) || !strncasecmp(a->p, "PXAT", 4)))) {
-            /* only a valid time is blind: a bad one must get SET's error */
-            uint64_t v;
-            if (i + 1 >= argc || arg_u64(&argv[i + 1], &v) || v == 0) return 0;
-            i++;
-            continue;
-        }
-        if (a->n == 7 && !strncasecmp(a->p, "KEEPTTL", 7)) continue;
-        return 0; /* NX, XX, GET or anything else */
-    }
-    return 1;
-}
-
-static void remember_weak_write(cl_conn *k, const command *cmd, int argc, const cmd_arg *argv,
+/* A blind write's (key, value) pairs (argv positions, cmd_blind_fn), kept
+ * until the write is visible here. */
+static void remember_weak_write(cl_conn *k, const cmd_keys *pairs, const cmd_arg *argv,
                                 uint64_t seq) {
-    if (!strcmp(cmd->name, "mset")) {
-        for (int i = 1; i + 1 < argc; i += 2) pending_add(k, seq, &argv[i], &argv[i + 1]);
-    } else if (!strcmp(cmd->name, "set")) {
-        pending_add(k, seq, &argv[1], &argv[2]);
-    } else {
-        pending_add(k, seq, &argv[1], &argv[3]); /* SETEX key seconds value */
-    }
+    for (int i = 0; i + 1 < pairs->n; i += 2)
+        pending_add(k, seq, &argv[cmd_keys_at(pairs, i)], &argv[cmd_keys_at(pairs, i + 1)]);
 }
 
 /* ---- routing ---- */
 
-/* Data commands the key spec does not describe (Redis marks them
- * movablekeys or keyless): they wait for the whole log before them. */
-static int is_keyspace_read(const command *cmd) {
-    static const char *const names[] = {"dbsize", "keys", "scan", "randomkey", "xread", "xinfo",
-                                        NULL};
-    for (int i = 0; names[i]; i++)
-        if (!strcmp(cmd->name, names[i])) return 1;
-    return 0;
-}
-
-static int is_keyless_write(const command *cmd) { return !strcmp(cmd->name, "xgroup"); }
-
-/* The command's key hashes (keys[] of room MAX_LOCAL_KEYS); -1 for the
- * whole keyspace or too many keys (a local read then checks them all). */
-static int key_hashes(const command *cmd, int argc, const cmd_arg *argv, uint64_t *keys) {
-    int n = cluster_command_keys(cmd, argc, argv, keys, MAX_LOCAL_KEYS);
-    return n < 0 ? -1 : n;
+/* The hashes of the verdict's keys (keys[] of room MAX_LOCAL_KEYS); -1
+ * for the whole keyspace or too many keys (a local read then checks them
+ * all). */
+static int key_hashes(const cmd_verdict *v, const cmd_arg *argv, uint64_t *keys) {
+    if (cmd_whole_keyspace(v) || v->keys.n > MAX_LOCAL_KEYS) return -1;
+    for (int i = 0; i < v->keys.n; i++) {
+        const cmd_arg *key = &argv[cmd_keys_at(&v->keys, i)];
+        keys[i] = entry_key_hash(key->p, key->n);
+    }
+    return v->keys.n;
 }
 
 static void submit(client *c, int kind, int argc, const cmd_arg *argv) {
@@ -250,10 +214,10 @@ static void submit(client *c, int kind, int argc, const cmd_arg *argv) {
     cluster_submit(c->srv->cluster, c, id, k->cid, ++k->seq, kind, c->sess.proto, argc, argv);
 }
 
-static int route_weak_write(client *c, const command *cmd, int argc, const cmd_arg *argv) {
+static int route_weak_write(client *c, const cmd_keys *pairs, int argc, const cmd_arg *argv) {
     cl_conn *k = conn_of(c);
     uint64_t seq = ++k->seq;
-    remember_weak_write(k, cmd, argc, argv, seq);
+    remember_weak_write(k, pairs, argv, seq);
     k->refs++;
     /* the slot field carries the seq: the completion names the write */
     cluster_submit(c->srv->cluster, c, seq, k->cid, seq, CREQ_WEAK_WRITE, c->sess.proto, argc,
@@ -268,10 +232,12 @@ static void submit(client *c, int kind, int argc, const cmd_arg *argv);
  * have started on the cluster thread between the check and the read, and
  * its value must not leave before its commit. On a failed re-check the
  * answer is dropped and the read goes through the cluster thread. */
-static int run_local_read(client *c, int strong, int argc, const cmd_arg *argv,
+static int run_local_read(client *c, int strong, cmd_ctx *ctx, cmd_verdict *v,
                           const uint64_t *keys, int nkeys) {
+    int argc = ctx->argc;
+    const cmd_arg *argv = ctx->argv;
     reply tmp;
-    run_into(c, &tmp, argc, argv);
+    run_into(c, &tmp, ctx, v);
     if (!cluster_local_read(c->srv->cluster, strong, keys, nkeys) ||
         (c->flags & CLIENT_BLOCKED)) {
         reply_free(&tmp);
@@ -284,28 +250,37 @@ static int run_local_read(client *c, int strong, int argc, const cmd_arg *argv,
     return ROUTE_DONE;
 }
 
-static int route_weak_read(client *c, const command *cmd, int argc, const cmd_arg *argv,
-                           const uint64_t *keys, int nkeys) {
+/* GET-like reads (CMD_REPLY_IS_VALUE) of a key the session wrote: its
+ * newest pending value, as the bulk string GET would reply. Returns 0
+ * when the session has no pending write of key. */
+static int answer_pending_value(client *c, cl_conn *k, const cmd_arg *key) {
+    const pending_write *p = pending_find(k, key);
+    if (!p) return 0;
+    char hdr[32];
+    int h = snprintf(hdr, sizeof hdr, "$%zu\r\n", p->vlen);
+    size_t len = (size_t)h + p->vlen + 2;
+    char *buf = malloc(len);
+    if (!buf) abort();
+    memcpy(buf, hdr, (size_t)h);
+    memcpy(buf + h, p->val, p->vlen);
+    memcpy(buf + h + p->vlen, "\r\n", 2);
+    answer(c, buf, len);
+    free(buf);
+    return 1;
+}
+
+static int route_weak_read(client *c, cmd_ctx *ctx, cmd_verdict *v, const uint64_t *keys,
+                           int nkeys) {
     cl_conn *k = conn_of(c);
     cluster *cl = c->srv->cluster;
+    int argc = ctx->argc;
+    const cmd_arg *argv = ctx->argv;
     pending_drop_visible(k, cluster_visible_index(cl));
     if (k->npw && nkeys > 0) {
-        if (!strcmp(cmd->name, "get")) {
-            const pending_write *p = pending_find(k, &argv[1]);
-            if (p) {
-                char hdr[32];
-                int h = snprintf(hdr, sizeof hdr, "$%zu\r\n", p->vlen);
-                size_t len = (size_t)h + p->vlen + 2;
-                char *buf = malloc(len);
-                if (!buf) abort();
-                memcpy(buf, hdr, (size_t)h);
-                memcpy(buf + h, p->val, p->vlen);
-                memcpy(buf + h + p->vlen, "\r\n", 2);
-                answer(c, buf, len);
-                free(buf);
-                cluster_count_weak_read(cl);
-                return ROUTE_DONE;
-            }
+        if ((v->cmd->flags & CMD_REPLY_IS_VALUE) &&
+            answer_pending_value(c, k, &argv[cmd_keys_at(&v->keys, 0)])) {
+            cluster_count_weak_read(cl);
+            return ROUTE_DONE;
         }
         /* other reads of a key the session wrote: through the leader,
          * which has the session's writes in order */
@@ -321,7 +296,7 @@ static int route_weak_read(client *c, const command *cmd, int argc, const cmd_ar
         return ROUTE_DONE;
     }
     cluster_count_weak_read(cl);
-    return run_local_read(c, 0, argc, argv, keys, nkeys);
+    return run_local_read(c, 0, ctx, v, keys, nkeys);
 }
 
 static int arg_u64(const cmd_arg *a, uint64_t *out) {
@@ -332,82 +307,77 @@ static int arg_u64(const cmd_arg *a, uint64_t *out) {
 }
 
 /* PIER.EXEC cid seq cmd..., PIER.RECORD term cid seq cmd..., PIER.SYNC cid
- * seq index: a CURP client doing its own fan-out (docs/PROTOCOL.md).
- * Returns -1 when argv is none of them. */
-static int route_direct(client *c, int argc, const cmd_arg *argv) {
+ * seq index: a CURP client doing its own fan-out (docs/PROTOCOL.md). The
+ * row's .direct says which; resolve already checked arity and auth. */
+static int route_direct(client *c, int direct, int argc, const cmd_arg *argv) {
     static const struct {
-        const char *name;
-        int kind, min_argc, skip;
-    } forms[] = {{"pier.exec", CREQ_DIRECT_EXEC, 4, 3},
-                 {"pier.record", CREQ_DIRECT_RECORD, 5, 4},
-                 {"pier.sync", CREQ_DIRECT_SYNC, 4, 0}};
-    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
-        if (argv[0].n != strlen(forms[i].name) || strncasecmp(argv[0].p, forms[i].name, argv[0].n))
-            continue;
-        if (!c->sess.authenticated && c->srv->env.host->auth_required(c->srv->env.host_arg))
-            return -1; /* NOAUTH from the dispatcher */
-        int rec = forms[i].kind == CREQ_DIRECT_RECORD;
-        uint64_t a = 0, b = 0, d = 0;
-        if (argc < forms[i].min_argc || (forms[i].kind == CREQ_DIRECT_SYNC && argc != 4) ||
-            arg_u64(&argv[1], &a) || arg_u64(&argv[2], &b) || (argc > 3 && rec && arg_u64(&argv[3], &d)) ||
-            (forms[i].kind == CREQ_DIRECT_SYNC && arg_u64(&argv[3], &d))) {
-            static const char err[] = "-ERR syntax error\r\n";
-            answer(c, err, sizeof err - 1);
-            return ROUTE_DONE;
-        }
-        uint64_t cid = rec ? b : a, seq = rec ? d : b, aux = rec ? a : d;
-        cl_conn *k = conn_of(c);
-        uint64_t id = slot_push(k);
-        k->refs++;
-        int skip = forms[i].skip;
-        cluster_submit_direct(c->srv->cluster, c, id, cid, seq, forms[i].kind, c->sess.proto, aux,
-                              skip ? argc - skip : argc, skip ? argv + skip : argv);
+        int kind, skip;
+    } forms[] = {[CMD_DIRECT_EXEC] = {CREQ_DIRECT_EXEC, 3},
+                 [CMD_DIRECT_RECORD] = {CREQ_DIRECT_RECORD, 4},
+                 [CMD_DIRECT_SYNC] = {CREQ_DIRECT_SYNC, 0}};
+    int kind = forms[direct].kind, rec = direct == CMD_DIRECT_RECORD;
+    uint64_t a = 0, b = 0, d = 0;
+    if (arg_u64(&argv[1], &a) || arg_u64(&argv[2], &b) || (rec && arg_u64(&argv[3], &d)) ||
+        (direct == CMD_DIRECT_SYNC && arg_u64(&argv[3], &d))) {
+        static const char err[] = "-ERR syntax error\r\n";
+        answer(c, err, sizeof err - 1);
         return ROUTE_DONE;
     }
-    return -1;
+    uint64_t cid = rec ? b : a, seq = rec ? d : b, aux = rec ? a : d;
+    cl_conn *k = conn_of(c);
+    uint64_t id = slot_push(k);
+    k->refs++;
+    int skip = forms[direct].skip;
+    cluster_submit_direct(c->srv->cluster, c, id, cid, seq, kind, c->sess.proto, aux,
+                          skip ? argc - skip : argc, skip ? argv + skip : argv);
+    return ROUTE_DONE;
 }
 
-int cluster_client_route(client *c, int argc, const cmd_arg *argv) {
-    if (argv[0].n > 5 && !strncasecmp(argv[0].p, "pier.", 5)) {
-        int r = route_direct(c, argc, argv);
-        if (r >= 0) return r;
-    }
-    const command *cmd = cmd_lookup(argv[0].p, argv[0].n);
+/* A write: a weak session's blind write is answered here at once (unless
+ * too many are in flight: strong writes hold its replies, backpressure);
+ * anything else goes through the cluster thread. */
+static int route_write(client *c, const command *cmd, int argc, const cmd_arg *argv) {
     cl_conn *k = c->clc;
-    int queued = k && k->count;
-    if (!cmd || (c->sess.subscriptions > 0 && c->sess.proto == 2) ||
-        (cmd->arity > 0 ? argc != cmd->arity : argc < -cmd->arity) ||
-        (!c->sess.authenticated && c->srv->env.host->auth_required(c->srv->env.host_arg)))
-        return queued ? ROUTE_LOCAL_SLOT : ROUTE_LOCAL; /* errors are answered here */
-    int writes = (cmd->flags & CMD_WRITE) || is_keyless_write(cmd);
-    int data = (cmd->first_key > 0 && !(cmd->flags & CMD_NOKEYS)) || writes ||
-               is_keyspace_read(cmd);
-    if (!data) return queued ? ROUTE_LOCAL_SLOT : ROUTE_LOCAL;
-    uint64_t keys[MAX_LOCAL_KEYS];
-    int nkeys = key_hashes(cmd, argc, argv, keys);
-    int weak = c->sess.consistency == 1;
-    if (writes) {
-        /* a session with too many weak writes in flight waits for them:
-         * strong writes hold its replies (backpressure) */
-        if (weak && blind_write(cmd, argc, argv) && (!k || k->refs < WEAK_INFLIGHT_MAX))
-            return route_weak_write(c, cmd, argc, argv);
-        submit(c, CREQ_STRONG, argc, argv);
-        return ROUTE_DONE;
+    if (c->sess.consistency == 1 && cmd->blind && (!k || k->refs < WEAK_INFLIGHT_MAX)) {
+        cmd_keys pairs;
+        cmd_keys_init(&pairs);
+        int blind = cmd->blind(argc, argv, &pairs) == 0;
+        if (blind) route_weak_write(c, &pairs, argc, argv);
+        cmd_keys_free(&pairs);
+        if (blind) return ROUTE_DONE;
     }
-    if (weak) return route_weak_read(c, cmd, argc, argv, keys, nkeys);
+    submit(c, CREQ_STRONG, argc, argv);
+    return ROUTE_DONE;
+}
+
+int cluster_client_route(client *c, cmd_ctx *ctx, cmd_verdict *v) {
+    cl_conn *k = c->clc;
+    int local = k && k->count ? ROUTE_LOCAL_SLOT : ROUTE_LOCAL;
+    /* refusals are answered here, by the full checks in Redis's order */
+    if (v->refusal != CMD_OK) return local;
+    const command *cmd = v->cmd;
+    int argc = ctx->argc;
+    const cmd_arg *argv = ctx->argv;
+    if (cmd->direct) return route_direct(c, cmd->direct, argc, argv);
+    int access = cmd_access(cmd);
+    if (access == CMD_ACCESS_NONE) return local;
+    if (access == CMD_ACCESS_WRITE) return route_write(c, cmd, argc, argv);
+    uint64_t keys[MAX_LOCAL_KEYS];
+    int nkeys = key_hashes(v, argv, keys);
+    if (c->sess.consistency == 1) return route_weak_read(c, ctx, v, keys, nkeys);
     /* Locally only when nothing of this session is still on its way: a
      * strong read must see the session's earlier (weak) writes. */
     if (k) pending_drop_visible(k, cluster_visible_index(c->srv->cluster));
     int idle = !k || (k->refs == 0 && k->npw == 0);
     if (idle && cluster_local_read(c->srv->cluster, 1, keys, nkeys))
-        return run_local_read(c, 1, argc, argv, keys, nkeys);
+        return run_local_read(c, 1, ctx, v, keys, nkeys);
     submit(c, CREQ_STRONG, argc, argv);
     return ROUTE_DONE;
 }
 
-void cluster_client_run_slotted(client *c, int argc, const cmd_arg *argv) {
+void cluster_client_run_slotted(client *c, cmd_ctx *ctx, cmd_verdict *v) {
     reply tmp;
-    run_into(c, &tmp, argc, argv);
+    run_into(c, &tmp, ctx, v);
     answer_reply(c, &tmp);
     reply_free(&tmp);
 }

@@ -19,9 +19,14 @@ enum {
 /* The host hooks the cluster thread calls. */
 extern const cluster_host cluster_client_host;
 
-int cluster_client_route(client *c, int argc, const cmd_arg *argv);
+/* Where the resolved command runs, decided from its verdict (the row's
+ * flags, keys, blind-write and direct fields: src/cmd/command.h): here,
+ * here with its reply queued behind the requests in flight, or on the
+ * cluster thread (or answered: a weak session's blind write). A refused
+ * verdict runs here, where the full checks answer it. */
+int cluster_client_route(client *c, cmd_ctx *ctx, cmd_verdict *v);
 /* Run a local command whose reply must wait its turn. */
-void cluster_client_run_slotted(client *c, int argc, const cmd_arg *argv);
+void cluster_client_run_slotted(client *c, cmd_ctx *ctx, cmd_verdict *v);
 /* Loop wake-up: completions from the cluster thread. */
 void cluster_client_on_wake(loop_thread *lt);
 /* A closed client: 1 when requests are still in flight (the last

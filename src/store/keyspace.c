@@ -505,6 +505,12 @@ void ks_unlock_shard(keyspace *ks, unsigned i) {
     pthread_mutex_unlock(&ks->shards[i].lock);
 }
 
+int ks_shard_locked(keyspace *ks, unsigned i) {
+    if (pthread_mutex_trylock(&ks->shards[i].lock) != 0) return 1;
+    pthread_mutex_unlock(&ks->shards[i].lock);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* single-key operations (caller holds the shard lock)                 */
 

@@ -139,6 +139,9 @@ void ks_lock(keyspace *ks, const ks_lockset *ls);   /* ascending order */
 void ks_unlock(keyspace *ks, const ks_lockset *ls);
 void ks_lock_shard(keyspace *ks, unsigned shard);
 void ks_unlock_shard(keyspace *ks, unsigned shard);
+/* 1 when shard is locked by any thread: for assertions and tests (e.g.
+ * that a command is logged with its keys still locked). */
+int ks_shard_locked(keyspace *ks, unsigned shard);
 
 /* --- single-key operations: caller holds the key's shard lock --- */
 

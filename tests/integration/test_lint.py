@@ -66,3 +66,13 @@ def test_long_function_and_style_fail(tmp_path):
     r = run(t)
     assert r.returncode == 1
     assert "function of" in r.stdout and "trailing white space" in r.stdout
+
+
+def test_command_name_compare_in_routing_fails(tmp_path):
+    """Cluster routing once held eight such compares (allowed then); none
+    may come back: routing reads the verdict's row."""
+    t = _copy(tmp_path)
+    _add(t / "src/server/cluster_client.c",
+         '\nstatic int is_mset(const command *cmd) { return !strcasecmp(cmd->name, "mset"); }\n')
+    r = run(t)
+    assert r.returncode == 1 and "src/server/cluster_client.c" in r.stdout

@@ -85,6 +85,28 @@ def build_script(now):
     for level in ("notice", "DEBUG", "verbose", "warning"):
         c("CONFIG", "SET", "loglevel", level); c("CONFIG", "GET", "loglevel")
     c("COMMAND", "NOSUCH"); c("COMMAND", "INFO", "nosuchcommand"); c("COMMAND", "DOCS", "nosuchcommand")
+    # subcommands: arity from each subcommand's row, option errors from the handler
+    c("CONFIG", "SET", "timeout", "0", "maxclients"); c("COMMAND", "COUNT", "x"); c("COMMAND", "LIST", "x")
+    # (not COMMAND HELP itself: Redis's lists GETKEYSANDFLAGS, which needs
+    # per-key access flags pier's rows do not have)
+    c("COMMAND", "LIST", "FILTERBY", "NOSUCH", "x"); c("COMMAND", "HELP", "x")
+    c("COMMAND", "INFO", "client|nosuch"); c("COMMAND", "INFO", "get|x"); c("COMMAND", "DOCS", "get|x")
+    c("COMMAND", "LIST", "FILTERBY", "PATTERN", "xgroup|*", unordered=True)
+    c("COMMAND", "LIST", "FILTERBY", "PATTERN", "client|*id", unordered=True)
+    # keys as the rows name them (key positions, or getkeys for XREAD's;
+    # not an unbalanced XREAD, where Redis's COMMAND GETKEYS reads its key
+    # specs and its dispatcher, like pier's, finds no key)
+    for args in (("GET", "k"), ("MSET", "a", "1", "b", "2"), ("DEL", "a", "b", "c"),
+                 ("RENAME", "a", "b"), ("XREAD", "COUNT", "2", "STREAMS", "s1", "s2", "0", "$"),
+                 ("XREAD", "BLOCK", "0", "STREAMS", "s", ">"),
+                 ("XREADGROUP", "GROUP", "g", "c", "NOACK", "STREAMS", "s1", "s2", ">", ">"),
+                 ("XGROUP", "CREATE", "s", "g", "$"), ("XGROUP", "DESTROY", "s", "g"),
+                 ("XINFO", "STREAM", "s"), ("XINFO", "CONSUMERS", "s", "g"),
+                 ("XREAD", "COUNT"), ("PING",), ("PING", "x"),
+                 ("KEYS", "*"), ("NOSUCH", "x"), ("SET", "a"), ("XGROUP", "NOSUCH", "x"),
+                 ("XGROUP", "HELP"), ("CLIENT", "ID"), ("GET",)):
+        c("COMMAND", "GETKEYS", *args)
+    c("COMMAND", "GETKEYS"); c("COMMAND", "GETKEYS", "GET")
     c("TIME", "x")
     # --- unknown commands -------------------------------------------------
     c("NOSUCH"); c("nosuch", "a", "b"); c("foo", "a", "b", "c", "d"); c("foo", "x" * 200)
@@ -374,6 +396,7 @@ def test_quit_side_by_side(reference, server, resp3):
 # "enough for redis-cli").
 SIMPLE_COMMANDS = [
     "ping", "echo", "quit", "hello", "select", "info", "dbsize", "flushall", "flushdb", "time",
+    "client", "config", "command", "save", "bgsave", "bgrewriteaof", "lastsave", "shutdown",
     "get", "set", "setnx", "setex", "psetex", "getset", "getdel", "getex", "mget", "mset", "msetnx",
     "append", "strlen", "incr", "decr", "incrby", "decrby", "incrbyfloat", "getrange", "setrange",
     "del", "unlink", "exists", "expire", "pexpire", "expireat", "pexpireat", "ttl", "pttl",
@@ -381,9 +404,14 @@ SIMPLE_COMMANDS = [
 ]
 
 
+def _essentials(e):
+    """name, arity, key positions; flags; ACL categories; subcommands by name"""
+    subs = {sub[0]: _essentials(sub) for sub in e[9]} if len(e) > 9 else {}
+    return {"name": e[0], "arity": e[1], "keys": e[3:6]}, set(e[2]), set(e[6]), subs
+
+
 def _info_essentials(reply):
-    e = parse_reply(reply)[0][0]
-    return {"name": e[0], "arity": e[1], "keys": e[3:6]}, set(e[2]), set(e[6])
+    return _essentials(parse_reply(reply)[0][0])
 
 
 def _docs_essentials(reply):
@@ -393,23 +421,40 @@ def _docs_essentials(reply):
     return {k: doc.get(k) for k in (b"summary", b"since", b"group")}
 
 
+def _essential_diffs(name, exp, act):
+    (exp_row, exp_flags, exp_acl, exp_subs), (act_row, act_flags, act_acl, act_subs) = exp, act
+    diffs = []
+    if exp_row != act_row:
+        diffs.append(f"  {name}: redis {exp_row} pier {act_row}")
+    if not act_flags <= exp_flags:
+        diffs.append(f"  {name}: flags not in redis: {act_flags - exp_flags}")
+    if not act_acl <= exp_acl:
+        diffs.append(f"  {name}: acl categories not in redis: {act_acl - exp_acl}")
+    for sub, act_sub in act_subs.items():
+        if sub not in exp_subs:
+            diffs.append(f"  {name}: subcommand {sub!r} not in redis")
+        else:
+            diffs += _essential_diffs(sub.decode(), exp_subs[sub], act_sub)
+    return diffs
+
+
 def command_info_diffs(reference, server, names):
     """Where pier's COMMAND INFO for `names` departs from Redis's: name, arity
     and key positions must be equal; pier may claim no flag or ACL category
-    that Redis does not."""
+    that Redis does not; every subcommand pier has (a container's tenth
+    element, "parent|sub") must be Redis's, compared the same way, and must
+    be found alone by COMMAND INFO parent|sub."""
     diffs = []
     for name in names:
         conns = [RawConn(x.port) for x in (reference, server)]
-        (exp, exp_flags, exp_acl), (act, act_flags, act_acl) = (
-            _info_essentials(c.cmd("COMMAND", "INFO", name)) for c in conns)
+        exp, act = (_info_essentials(c.cmd("COMMAND", "INFO", name)) for c in conns)
+        diffs += _essential_diffs(name, exp, act)
+        for sub, act_sub in act[3].items():
+            alone = _info_essentials(conns[1].cmd("COMMAND", "INFO", sub))
+            if alone != act_sub:
+                diffs.append(f"  {sub}: COMMAND INFO {sub} differs from the container's entry")
         for c in conns:
             c.close()
-        if exp != act:
-            diffs.append(f"  {name}: redis {exp} pier {act}")
-        if not act_flags <= exp_flags:
-            diffs.append(f"  {name}: flags not in redis: {act_flags - exp_flags}")
-        if not act_acl <= exp_acl:
-            diffs.append(f"  {name}: acl categories not in redis: {act_acl - exp_acl}")
     return diffs
 
 
