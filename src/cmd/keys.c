@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cmd/command.h"
+#include "lib/mem.h"
 #include "lib/util.h"
 
 static int same_arg(const cmd_arg *a, const cmd_arg *b) {
@@ -269,8 +270,7 @@ typedef struct scan_opts {
  * and leading zeros are accepted, a leading space or trailing junk is
  * not, and the string ends at the first NUL byte. */
 static int parse_scan_cursor(cmd_ctx *c, uint64_t *cursor) {
-    char *s = strndup(c->argv[1].p, c->argv[1].n);
-    if (s == NULL) abort();
+    char *s = xstrndup(c->argv[1].p, c->argv[1].n);
     char *end;
     errno = 0;
     unsigned long v = strtoul(s, &end, 10);
@@ -333,14 +333,10 @@ typedef struct scan_batch {
 static void scan_batch_push(scan_batch *b, const char *key, size_t len) {
     if (b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 16;
-        b->keys = realloc(b->keys, b->cap * sizeof *b->keys);
-        b->lens = realloc(b->lens, b->cap * sizeof *b->lens);
-        if (b->keys == NULL || b->lens == NULL) abort();
+        b->keys = xrealloc(b->keys, b->cap * sizeof *b->keys);
+        b->lens = xrealloc(b->lens, b->cap * sizeof *b->lens);
     }
-    char *copy = malloc(len ? len : 1);
-    if (copy == NULL) abort();
-    memcpy(copy, key, len);
-    b->keys[b->n] = copy;
+    b->keys[b->n] = xmemdup(key, len);
     b->lens[b->n++] = len;
 }
 
