@@ -35,7 +35,8 @@ ASAN_CFLAGS := $(BASE) -O1 -fno-omit-frame-pointer \
                -fsanitize=address,undefined -fno-sanitize-recover=all
 LDLIBS  := -pthread -lm $(LIB_LIBS)
 
-SRC_ALL  := $(sort $(wildcard src/*/*.c))
+# src/<layer>/*.c, and one folder per value type under src/types/.
+SRC_ALL  := $(sort $(wildcard src/*/*.c src/types/*/*.c))
 SRC_MAIN := src/server/main.c
 SRC_LIB  := $(filter-out $(SRC_MAIN),$(SRC_ALL))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
@@ -133,10 +134,12 @@ build/asan/pier-check-aof: tools/pier-check-aof.c $(ASAN_OBJ)
 
 # The load generator: tools/pier-bench/ (bench.h says what is where). It
 # links the server's histogram and size parser (util_parse_memory), so its
-# sizes read as the server's options do.
+# sizes read as the server's options do, and what util.o needs (lib/mem.h's
+# out-of-memory policy, which logs).
 BENCH_SRC := $(sort $(wildcard tools/pier-bench/*.c))
 build/pier-bench: $(BENCH_SRC:%.c=build/rel/%.o) build/rel/src/lib/histogram.o \
-                  build/rel/src/lib/util.o build/libpier.a
+                  build/rel/src/lib/util.o build/rel/src/lib/mem.o build/rel/src/lib/log.o \
+                  build/libpier.a
 	$(CC) $(REL_CFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
 
 # Build trees from before the split still hold build/pier-bench.d naming
@@ -197,7 +200,8 @@ build/asan/test-libpier-e2e: tests/integration/libpier_e2e.c build/asan/libpier.
 	$(CC) $(ASAN_CFLAGS) -Iclient -o $@ $(filter %.c %.a,$^) $(LDLIBS)
 
 # Loopback TCP ceiling and a minimal batch-protocol sink (bench/compare-log.sh).
-build/tcp-ceiling: bench/tcp-ceiling.c build/rel/src/lib/crc32c.o build/rel/src/lib/util.o
+build/tcp-ceiling: bench/tcp-ceiling.c build/rel/src/lib/crc32c.o build/rel/src/lib/util.o \
+                   build/rel/src/lib/mem.o build/rel/src/lib/log.o
 	$(CC) $(REL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 build/floor-server: bench/floor-server.c
@@ -248,6 +252,8 @@ build/asan/%.o: %.c
 
 # ---- fuzzing: libFuzzer harnesses tests/fuzz/fuzz_<name>.c, seeds in
 # tests/fuzz/corpus/<name>/, fixed crashes in tests/fuzz/regress/<name>/.
+# FUZZ_SRC_<name> lists the sources a harness links (a file may be named by
+# several lists it includes: the link sorts out the duplicates).
 # `make fuzz FUZZ_NAMES=resp FUZZ_SECONDS=600` fuzzes one harness.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
@@ -255,27 +261,28 @@ FUZZ_MAX_LEN ?= 4096
 FUZZ_NAMES   ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_FLAGS   := $(filter-out -MMD -MP,$(BASE)) -O1 -fno-omit-frame-pointer \
                 -fno-sanitize-recover=all
-FUZZ_HDRS    := $(wildcard tests/fuzz/*.h src/*/*.h)
-FUZZ_SRC_resp         := src/proto/resp_parse.c src/lib/util.c
+FUZZ_HDRS    := $(wildcard tests/fuzz/*.h src/*/*.h src/types/*/*.h)
+FUZZ_SRC_util         := src/lib/util.c src/lib/mem.c src/lib/log.c
+FUZZ_SRC_resp         := src/proto/resp_parse.c $(FUZZ_SRC_util)
 FUZZ_SRC_resp_chunked := $(FUZZ_SRC_resp)
 FUZZ_SRC_inline       := $(FUZZ_SRC_resp)
 FUZZ_SRC_config       := src/server/config.c src/server/config_redis.c src/server/config_rewrite.c \
-                         src/lib/util.c src/lib/log.c
-FUZZ_SRC_util         := src/lib/util.c
+                         $(FUZZ_SRC_util)
 FUZZ_SRC_batch        := src/proto/batch.c src/lib/crc32c.c
-FUZZ_SRC_entry        := src/cluster/entry.c src/lib/hash.c src/lib/util.c
+FUZZ_SRC_entry        := src/cluster/entry.c src/lib/hash.c $(FUZZ_SRC_util)
 FUZZ_SRC_subentries   := client/frame.c client/error.c src/proto/batch.c src/lib/crc32c.c
 FUZZ_SRC_bushello     := src/cluster/busauth.c
-FUZZ_SRC_msg          := src/cluster/msg.c src/cluster/entry.c src/lib/hash.c src/lib/util.c
-FUZZ_SRC_streamlog    := src/log/stream.c src/log/group.c src/log/stream_codec.c
+FUZZ_SRC_msg          := src/cluster/msg.c $(FUZZ_SRC_entry)
+# every value type, their registration and the keyspace they register with
+FUZZ_SRC_types        := $(wildcard src/types/*.c src/types/*/*.c) \
+                         src/store/keyspace.c src/store/table.c src/lib/hash.c src/lib/clock.c \
+                         $(FUZZ_SRC_util)
 FUZZ_SRC_snapshot     := src/persist/snapshot.c src/lib/crc32c.c src/persist/fileio.c \
-                         src/store/keyspace.c src/store/table.c src/lib/hash.c src/lib/clock.c \
-                         $(FUZZ_SRC_streamlog)
-FUZZ_SRC_manifest     := src/persist/manifest.c src/lib/crc32c.c src/persist/fileio.c
+                         $(FUZZ_SRC_types)
+FUZZ_SRC_manifest     := src/persist/manifest.c src/lib/crc32c.c src/persist/fileio.c \
+                         src/lib/mem.c src/lib/log.c
 FUZZ_SRC_aof          := src/persist/aof.c $(FUZZ_SRC_manifest) src/persist/snapshot.c \
-                         $(FUZZ_SRC_streamlog) \
-                         src/store/keyspace.c src/store/table.c src/lib/hash.c src/lib/clock.c \
-                         src/lib/log.c $(FUZZ_SRC_resp)
+                         $(FUZZ_SRC_types) $(FUZZ_SRC_resp)
 
 .PHONY: fuzz fuzz-regress fuzz-build-bin fuzz-build-plain
 .SECONDEXPANSION:
@@ -285,12 +292,12 @@ FUZZ_SRC_aof          := src/persist/aof.c $(FUZZ_SRC_manifest) src/persist/snap
 build/fuzz/bin/%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_$$*) $(FUZZ_HDRS)
 	@mkdir -p $(dir $@)
 	@echo "FUZZ $@"
-	@$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_SRC_$*) $(LDLIBS)
+	@$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(sort $(FUZZ_SRC_$*)) $(LDLIBS)
 
 build/fuzz/plain/%: tests/fuzz/fuzz_%.c tests/fuzz/driver.c $$(FUZZ_SRC_$$*) $(FUZZ_HDRS)
 	@mkdir -p $(dir $@)
 	@echo "LD  $@"
-	@$(CC) $(FUZZ_FLAGS) -fsanitize=address,undefined -o $@ $< tests/fuzz/driver.c $(FUZZ_SRC_$*) $(LDLIBS)
+	@$(CC) $(FUZZ_FLAGS) -fsanitize=address,undefined -o $@ $< tests/fuzz/driver.c $(sort $(FUZZ_SRC_$*)) $(LDLIBS)
 
 fuzz: $(addprefix build/fuzz/bin/,$(FUZZ_NAMES))  ## fuzz each harness FUZZ_SECONDS (60) on build/fuzz/corpus
 	@fail=0; for h in $(FUZZ_NAMES); do \

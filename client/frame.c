@@ -20,15 +20,15 @@ size_t pb_encode_handshake(const pb_handshake *h, uint8_t *buf, size_t cap) {
     if (total > cap) return (size_t)pier_fail(0, "handshake buffer too small");
     memset(buf, 0, PB_HANDSHAKE_FIXED);
     memcpy(buf, "PIRB", 4);
-    le16(buf + 4, PB_VERSION);
+    codec_put_le16(buf + 4, PB_VERSION);
     buf[6] = (uint8_t)h->role;
     buf[7] = (uint8_t)h->ack_level;
     buf[8] = (uint8_t)h->order_level;
     buf[9] = (uint8_t)h->codecs;
-    le64(buf + 12, h->client_id);
-    le16(buf + 20, (uint16_t)tlen);
-    le16(buf + 22, (uint16_t)klen);
-    le16(buf + 24, (uint16_t)slen);
+    codec_put_le64(buf + 12, h->client_id);
+    codec_put_le16(buf + 20, (uint16_t)tlen);
+    codec_put_le16(buf + 22, (uint16_t)klen);
+    codec_put_le16(buf + 24, (uint16_t)slen);
     uint8_t *p = buf + PB_HANDSHAKE_FIXED;
     if (tlen) memcpy(p, h->token, tlen);
     memcpy(p + tlen, h->topic, klen);
@@ -92,7 +92,7 @@ int pb_decode_header(const uint8_t in[PB_HEADER_LEN], uint32_t max_payload, pb_h
 }
 
 size_t pb_put_message(uint8_t *dst, const void *msg, uint32_t len) {
-    le32(dst, len);
+    codec_put_le32(dst, len);
     if (len) memcpy(dst + 4, msg, len);
     return 4 + (size_t)len;
 }
@@ -145,15 +145,15 @@ int pb_parse_entries(const uint8_t *p, size_t raw_len, uint32_t count, pier_msg 
         if (raw_len - off < 21)
             return pier_fail(PIER_E_PROTOCOL, "entry %u truncated", i);
         const uint8_t *e = p + off;
-        uint32_t len = rd32(e + 17);
+        uint32_t len = codec_get_le32(e + 17);
         if (e[16] > 1) return pier_fail(PIER_E_PROTOCOL, "entry kind %u", e[16]);
         if (raw_len - off - 21 < len)
             return pier_fail(PIER_E_PROTOCOL, "entry %u longer than the batch", i);
         long pairs = e[16] == PIER_KIND_FIELDS ? resp_fields(e + 21, len, NULL) : 1;
         if (pairs < 0)
             return pier_fail(PIER_E_PROTOCOL, "entry %u: fields are not a RESP array of pairs", i);
-        msgs[i] = (pier_msg){rd64(e), rd64(e + 8), e[16], (const char *)e + 21, len, NULL,
-                             (size_t)pairs};
+        msgs[i] = (pier_msg){codec_get_le64(e), codec_get_le64(e + 8), e[16],
+                             (const char *)e + 21, len, NULL, (size_t)pairs};
         *nfields += (size_t)pairs;
         off += 21 + (size_t)len;
     }
@@ -176,7 +176,7 @@ void pb_attach_fields(pier_msg *msgs, uint32_t count, pier_field *fields) {
 }
 
 int pb_error_frame(const uint8_t *payload, size_t len) {
-    unsigned code = (unsigned)payload[0] | (unsigned)payload[1] << 8;
+    unsigned code = codec_get_le16(payload);
     int text_len = len - 2 > 200 ? 200 : (int)(len - 2);
     int status = code == 3 ? PIER_E_AUTH : PIER_E_SERVER;
     return pier_fail(status, "server error %u: %.*s", code, text_len,

@@ -78,7 +78,7 @@ int pb_hello(int fd, const pb_handshake *hs, const char *peer, uint64_t *next_se
     }
     if (h.type != PB_HELLO_OK) return pier_fail(PIER_E_PROTOCOL, "expected HELLO_OK from %s", peer);
     if ((rc = pn_read_until(fd, raw, 8, &have, deadline))) return rc;
-    uint64_t maxp = rd64(raw);
+    uint64_t maxp = codec_get_le64(raw);
     *max_payload = maxp > PB_MAX_PAYLOAD || maxp == 0 ? PB_MAX_PAYLOAD : (uint32_t)maxp;
     *next_seq = h.seq;
     return PIER_OK;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "lib/codec.h" /* shared with the server: little-endian integers */
 #include "pier.h"
 
 /* ---- errors (error.c) ---- */
@@ -78,20 +79,6 @@ int pb_error_frame(const uint8_t *payload, size_t len);
  * batch port (...)". peer ("host:port") is only for messages. */
 int pb_hello(int fd, const pb_handshake *hs, const char *peer, uint64_t *next_seq,
              uint32_t *max_payload);
-
-static inline void le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static inline void le32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void le64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline uint32_t rd32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static inline uint64_t rd64(const uint8_t *p) {
-    return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
 
 /* ---- compression (codec.c) ---- */
 

@@ -11,11 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#if __has_include("lib/crc32c.h")
 #include "lib/crc32c.h"
-#else
-#include "persist/crc.h"
-#endif
 
 #include "publisher_impl.h"
 
@@ -339,7 +335,7 @@ static int resend_unacked(pconn *c, uint64_t first, uint64_t end) {
         /* b cannot be released before this write: its ACK needs it sent. */
         pb_header h = {.type = PB_BATCH, .codec = b->hdr[6], .seq = b->seq, .count = b->count,
                        .raw_len = (uint32_t)b->used, .payload_len = b->payload_len,
-                       .crc = rd32(b->hdr + 28)};
+                       .crc = codec_get_le32(b->hdr + 28)};
         pb_encode_header(&h, b->hdr);
         int rc = write_batch(c, b);
         if (rc) return rc;

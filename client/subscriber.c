@@ -11,11 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#if __has_include("lib/crc32c.h")
 #include "lib/crc32c.h"
-#else
-#include "persist/crc.h"
-#endif
 
 #include "internal.h"
 

@@ -38,6 +38,7 @@
 #include "persist/manifest.h"
 #include "persist/snapshot.h"
 #include "store/keyspace.h"
+#include "types/types.h"
 
 enum { CHECK_VALID = 0, CHECK_INVALID = 1, CHECK_ERROR = 2 };
 
@@ -163,7 +164,7 @@ static int check_incr(const char *path, const char *name, int last, const opts *
  * into a scratch keyspace. */
 static int check_snapshot(const char *path, const char *what, const char *name) {
     keyspace *ks = ks_create(1);
-    cmd_streams_init(ks);
+    types_register(ks);
     snap_result res;
     int rc = snap_load_file(ks, path, clock_wall_ms(), &res);
     ks_destroy(ks);

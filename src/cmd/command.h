@@ -438,10 +438,6 @@ CMD_FAMILY(streams_group);
 CMD_FAMILY(streams_batch);
 CMD_FAMILY(pubsub);
 
-/* Register the stream value type with the keyspace (free, memory size);
- * once at start-up, before any command runs. */
-void cmd_streams_init(keyspace *ks);
-
 /* Flags as COMMAND INFO names them (with "movablekeys" for a row with a
  * getkeys function); returns how many were written. */
 size_t cmd_flag_names(const command *cmd, const char **out, size_t max);

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "command.h"
 
 #define NAME_MAX_LEN 64
@@ -261,8 +262,7 @@ void cmd_keys_init(cmd_keys *k) {
 void cmd_keys_add(cmd_keys *k, int pos) {
     if (k->n == k->cap) {
         int cap = k->cap * 2;
-        int *h = malloc((size_t)cap * sizeof *h);
-        if (!h) abort();
+        int *h = xmalloc((size_t)cap * sizeof *h);
         for (int i = 0; i < k->n; i++) h[i] = cmd_keys_at(k, i);
         free(k->heap);
         k->heap = h;

@@ -14,15 +14,8 @@
 #include <string.h>
 
 #include "cmd/command.h"
+#include "lib/mem.h"
 #include "lib/util.h"
-
-static const char *type_name(int type) {
-    switch (type) {
-    case KV_STRING: return "string";
-    case KV_STREAM: return "stream";
-    default: return "none";
-    }
-}
 
 static int same_arg(const cmd_arg *a, const cmd_arg *b) {
     return a->n == b->n && memcmp(a->p, b->p, a->n) == 0;
@@ -204,7 +197,7 @@ static void persist_cmd(cmd_ctx *c) {
 
 static void type_cmd(cmd_ctx *c) {
     kv *e = key_lookup_read(c, 1);
-    reply_status(c->out, e != NULL ? type_name(kv_type(e)) : "none");
+    reply_status(c->out, e != NULL ? ks_type_name(c->env->ks, e) : "none");
 }
 
 /* ---- RENAME / RENAMENX ---- */
@@ -270,14 +263,14 @@ typedef struct scan_opts {
     long long count;
     const cmd_arg *pattern; /* NULL = no filter */
     const cmd_arg *type;    /* NULL = any type */
+    int type_num;           /* the registered type named so, -1 = none */
 } scan_opts;
 
 /* Redis reads the cursor with strtoul on the C string: leading '+' or '-'
  * and leading zeros are accepted, a leading space or trailing junk is
  * not, and the string ends at the first NUL byte. */
 static int parse_scan_cursor(cmd_ctx *c, uint64_t *cursor) {
-    char *s = strndup(c->argv[1].p, c->argv[1].n);
-    if (s == NULL) abort();
+    char *s = xstrndup(c->argv[1].p, c->argv[1].n);
     char *end;
     errno = 0;
     unsigned long v = strtoul(s, &end, 10);
@@ -291,10 +284,21 @@ static int parse_scan_cursor(cmd_ctx *c, uint64_t *cursor) {
     return 1;
 }
 
+/* The registered type called name (any case), -1 when there is none
+ * (then no key matches, as in Redis 7.0). */
+static int scan_type_num(const cmd_ctx *c, const cmd_arg *name) {
+    for (int t = 0; t < KV_NTYPES; t++) {
+        const kv_type_ops *ops = ks_type_ops(c->env->ks, t);
+        if (ops && util_eq_ci(name->p, name->n, ops->name)) return t;
+    }
+    return -1;
+}
+
 static int parse_scan_options(cmd_ctx *c, scan_opts *o) {
     o->count = 10;
     o->pattern = NULL;
     o->type = NULL;
+    o->type_num = -1;
     for (int i = 2; i < c->argc; i += 2) {
         int has_value = i + 1 < c->argc;
         if (has_value && arg_is(c, i, "COUNT")) {
@@ -307,6 +311,7 @@ static int parse_scan_options(cmd_ctx *c, scan_opts *o) {
             o->pattern = pattern_is_all(&c->argv[i + 1]) ? NULL : &c->argv[i + 1];
         } else if (has_value && arg_is(c, i, "TYPE")) {
             o->type = &c->argv[i + 1];
+            o->type_num = scan_type_num(c, o->type);
         } else {
             reply_error(c->out, ERR_SYNTAX);
             return 0;
@@ -328,14 +333,10 @@ typedef struct scan_batch {
 static void scan_batch_push(scan_batch *b, const char *key, size_t len) {
     if (b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 16;
-        b->keys = realloc(b->keys, b->cap * sizeof *b->keys);
-        b->lens = realloc(b->lens, b->cap * sizeof *b->lens);
-        if (b->keys == NULL || b->lens == NULL) abort();
+        b->keys = xrealloc(b->keys, b->cap * sizeof *b->keys);
+        b->lens = xrealloc(b->lens, b->cap * sizeof *b->lens);
     }
-    char *copy = malloc(len ? len : 1);
-    if (copy == NULL) abort();
-    memcpy(copy, key, len);
-    b->keys[b->n] = copy;
+    b->keys[b->n] = xmemdup(key, len);
     b->lens[b->n++] = len;
 }
 
@@ -350,7 +351,7 @@ static void scan_visit(void *arg, const kv *e) {
         /* Redis looks each key up to learn its type, which counts as a
          * keyspace hit; keep INFO stats identical. */
         if (b->stats != NULL) STAT_ADD(b->stats->keyspace_hits, 1);
-        if (!util_eq_ci(o->type->p, o->type->n, type_name(kv_type(e)))) return;
+        if (kv_type(e) != o->type_num) return;
     }
     scan_batch_push(b, kv_key(e), kv_klen(e));
 }

@@ -8,6 +8,7 @@
 
 #include "../lib/clock.h"
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "../lib/util.h"
 #include "command.h"
 
@@ -292,8 +293,7 @@ static void client_list(cmd_ctx *c) {
             if (id <= 0) continue; /* no such client, as in Redis */
             size_t len;
             char *one = c->env->host->client_list(c->env->host_arg, (uint64_t)id, c, &len);
-            all = realloc(all, total + len + 1);
-            if (!all) abort();
+            all = xrealloc(all, total + len + 1);
             memcpy(all + total, one, len);
             total += len;
             free(one);
@@ -410,8 +410,7 @@ static void info_cmd(cmd_ctx *c) {
         size_t len;
         char *txt = c->env->host->info(c->env->host_arg, section, &len);
         /* room for a separator before this section and the final CRLF */
-        all = realloc(all, total + 2 + len + 2);
-        if (!all) abort();
+        all = xrealloc(all, total + 2 + len + 2);
         if (total && len) {
             memcpy(all + total, "\r\n", 2);
             total += 2;

@@ -5,8 +5,8 @@
 #define PIER_STREAM_CMD_H
 
 #include "cmd/command.h"
-#include "log/group.h"
-#include "log/stream.h"
+#include "types/stream/group.h"
+#include "types/stream/stream.h"
 
 #define ERR_INVALID_ID "ERR Invalid stream ID specified as stream command argument"
 

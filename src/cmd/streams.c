@@ -2,7 +2,7 @@
  * (XADD, XLEN, XRANGE, XREVRANGE, XDEL, XTRIM, XSETID, XREAD, XINFO) and
  * the helpers the group commands share (stream_cmd.h).
  *
- * Storage is src/log/stream.c. Handlers run with their keys' shards
+ * Storage is src/types/stream/stream.c. Handlers run with their keys' shards
  * locked by the dispatcher: XREAD/XREADGROUP's keys follow the STREAMS
  * keyword, so their rows have a getkeys function that finds them with the
  * handler's own argument scan. Error texts and the order in which errors
@@ -12,19 +12,11 @@
 #include <string.h>
 
 #include "cmd/stream_cmd.h"
+#include "lib/mem.h"
 #include "lib/util.h"
 
 #define XADD_DEFAULT_APPROX_LIMIT 10000 /* Redis: 100 * stream-node-max-entries */
 #define ID_TEXT_MAX 127                  /* Redis refuses longer ID arguments */
-
-/* ---- the keyspace type ---- */
-
-static void stream_obj_free(void *obj) { stream_free(obj); }
-static size_t stream_obj_mem(const void *obj) { return stream_mem(obj); }
-
-static const kv_type_ops stream_kv_ops = {stream_obj_free, stream_obj_mem};
-
-void cmd_streams_init(keyspace *ks) { ks_set_type_ops(ks, KV_STREAM, &stream_kv_ops); }
 
 /* ---- shared helpers ---- */
 
@@ -310,8 +302,7 @@ static void xadd_propagate(cmd_ctx *c, const trim_args *t, stream_id id, stream 
     /* XADD key <id> f v ...: the options are dropped, the trim (if any)
      * is logged as its own exact record. */
     int nfv = c->argc - t->id_arg - 1;
-    cmd_arg *argv = malloc((size_t)(nfv + 3) * sizeof *argv);
-    if (!argv) abort();
+    cmd_arg *argv = xmalloc((size_t)(nfv + 3) * sizeof *argv);
     char buf[STREAM_ID_STRLEN];
     argv[0] = cmd_prop_lit("XADD");
     argv[1] = c->argv[1];
@@ -355,8 +346,7 @@ static void xadd_cmd(cmd_ctx *c) {
     if (!xadd_pick_id(c, last, a->n == 1 && a->p[0] == '*', seq_given, &id)) return;
     if (!s) s = xs_create(c, 1);
     stream_str fv[64];
-    stream_str *v = fields <= 64 ? fv : malloc((size_t)fields * sizeof *v);
-    if (!v) abort();
+    stream_str *v = fields <= 64 ? fv : xmalloc((size_t)fields * sizeof *v);
     for (int i = 0; i < fields; i++) v[i] = (stream_str){c->argv[t.id_arg + 1 + i].p, c->argv[t.id_arg + 1 + i].n};
     stream_append(s, id, v, (size_t)fields);
     if (v != fv) free(v);
@@ -664,9 +654,8 @@ static void serve_one(cmd_ctx *c, const xread_args *a, int k, stream *s, xread_t
 /* The argv to run again when woken: "$" replaced by the ID it meant now,
  * so that entries added meanwhile are not missed. */
 static void block_reader(cmd_ctx *c, const xread_args *a, const xread_target *t) {
-    cmd_arg *argv = malloc((size_t)c->argc * sizeof *argv);
-    char(*ids)[STREAM_ID_STRLEN] = malloc((size_t)a->nstreams * sizeof *ids);
-    if (!argv || !ids) abort();
+    cmd_arg *argv = xmalloc((size_t)c->argc * sizeof *argv);
+    char(*ids)[STREAM_ID_STRLEN] = xmalloc((size_t)a->nstreams * sizeof *ids);
     memcpy(argv, c->argv, (size_t)c->argc * sizeof *argv);
     for (int k = 0; k < a->nstreams; k++) {
         int idarg = a->streams_arg + a->nstreams + k;
@@ -709,8 +698,7 @@ static void xread_generic(cmd_ctx *c, int group) {
         return;
     }
     xread_target tt[8];
-    xread_target *t = a.nstreams <= 8 ? tt : malloc((size_t)a.nstreams * sizeof *t);
-    if (!t) abort();
+    xread_target *t = a.nstreams <= 8 ? tt : xmalloc((size_t)a.nstreams * sizeof *t);
     xread_serve(c, &a, t);
     if (t != tt) free(t);
 }

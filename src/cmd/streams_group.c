@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cmd/stream_cmd.h"
+#include "lib/mem.h"
 #include "lib/util.h"
 
 /* ---- propagation ---- */
@@ -562,8 +563,7 @@ typedef struct id_list {
 static void id_list_push(id_list *l, stream_id id) {
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 16;
-        l->v = realloc(l->v, l->cap * sizeof *l->v);
-        if (!l->v) abort();
+        l->v = xrealloc(l->v, l->cap * sizeof *l->v);
     }
     l->v[l->n++] = id;
 }

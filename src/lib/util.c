@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/mem.h"
+
 /* Redis's LONG_STR_SIZE: inputs of 21 bytes or more are never valid integers
  * (the longest is "-9223372036854775808", 20 bytes). Rejecting them up front
  * also bounds the digit loop. */
@@ -20,13 +22,6 @@
 
 /* Redis's MAX_LONG_DOUBLE_CHARS: INCRBYFLOAT rejects longer inputs. */
 #define LONG_DOUBLE_MAX_CHARS (5 * 1024)
-
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (p == NULL)
-        abort();
-    return p;
-}
 
 /* Parse the magnitude of a strict decimal: first digit 1-9 (or the single
  * string "0"), digits only, no overflow of unsigned long long.

@@ -11,6 +11,7 @@
 
 #include "../lib/clock.h"
 #include "../lib/log.h"
+#include "../lib/mem.h"
 
 #define EV_MAX_EVENTS 256
 
@@ -35,12 +36,6 @@ struct ev_loop {
     long long next_timer_id;
 };
 
-static void *ev_xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n);
-    if (!q) abort();
-    return q;
-}
-
 static void wake_readable(ev_loop *loop, ev_io *io, uint32_t ready) {
     uint64_t v;
     /* Drain, THEN clear the flag. Clearing first lost wakes: a waker
@@ -59,8 +54,7 @@ static void wake_readable(ev_loop *loop, ev_io *io, uint32_t ready) {
 }
 
 ev_loop *ev_create(ev_hook_fn *wake_fn, void *wake_arg) {
-    ev_loop *loop = calloc(1, sizeof *loop);
-    if (!loop) abort();
+    ev_loop *loop = xcalloc(1, sizeof *loop);
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
     int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (loop->epfd < 0 || efd < 0) {
@@ -150,7 +144,7 @@ static void heap_down(ev_loop *loop, size_t i) {
 static void heap_push(ev_loop *loop, ev_timer t) {
     if (loop->ntimers == loop->cap_timers) {
         loop->cap_timers = loop->cap_timers ? loop->cap_timers * 2 : 8;
-        loop->timers = ev_xrealloc(loop->timers, loop->cap_timers * sizeof(ev_timer));
+        loop->timers = xrealloc(loop->timers, loop->cap_timers * sizeof(ev_timer));
     }
     loop->timers[loop->ntimers++] = t;
     heap_up(loop, loop->ntimers - 1);

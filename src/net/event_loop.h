@@ -38,13 +38,16 @@ void ev_destroy(ev_loop *loop);
 
 void ev_io_init(ev_io *io, int fd, ev_io_fn *fn, void *arg);
 /* Set the watched events (0 = none but stay registered). Returns 0 or -1
- * with errno. exclusive != 0 adds EPOLLEXCLUSIVE (shared listeners). */
+ * with errno. */
 int ev_io_set(ev_loop *loop, ev_io *io, uint32_t events);
+/* The same with EPOLLEXCLUSIVE, for a listener every loop watches (the
+ * kernel wakes one of them per connection). */
 int ev_io_set_exclusive(ev_loop *loop, ev_io *io, uint32_t events);
 void ev_io_stop(ev_loop *loop, ev_io *io);
 
 /* Run fn after delay_ms, then again after whatever it returns. Returns a
- * timer id (> 0). */
+ * timer id (> 0) that nothing takes yet: a timer ends only by its callback
+ * returning -1 (there is no cancel). */
 long long ev_timer_add(ev_loop *loop, long delay_ms, ev_timer_fn *fn, void *arg);
 
 /* Runs before every epoll_wait (flush replies, close clients). */

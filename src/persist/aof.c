@@ -20,6 +20,7 @@
 
 #include "../lib/clock.h"
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "../lib/util.h"
 #include "fileio.h"
 #include "snapshot.h"
@@ -97,8 +98,7 @@ static void buf_reserve(aof_buf *b, size_t more) {
     if (b->len + more <= b->cap) return;
     size_t cap = b->cap ? b->cap : 64 * 1024;
     while (cap < b->len + more) cap *= 2;
-    b->p = realloc(b->p, cap);
-    if (!b->p) abort();
+    b->p = xrealloc(b->p, cap);
     b->cap = cap;
 }
 
@@ -380,8 +380,7 @@ int aof_create(aof *a, keyspace *ks, int64_t now_ms, char *err, size_t errlen) {
     uint64_t iseq = free_seq(a, 'i', 1, iname, sizeof iname);
     file_path(a, bname, path, sizeof path);
     file_path(a, "temp-create.pier", tmp, sizeof tmp);
-    unsigned char *buf = malloc(SNAP_BUF_SIZE);
-    if (!buf) abort();
+    unsigned char *buf = xmalloc(SNAP_BUF_SIZE);
     int rc = snap_save_file(ks, 0, tmp, path, buf, SNAP_BUF_SIZE, now_ms);
     free(buf);
     int fd = rc == 0 ? create_incr(a, iname) : -1;
@@ -560,8 +559,7 @@ static int parse_command(const unsigned char *b, size_t len, size_t *pos, argvec
     if (argc > (len - p) / 6) return 0;
     if (argc > av->cap) {
         av->cap = (size_t)argc;
-        av->v = realloc(av->v, av->cap * sizeof *av->v);
-        if (!av->v) abort();
+        av->v = xrealloc(av->v, av->cap * sizeof *av->v);
     }
     for (uint64_t i = 0; i < argc; i++) {
         uint64_t n;

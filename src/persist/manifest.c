@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../lib/crc32c.h"
+#include "../lib/mem.h"
 #include "fileio.h"
 
 #define HEADER_WORD "pier-aof-manifest"
@@ -125,8 +126,7 @@ int manifest_load(manifest *m, const char *dir, const char *name, char *err, siz
 
 int manifest_store(const manifest *m, const char *dir, const char *name) {
     size_t cap = (size_t)(m->n + 2) * (MANIFEST_NAME_MAX + 64);
-    char *buf = malloc(cap);
-    if (!buf) abort();
+    char *buf = xmalloc(cap);
     int len = manifest_format(m, buf, cap);
     char path[4096], tmp[4200];
     if (len < 0 || pio_join(path, sizeof path, dir, name) < 0) {

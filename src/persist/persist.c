@@ -14,6 +14,7 @@
 
 #include "../lib/clock.h"
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "aof.h"
 #include "../lib/crc32c.h"
 #include "fileio.h"
@@ -75,8 +76,7 @@ struct persist {
 
 persist *persist_create(keyspace *ks, const pier_config *cfg, cmd_env *env,
                         persist_dirty_fn *dirty, void *dirty_arg) {
-    persist *p = calloc(1, sizeof *p);
-    if (!p) abort();
+    persist *p = xcalloc(1, sizeof *p);
     p->ks = ks;
     p->cfg = cfg;
     p->env = env;
@@ -93,8 +93,7 @@ persist *persist_create(keyspace *ks, const pier_config *cfg, cmd_env *env,
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&p->stop_cond, &ca);
     pthread_condattr_destroy(&ca);
-    p->child_buf = malloc(CHILD_BUF_SIZE);
-    if (!p->child_buf) abort();
+    p->child_buf = xmalloc(CHILD_BUF_SIZE);
     (void)crc32c(0, "", 0); /* build the table now, not in a forked child */
     return p;
 }
@@ -188,14 +187,12 @@ static int load_snapshot(persist *p, char *err, size_t errlen) {
 }
 
 static int load_aof(persist *p, char *err, size_t errlen) {
-    p->aof = calloc(1, sizeof *p->aof);
-    if (!p->aof) abort();
+    p->aof = xcalloc(1, sizeof *p->aof);
     const pier_config *cfg = p->cfg;
     if (aof_init(p->aof, cfg->dir, cfg->appenddirname, cfg->appendfilename, err, errlen) < 0)
         return -1;
     p->aof->status = &p->disk;
-    p->replay_out = malloc(sizeof *p->replay_out);
-    if (!p->replay_out) abort();
+    p->replay_out = xmalloc(sizeof *p->replay_out);
     reply_init(p->replay_out);
     p->replay_sess.authenticated = 1;
     p->replay_sess.flags = SESS_REPLAY;

@@ -19,14 +19,14 @@
  *   end-4   4        u32 CRC-32C (Castagnoli) of every byte before it,
  *                    magic and end marker included
  *
- * Record types:
- *   0x00 string key   payload: u64 expire (absolute wall ms, 0 = none),
- *                     varint key length K, K key bytes,
- *                     varint value length V, V value bytes
- *   0x01 stream key   payload: u64 expire, varint K, K key bytes, then the
- *                     stream's encoding (src/log/stream_codec.c: metadata,
- *                     entries, groups, consumers, pending entries)
- *   0x02-0xFE         unassigned; skipped by this reader
+ * Record types: 0x00-0xFE are key records of the value type whose ops
+ * carry that snap_tag (docs/PERSISTENCE.md lists them: 0x00 string,
+ * src/types/string/; 0x01 stream, src/types/stream/). A key record's
+ * payload:
+ *
+ *   u64 expire (absolute wall ms, 0 = none), varint key length K, K key
+ *   bytes, then the value's encoding: the rest of the payload, written and
+ *   read by the type (kv_type_ops.snap_encode / snap_load)
  *
  * Why a length on every record: it is what makes unknown types skippable,
  * and it lets the decoder check each payload's inner lengths against the
@@ -39,55 +39,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../log/stream.h"
+#include "../lib/codec.h"
 #include "../lib/crc32c.h"
 #include "fileio.h"
-
-/* ---- little-endian and varint encoding ---- */
-
-static void put_u32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *p) {
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
-size_t snap_varint_put(unsigned char *out, uint64_t v) {
-    size_t n = 0;
-    while (v >= 0x80) {
-        out[n++] = (unsigned char)(v | 0x80);
-        v >>= 7;
-    }
-    out[n++] = (unsigned char)v;
-    return n;
-}
-
-size_t snap_varint_get(const unsigned char *p, size_t avail, uint64_t *v) {
-    uint64_t r = 0;
-    for (size_t i = 0; i < 10 && i < avail; i++) {
-        uint64_t group = p[i] & 0x7F;
-        if (i == 9 && group > 1) return 0; /* would overflow 64 bits */
-        r |= group << (7 * i);
-        if (!(p[i] & 0x80)) {
-            *v = r;
-            return i + 1;
-        }
-    }
-    return 0;
-}
 
 /* ---- writer ---- */
 
@@ -128,46 +82,45 @@ void snap_writer_init(snap_writer *w, int fd, unsigned char *buf, size_t cap,
     w->cap = cap;
     unsigned char hdr[SNAP_HEADER_LEN];
     memcpy(hdr, SNAP_MAGIC, 8);
-    put_u32(hdr + 8, SNAP_VERSION);
-    put_u64(hdr + 12, (uint64_t)created_ms);
+    codec_put_le32(hdr + 8, SNAP_VERSION);
+    codec_put_le64(hdr + 12, (uint64_t)created_ms);
     emit(w, hdr, sizeof hdr);
 }
 
 /* Record type and payload length. */
 static void emit_record_head(snap_writer *w, unsigned type, uint64_t payload_len) {
-    unsigned char head[11];
+    unsigned char head[1 + CODEC_VARINT_MAX];
     head[0] = (unsigned char)type;
-    size_t n = 1 + snap_varint_put(head + 1, payload_len);
+    size_t n = 1 + codec_varint_put(head + 1, payload_len);
     emit(w, head, n);
     w->records++;
 }
 
-void snap_write_string(snap_writer *w, const char *key, size_t klen, const char *val,
-                       size_t vlen, int64_t expire_ms) {
-    unsigned char kl[10], vl[10], exp[8];
-    size_t kn = snap_varint_put(kl, klen), vn = snap_varint_put(vl, vlen);
-    put_u64(exp, (uint64_t)expire_ms);
-    emit_record_head(w, SNAP_REC_STRING, 8 + kn + klen + vn + vlen);
+/* A key record's head: type, payload length, expiry, key. The value's
+ * vlen bytes follow. */
+static void emit_key_head(snap_writer *w, unsigned tag, const char *key, size_t klen,
+                          int64_t expire_ms, uint64_t vlen) {
+    unsigned char kl[CODEC_VARINT_MAX], exp[8];
+    size_t kn = codec_varint_put(kl, klen);
+    codec_put_le64(exp, (uint64_t)expire_ms);
+    emit_record_head(w, tag, 8 + kn + klen + vlen);
     emit(w, exp, 8);
     emit(w, kl, kn);
     emit(w, key, klen);
-    emit(w, vl, vn);
+}
+
+void snap_write_key(snap_writer *w, unsigned tag, const char *key, size_t klen,
+                    int64_t expire_ms, const void *val, size_t vlen) {
+    emit_key_head(w, tag, key, klen, expire_ms, vlen);
     emit(w, val, vlen);
 }
 
-static void stream_sink(void *arg, const void *p, size_t n) { emit(arg, p, n); }
+static void emit_sink(void *arg, const void *p, size_t n) { emit(arg, p, n); }
 
-void snap_write_stream(snap_writer *w, const char *key, size_t klen, const stream *st,
-                       int64_t expire_ms) {
-    unsigned char kl[10], exp[8];
-    size_t kn = snap_varint_put(kl, klen);
-    put_u64(exp, (uint64_t)expire_ms);
-    uint64_t body = stream_serialize(st, NULL, NULL); /* measure, then write */
-    emit_record_head(w, SNAP_REC_STREAM, 8 + kn + klen + body);
-    emit(w, exp, 8);
-    emit(w, kl, kn);
-    emit(w, key, klen);
-    stream_serialize(st, stream_sink, w);
+void snap_write_entry(snap_writer *w, const kv_type_ops *ops, const kv *e, int64_t expire_ms) {
+    uint64_t vlen = ops->snap_encode(e, NULL, NULL); /* measure, then write */
+    emit_key_head(w, ops->snap_tag, kv_key(e), kv_klen(e), expire_ms, vlen);
+    ops->snap_encode(e, emit_sink, w);
 }
 
 void snap_write_record(snap_writer *w, unsigned type, const void *payload, size_t n) {
@@ -179,7 +132,7 @@ int snap_writer_finish(snap_writer *w) {
     unsigned char end = SNAP_REC_END;
     emit(w, &end, 1);
     unsigned char crc[4];
-    put_u32(crc, w->crc);
+    codec_put_le32(crc, w->crc);
     emit(w, crc, 4);
     writer_flush(w);
     if (w->err) {
@@ -198,16 +151,12 @@ typedef struct keyspace_walk {
 /* Runs under the entry's shard lock (or in the forked child). */
 static void write_entry(void *arg, const kv *e) {
     keyspace_walk *walk = arg;
-    if (kv_type(e) == KV_STREAM) {
-        snap_write_stream(walk->w, kv_key(e), kv_klen(e), kv_object(e), ks_get_expire(walk->ks, e));
-        return;
-    }
-    if (kv_type(e) != KV_STRING) {
+    const kv_type_ops *ops = ks_type_ops(walk->ks, kv_type(e));
+    if (!ops || !ops->snap_encode) {
         walk->skipped++; /* a type with no encoder */
         return;
     }
-    snap_write_string(walk->w, kv_key(e), kv_klen(e), kv_key(e) + kv_klen(e), e->vlen,
-                      ks_get_expire(walk->ks, e));
+    snap_write_entry(walk->w, ops, e, ks_get_expire(walk->ks, e));
 }
 
 void snap_write_keyspace(snap_writer *w, keyspace *ks, int locked, int64_t now_ms,
@@ -228,46 +177,24 @@ static int fail(snap_result *res, uint64_t off, const char *why) {
     return -1;
 }
 
-/* Read one varint-prefixed byte string from payload [*pos, end). */
-static int take_bytes(const unsigned char *buf, size_t *pos, size_t end, const char **p,
-                      size_t *n) {
-    uint64_t len;
-    size_t used = snap_varint_get(buf + *pos, end - *pos, &len);
-    if (used == 0 || len > end - *pos - used) return -1;
-    *p = (const char *)buf + *pos + used;
-    *n = (size_t)len;
-    *pos += used + (size_t)len;
-    return 0;
-}
-
-static int decode_string(const unsigned char *buf, size_t start, size_t end,
-                         snap_string_fn *fn, void *arg, snap_result *res) {
-    if (end - start < 8) return fail(res, start, "string record shorter than its expire field");
-    int64_t expire = (int64_t)get_u64(buf + start);
-    size_t pos = start + 8;
-    const char *key, *val;
-    size_t klen, vlen;
-    if (take_bytes(buf, &pos, end, &key, &klen) < 0 || take_bytes(buf, &pos, end, &val, &vlen) < 0)
-        return fail(res, start, "bad key or value length in string record");
-    if (pos != end) return fail(res, start, "string record length does not match its content");
-    if (fn && fn(arg, key, klen, val, vlen, expire) < 0)
-        return fail(res, start, "record rejected by the loader");
-    res->records++;
-    return 0;
-}
-
-static int decode_stream(const unsigned char *buf, size_t start, size_t end,
-                         snap_stream_fn *fn, void *arg, snap_result *res) {
-    if (end - start < 8) return fail(res, start, "stream record shorter than its expire field");
-    int64_t expire = (int64_t)get_u64(buf + start);
+/* One key record, payload [start, end): expiry and key checked against
+ * the payload, the value's encoding (the rest) handed to fn. */
+static int decode_key(const unsigned char *buf, size_t start, size_t end, const kv_type_ops *ops,
+                      snap_key_fn *fn, void *arg, snap_result *res) {
+    if (end - start < 8) return fail(res, start, "key record shorter than its expire field");
+    int64_t expire = (int64_t)codec_get_le64(buf + start);
     size_t pos = start + 8;
     uint64_t klen;
-    size_t used = snap_varint_get(buf + pos, end - pos, &klen);
-    if (used == 0 || klen > end - pos - used) return fail(res, start, "bad key length in stream record");
+    size_t used = codec_varint_get(buf + pos, end - pos, &klen);
+    if (used == 0 || klen > end - pos - used || klen > KS_MAX_LEN)
+        return fail(res, start, "bad key length in key record");
     const char *key = (const char *)buf + pos + used;
     pos += used + (size_t)klen;
-    if (fn(arg, key, (size_t)klen, buf + pos, end - pos, expire) < 0)
-        return fail(res, start, "bad stream encoding");
+    if (fn && fn(arg, ops, key, (size_t)klen, buf + pos, end - pos, expire) < 0) {
+        char why[64];
+        snprintf(why, sizeof why, "bad %s record", ops->name);
+        return fail(res, start, why);
+    }
     res->records++;
     return 0;
 }
@@ -275,39 +202,33 @@ static int decode_stream(const unsigned char *buf, size_t start, size_t end,
 static int check_header(const unsigned char *buf, size_t len, snap_result *res) {
     if (len < SNAP_HEADER_LEN + 5) return fail(res, 0, "file too short to be a pier snapshot");
     if (memcmp(buf, SNAP_MAGIC, 8) != 0) return fail(res, 0, "bad magic (not a pier snapshot)");
-    res->version = get_u32(buf + 8);
+    res->version = codec_get_le32(buf + 8);
     if (res->version == 0 || res->version > SNAP_VERSION)
         return fail(res, 8, "unsupported snapshot version");
-    res->created_ms = (int64_t)get_u64(buf + 12);
-    if (crc32c(0, buf, len - 4) != get_u32(buf + len - 4))
+    res->created_ms = (int64_t)codec_get_le64(buf + 12);
+    if (crc32c(0, buf, len - 4) != codec_get_le32(buf + len - 4))
         return fail(res, len - 4, "checksum mismatch");
     return 0;
 }
 
-int snap_decode(const unsigned char *buf, size_t len, snap_string_fn *fn, void *arg,
-                snap_result *res) {
-    return snap_decode_ex(buf, len, fn, NULL, arg, res);
-}
-
-int snap_decode_ex(const unsigned char *buf, size_t len, snap_string_fn *fn,
-                   snap_stream_fn *stream_fn, void *arg, snap_result *res) {
+int snap_decode(const unsigned char *buf, size_t len, const keyspace *types, snap_key_fn *fn,
+                void *arg, snap_result *res) {
     memset(res, 0, sizeof *res);
     if (check_header(buf, len, res) < 0) return -1;
     size_t pos = SNAP_HEADER_LEN, end_marker = len - 5;
     while (pos < end_marker) {
         unsigned type = buf[pos];
         uint64_t plen;
-        size_t used = snap_varint_get(buf + pos + 1, end_marker - pos - 1, &plen);
+        size_t used = codec_varint_get(buf + pos + 1, end_marker - pos - 1, &plen);
         if (type == SNAP_REC_END) return fail(res, pos, "end marker before the end of the file");
         if (used == 0 || plen > end_marker - pos - 1 - used)
             return fail(res, pos, "record length runs past the end of the file");
         size_t start = pos + 1 + used, stop = start + (size_t)plen;
-        if (type == SNAP_REC_STRING) {
-            if (decode_string(buf, start, stop, fn, arg, res) < 0) return -1;
-        } else if (type == SNAP_REC_STREAM && stream_fn) {
-            if (decode_stream(buf, start, stop, stream_fn, arg, res) < 0) return -1;
+        const kv_type_ops *ops = types ? ks_type_by_snap_tag(types, type) : NULL;
+        if (ops) {
+            if (decode_key(buf, start, stop, ops, fn, arg, res) < 0) return -1;
         } else {
-            res->skipped++; /* unknown (or not yet loadable) record type */
+            res->skipped++; /* a type this reader does not know */
         }
         pos = stop;
     }
@@ -350,33 +271,26 @@ typedef struct load_ctx {
     int64_t now_ms;
 } load_ctx;
 
-static int load_string(void *arg, const char *key, size_t klen, const char *val, size_t vlen,
-                       int64_t expire_ms) {
+/* The value is decoded (checked) even when the key expired while the
+ * server was down; such a key is then dropped. */
+static int load_key(void *arg, const kv_type_ops *ops, const char *key, size_t klen,
+                    const unsigned char *val, size_t vlen, int64_t expire_ms) {
     load_ctx *ctx = arg;
-    if (expire_ms != 0 && expire_ms <= ctx->now_ms) return 0; /* expired while down */
     unsigned shard = ks_shard_of(ctx->ks, key, klen);
     ks_lock_shard(ctx->ks, shard);
-    kv *e = ks_set_string(ctx->ks, key, klen, val, vlen, 0, ctx->now_ms);
-    if (expire_ms) ks_set_expire(ctx->ks, e, expire_ms);
+    kv *e = ops->snap_load(ctx->ks, key, klen, val, vlen, ctx->now_ms);
+    if (e && expire_ms != 0 && expire_ms <= ctx->now_ms)
+        ks_delete(ctx->ks, key, klen, ctx->now_ms); /* expired while down */
+    else if (e && expire_ms)
+        ks_set_expire(ctx->ks, e, expire_ms);
     ks_unlock_shard(ctx->ks, shard);
-    return 0;
+    return e ? 0 : -1;
 }
 
-static int load_stream(void *arg, const char *key, size_t klen, const unsigned char *enc,
-                       size_t enclen, int64_t expire_ms) {
-    load_ctx *ctx = arg;
-    stream *st = stream_deserialize(enc, enclen);
-    if (!st) return -1;
-    if (expire_ms != 0 && expire_ms <= ctx->now_ms) { /* expired while down */
-        stream_free(st);
-        return 0;
-    }
-    unsigned shard = ks_shard_of(ctx->ks, key, klen);
-    ks_lock_shard(ctx->ks, shard);
-    kv *e = ks_set_object(ctx->ks, key, klen, KV_STREAM, st, 0, ctx->now_ms);
-    if (expire_ms) ks_set_expire(ctx->ks, e, expire_ms);
-    ks_unlock_shard(ctx->ks, shard);
-    return 0;
+int snap_load_image(keyspace *ks, const unsigned char *buf, size_t len, int64_t now_ms,
+                    snap_result *res) {
+    load_ctx ctx = {ks, now_ms};
+    return snap_decode(buf, len, ks, load_key, &ctx, res);
 }
 
 int snap_load_file(keyspace *ks, const char *path, int64_t now_ms, snap_result *res) {
@@ -388,8 +302,7 @@ int snap_load_file(keyspace *ks, const char *path, int64_t now_ms, snap_result *
         snprintf(res->err, sizeof res->err, "cannot read: %s", strerror(errno));
         return -1;
     }
-    load_ctx ctx = {ks, now_ms};
-    int rc = snap_decode_ex(data, len, load_string, load_stream, &ctx, res);
+    int rc = snap_load_image(ks, data, len, now_ms, res);
     pio_unmap(data, len);
     return rc < 0 ? -1 : 1;
 }

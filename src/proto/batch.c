@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "../lib/codec.h"
 #include "../lib/crc32c.h"
 
 static const unsigned char handshake_magic[4] = {'P', 'I', 'R', 'B'};
@@ -30,23 +31,21 @@ const char *batch_err_text(int code) {
     return texts[code];
 }
 
-static uint16_t get_u16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
-
 /* ---- handshake ---- */
 
 int batch_handshake_decode(const unsigned char *p, batch_handshake *h) {
     memset(h, 0, sizeof *h);
     if (memcmp(p, handshake_magic, 4)) return BATCH_E_MAGIC;
-    h->version = get_u16(p + 4);
+    h->version = codec_get_le16(p + 4);
     if (h->version != BATCH_VERSION) return BATCH_E_VERSION;
     h->role = p[6];
     h->ack_level = p[7];
     h->order_level = p[8];
     h->codecs = p[9];
-    h->client_id = batch_get_u64(p + 12);
-    h->token_len = get_u16(p + 20);
-    h->topic_len = get_u16(p + 22);
-    h->start_len = get_u16(p + 24);
+    h->client_id = codec_get_le64(p + 12);
+    h->token_len = codec_get_le16(p + 20);
+    h->topic_len = codec_get_le16(p + 22);
+    h->start_len = codec_get_le16(p + 24);
     if (h->role != BATCH_ROLE_PUBLISHER && h->role != BATCH_ROLE_SUBSCRIBER)
         return BATCH_E_MALFORMED;
     /* Level 2 (replicated) is refused until cluster mode exists; order
@@ -66,15 +65,15 @@ size_t batch_handshake_var_len(const batch_handshake *h) {
 void batch_handshake_encode(const batch_handshake *h, unsigned char out[BATCH_HANDSHAKE_FIXED]) {
     memset(out, 0, BATCH_HANDSHAKE_FIXED);
     memcpy(out, handshake_magic, 4);
-    batch_put_u16(out + 4, h->version);
+    codec_put_le16(out + 4, h->version);
     out[6] = h->role;
     out[7] = h->ack_level;
     out[8] = h->order_level;
     out[9] = h->codecs;
-    batch_put_u64(out + 12, h->client_id);
-    batch_put_u16(out + 20, h->token_len);
-    batch_put_u16(out + 22, h->topic_len);
-    batch_put_u16(out + 24, h->start_len);
+    codec_put_le64(out + 12, h->client_id);
+    codec_put_le16(out + 20, h->token_len);
+    codec_put_le16(out + 22, h->topic_len);
+    codec_put_le16(out + 24, h->start_len);
 }
 
 /* ---- frame header ---- */
@@ -87,11 +86,11 @@ int batch_header_decode(const unsigned char *p, batch_header *h) {
     h->type = p[5];
     h->codec = p[6];
     h->flags = p[7];
-    h->seq = batch_get_u64(p + 8);
-    h->count = batch_get_u32(p + 16);
-    h->raw_len = batch_get_u32(p + 20);
-    h->payload_len = batch_get_u32(p + 24);
-    h->crc = batch_get_u32(p + 28);
+    h->seq = codec_get_le64(p + 8);
+    h->count = codec_get_le32(p + 16);
+    h->raw_len = codec_get_le32(p + 20);
+    h->payload_len = codec_get_le32(p + 24);
+    h->crc = codec_get_le32(p + 28);
     if (h->type < BATCH_T_BATCH || h->type > BATCH_T_HELLO_OK) return BATCH_E_MALFORMED;
     if (h->codec > BATCH_CODEC_ZSTD) return BATCH_E_MALFORMED;
     return BATCH_OK;
@@ -103,11 +102,11 @@ void batch_header_encode(const batch_header *h, unsigned char out[BATCH_HEADER_L
     out[5] = h->type;
     out[6] = h->codec;
     out[7] = h->flags;
-    batch_put_u64(out + 8, h->seq);
-    batch_put_u32(out + 16, h->count);
-    batch_put_u32(out + 20, h->raw_len);
-    batch_put_u32(out + 24, h->payload_len);
-    batch_put_u32(out + 28, h->crc);
+    codec_put_le64(out + 8, h->seq);
+    codec_put_le32(out + 16, h->count);
+    codec_put_le32(out + 20, h->raw_len);
+    codec_put_le32(out + 24, h->payload_len);
+    codec_put_le32(out + 28, h->crc);
 }
 
 int batch_header_check_batch(const batch_header *h, uint64_t max_bytes) {
@@ -135,7 +134,7 @@ static size_t frame_with_payload(unsigned char *out, batch_header *h, size_t pay
 size_t batch_error_frame(unsigned char *out, int code, const char *text) {
     size_t n = text ? strlen(text) : 0;
     if (n > BATCH_ERROR_TEXT_MAX) n = BATCH_ERROR_TEXT_MAX;
-    batch_put_u16(out + BATCH_HEADER_LEN, (uint16_t)code);
+    codec_put_le16(out + BATCH_HEADER_LEN, (uint16_t)code);
     if (n) memcpy(out + BATCH_HEADER_LEN + 2, text, n);
     batch_header h = {.type = BATCH_T_ERROR};
     return frame_with_payload(out, &h, 2 + n);
@@ -148,14 +147,14 @@ size_t batch_ack_frame(unsigned char *out, uint64_t seq, uint32_t count, uint64_
         h.flags = BATCH_FLAG_DUPLICATE;
         return frame_with_payload(out, &h, 0);
     }
-    batch_put_u64(out + BATCH_HEADER_LEN, first_ms);
-    batch_put_u64(out + BATCH_HEADER_LEN + 8, first_seq);
+    codec_put_le64(out + BATCH_HEADER_LEN, first_ms);
+    codec_put_le64(out + BATCH_HEADER_LEN + 8, first_seq);
     return frame_with_payload(out, &h, BATCH_ACK_PAYLOAD);
 }
 
 size_t batch_hello_frame(unsigned char *out, uint64_t next_seq, uint64_t max_bytes) {
     batch_header h = {.type = BATCH_T_HELLO_OK, .seq = next_seq};
-    batch_put_u64(out + BATCH_HEADER_LEN, max_bytes);
+    codec_put_le64(out + BATCH_HEADER_LEN, max_bytes);
     return frame_with_payload(out, &h, BATCH_HELLO_PAYLOAD);
 }
 
@@ -165,7 +164,7 @@ int batch_payload_valid(const unsigned char *p, size_t len, uint32_t count) {
     size_t pos = 0;
     for (uint32_t i = 0; i < count; i++) {
         if (len - pos < 4) return 0;
-        uint32_t n = batch_get_u32(p + pos);
+        uint32_t n = codec_get_le32(p + pos);
         pos += 4;
         if (n > len - pos) return 0;
         pos += n;
@@ -178,7 +177,7 @@ long long batch_payload_count(const unsigned char *p, size_t len) {
     long long count = 0;
     while (pos < len) {
         if (len - pos < 4 || count == UINT32_MAX) return -1;
-        uint32_t n = batch_get_u32(p + pos);
+        uint32_t n = codec_get_le32(p + pos);
         pos += 4;
         if (n > len - pos) return -1;
         pos += n;

@@ -112,22 +112,4 @@ int batch_payload_valid(const unsigned char *p, size_t len, uint32_t count);
  * whole number of messages (or hold more than UINT32_MAX). */
 long long batch_payload_count(const unsigned char *p, size_t len);
 
-/* --- little-endian helpers --- */
-static inline uint32_t batch_get_u32(const unsigned char *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static inline uint64_t batch_get_u64(const unsigned char *p) {
-    return (uint64_t)batch_get_u32(p) | (uint64_t)batch_get_u32(p + 4) << 32;
-}
-static inline void batch_put_u16(unsigned char *p, uint16_t v) {
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-}
-static inline void batch_put_u32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static inline void batch_put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
 #endif

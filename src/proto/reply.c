@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/mem.h"
 #include "lib/util.h"
 
 /* Capacity of a deferred-header block: type byte, 20 digits, CRLF. */
@@ -28,13 +29,6 @@
 #define AFTER_DEFER_BLOCK 1024
 /* Longest "<type><integer>\r\n" line. */
 #define LINE_MAX_LEN 32
-
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (p == NULL)
-        abort();
-    return p;
-}
 
 static int is_unfilled_defer(const reply_block *b) { return b->size == 0; }
 

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/mem.h"
 #include "lib/util.h"
 
 enum { MODE_IDLE = 0, MODE_MULTIBULK = 1, MODE_INLINE = 2 };
@@ -64,13 +65,6 @@ static const char ERR_QUOTES[] =
 static const char ERR_BATCH_HANDSHAKE[] =
     "ERR Protocol error: pier batch protocol handshake on the RESP port; "
     "connect to the batch port (batch-port)";
-
-static void *xrealloc(void *ptr, size_t n) {
-    void *p = realloc(ptr, n);
-    if (p == NULL)
-        abort();
-    return p;
-}
 
 void resp_parser_init(resp_parser *p, long long max_bulk, size_t max_inline) {
     memset(p, 0, sizeof(*p));

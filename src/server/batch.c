@@ -42,14 +42,16 @@
 #include <zstd.h>
 
 #include "../lib/clock.h"
+#include "../lib/codec.h"
 #include "../lib/crc32c.h"
 #include "../lib/hash.h"
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "../lib/util.h"
-#include "../log/stream.h"
 #include "../net/socket.h"
 #include "../proto/batch.h"
 #include "../store/evict.h"
+#include "../types/stream/stream.h"
 
 #define STAGE_SIZE (64 * 1024)
 #define SUB_FRAME_TARGET (2 * 1024 * 1024)  /* PROTOCOL.md: ~2 MiB per batch */
@@ -158,12 +160,6 @@ static void send_error(bconn *c, int code, const char *detail);
 static void sub_pump(bconn *c);
 static void pub_run(bconn *c);
 
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) abort();
-    return p;
-}
-
 static server *srv_of(const bconn *c) { return c->bl->bs->srv; }
 static uint64_t max_bytes(const bconn *c) {
     return (uint64_t)CFG_GET(srv_of(c)->cfg.batch_max_bytes);
@@ -193,13 +189,11 @@ static int bind_all(batch_server *bs, int port, char *err, size_t errlen) {
 }
 
 int batch_open(server *srv) {
-    batch_server *bs = calloc(1, sizeof *bs);
-    if (!bs) abort();
+    batch_server *bs = xcalloc(1, sizeof *bs);
     bs->srv = srv;
     bs->seed = hash_random_seed();
     pthread_mutex_init(&bs->watch_lock, NULL);
-    bs->loops = calloc((size_t)srv->nthreads, sizeof *bs->loops);
-    if (!bs->loops) abort();
+    bs->loops = xcalloc((size_t)srv->nthreads, sizeof *bs->loops);
     for (int i = 0; i < srv->nthreads; i++) bs->loops[i].bs = bs;
     srv->batch = bs;
     int derived, port = resolve_port(srv, &derived);
@@ -249,8 +243,7 @@ static int protected_denies(server *srv, int fd) {
 /* A new connection on this loop. A rejected one only gets an ERROR and
  * drains (no staging buffer, not counted in nconns or the stats). */
 static bconn *conn_create(batch_loop *bl, int fd, int rejected) {
-    bconn *c = calloc(1, sizeof *c);
-    if (!c) abort();
+    bconn *c = xcalloc(1, sizeof *c);
     c->bl = bl;
     c->state = ST_HS_FIXED;
     c->rejected = rejected;
@@ -382,8 +375,7 @@ static void out_reserve(bconn *c, size_t more) {
     if (c->out_len + more <= c->out_cap) return;
     size_t cap = c->out_cap ? c->out_cap : 256;
     while (cap < c->out_len + more) cap *= 2;
-    unsigned char *p = realloc(c->out, cap);
-    if (!p) abort();
+    unsigned char *p = xrealloc(c->out, cap);
     c->out = p;
     c->out_cap = cap;
 }
@@ -826,22 +818,22 @@ static void encode_resp_entry(bconn *c, stream_iter *it, size_t nfv) {
         memcpy(p + bn + s.n, "\r\n", 2);
     }
     /* by offset: the buffer may have moved while growing */
-    batch_put_u32(c->out + start - 4, (uint32_t)(c->out_len - start));
+    codec_put_le32(c->out + start - 4, (uint32_t)(c->out_len - start));
 }
 
 /* Append the iterator's current entry. */
 static void encode_entry(bconn *c, stream_iter *it, stream_id id, size_t nfv) {
     /* h is valid until the next frame_room (which may move the buffer) */
     unsigned char *h = frame_room(c, BATCH_SUB_ENTRY_HEAD);
-    batch_put_u64(h, id.ms);
-    batch_put_u64(h + 8, id.seq);
+    codec_put_le64(h, id.ms);
+    codec_put_le64(h + 8, id.seq);
     if (nfv == 2) {
         const unsigned char *save = it->fields;
         stream_str f = stream_iter_str(it);
         if (f.n == 4 && !memcmp(f.p, "data", 4)) {
             stream_str v = stream_iter_str(it);
             h[16] = BATCH_KIND_DATA;
-            batch_put_u32(h + 17, (uint32_t)v.n);
+            codec_put_le32(h + 17, (uint32_t)v.n);
             if (v.n) memcpy(frame_room(c, v.n), v.p, v.n);
             return;
         }

@@ -20,6 +20,7 @@
 
 #include "../lib/clock.h"
 #include "../lib/hash.h"
+#include "../lib/mem.h"
 #include "client.h"
 
 #define BLOCK_BUCKETS 4096 /* power of two */
@@ -55,8 +56,7 @@ struct blocking {
 };
 
 blocking *blocking_create(void) {
-    blocking *b = calloc(1, sizeof *b);
-    if (!b) abort();
+    blocking *b = xcalloc(1, sizeof *b);
     pthread_mutex_init(&b->lock, NULL);
     b->seed = hash_random_seed();
     return b;
@@ -66,12 +66,6 @@ void blocking_destroy(blocking *b) {
     if (!b) return;
     pthread_mutex_destroy(&b->lock);
     free(b);
-}
-
-static void *bl_xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) abort();
-    return p;
 }
 
 /* ---- the per-key registry (caller holds b->lock) ---- */
@@ -111,8 +105,8 @@ static void copy_argv(block_state *st, int argc, const cmd_arg *argv) {
     size_t bytes = 0;
     for (int i = 0; i < argc; i++) bytes += argv[i].n;
     st->argc = argc;
-    st->argv = bl_xmalloc((size_t)argc * sizeof *st->argv);
-    st->argbuf = bl_xmalloc(bytes);
+    st->argv = xmalloc((size_t)argc * sizeof *st->argv);
+    st->argbuf = xmalloc(bytes);
     char *p = st->argbuf;
     for (int i = 0; i < argc; i++) {
         if (argv[i].n) memcpy(p, argv[i].p, argv[i].n);
@@ -123,12 +117,12 @@ static void copy_argv(block_state *st, int argc, const cmd_arg *argv) {
 
 static void make_links(blocking *b, block_state *st, int nkeys, const cmd_arg *keys) {
     st->nlinks = nkeys;
-    st->links = bl_xmalloc((size_t)nkeys * sizeof *st->links);
+    st->links = xmalloc((size_t)nkeys * sizeof *st->links);
     for (int i = 0; i < nkeys; i++) {
         block_link *l = &st->links[i];
         l->owner = st;
         l->klen = keys[i].n;
-        l->key = bl_xmalloc(keys[i].n);
+        l->key = xmalloc(keys[i].n);
         if (keys[i].n) memcpy(l->key, keys[i].p, keys[i].n);
         l->hash = hash_bytes(keys[i].p, keys[i].n, b->seed);
     }
@@ -177,8 +171,7 @@ static client **collect_expired(loop_thread *lt, int64_t now, size_t *n) {
         reply_null_array(c->out); /* what XREAD replies on a timeout */
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;
-            out = realloc(out, cap * sizeof *out);
-            if (!out) abort();
+            out = xrealloc(out, cap * sizeof *out);
         }
         out[(*n)++] = c;
     }
@@ -222,8 +215,7 @@ int blocking_host_park(void *arg, session *s, int nkeys, const cmd_arg *keys, in
     client *c = client_of_session(s);
     loop_thread *lt = c->lt;
     if (!lt || c->blk) return -1; /* --io thread blocks nothing */
-    block_state *st = calloc(1, sizeof *st);
-    if (!st) abort();
+    block_state *st = xcalloc(1, sizeof *st);
     st->c = c;
     st->lt = lt;
     if (c->block_carry_deadline >= 0) st->deadline_ms = c->block_carry_deadline;

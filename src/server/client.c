@@ -13,6 +13,7 @@
 
 #include "../lib/clock.h"
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "../net/socket.h"
 #include "blocking.h"
 #include "pubsub.h"
@@ -25,18 +26,6 @@
 
 static void client_io(ev_loop *loop, ev_io *io, uint32_t ready);
 static void client_close(client *c);
-
-static void *cl_xmalloc(size_t n) {
-    void *p = malloc(n);
-    if (!p) abort();
-    return p;
-}
-
-static void *cl_xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n);
-    if (!q) abort();
-    return q;
-}
 
 /* --- registry (server-wide list, for CLIENT LIST / KILL) --- */
 
@@ -64,16 +53,15 @@ static void registry_remove(server *srv, client *c) {
 /* --- creation and destruction --- */
 
 client *client_alloc(server *srv, loop_thread *lt, int fd, thread_stats *stats) {
-    client *c = calloc(1, sizeof *c);
-    if (!c) abort();
+    client *c = xcalloc(1, sizeof *c);
     c->srv = srv;
     c->lt = lt; /* before registry_add: CLIENT KILL reads it (review M2) */
     c->stats = stats ? stats : &c->own_stats;
     c->fd = fd;
-    c->out = cl_xmalloc(sizeof *c->out);
+    c->out = xmalloc(sizeof *c->out);
     reply_init(c->out);
     c->rcap = RBUF_MIN;
-    c->rbuf = cl_xmalloc(c->rcap);
+    c->rbuf = xmalloc(c->rcap);
     resp_parser_init(&c->parser, CFG_GET(srv->cfg.proto_max_bulk_len), 64 * 1024);
     c->sess.id = atomic_fetch_add(&srv->next_client_id, 1) + 1;
     c->sess.proto = 2;
@@ -317,7 +305,7 @@ void client_execute(client *c) {
     resp_parser *p = &c->parser;
     if (p->argc > c->argv_cap) {
         c->argv_cap = p->argc * 2;
-        c->argv = cl_xrealloc(c->argv, c->argv_cap * sizeof *c->argv);
+        c->argv = xrealloc(c->argv, c->argv_cap * sizeof *c->argv);
     }
     for (size_t i = 0; i < p->argc; i++) {
         c->argv[i].p = c->rbuf + p->args[i].off;
@@ -376,7 +364,7 @@ void client_compact_input(client *c) {
     if (c->rlen == 0 && c->rcap > RBUF_KEEP_MAX) {
         free(c->rbuf);
         c->rcap = RBUF_MIN;
-        c->rbuf = cl_xmalloc(c->rcap);
+        c->rbuf = xmalloc(c->rcap);
         c->rbuf_peak = 0;
     }
 }
@@ -469,7 +457,7 @@ int client_reserve_input(client *c) {
     }
     size_t cap = c->rcap * 2 > want ? c->rcap * 2 : want;
     if ((long long)cap > limit + RBUF_MIN) cap = (size_t)limit + RBUF_MIN;
-    c->rbuf = cl_xrealloc(c->rbuf, cap);
+    c->rbuf = xrealloc(c->rbuf, cap);
     c->rcap = cap;
     c->rbuf_peak = c->rlen;
     return 0;

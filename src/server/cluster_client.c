@@ -9,6 +9,7 @@
 
 #include "../cluster/entry.h"
 #include "../lib/clock.h"
+#include "../lib/mem.h"
 #include "../lib/util.h"
 
 #define MAX_LOCAL_KEYS 64 /* more keys: the read goes through the cluster thread */
@@ -45,12 +46,6 @@ typedef struct cl_conn {
 static void unhold(client *c);
 static int arg_u64(const cmd_arg *a, uint64_t *out);
 
-static void *xcalloc(size_t n, size_t sz) {
-    void *p = calloc(n ? n : 1, sz);
-    if (!p) abort();
-    return p;
-}
-
 static cl_conn *conn_of(client *c) {
     if (!c->clc) {
         c->clc = xcalloc(1, sizeof(cl_conn));
@@ -79,8 +74,7 @@ static uint64_t slot_push(cl_conn *k) {
 static void slot_fill(cl_conn *k, uint64_t id, const char *bytes, size_t len) {
     if (id < k->head_id || id >= k->head_id + k->count) return;
     slot *s = &k->slots[(k->head + (id - k->head_id)) % k->cap];
-    s->bytes = malloc(len ? len : 1);
-    if (!s->bytes) abort();
+    s->bytes = xmalloc(len ? len : 1);
     if (len) memcpy(s->bytes, bytes, len);
     s->len = len;
     s->ready = 1;
@@ -157,16 +151,14 @@ static void pending_drop_visible(cl_conn *k, uint64_t visible) {
 static void pending_add(cl_conn *k, uint64_t seq, const cmd_arg *key, const cmd_arg *val) {
     if (k->npw == k->pw_cap) {
         k->pw_cap = k->pw_cap ? k->pw_cap * 2 : 8;
-        k->pw = realloc(k->pw, k->pw_cap * sizeof *k->pw);
-        if (!k->pw) abort();
+        k->pw = xrealloc(k->pw, k->pw_cap * sizeof *k->pw);
     }
     pending_write *p = &k->pw[k->npw++];
     memset(p, 0, sizeof *p);
     p->seq = seq;
     p->key_hash = entry_key_hash(key->p, key->n);
-    p->key = malloc(key->n + 1);
-    p->val = malloc(val->n + 1);
-    if (!p->key || !p->val) abort();
+    p->key = xmalloc(key->n + 1);
+    p->val = xmalloc(val->n + 1);
     memcpy(p->key, key->p, key->n);
     memcpy(p->val, val->p, val->n);
     p->klen = key->n;
@@ -259,8 +251,7 @@ static int answer_pending_value(client *c, cl_conn *k, const cmd_arg *key) {
     char hdr[32];
     int h = snprintf(hdr, sizeof hdr, "$%zu\r\n", p->vlen);
     size_t len = (size_t)h + p->vlen + 2;
-    char *buf = malloc(len);
-    if (!buf) abort();
+    char *buf = xmalloc(len);
     memcpy(buf, hdr, (size_t)h);
     memcpy(buf + h, p->val, p->vlen);
     memcpy(buf + h + p->vlen, "\r\n", 2);

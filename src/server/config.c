@@ -12,7 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../lib/codec.h"
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "../lib/util.h"
 #include "version.h"
 
@@ -247,8 +249,7 @@ static void add_warning(pier_config *cfg, const char *fmt, ...) {
     size_t len = strlen(line);
     line[len++] = '\n';
     if (cfg->warnings_len + len > WARNINGS_MAX) return;
-    char *p = realloc(cfg->warnings, cfg->warnings_len + len + 1);
-    if (!p) abort();
+    char *p = xrealloc(cfg->warnings, cfg->warnings_len + len + 1);
     memcpy(p + cfg->warnings_len, line, len);
     cfg->warnings_len += len;
     p[cfg->warnings_len] = 0;
@@ -440,8 +441,10 @@ static int parse_memory(const char *s, long long *out) {
     return util_parse_memory(s, strlen(s), out);
 }
 
-/* "normal <hard> <soft> <seconds>" (other classes accepted for redis.conf
- * compatibility; pier applies the normal class to every client for now). */
+/* "<class> <hard> <soft> <seconds>"...: normal (every connection, after
+ * its commands) and pubsub (messages delivered to subscribers,
+ * server/pubsub.c); replica/slave are accepted for redis.conf
+ * compatibility and ignored (pier has no replicas). */
 static int set_obl(pier_config *cfg, const char *value, char *err, size_t errlen) {
     /* Two passes, validate then apply: an error in a later class must
      * leave every limit unchanged (Redis parses all classes first too). */
@@ -762,8 +765,7 @@ int config_load_text(pier_config *cfg, const char *text, size_t len, const char 
         snprintf(err, errlen, "%s:%d: a NUL byte (not a text file?)", origin, at);
         return -1;
     }
-    char *copy = malloc(len + 1);
-    if (!copy) abort();
+    char *copy = xmalloc(len + 1);
     memcpy(copy, text, len);
     copy[len] = 0;
     int rc = 0, lineno = 0;
@@ -794,8 +796,7 @@ static int load_file(pier_config *cfg, const char *path) {
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
         if (len + n > cap) {
             cap = (len + n) * 2;
-            buf = realloc(buf, cap);
-            if (!buf) abort();
+            buf = xrealloc(buf, cap);
         }
         memcpy(buf + len, chunk, n);
         len += n;
@@ -823,19 +824,18 @@ static void dump_put(char **buf, size_t *len, size_t *cap, const char *name, con
     size_t nlen = strlen(name), need = 8 + nlen + vlen;
     if (*len + need > *cap) {
         size_t ncap = (*len + need) * 2;
-        char *nb = malloc(ncap);
-        if (!nb) abort();
+        char *nb = xmalloc(ncap);
         if (*len) memcpy(nb, *buf, *len);
         if (*buf) explicit_bzero(*buf, *cap); /* no secret left in freed memory */
         free(*buf);
         *buf = nb;
         *cap = ncap;
     }
-    char *p = *buf + *len;
-    for (int i = 0; i < 4; i++) p[i] = (char)(nlen >> (8 * i));
+    unsigned char *p = (unsigned char *)*buf + *len;
+    codec_put_le32(p, (uint32_t)nlen);
     memcpy(p + 4, name, nlen);
     p += 4 + nlen;
-    for (int i = 0; i < 4; i++) p[i] = (char)(vlen >> (8 * i));
+    codec_put_le32(p, (uint32_t)vlen);
     if (vlen) memcpy(p + 4, v, vlen);
     *len += need;
 }
@@ -872,8 +872,7 @@ static int dump_next(const char *buf, size_t len, size_t *pos, const char **name
     const char *p[2];
     for (int k = 0; k < 2; k++) {
         if (len - at < 4) return -1;
-        f[k] = 0;
-        for (int i = 0; i < 4; i++) f[k] |= (size_t)(unsigned char)buf[at + (size_t)i] << (8 * i);
+        f[k] = codec_get_le32((const unsigned char *)buf + at);
         at += 4;
         if (len - at < f[k]) return -1;
         p[k] = buf + at;
@@ -900,8 +899,7 @@ static int restore_one(pier_config *cfg, const char *name, const char *val, size
         snprintf(err, errlen, "'%s': NUL in value", name);
         return -1;
     }
-    char *v = strndup(val, vlen);
-    if (!v) abort();
+    char *v = xstrndup(val, vlen);
     if (!strcmp(name, DUMP_CONFIG_FILE)) {
         free(cfg->config_file);
         cfg->config_file = v;
@@ -943,8 +941,7 @@ static int restore_from_fd(pier_config *cfg, const char *arg) {
     }
     /* A dump is a few KB (every value is bounded); 1 MB is plenty. */
     size_t len = 0, cap = 1u << 20;
-    char *buf = malloc(cap);
-    if (!buf) abort();
+    char *buf = xmalloc(cap);
     ssize_t n;
     while ((n = read((int)fd, buf + len, cap - len)) > 0) len += (size_t)n;
     close((int)fd);
@@ -982,8 +979,7 @@ static void print_usage(void) {
            "Options, also 'name value' lines in the config file (as redis.conf: Redis\n"
            "options pier does not implement are skipped with a warning). [runtime]:\n"
            "CONFIG SET can change it.\n\n");
-    pier_config *def = calloc(1, sizeof *def);
-    if (!def) abort();
+    pier_config *def = xcalloc(1, sizeof *def);
     config_defaults(def);
     for (size_t i = 0; i < NOPTIONS; i++) {
         const option *o = &options[i];

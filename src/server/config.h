@@ -63,7 +63,9 @@ typedef struct pier_config {
     _Atomic long long output_pause_limit; /* stop reading a client above this */
     /* client-output-buffer-limit, Redis semantics: over hard -> disconnect
      * at once; over soft for more than soft_seconds -> disconnect. The
-     * pubsub class is stored for the pub/sub work. 0 = no limit. */
+     * normal class is checked after each command (server/client.c), the
+     * pubsub class on every message delivered to a subscriber
+     * (server/pubsub.c). 0 = no limit. */
     _Atomic long long output_hard_limit;  /* normal class */
     _Atomic long long output_soft_limit;
     _Atomic long long output_soft_seconds;

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "../lib/clock.h"
+#include "../lib/mem.h"
 #include "../persist/persist.h"
 #include "batch.h"
 #include "blocking.h"
@@ -34,8 +35,7 @@ static void text_printf(text *t, const char *fmt, ...) {
             return;
         }
         t->cap = (t->len + (size_t)n + 1) * 2;
-        t->p = realloc(t->p, t->cap);
-        if (!t->p) abort();
+        t->p = xrealloc(t->p, t->cap);
     }
 }
 
@@ -103,8 +103,7 @@ static void format_client(text *t, const client *c, const cmd_ctx *caller, int64
 
 static char *host_client_list(void *arg, uint64_t only_id, const cmd_ctx *caller, size_t *len) {
     server *srv = arg;
-    text t = {malloc(256), 0, 256};
-    if (!t.p) abort();
+    text t = {xmalloc(256), 0, 256};
     t.p[0] = 0;
     int64_t now = clock_wall_ms();
     pthread_mutex_lock(&srv->registry_lock);
@@ -151,8 +150,7 @@ static void host_client_setname(void *arg, session *s, const char *name, size_t 
     server *srv = arg;
     char *copy = NULL;
     if (len) {
-        copy = malloc(len + 1);
-        if (!copy) abort();
+        copy = xmalloc(len + 1);
         memcpy(copy, name, len);
         copy[len] = 0;
     }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../lib/clock.h"
+#include "../lib/mem.h"
 #include "../persist/persist.h"
 #include "batch.h"
 #include "blocking.h"
@@ -37,8 +38,7 @@ static void add(info_buf *b, const char *fmt, ...) {
             return;
         }
         b->cap = (b->len + (size_t)n + 1) * 2;
-        b->p = realloc(b->p, b->cap);
-        if (!b->p) abort();
+        b->p = xrealloc(b->p, b->cap);
     }
 }
 
@@ -212,8 +212,7 @@ static const struct {
 };
 
 char *server_info(server *srv, const char *section, size_t *len) {
-    info_buf b = {malloc(1024), 0, 1024};
-    if (!b.p) abort();
+    info_buf b = {xmalloc(1024), 0, 1024};
     b.p[0] = 0;
     int all = !*section || !strcasecmp(section, "default") || !strcasecmp(section, "all") ||
               !strcasecmp(section, "everything");

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "server.h"
 
 /* 1 when fds a and b are the same open file (a restarted cluster node
@@ -103,8 +104,7 @@ static int quit_early(server *srv, int rc) {
 
 int main(int argc, char **argv) {
     /* The server struct is large (config strings); keep it off the stack. */
-    server *srv = calloc(1, sizeof *srv);
-    if (!srv) return 1;
+    server *srv = xcalloc(1, sizeof *srv);
     srv->ready_fd = -1;
     config_defaults(&srv->cfg);
     srv->cfg.argv = argv; /* a cluster node may restart itself with it */

@@ -16,6 +16,7 @@
 #include "../lib/clock.h"
 #include "../lib/hash.h"
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "../lib/util.h"
 #include "client.h"
 
@@ -62,33 +63,12 @@ struct pubsub {
     size_t npats, patcap;
 };
 
-static void *ps_xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) abort();
-    return p;
-}
-
-static void *ps_xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n ? n : 1);
-    if (!q) abort();
-    return q;
-}
-
-static char *dup_bytes(const char *p, size_t n) {
-    char *d = ps_xmalloc(n + 1);
-    if (n) memcpy(d, p, n);
-    d[n] = 0;
-    return d;
-}
-
 pubsub *pubsub_create(void) {
-    pubsub *ps = calloc(1, sizeof *ps);
-    if (!ps) abort();
+    pubsub *ps = xcalloc(1, sizeof *ps);
     pthread_mutex_init(&ps->lock, NULL);
     ps->seed = hash_random_seed();
     ps->nbuckets = 64;
-    ps->buckets = calloc(ps->nbuckets, sizeof *ps->buckets);
-    if (!ps->buckets) abort();
+    ps->buckets = xcalloc(ps->nbuckets, sizeof *ps->buckets);
     return ps;
 }
 
@@ -111,8 +91,7 @@ static channel **channel_slot(pubsub *ps, const char *name, size_t n, uint64_t h
 
 static void channels_grow(pubsub *ps) {
     size_t nb = ps->nbuckets * 2;
-    channel **b = calloc(nb, sizeof *b);
-    if (!b) abort();
+    channel **b = xcalloc(nb, sizeof *b);
     for (size_t i = 0; i < ps->nbuckets; i++) {
         for (channel *ch = ps->buckets[i], *next; ch; ch = next) {
             next = ch->next;
@@ -129,10 +108,9 @@ static channel *channel_get(pubsub *ps, const char *name, size_t n, int create) 
     uint64_t h = hash_bytes(name, n, ps->seed);
     channel **slot = channel_slot(ps, name, n, h);
     if (*slot || !create) return *slot;
-    channel *ch = calloc(1, sizeof *ch);
-    if (!ch) abort();
+    channel *ch = xcalloc(1, sizeof *ch);
     ch->hash = h;
-    ch->name = dup_bytes(name, n);
+    ch->name = xstrndup(name, n);
     ch->n = n;
     *slot = ch;
     if (++ps->nchannels > ps->nbuckets) channels_grow(ps);
@@ -166,9 +144,9 @@ static long name_find(const name_list *l, const char *p, size_t n) {
 static void name_add(name_list *l, const char *p, size_t n) {
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 4;
-        l->v = ps_xrealloc(l->v, l->cap * sizeof *l->v);
+        l->v = xrealloc(l->v, l->cap * sizeof *l->v);
     }
-    l->v[l->n++] = (cmd_arg){dup_bytes(p, n), n};
+    l->v[l->n++] = (cmd_arg){xstrndup(p, n), n};
 }
 
 static void name_del(name_list *l, size_t i) {
@@ -194,7 +172,7 @@ static void add_subscription(pubsub *ps, sub_state *sub, int pattern, const char
     if (pattern) {
         if (ps->npats == ps->patcap) {
             ps->patcap = ps->patcap ? ps->patcap * 2 : 8;
-            ps->pats = ps_xrealloc(ps->pats, ps->patcap * sizeof *ps->pats);
+            ps->pats = xrealloc(ps->pats, ps->patcap * sizeof *ps->pats);
         }
         ps->pats[ps->npats++] = (pattern_sub){(char *)l->v[l->n - 1].p, n, sub};
         return;
@@ -202,7 +180,7 @@ static void add_subscription(pubsub *ps, sub_state *sub, int pattern, const char
     channel *ch = channel_get(ps, p, n, 1);
     if (ch->nsubs == ch->cap) {
         ch->cap = ch->cap ? ch->cap * 2 : 4;
-        ch->subs = ps_xrealloc(ch->subs, ch->cap * sizeof *ch->subs);
+        ch->subs = xrealloc(ch->subs, ch->cap * sizeof *ch->subs);
     }
     ch->subs[ch->nsubs++] = sub;
 }
@@ -232,8 +210,7 @@ int pubsub_host_subscribe(void *arg, session *s, int pattern, const char *ch, si
     pubsub *ps = srv->pubsub;
     pthread_mutex_lock(&ps->lock);
     if (!c->sub) {
-        c->sub = calloc(1, sizeof *c->sub);
-        if (!c->sub) abort();
+        c->sub = xcalloc(1, sizeof *c->sub);
         c->sub->c = c;
         c->sub->lt = c->lt;
     }
@@ -261,8 +238,8 @@ int pubsub_host_unsubscribe(void *arg, session *s, int pattern, const char *ch, 
 static size_t copy_names(const name_list *l, cmd_arg **out) {
     *out = NULL;
     if (!l->n) return 0;
-    *out = ps_xmalloc(l->n * sizeof **out);
-    for (size_t i = 0; i < l->n; i++) (*out)[i] = (cmd_arg){dup_bytes(l->v[i].p, l->v[i].n), l->v[i].n};
+    *out = xmalloc(l->n * sizeof **out);
+    for (size_t i = 0; i < l->n; i++) (*out)[i] = (cmd_arg){xstrndup(l->v[i].p, l->v[i].n), l->v[i].n};
     return l->n;
 }
 
@@ -283,7 +260,7 @@ static void inbox_put(sub_state *sub, const void *p, size_t n) {
     if (sub->ilen + n > sub->icap) {
         size_t cap = sub->icap ? sub->icap * 2 : 1024;
         while (cap < sub->ilen + n) cap *= 2;
-        sub->inbox = ps_xrealloc(sub->inbox, cap);
+        sub->inbox = xrealloc(sub->inbox, cap);
         sub->icap = cap;
     }
     memcpy(sub->inbox + sub->ilen, p, n);
@@ -411,11 +388,11 @@ size_t pubsub_host_channels(void *arg, const char *pat, size_t plen, cmd_arg **o
     pubsub *ps = srv->pubsub;
     pthread_mutex_lock(&ps->lock);
     size_t n = 0;
-    *out = ps_xmalloc((ps->nchannels ? ps->nchannels : 1) * sizeof **out);
+    *out = xmalloc((ps->nchannels ? ps->nchannels : 1) * sizeof **out);
     for (size_t b = 0; b < ps->nbuckets; b++) {
         for (channel *ch = ps->buckets[b]; ch; ch = ch->next) {
             if (pat && !util_glob_match(pat, plen, ch->name, ch->n, 0)) continue;
-            (*out)[n++] = (cmd_arg){dup_bytes(ch->name, ch->n), ch->n};
+            (*out)[n++] = (cmd_arg){xstrndup(ch->name, ch->n), ch->n};
         }
     }
     pthread_mutex_unlock(&ps->lock);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "../lib/mem.h"
 
 /* Every fd but stdin/out/err closes on exec: listeners, the AOF, the bus. */
 static void close_on_exec_all(void) {
@@ -69,8 +70,7 @@ static char **restart_argv(char **argv, const char *fdstr) {
     int argc = 0;
     while (argv[argc]) argc++;
     if (argc >= 3 && !strcmp(argv[argc - 2], CONFIG_RESTART_FLAG)) argc -= 2;
-    char **out = calloc((size_t)argc + 3, sizeof *out);
-    if (!out) abort();
+    char **out = xcalloc((size_t)argc + 3, sizeof *out);
     memcpy(out, argv, (size_t)argc * sizeof *out);
     out[argc] = (char *)CONFIG_RESTART_FLAG;
     out[argc + 1] = (char *)fdstr;

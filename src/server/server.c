@@ -12,8 +12,10 @@
 #include "../lib/clock.h"
 #include "../lib/hash.h"
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "../net/socket.h"
 #include "../persist/persist.h"
+#include "../types/types.h"
 #include "../cluster/cluster.h"
 #include "batch.h"
 #include "blocking.h"
@@ -235,7 +237,7 @@ int server_init(server *srv) {
     srv->env.ks = srv->ks;
     srv->env.cfg = &srv->cfg;
     srv->env.host = &server_host_ops;
-    cmd_streams_init(srv->ks);
+    types_register(srv->ks);
     srv->blocking = blocking_create();
     srv->pubsub = pubsub_create();
     srv->env.host_arg = srv;
@@ -272,8 +274,7 @@ int server_init(server *srv) {
     }
     if (open_listeners(srv) < 0) return -1;
     srv->nthreads = nthreads;
-    srv->threads = calloc((size_t)srv->nthreads, sizeof *srv->threads);
-    if (!srv->threads) abort();
+    srv->threads = xcalloc((size_t)srv->nthreads, sizeof *srv->threads);
     if (batch_open(srv) < 0) return -1;
     batch_stats bst;
     batch_get_stats(srv, &bst);

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "lib/mem.h"
 #include "store/table.h"
 
 #define SAMPLES_MAX 64      /* cap on maxmemory-samples per round */
@@ -10,7 +11,7 @@
 #define SHARDS_PER_ROUND 8  /* shards one sampling round may visit */
 
 evict_pool *evict_pool_new(void) {
-    evict_pool *pool = store_xcalloc(1, sizeof(evict_pool));
+    evict_pool *pool = xcalloc(1, sizeof(evict_pool));
     pool->policy = -1;
     return pool;
 }
@@ -67,9 +68,7 @@ static void pool_offer(void *arg, const char *key, size_t klen, uint64_t score) 
     int at = pool->n;
     while (at > 0 && pool->slot[at - 1].score > score) at--;
     memmove(&pool->slot[at + 1], &pool->slot[at], (size_t)(pool->n - at) * sizeof pool->slot[0]);
-    char *copy = store_xmalloc(klen);
-    if (klen) memcpy(copy, key, klen);
-    pool->slot[at] = (evict_candidate){copy, klen, score};
+    pool->slot[at] = (evict_candidate){xmemdup(key, klen), klen, score};
     pool->n++;
 }
 

@@ -26,10 +26,13 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/clock.h"
 #include "lib/hash.h"
+#include "lib/mem.h"
 #include "store/table.h"
 
 #define KV_HEADER_BYTES offsetof(kv, data)
@@ -236,7 +239,7 @@ static size_t object_mem(const keyspace *ks, int type, const void *obj) {
 static kv *entry_alloc(const keyspace *ks, const char *key, size_t klen, size_t vbytes,
                        int type, int64_t now_ms) {
     if (klen > KS_MAX_LEN) die("pier: key too long");
-    kv *e = store_xmalloc(KV_HEADER_BYTES + klen + vbytes);
+    kv *e = xmalloc(KV_HEADER_BYTES + klen + vbytes);
     e->next = NULL;
     e->meta = make_meta(ks, type, now_ms);
     e->vol_idx = KV_NO_VOLATILE;
@@ -290,7 +293,7 @@ static void vol_resize(shard *s, uint32_t cap) {
         free(s->vol);
         s->vol = NULL;
     } else {
-        s->vol = store_xrealloc(s->vol, (size_t)cap * sizeof(vol_slot));
+        s->vol = xrealloc(s->vol, (size_t)cap * sizeof(vol_slot));
     }
     s->vol_cap = cap;
     mem_add(s, s->vol ? malloc_usable_size(s->vol) : 0);
@@ -433,12 +436,29 @@ void ks_destroy(keyspace *ks) {
     free(ks);
 }
 
-void ks_set_type_ops(keyspace *ks, int type, const kv_type_ops *ops) {
-    if (type <= KV_STRING || type >= KV_NTYPES) die("pier: bad type ops");
-    if (ops)
-        ks->ops[type] = *ops;
-    else
-        memset(&ks->ops[type], 0, sizeof ks->ops[type]);
+void ks_register_type(keyspace *ks, int type, const kv_type_ops *ops) {
+    if (type < KV_STRING || type >= KV_NTYPES || !ops || !ops->name) die("pier: bad type ops");
+    if (type == KV_STRING && (ops->free_obj || ops->mem_obj)) die("pier: strings have no object");
+    if (ops->snap_tag >= 0xFF) die("pier: snapshot tag 0xFF is the end marker");
+    const kv_type_ops *same = ks_type_by_snap_tag(ks, ops->snap_tag);
+    if (same && same != &ks->ops[type]) die("pier: two types with one snapshot tag");
+    ks->ops[type] = *ops;
+}
+
+const kv_type_ops *ks_type_ops(const keyspace *ks, int type) {
+    if (type < 0 || type >= KV_NTYPES || !ks->ops[type].name) return NULL;
+    return &ks->ops[type];
+}
+
+const kv_type_ops *ks_type_by_snap_tag(const keyspace *ks, unsigned tag) {
+    for (int t = 0; t < KV_NTYPES; t++)
+        if (ks->ops[t].name && ks->ops[t].snap_tag == tag) return &ks->ops[t];
+    return NULL;
+}
+
+const char *ks_type_name(const keyspace *ks, const kv *e) {
+    const kv_type_ops *ops = ks_type_ops(ks, kv_type(e));
+    return ops ? ops->name : "none";
 }
 
 void ks_set_keep_expired(keyspace *ks, int keep) {
@@ -602,7 +622,7 @@ kv *ks_string_resize(keyspace *ks, kv *e, size_t newlen) {
                                   &which);
         if (!link) die("pier: ks_string_resize on an unlinked entry");
         size_t old_bytes = malloc_usable_size(e);
-        kv *ne = store_xrealloc(e, request); /* e is invalid from here */
+        kv *ne = xrealloc(e, request); /* e is invalid from here */
         *link = ne;
         if (ne->vol_idx != KV_NO_VOLATILE) s->vol[ne->vol_idx].e = ne;
         mem_add(s, malloc_usable_size(ne));
@@ -783,8 +803,7 @@ char *ks_random_key(keyspace *ks, int64_t now_ms, size_t *klen) {
         pthread_mutex_lock(&s->lock);
         kv *e = shard_random_live(s, now_ms, rng);
         if (e) {
-            copy = store_xmalloc(e->klen);
-            copy_bytes(copy, e->data, e->klen);
+            copy = xmemdup(e->data, e->klen);
             *klen = e->klen;
         }
         pthread_mutex_unlock(&s->lock);

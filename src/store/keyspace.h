@@ -15,8 +15,13 @@
  * internally" must be called with NO shard lock held.
  *
  * Entries: one allocation holds the header, the key bytes and, for strings,
- * the value bytes (so a GET touches one cache line run). Non-string values
- * (streams, later) store a pointer after the key. Expiry times are absolute
+ * the value bytes (so a GET touches one cache line run). Other values
+ * (streams) store a pointer to their object after the key.
+ *
+ * Value types (src/types/<type>/) register their kv_type_ops with each
+ * keyspace (types_register in src/types/types.c does it for all of them):
+ * what the store, TYPE, OBJECT ENCODING and snapshots need to know about a
+ * type, so that none of them switches on it. Expiry times are absolute
  * wall-clock milliseconds (they survive restart) kept in a per-shard array
  * of volatile keys, so active expiry samples only keys that can expire. */
 #ifndef PIER_KEYSPACE_H
@@ -31,11 +36,15 @@
 /* Largest key or string value the store can hold (lengths are 32-bit). */
 #define KS_MAX_LEN ((size_t)UINT32_MAX)
 
+/* The value types' numbers (kept in an entry's meta bits; not a file
+ * format: snapshots name a type by its ops' snap_tag). */
 enum kv_type {
-    KV_STRING = 0,
-    KV_STREAM = 1, /* reserved for the log issue */
+    KV_STRING = 0, /* inline in the entry: src/types/string/ */
+    KV_STREAM = 1, /* src/types/stream/ */
     KV_NTYPES = 8
 };
+
+typedef struct keyspace keyspace;
 
 typedef struct kv {
     struct kv *next;   /* hash chain */
@@ -57,13 +66,39 @@ static inline size_t kv_slen(const kv *e) { return e->vlen; }
 /* Object pointer for non-string types. */
 void *kv_object(const kv *e);
 
-typedef struct keyspace keyspace;
 
-/* Per-type hooks for non-string values: how to free one and how many bytes
- * it holds (for used_memory). */
+/* Receives an encoding in pieces (n may be 0). */
+typedef void kv_sink_fn(void *arg, const void *p, size_t n);
+
+/* What a value type tells the layers that handle every type. One const
+ * table per type, in its folder (src/types/<type>/<type>_type.c), and
+ * registered with ks_register_type; docs/ARCHITECTURE.md, "Adding a data
+ * type". */
 typedef struct kv_type_ops {
+    const char *name; /* TYPE's reply and SCAN TYPE's match: "stream" */
+    /* OBJECT ENCODING's reply for this value ("int", "embstr", "raw",
+     * "stream"); pier has no OBJECT command yet, this is its answer. */
+    const char *(*encoding)(const kv *e);
+    /* Objects only (NULL for strings, which live in the entry): free one,
+     * and the bytes it holds for used_memory (O(1): sampled on access). */
     void (*free_obj)(void *obj);
     size_t (*mem_obj)(const void *obj);
+    /* Snapshot (docs/PERSISTENCE.md): the record type byte of this type's
+     * key records and the version of the value encoding written under it
+     * (the tag implies the version: an encoding older readers could not
+     * read takes a new tag). */
+    unsigned snap_tag;
+    unsigned snap_version;
+    /* Write the value's encoding through sink, returning its length;
+     * sink NULL only measures. Never allocates (a forked child writes
+     * snapshots); the caller holds the entry's shard lock. */
+    uint64_t (*snap_encode)(const kv *e, kv_sink_fn *sink, void *arg);
+    /* Decode a value encoding (every length checked against n) and store
+     * it under key, without an expiry, replacing any value (caller holds
+     * the key's shard lock). Returns the entry, or NULL (nothing stored)
+     * when p[0..n) is not a valid encoding. */
+    kv *(*snap_load)(keyspace *ks, const char *key, size_t klen, const unsigned char *p,
+                     size_t n, int64_t now_ms);
 } kv_type_ops;
 
 /* Called (shard lock held) for every key removed because it expired, lazily
@@ -73,7 +108,17 @@ typedef void ks_expire_hook(void *arg, const char *key, size_t klen);
 
 keyspace *ks_create(uint64_t seed);
 void ks_destroy(keyspace *ks);
-void ks_set_type_ops(keyspace *ks, int type, const kv_type_ops *ops);
+/* Register (copy) the ops of value type `type`. Strings' ops have no
+ * free_obj/mem_obj; two types never share a snap_tag (0xFF, the snapshot's
+ * end marker, is no tag). At start-up, before any value of the type. */
+void ks_register_type(keyspace *ks, int type, const kv_type_ops *ops);
+/* The registered ops of a type number, NULL when none is. Any thread:
+ * the table does not change once the keyspace serves. */
+const kv_type_ops *ks_type_ops(const keyspace *ks, int type);
+/* The registered type whose snap_tag is tag, NULL when none. */
+const kv_type_ops *ks_type_by_snap_tag(const keyspace *ks, unsigned tag);
+/* TYPE's name for an entry ("none" for an unregistered type). */
+const char *ks_type_name(const keyspace *ks, const kv *e);
 void ks_set_expire_hook(keyspace *ks, ks_expire_hook *fn, void *arg);
 /* Replica expiry (cluster followers): expired keys read as absent but are
  * never deleted, lazily or actively, until keep is cleared. Writes must

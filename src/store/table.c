@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "lib/hash.h"
+#include "lib/mem.h"
 
 /* Random bucket probes before table_random falls back to a linear walk
  * (only reachable in pathological sparse states, but keeps it bounded). */
@@ -24,7 +25,7 @@ static void mem_sub(table *t, size_t n) {
 
 /* Zeroed bucket array of n (a power of two) slots, counted in *mem. */
 static kv **alloc_buckets(table *t, uint64_t n) {
-    kv **b = store_xcalloc((size_t)n, sizeof(kv *));
+    kv **b = xcalloc((size_t)n, sizeof(kv *));
     mem_add(t, malloc_usable_size(b));
     return b;
 }

@@ -21,8 +21,6 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 
 #include "store/keyspace.h"
 
@@ -43,32 +41,6 @@ typedef struct table {
 typedef int table_each_fn(void *arg, kv *e);
 /* Called for each entry by table_scan; must not modify the table. */
 typedef void table_visit_fn(void *arg, kv *e);
-
-/* --- allocation helpers shared by the store (pier aborts on OOM) --- */
-static inline void *store_xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fputs("pier: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-static inline void *store_xcalloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) {
-        fputs("pier: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-static inline void *store_xrealloc(void *old, size_t n) {
-    void *p = realloc(old, n ? n : 1);
-    if (!p) {
-        fputs("pier: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
 
 /* A small fast PRNG (splitmix64) for random sampling; *state is any value. */
 static inline uint64_t store_rng_next(uint64_t *state) {

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/codec.h"
 #include "lib/crc32c.h"
 #include "proto/batch.h"
 
@@ -117,7 +118,7 @@ static void check_server_frames(const uint8_t *data, size_t size) {
     FZ_CHECK(len == BATCH_HEADER_LEN + ((x & 1) ? 0 : BATCH_ACK_PAYLOAD));
     len = batch_hello_frame(a, x, MAX_BYTES);
     FZ_CHECK(batch_header_decode(a, &h) == BATCH_OK && h.type == BATCH_T_HELLO_OK);
-    FZ_CHECK(batch_get_u64(a + BATCH_HEADER_LEN) == MAX_BYTES && len == BATCH_HEADER_LEN + 8);
+    FZ_CHECK(codec_get_le64(a + BATCH_HEADER_LEN) == MAX_BYTES && len == BATCH_HEADER_LEN + 8);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

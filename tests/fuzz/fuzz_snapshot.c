@@ -1,13 +1,19 @@
-/* fuzz_snapshot.c - the snapshot decoder (src/persist/snapshot.c).
+/* fuzz_snapshot.c - the snapshot decoder (src/persist/snapshot.c) and the
+ * value types' snapshot decoders (kv_type_ops.snap_load: strings,
+ * streams).
  *
  * 1. snap_decode on the raw input (exact-size heap copy).
  * 2. The input framed as a well-formed image: header ("PIERSNAP", version
  *    1), the input as the record area, the end marker and a correct
  *    CRC-32C, so the record decoding is reached instead of stopping at the
- *    checksum. When that decodes, the delivered records are written again
- *    with snap_writer (into a memfd) and decoded: the same records must come
- *    back; and a loader that rejects the last record must make the decode
- *    fail after exactly the records before it.
+ *    checksum. When that decodes, the delivered key records (tag, expiry,
+ *    key, value encoding) are written again with snap_writer (into a
+ *    memfd) and decoded: the same records must come back; and a loader
+ *    that rejects the last record must make the decode fail after exactly
+ *    the records before it.
+ * 3. The framed image loaded into a keyspace through the types' ops
+ *    (snap_load_image): a value that does not decode fails the load, never
+ *    the process; a load that succeeds stored one key per record at most.
  * The callback reads every key and value byte, so a length that points
  * past the image is an ASan report. */
 #include <stdint.h>
@@ -17,14 +23,19 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "lib/codec.h"
+#include "lib/codec.h"
 #include "lib/crc32c.h"
+#include "lib/log.h"
 #include "persist/snapshot.h"
+#include "types/types.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #include "fuzz_check.h"
 
 typedef struct rec {
+    unsigned tag;
     int64_t expire;
     char *key, *val;
     size_t klen, vlen;
@@ -36,8 +47,10 @@ typedef struct recs {
     size_t reject_at; /* SIZE_MAX: accept all */
 } recs;
 
-static int collect(void *arg, const char *key, size_t klen, const char *val, size_t vlen,
-                   int64_t expire_ms) {
+static keyspace *types; /* every value type registered; decoding and loading */
+
+static int collect(void *arg, const kv_type_ops *ops, const char *key, size_t klen,
+                   const unsigned char *val, size_t vlen, int64_t expire_ms) {
     recs *r = arg;
     if (r->n == r->reject_at)
         return -1;
@@ -47,6 +60,7 @@ static int collect(void *arg, const char *key, size_t klen, const char *val, siz
         FZ_CHECK(r->v != NULL);
     }
     rec *e = &r->v[r->n++];
+    e->tag = ops->snap_tag;
     e->expire = expire_ms;
     e->klen = klen;
     e->vlen = vlen;
@@ -73,7 +87,7 @@ static int decode(const unsigned char *img, size_t len, recs *out, size_t reject
                   snap_result *res) {
     memset(out, 0, sizeof(*out));
     out->reject_at = reject_at;
-    int rc = snap_decode(img, len, collect, out, res);
+    int rc = snap_decode(img, len, types, collect, out, res);
     FZ_CHECK(rc == 0 || rc == -1);
     FZ_CHECK(memchr(res->err, '\0', sizeof(res->err)) != NULL);
     if (rc == 0) {
@@ -94,8 +108,8 @@ static unsigned char *encode(const recs *r, size_t *len) {
     snap_writer w;
     snap_writer_init(&w, fd, wbuf, sizeof(wbuf), 1234);
     for (size_t i = 0; i < r->n; i++)
-        snap_write_string(&w, r->v[i].key, r->v[i].klen, r->v[i].val, r->v[i].vlen,
-                          r->v[i].expire);
+        snap_write_key(&w, r->v[i].tag, r->v[i].key, r->v[i].klen, r->v[i].expire, r->v[i].val,
+                       r->v[i].vlen);
     FZ_CHECK(snap_writer_finish(&w) == 0);
     off_t end = lseek(fd, 0, SEEK_END);
     FZ_CHECK(end >= 0);
@@ -107,12 +121,31 @@ static unsigned char *encode(const recs *r, size_t *len) {
     return img;
 }
 
-static void put_u32le(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
+/* 3: load into a scratch keyspace; emptied afterwards. */
+static void load(const unsigned char *img, size_t len, uint64_t records) {
+    static keyspace *ks;
+    if (!ks) {
+        log_set_level(LOG_SILENT);
+        ks = ks_create(1);
+        types_register(ks);
+    }
+    snap_result res;
+    int rc = snap_load_image(ks, img, len, 0, &res);
+    FZ_CHECK(rc == 0 || rc == -1);
+    if (rc == 0) {
+        FZ_CHECK(res.records == records);
+        FZ_CHECK(ks_count(ks) <= records);
+    } else {
+        FZ_CHECK(res.err[0] != '\0');
+    }
+    ks_flush(ks);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (!types) {
+        types = ks_create(1);
+        types_register(types);
+    }
     /* 1. raw */
     unsigned char *raw = malloc(size ? size : 1);
     FZ_CHECK(raw != NULL);
@@ -129,12 +162,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     unsigned char *img = malloc(len);
     FZ_CHECK(img != NULL);
     memcpy(img, SNAP_MAGIC, 8);
-    put_u32le(img + 8, SNAP_VERSION);
+    codec_put_le32(img + 8, SNAP_VERSION);
     memset(img + 12, 0, 8);
     if (size)
         memcpy(img + SNAP_HEADER_LEN, data, size);
     img[len - 5] = 0xFF;
-    put_u32le(img + len - 4, crc32c(0, img, len - 4));
+    codec_put_le32(img + len - 4, crc32c(0, img, len - 4));
     if (decode(img, len, &a, SIZE_MAX, &res) == 0) {
         uint64_t skipped = res.skipped;
         size_t elen;
@@ -144,7 +177,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FZ_CHECK(res.skipped == 0);
         FZ_CHECK(a.n == b.n);
         for (size_t i = 0; i < a.n; i++) {
-            FZ_CHECK(a.v[i].expire == b.v[i].expire);
+            FZ_CHECK(a.v[i].tag == b.v[i].tag && a.v[i].expire == b.v[i].expire);
             FZ_CHECK(a.v[i].klen == b.v[i].klen && a.v[i].vlen == b.v[i].vlen);
             FZ_CHECK(memcmp(a.v[i].key, b.v[i].key, a.v[i].klen) == 0);
             FZ_CHECK(memcmp(a.v[i].val, b.v[i].val, a.v[i].vlen) == 0);
@@ -158,6 +191,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             recs_free(&c);
         }
         (void)skipped;
+        load(img, len, a.n);
     }
     recs_free(&a);
     free(img);

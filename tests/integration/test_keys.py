@@ -308,6 +308,14 @@ def test_scan_type(r):
                          b"s:995", b"s:996", b"s:997", b"s:998", b"s:999"}
     seen, _ = full_scan(r, _type="list", count=100)
     assert seen == []
+    # each type's name comes from its registered ops (src/types/<type>/)
+    r.xadd("st", {"f": "v"})
+    seen, _ = full_scan(r, _type="stream", count=100)
+    assert seen == [b"st"]
+    seen, _ = full_scan(r, _type="String", match=b"st*", count=100)
+    assert seen == []
+    seen, _ = full_scan(r, _type="none", count=100)
+    assert seen == []
 
 
 def test_scan_while_adding_keys(r, server):

@@ -35,6 +35,15 @@ def test_upward_include_fails(tmp_path):
     assert r.returncode == 1 and "src/store includes a higher layer" in r.stdout
 
 
+def test_type_folder_is_the_types_layer(tmp_path):
+    """src/types/<type>/ files are the "types" layer: a type may not include
+    commands (a higher layer)."""
+    t = _copy(tmp_path)
+    _add(t / "src/types/stream/group.c", '\n#include "cmd/command.h"\n')
+    r = run(t)
+    assert r.returncode == 1 and "src/types includes a higher layer (src/cmd)" in r.stdout
+
+
 def test_include_cycle_fails(tmp_path):
     t = _copy(tmp_path)
     _add(t / "src/lib/clock.h", '\n#include "lib/hash.h"\n')

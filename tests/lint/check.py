@@ -23,7 +23,7 @@ LAYERS = [
     ["lib"],
     ["net", "proto"],
     ["store"],
-    ["types", "log"],  # log: the stream type, until it moves to types/stream
+    ["types"],  # src/types/<type>/: one folder per value type (stream, ...)
     ["cmd"],
     ["persist"],
     ["cluster"],
@@ -60,6 +60,8 @@ def resolve(frm: Path, inc: str):
 
 
 def layer_of(p: Path):
+    """src/<layer>/x.c -> layer; src/types/<type>/x.c -> "types" (the
+    value types and their registry are one layer)."""
     rel = p.relative_to(ROOT / "src")
     return rel.parts[0] if len(rel.parts) > 1 else None
 

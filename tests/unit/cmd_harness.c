@@ -9,6 +9,7 @@
 #include "lib/clock.h"
 #include "lib/util.h"
 #include "store/evict.h"
+#include "types/types.h"
 
 #define H_ARGS_MAX 64
 
@@ -300,7 +301,7 @@ cmd_harness *h_new(void) {
     char err[128];
     config_set(&h->cfg, "save", "", 1, err, sizeof err);
     h->ks = ks_create(12345);
-    cmd_streams_init(h->ks);
+    types_register(h->ks);
     h->env = (cmd_env){
         .propagate = h_propagate,
         .propagate_arg = h,

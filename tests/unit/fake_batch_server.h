@@ -110,7 +110,7 @@ static long fake_check_batch(fake_server *s, const pb_header *h, uint8_t *payloa
     long n = 0;
     size_t off = 0;
     while (off + 4 <= h->raw_len) {
-        uint32_t len = rd32(raw + off);
+        uint32_t len = codec_get_le32(raw + off);
         if (len > h->raw_len - off - 4) break;
         off += 4 + len;
         s->bytes += len;
@@ -128,9 +128,9 @@ static void fake_publisher(fake_server *s, int fd, int slot) {
         pb_header h;
         if (fake_read(fd, raw, sizeof raw)) return;
         if (memcmp(raw, "PIRF", 4) || raw[5] != PB_BATCH) return fake_bad(s, "bad frame");
-        h = (pb_header){.codec = raw[6], .seq = rd64(raw + 8), .count = rd32(raw + 16),
-                        .raw_len = rd32(raw + 20), .payload_len = rd32(raw + 24),
-                        .crc = rd32(raw + 28)};
+        h = (pb_header){.codec = raw[6], .seq = codec_get_le64(raw + 8), .count = codec_get_le32(raw + 16),
+                        .raw_len = codec_get_le32(raw + 20), .payload_len = codec_get_le32(raw + 24),
+                        .crc = codec_get_le32(raw + 28)};
         uint8_t *payload = malloc(h.payload_len ? h.payload_len : 1);
         if (fake_read(fd, payload, h.payload_len)) { free(payload); return; }
         pthread_mutex_lock(&s->mu);
@@ -185,10 +185,10 @@ static void fake_subscriber(fake_server *s, int fd, unsigned codecs) {
         for (int i = 0; i < 3; i++) {
             char msg[16];
             int len = snprintf(msg, sizeof msg, "m%d", b * 3 + i);
-            le64(raw + off, 1000 + (uint64_t)b);
-            le64(raw + off + 8, (uint64_t)i);
+            codec_put_le64(raw + off, 1000 + (uint64_t)b);
+            codec_put_le64(raw + off + 8, (uint64_t)i);
             raw[off + 16] = 0;
-            le32(raw + off + 17, (uint32_t)len);
+            codec_put_le32(raw + off + 17, (uint32_t)len);
             memcpy(raw + off + 21, msg, (size_t)len);
             off += 21 + (size_t)len;
         }
@@ -238,11 +238,11 @@ static void fake_conn(fake_server *s, int fd) {
         return;
     }
     s->ack_level = hs[7];
-    int slot = fake_slot(s, rd64(hs + 12));
+    int slot = fake_slot(s, codec_get_le64(hs + 12));
     uint64_t next = s->last_seq[slot] + 1;
     pthread_mutex_unlock(&s->mu);
     uint8_t maxp[8];
-    le64(maxp, PB_MAX_PAYLOAD);
+    codec_put_le64(maxp, PB_MAX_PAYLOAD);
     fake_frame(fd, PB_HELLO_OK, 0, next, 0, maxp, 8);
     if (hs[6] == PB_ROLE_PUBLISHER) fake_publisher(s, fd, slot);
     else fake_subscriber(s, fd, hs[9]);

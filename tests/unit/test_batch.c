@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "lib/codec.h"
 #include "lib/crc32c.h"
 #include "proto/batch.h"
 
@@ -235,8 +236,8 @@ static void test_ack_and_hello_frames(void) {
     CHECK_EQ_LL(h.seq, 12);
     CHECK_EQ_LL(h.count, 3);
     CHECK_EQ_LL(h.flags, 0);
-    CHECK(batch_get_u64(f + BATCH_HEADER_LEN) == 1700000000000ull);
-    CHECK(batch_get_u64(f + BATCH_HEADER_LEN + 8) == 5);
+    CHECK(codec_get_le64(f + BATCH_HEADER_LEN) == 1700000000000ull);
+    CHECK(codec_get_le64(f + BATCH_HEADER_LEN + 8) == 5);
     n = batch_ack_frame(f, 12, 3, 0, 0, 1);
     CHECK_EQ_LL(n, BATCH_HEADER_LEN);
     batch_header_decode(f, &h);
@@ -247,7 +248,7 @@ static void test_ack_and_hello_frames(void) {
     batch_header_decode(hf, &h);
     CHECK_EQ_LL(h.type, BATCH_T_HELLO_OK);
     CHECK_EQ_LL(h.seq, 4);
-    CHECK(batch_get_u64(hf + BATCH_HEADER_LEN) == MAX_BYTES);
+    CHECK(codec_get_le64(hf + BATCH_HEADER_LEN) == MAX_BYTES);
 }
 
 static void test_payload_walk(void) {

@@ -397,8 +397,8 @@ static fake_obj *fake_new(size_t bytes) {
 
 static void test_objects(void) {
     keyspace *ks = ks_create(14);
-    kv_type_ops ops = {fake_free, fake_mem};
-    ks_set_type_ops(ks, KV_STREAM, &ops);
+    kv_type_ops ops = {.name = "fake", .free_obj = fake_free, .mem_obj = fake_mem, .snap_tag = 7};
+    ks_register_type(ks, KV_STREAM, &ops);
     objs_freed = 0;
     size_t base = ks_used_memory(ks);
 
@@ -447,6 +447,28 @@ static void test_objects(void) {
     ks_set_object(ks, "w", 1, KV_STREAM, fake_new(50), 0, NOW);
     ks_destroy(ks); /* frees w */
     CHECK_EQ_LL(objs_freed, 6);
+}
+
+/* The registry of types: lookups by number and by snapshot tag, TYPE's
+ * name, and nothing for an unregistered type. */
+static void test_type_registry(void) {
+    keyspace *ks = ks_create(15);
+    CHECK(ks_type_ops(ks, KV_STRING) == NULL);
+    CHECK(ks_type_ops(ks, -1) == NULL && ks_type_ops(ks, KV_NTYPES) == NULL);
+    CHECK(ks_type_by_snap_tag(ks, 0) == NULL);
+    kv *e = set_str(ks, "k", "v");
+    CHECK(!strcmp(ks_type_name(ks, e), "none"));
+    kv_type_ops str = {.name = "text", .snap_tag = 3};
+    kv_type_ops obj = {.name = "thing", .free_obj = fake_free, .mem_obj = fake_mem, .snap_tag = 9};
+    ks_register_type(ks, KV_STRING, &str);
+    ks_register_type(ks, KV_STREAM, &obj);
+    CHECK(!strcmp(ks_type_name(ks, ks_find(ks, "k", 1, NOW)), "text"));
+    CHECK(!strcmp(ks_type_ops(ks, KV_STREAM)->name, "thing"));
+    CHECK(ks_type_by_snap_tag(ks, 9) == ks_type_ops(ks, KV_STREAM));
+    CHECK(ks_type_by_snap_tag(ks, 3) == ks_type_ops(ks, KV_STRING));
+    CHECK(ks_type_by_snap_tag(ks, 4) == NULL);
+    ks_register_type(ks, KV_STREAM, &obj); /* registering again is allowed */
+    ks_destroy(ks);
 }
 
 /* ------------------------------------------------------------------ */
@@ -938,6 +960,7 @@ int main(void) {
     RUN(test_volatile_bookkeeping);
     RUN(test_rename);
     RUN(test_objects);
+    RUN(test_type_registry);
     RUN(test_many_keys);
     RUN(test_scan_full);
     RUN(test_scan_while_growing);

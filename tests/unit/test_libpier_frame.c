@@ -53,11 +53,11 @@ static void test_header_roundtrip(void) {
     CHECK_EQ_LL(b[4], 1);
     CHECK_EQ_LL(b[5], 1);
     CHECK_EQ_LL(b[6], 1);
-    CHECK_EQ_LL(rd64(b + 8), 77);
-    CHECK_EQ_LL(rd32(b + 16), 3);
-    CHECK_EQ_LL(rd32(b + 20), 300);
-    CHECK_EQ_LL(rd32(b + 24), 120);
-    CHECK_EQ_LL(rd32(b + 28), 0xDEADBEEF);
+    CHECK_EQ_LL(codec_get_le64(b + 8), 77);
+    CHECK_EQ_LL(codec_get_le32(b + 16), 3);
+    CHECK_EQ_LL(codec_get_le32(b + 20), 300);
+    CHECK_EQ_LL(codec_get_le32(b + 24), 120);
+    CHECK_EQ_LL(codec_get_le32(b + 28), 0xDEADBEEF);
     pb_header d;
     CHECK_EQ_LL(pb_decode_header(b, PB_MAX_PAYLOAD, &d), PIER_OK);
     CHECK_EQ_LL(d.seq, 77);
@@ -99,10 +99,10 @@ static void test_header_rejects(void) {
 }
 
 static size_t put_entry(uint8_t *p, uint64_t ms, uint64_t seq, int kind, const char *s) {
-    le64(p, ms);
-    le64(p + 8, seq);
+    codec_put_le64(p, ms);
+    codec_put_le64(p + 8, seq);
     p[16] = (uint8_t)kind;
-    le32(p + 17, (uint32_t)strlen(s));
+    codec_put_le32(p + 17, (uint32_t)strlen(s));
     memcpy(p + 21, s, strlen(s));
     return 21 + strlen(s);
 }
@@ -167,7 +167,7 @@ static void test_entry_fields_rejects(void) {
 static void test_put_message(void) {
     uint8_t b[16];
     CHECK_EQ_LL(pb_put_message(b, "abc", 3), 7);
-    CHECK_EQ_LL(rd32(b), 3);
+    CHECK_EQ_LL(codec_get_le32(b), 3);
     CHECK_MEM(b + 4, 3, "abc");
     CHECK_EQ_LL(pb_put_message(b, NULL, 0), 4);
 }

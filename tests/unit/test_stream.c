@@ -1,13 +1,13 @@
-/* test_stream.c - unit tests for the stream storage (src/log/stream.c) and
- * consumer groups (src/log/group.c): blocks, seeks, tombstones, trimming,
+/* test_stream.c - unit tests for the stream storage (src/types/stream/stream.c) and
+ * consumer groups (src/types/stream/group.c): blocks, seeks, tombstones, trimming,
  * the PEL skip list, consumers and the lag rules. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
-#include "log/group.h"
-#include "log/stream.h"
+#include "types/stream/group.h"
+#include "types/stream/stream.h"
 
 static stream_id ID(uint64_t ms, uint64_t seq) { return (stream_id){ms, seq}; }
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "log/stream.h"
+#include "types/stream/stream.h"
 
 /* count messages; message i is i % 251 repeated (size(i)) times */
 static unsigned char *make_payload(uint32_t count, size_t (*size)(uint32_t), size_t *len) {

@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/codec.h"
+#include "lib/mem.h"
+
 #define BLOCK_MIN_CAP 256
 #define ENTRY_DELETED 1u
 /* Compact a block once at least this share of its entries are
@@ -42,18 +45,6 @@ struct stream {
     } *pubs;
     size_t npubs, pubs_cap;
 };
-
-static void *xmalloc(size_t n) {
-    void *p = malloc(n);
-    if (!p) abort();
-    return p;
-}
-
-static void *xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n);
-    if (!q) abort();
-    return q;
-}
 
 /* ---- IDs ---- */
 
@@ -95,38 +86,10 @@ size_t stream_id_format(stream_id id, char *buf) {
 
 /* ---- varints ---- */
 
-static size_t varint_len(uint64_t v) {
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static size_t put_varint(unsigned char *p, uint64_t v) {
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (unsigned char)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (unsigned char)v;
-    return n;
-}
-
-/* Blocks are written only by this file, so the encoding is trusted. */
+/* Blocks are written only by this file, so the encoding is trusted:
+ * codec_varint_get stops at the varint's last byte. */
 static size_t get_varint(const unsigned char *p, uint64_t *v) {
-    uint64_t x = 0;
-    size_t n = 0;
-    unsigned shift = 0;
-    for (;;) {
-        unsigned char b = p[n++];
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) break;
-        shift += 7;
-    }
-    *v = x;
-    return n;
+    return codec_varint_get(p, CODEC_VARINT_MAX, v);
 }
 
 /* ---- entry decoding ---- */
@@ -162,8 +125,7 @@ static entry_view decode_entry(const sblock *b, size_t pos) {
 /* ---- stream object ---- */
 
 stream *stream_new(void) {
-    stream *s = calloc(1, sizeof *s);
-    if (!s) abort();
+    stream *s = xcalloc(1, sizeof *s);
     s->mem = sizeof *s;
     return s;
 }
@@ -296,21 +258,22 @@ static void maybe_compact(stream *s, size_t i) {
 /* ---- append ---- */
 
 static size_t entry_body_len(const sblock *b, stream_id id, const stream_str *fv, size_t nfv) {
-    size_t n = 1 + varint_len(id.ms - b->base.ms) + varint_len(id.seq) + varint_len(nfv);
-    for (size_t i = 0; i < nfv; i++) n += varint_len(fv[i].n) + fv[i].n;
+    size_t n = 1 + codec_varint_len(id.ms - b->base.ms) + codec_varint_len(id.seq) +
+               codec_varint_len(nfv);
+    for (size_t i = 0; i < nfv; i++) n += codec_varint_len(fv[i].n) + fv[i].n;
     return n;
 }
 
 static void entry_write(sblock *b, stream_id id, const stream_str *fv, size_t nfv,
                         size_t body) {
     unsigned char *p = b->data + b->used;
-    p += put_varint(p, body);
+    p += codec_varint_put(p, body);
     *p++ = 0;
-    p += put_varint(p, id.ms - b->base.ms);
-    p += put_varint(p, id.seq);
-    p += put_varint(p, nfv);
+    p += codec_varint_put(p, id.ms - b->base.ms);
+    p += codec_varint_put(p, id.seq);
+    p += codec_varint_put(p, nfv);
     for (size_t i = 0; i < nfv; i++) {
-        p += put_varint(p, fv[i].n);
+        p += codec_varint_put(p, fv[i].n);
         if (fv[i].n) memcpy(p, fv[i].p, fv[i].n);
         p += fv[i].n;
     }
@@ -326,22 +289,18 @@ void stream_append(stream *s, stream_id id, const stream_str *fv, size_t nfv) {
     if (s->nblocks) {
         b = s->blocks[s->nblocks - 1];
         body = entry_body_len(b, id, fv, nfv);
-        b = block_reserve(s, s->nblocks - 1, varint_len(body) + body);
+        b = block_reserve(s, s->nblocks - 1, codec_varint_len(body) + body);
     }
     if (!b) {
         stream_id base = id;
         sblock probe = {.base = base};
         body = entry_body_len(&probe, id, fv, nfv);
-        b = block_new(s, varint_len(body) + body, base);
+        b = block_new(s, codec_varint_len(body) + body, base);
     }
     entry_write(b, id, fv, nfv, body);
     s->length++;
     s->entries_added++;
     s->last_id = id;
-}
-
-static uint32_t get_u32le(const unsigned char *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 void stream_append_batch(stream *s, stream_id first, const unsigned char *payload, size_t len,
@@ -351,7 +310,7 @@ void stream_append_batch(stream *s, stream_id first, const unsigned char *payloa
     stream_id id = first;
     size_t pos = 0;
     for (uint32_t i = 0; i < count && len - pos >= 4; i++) {
-        uint32_t n = get_u32le(payload + pos);
+        uint32_t n = codec_get_le32(payload + pos);
         pos += 4;
         fv[1] = (stream_str){(const char *)payload + pos, n};
         pos += n;

@@ -23,6 +23,8 @@
 #include <string.h>
 
 #include "group.h"
+#include "lib/codec.h"
+#include "lib/mem.h"
 #include "stream.h"
 
 /* ---- writing ---- */
@@ -39,14 +41,8 @@ static void put_bytes(enc *e, const void *p, size_t n) {
 }
 
 static void put_var(enc *e, uint64_t v) {
-    unsigned char b[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        b[n++] = (unsigned char)(v | 0x80);
-        v >>= 7;
-    }
-    b[n++] = (unsigned char)v;
-    put_bytes(e, b, n);
+    unsigned char b[CODEC_VARINT_MAX];
+    put_bytes(e, b, codec_varint_put(b, v));
 }
 
 static void put_str(enc *e, const char *p, size_t n) {
@@ -147,17 +143,16 @@ typedef struct dec {
     int bad;
 } dec;
 
+/* A truncated or overlong varint marks the input bad and reads as 0. */
 static uint64_t get_var(dec *d) {
     uint64_t v = 0;
-    for (unsigned shift = 0; shift < 70; shift += 7) {
-        if (d->pos >= d->n) break;
-        unsigned char b = d->p[d->pos++];
-        if (shift == 63 && b > 1) break;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) return v;
+    size_t used = codec_varint_get(d->p + d->pos, d->n - d->pos, &v);
+    if (used == 0) {
+        d->bad = 1;
+        return 0;
     }
-    d->bad = 1;
-    return 0;
+    d->pos += used;
+    return v;
 }
 
 static stream_id get_id(dec *d) {
@@ -188,8 +183,7 @@ static int get_entry(dec *d, stream *s, stream_id *prev, stream_str *batch) {
     /* every string takes at least its length byte: bounds the allocation */
     if (d->bad || stream_id_cmp(id, *prev) <= 0 || nfv == 0 || nfv % 2 || nfv > d->n - d->pos)
         return -1;
-    stream_str *fv = nfv <= FV_BATCH ? batch : malloc((size_t)nfv * sizeof *fv);
-    if (!fv) abort();
+    stream_str *fv = nfv <= FV_BATCH ? batch : xmalloc((size_t)nfv * sizeof *fv);
     for (uint64_t k = 0; k < nfv; k++) fv[k] = get_str(d);
     if (!d->bad) stream_append(s, id, fv, (size_t)nfv);
     if (fv != batch) free(fv);

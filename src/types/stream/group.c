@@ -5,16 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void *gx_malloc(size_t n) {
-    void *p = malloc(n);
-    if (!p) abort();
-    return p;
-}
+#include "lib/mem.h"
 
 /* ---- idmap: a skip list ---- */
 
 static idmap_node *node_new(int level, stream_id id, void *val) {
-    idmap_node *n = gx_malloc(sizeof *n + (size_t)level * sizeof n->next[0]);
+    idmap_node *n = xmalloc(sizeof *n + (size_t)level * sizeof n->next[0]);
     n->id = id;
     n->val = val;
     n->level = level;
@@ -155,12 +151,7 @@ stream_group *stream_group_find(const stream *s, const char *name, size_t n) {
     return found ? gs->v[i] : NULL;
 }
 
-static char *copy_name(const char *name, size_t n) {
-    char *p = gx_malloc(n + 1);
-    memcpy(p, name, n);
-    p[n] = 0;
-    return p;
-}
+static char *copy_name(const char *name, size_t n) { return xstrndup(name, n); }
 
 stream_group *stream_group_create(stream *s, const char *name, size_t n, stream_id last,
                                   int64_t entries_read) {
@@ -170,11 +161,9 @@ stream_group *stream_group_create(stream *s, const char *name, size_t n, stream_
     if (found) return NULL;
     if (gs->n == gs->cap) {
         gs->cap = gs->cap ? gs->cap * 2 : 4;
-        gs->v = realloc(gs->v, gs->cap * sizeof *gs->v);
-        if (!gs->v) abort();
+        gs->v = xrealloc(gs->v, gs->cap * sizeof *gs->v);
     }
-    stream_group *g = calloc(1, sizeof *g);
-    if (!g) abort();
+    stream_group *g = xcalloc(1, sizeof *g);
     g->name = copy_name(name, n);
     g->nlen = n;
     g->last_id = last;
@@ -261,13 +250,11 @@ stream_consumer *group_consumer_create(stream *s, stream_group *g, const char *n
     if (found) return NULL;
     if (g->ncons == g->ccap) {
         size_t ncap = g->ccap ? g->ccap * 2 : 4;
-        g->cons = realloc(g->cons, ncap * sizeof *g->cons);
-        if (!g->cons) abort();
+        g->cons = xrealloc(g->cons, ncap * sizeof *g->cons);
         stream_mem_adjust(s, (long long)((ncap - g->ccap) * sizeof *g->cons));
         g->ccap = ncap;
     }
-    stream_consumer *c = calloc(1, sizeof *c);
-    if (!c) abort();
+    stream_consumer *c = xcalloc(1, sizeof *c);
     c->name = copy_name(name, n);
     c->nlen = n;
     c->seen_time = now_ms;
@@ -300,7 +287,7 @@ long long group_consumer_delete(stream *s, stream_group *g, const char *name, si
 
 stream_nack *group_nack_add(stream *s, stream_group *g, stream_consumer *c, stream_id id,
                             int64_t delivery_time, uint64_t delivery_count) {
-    stream_nack *nk = gx_malloc(sizeof *nk);
+    stream_nack *nk = xmalloc(sizeof *nk);
     nk->id = id;
     nk->delivery_time = delivery_time;
     nk->delivery_count = delivery_count;
