@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../lib/mem.h"
 #include "../lib/util.h"
 
 #define READ_CHUNK (1u << 20) /* bytes per read of the AOF */
@@ -46,8 +47,7 @@ struct catchup {
 };
 
 catchup *catchup_create(void) {
-    catchup *c = calloc(1, sizeof *c);
-    if (!c) abort();
+    catchup *c = xcalloc(1, sizeof *c);
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
     return c;
@@ -62,8 +62,7 @@ void catchup_note_entry(catchup *c, uint64_t index, aof_pos pos) {
     if (k >= c->mcap) {
         c->mcap = c->mcap ? c->mcap * 2 : 1024;
         while (k >= c->mcap) c->mcap *= 2;
-        c->marks = realloc(c->marks, c->mcap * sizeof *c->marks);
-        if (!c->marks) abort();
+        c->marks = xrealloc(c->marks, c->mcap * sizeof *c->marks);
     }
     while (c->nmarks <= k) c->marks[c->nmarks++] = AOF_POS_NONE;
     c->marks[k] = pos;
@@ -75,8 +74,7 @@ void catchup_note_truncate(catchup *c, uint64_t index, aof_pos pos) {
     pthread_mutex_lock(&c->lock);
     if (c->ntrunc == c->tcap) {
         c->tcap = c->tcap ? c->tcap * 2 : 16;
-        c->truncs = realloc(c->truncs, c->tcap * sizeof *c->truncs);
-        if (!c->truncs) abort();
+        c->truncs = xrealloc(c->truncs, c->tcap * sizeof *c->truncs);
     }
     c->truncs[c->ntrunc++] = (cut){index, pos};
     /* marks of the dropped entries: set again when new ones are appended */
@@ -94,14 +92,12 @@ static job *plan(catchup *c, uint64_t lo) {
     if (k >= c->nmarks) return NULL;
     while (k > 0 && c->marks[k] == AOF_POS_NONE) k--;
     if (c->marks[k] == AOF_POS_NONE) return NULL;
-    job *j = calloc(1, sizeof *j);
-    if (!j) abort();
+    job *j = xcalloc(1, sizeof *j);
     j->start = c->marks[k];
     /* only a truncation after start can void a record the read meets */
     for (size_t i = 0; i < c->ntrunc; i++)
         if (c->truncs[i].pos > j->start) j->ntrunc++;
-    j->truncs = malloc((j->ntrunc ? j->ntrunc : 1) * sizeof *j->truncs);
-    if (!j->truncs) abort();
+    j->truncs = xmalloc((j->ntrunc ? j->ntrunc : 1) * sizeof *j->truncs);
     for (size_t i = 0, n = 0; i < c->ntrunc; i++)
         if (c->truncs[i].pos > j->start) j->truncs[n++] = c->truncs[i];
     return j;
@@ -170,8 +166,7 @@ static int refill(reader *r, char *err, size_t errlen) {
     r->pos = 0;
     if (r->len == r->cap) { /* one record larger than the buffer */
         r->cap *= 2;
-        r->buf = realloc(r->buf, r->cap);
-        if (!r->buf) abort();
+        r->buf = xrealloc(r->buf, r->cap);
     }
     long got = aof_read_at(r->aof, AOF_POS(r->file, r->base + r->len), r->buf + r->len,
                            r->cap - r->len);
@@ -212,9 +207,8 @@ static int valid(const job *j, uint64_t index, aof_pos at) {
 static void read_job(catchup *c, const job *j, catchup_result *res) {
     reader r = {.aof = c->aof, .file = AOF_POS_FILE(j->start), .base = AOF_POS_OFF(j->start),
                 .cap = READ_CHUNK};
-    r.buf = malloc(r.cap);
-    res->ents = calloc((size_t)(j->hi - j->lo), sizeof *res->ents);
-    if (!r.buf || !res->ents) abort();
+    r.buf = xmalloc(r.cap);
+    res->ents = xcalloc((size_t)(j->hi - j->lo), sizeof *res->ents);
     uint64_t next = j->lo;
     size_t bytes = 0;
     while (next < j->hi && bytes < j->max_bytes) {
@@ -254,8 +248,7 @@ static void *reader_main(void *arg) {
         c->jobs = j->next;
         if (!c->jobs) c->jobs_tail = NULL;
         pthread_mutex_unlock(&c->lock);
-        catchup_result *res = calloc(1, sizeof *res);
-        if (!res) abort();
+        catchup_result *res = xcalloc(1, sizeof *res);
         res->peer = j->peer;
         res->term = j->term;
         res->from = j->from;

@@ -13,6 +13,7 @@
 #include "../lib/clock.h"
 #include "../lib/hash.h"
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "../lib/util.h"
 #include "../persist/persist.h"
 #include "cluster.h"
@@ -125,8 +126,7 @@ cluster *cluster_create(pier_config *cfg, keyspace *ks, cmd_env *env, struct per
                         const cluster_host *host, void *host_arg, char *err, size_t errlen) {
     err[0] = 0;
     if (!cluster_configured(cfg)) return NULL;
-    cluster *cl = calloc(1, sizeof *cl);
-    if (!cl) abort();
+    cluster *cl = xcalloc(1, sizeof *cl);
     cl->cfg = cfg;
     cl->ks = ks;
     cl->loop_env = env;
@@ -156,9 +156,8 @@ cluster *cluster_create(pier_config *cfg, keyspace *ks, cmd_env *env, struct per
     atomic_init(&cl->next_client, 1);
     cl_curp_init(cl);
     cl->catchup = catchup_create();
-    cl->exec_out = malloc(sizeof *cl->exec_out);
-    cl->apply_out = malloc(sizeof *cl->apply_out);
-    if (!cl->exec_out || !cl->apply_out) abort();
+    cl->exec_out = xmalloc(sizeof *cl->exec_out);
+    cl->apply_out = xmalloc(sizeof *cl->apply_out);
     reply_init(cl->exec_out);
     reply_init(cl->apply_out);
     ev_view_init(&cl->view);
@@ -571,8 +570,7 @@ void cluster_submit(cluster *cl, void *client, uint64_t slot, uint64_t cid, uint
 
 void cluster_submit_direct(cluster *cl, void *client, uint64_t slot, uint64_t cid, uint64_t seq,
                            int kind, int proto, uint64_t aux, int argc, const cmd_arg *argv) {
-    cl_req *r = calloc(1, sizeof *r);
-    if (!r) abort();
+    cl_req *r = xcalloc(1, sizeof *r);
     r->client = client;
     r->slot = slot;
     r->cid = cid;
@@ -585,8 +583,7 @@ void cluster_submit_direct(cluster *cl, void *client, uint64_t slot, uint64_t ci
     /* keys from the row, as the dispatcher locks them; none: the whole
      * keyspace (FLUSHALL, KEYS, DBSIZE) */
     int n = cmd ? cmd_key_count(cmd, argc, argv) : 0;
-    r->keys = malloc((size_t)(n ? n : 1) * sizeof *r->keys);
-    if (!r->keys) abort();
+    r->keys = xmalloc((size_t)(n ? n : 1) * sizeof *r->keys);
     r->nkeys = n ? cluster_command_keys(cmd, argc, argv, r->keys, n) : -1;
     r->blob = resp_array_encode(argc, argv, &r->blob_len);
     long ms = (long)CFG_GET(cl->cfg->cluster_request_timeout_ms);

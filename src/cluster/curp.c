@@ -9,6 +9,7 @@
 
 #include "../lib/clock.h"
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "../lib/util.h"
 #include "curp.h"
 #include "curp_int.h"
@@ -21,9 +22,7 @@
 
 void curp_copy_bytes(char **dst, size_t *dlen, const void *src, size_t n) {
     free(*dst);
-    *dst = malloc(n ? n : 1);
-    if (!*dst) abort();
-    if (n) memcpy(*dst, src, n);
+    *dst = xmemdup(src, n);
     *dlen = n;
 }
 
@@ -38,8 +37,7 @@ void curp_req_free(cl_req *r) {
 void curp_deliver(cluster *cl, cl_req *r, int kind, uint64_t index, const char *bytes,
                   size_t len) {
     if (!r->client) return;
-    cluster_done *d = malloc(sizeof *d + len);
-    if (!d) abort();
+    cluster_done *d = xmalloc(sizeof *d + len);
     d->next = NULL;
     d->client = r->client;
     d->slot = r->slot;
@@ -117,8 +115,7 @@ void curp_unpark(cluster *cl) {
 
 /* A request that arrived from another node, as this node's own. */
 cl_req *curp_request_from(const msg_request *m) {
-    cl_req *r = calloc(1, sizeof *r);
-    if (!r) abort();
+    cl_req *r = xcalloc(1, sizeof *r);
     r->req_id = m->req_id;
     r->term = m->term;
     r->cid = m->cid;
@@ -128,8 +125,7 @@ cl_req *curp_request_from(const msg_request *m) {
     r->is_write = m->is_write;
     r->nkeys = m->nkeys;
     if (m->nkeys > 0) {
-        r->keys = malloc((size_t)m->nkeys * sizeof *r->keys);
-        if (!r->keys) abort();
+        r->keys = xmalloc((size_t)m->nkeys * sizeof *r->keys);
         memcpy(r->keys, m->keys, (size_t)m->nkeys * sizeof *r->keys);
     }
     curp_copy_bytes(&r->blob, &r->blob_len, m->req, m->req_len);

@@ -9,6 +9,7 @@
 
 #include "../lib/clock.h"
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "../lib/util.h"
 #include "curp.h"
 #include "curp_int.h"
@@ -47,8 +48,7 @@ static char *wrap_direct(cluster *cl, const exec_result *x, int synced, size_t *
     char hdr[96];
     int h = snprintf(hdr, sizeof hdr, "*4\r\n:%llu\r\n:%llu\r\n:%d\r\n",
                      (unsigned long long)cl->term, (unsigned long long)x->index, synced);
-    char *out = malloc((size_t)h + x->len);
-    if (!out) abort();
+    char *out = xmalloc((size_t)h + x->len);
     memcpy(out, hdr, (size_t)h);
     if (x->len) memcpy(out + h, x->bytes, x->len);
     *len = (size_t)h + x->len;
@@ -73,8 +73,7 @@ void curp_direct_exec(cluster *cl, cl_req *r) {
         curp_req_free(r);
         return;
     }
-    cl_wait *w = calloc(1, sizeof *w);
-    if (!w) abort();
+    cl_wait *w = xcalloc(1, sizeof *w);
     w->index = x.index > x.wait_index ? x.index : x.wait_index;
     w->need_lease = x.need_lease;
     w->req = r;

@@ -13,6 +13,7 @@
 
 #include "../lib/clock.h"
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "../lib/util.h"
 #include "curp.h"
 #include "curp_int.h"
@@ -28,8 +29,7 @@ static unsigned slot_of(uint64_t h) { return (unsigned)(h & (UNSYNCED_SLOTS - 1)
 static char *reply_bytes(reply *out, size_t *len) {
     struct iovec iov[64];
     size_t total = 0, cap = 256;
-    char *buf = malloc(cap);
-    if (!buf) abort();
+    char *buf = xmalloc(cap);
     for (;;) {
         int n = reply_iov(out, iov, 64);
         if (n <= 0) break;
@@ -37,8 +37,7 @@ static char *reply_bytes(reply *out, size_t *len) {
         for (int i = 0; i < n; i++) {
             if (total + iov[i].iov_len > cap) {
                 while (total + iov[i].iov_len > cap) cap *= 2;
-                buf = realloc(buf, cap);
-                if (!buf) abort();
+                buf = xrealloc(buf, cap);
             }
             memcpy(buf + total, iov[i].iov_base, iov[i].iov_len);
             total += iov[i].iov_len;
@@ -61,8 +60,7 @@ static int decode_blob(cluster *cl, const char *blob, size_t len, cmd_arg **argv
     if (n < 1 || n > max_args) return -1;
     if ((size_t)n > cl->view.args_cap) {
         free(cl->view.args);
-        cl->view.args = malloc((size_t)n * sizeof *cl->view.args);
-        if (!cl->view.args) abort();
+        cl->view.args = xmalloc((size_t)n * sizeof *cl->view.args);
         cl->view.args_cap = (size_t)n;
     }
     int argc = 0;
@@ -182,8 +180,7 @@ static uint64_t max_unsynced(cluster *cl, const cl_req *r) {
 static void exec_rifl_hit(cluster *cl, int st, const void *res, size_t len, exec_result *x) {
     static const char stale[] = "-ERR request already applied; its reply is no longer kept\r\n";
     if (st == RIFL_DONE) {
-        x->bytes = malloc(len ? len : 1);
-        if (!x->bytes) abort();
+        x->bytes = xmalloc(len);
         if (len) memcpy(x->bytes, res, len);
         x->len = len;
     } else {
@@ -263,15 +260,13 @@ void curp_leader_exec(cluster *cl, cl_req *r, int recorded, exec_result *x) {
 /* Execute a request nobody waits for (a replayed or stale record). */
 void curp_exec_orphan(cluster *cl, uint64_t cid, uint64_t seq, int nkeys, const uint64_t *keys,
                       const char *blob, size_t len) {
-    cl_req *r = calloc(1, sizeof *r);
-    if (!r) abort();
+    cl_req *r = xcalloc(1, sizeof *r);
     r->cid = cid;
     r->seq = seq;
     r->is_write = 1;
     r->proto = 2;
     r->nkeys = nkeys;
-    r->keys = malloc((size_t)(nkeys > 0 ? nkeys : 1) * sizeof *keys);
-    if (!r->keys) abort();
+    r->keys = xmalloc((size_t)(nkeys > 0 ? nkeys : 1) * sizeof *keys);
     if (nkeys > 0) memcpy(r->keys, keys, (size_t)nkeys * sizeof *keys);
     curp_copy_bytes(&r->blob, &r->blob_len, blob, len);
     exec_result x;
@@ -359,8 +354,7 @@ void curp_process_durable(cluster *cl) {
 void curp_serve_local(cluster *cl, cl_req *r) {
     exec_result x;
     curp_leader_exec(cl, r, 0, &x);
-    cl_wait *w = calloc(1, sizeof *w);
-    if (!w) abort();
+    cl_wait *w = xcalloc(1, sizeof *w);
     /* Its own clients' writes leave at the commit: the witnesses would
      * cost the same round trip. */
     w->index = x.index ? x.index : x.wait_index;
@@ -412,8 +406,7 @@ void curp_serve_forwarded(cluster *cl, cl_req *r, int from, uint64_t req_id) {
     exec_result x;
     curp_leader_exec(cl, r, 1, &x);
     if (!x.wait_index && !x.need_lease) { /* the fast path: after the AOF write */
-        cl_wait *w = calloc(1, sizeof *w);
-        if (!w) abort();
+        cl_wait *w = xcalloc(1, sizeof *w);
         w->index = x.index;
         w->to_node = from;
         w->req_id = req_id;
@@ -430,8 +423,7 @@ void curp_serve_forwarded(cluster *cl, cl_req *r, int from, uint64_t req_id) {
         curp_req_free(r);
         return;
     }
-    cl_wait *w = calloc(1, sizeof *w);
-    if (!w) abort();
+    cl_wait *w = xcalloc(1, sizeof *w);
     w->index = x.wait_index;
     w->need_lease = x.need_lease;
     w->to_node = from;

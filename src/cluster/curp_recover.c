@@ -11,6 +11,7 @@
 
 #include "../lib/clock.h"
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "../lib/util.h"
 #include "curp.h"
 #include "curp_int.h"
@@ -80,8 +81,7 @@ static void add_collected(cluster *cl, uint64_t cid, uint64_t seq, int nkeys,
             c->count++;
             return;
         }
-    cl_collected *c = calloc(1, sizeof *c);
-    if (!c) abort();
+    cl_collected *c = xcalloc(1, sizeof *c);
     c->cid = cid;
     c->seq = seq;
     c->count = 1;
@@ -108,8 +108,7 @@ static void records_set(cl_records *dst, uint32_t count, const void *body, size_
     free(dst->body);
     dst->count = count;
     dst->len = len;
-    dst->body = malloc(len ? len : 1);
-    if (!dst->body) abort();
+    dst->body = xmalloc(len);
     if (len) memcpy(dst->body, body, len);
 }
 

@@ -9,7 +9,9 @@
 #include <string.h>
 
 #include "../lib/clock.h"
+#include "../lib/codec.h"
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "../lib/util.h"
 #include "curp.h"
 #include "curp_int.h"
@@ -28,8 +30,7 @@
  * one dropped by a GC message gets PIER.WGC <cid> <seq> <key hashes>. */
 
 static size_t put_keys(unsigned char *out, const uint64_t *keys, int nkeys) {
-    for (int i = 0; i < nkeys; i++)
-        for (int k = 0; k < 8; k++) out[i * 8 + k] = (unsigned char)(keys[i] >> (8 * k));
+    for (int i = 0; i < nkeys; i++) codec_put_le64(out + i * 8, keys[i]);
     return (size_t)nkeys * 8;
 }
 
@@ -37,10 +38,7 @@ static int get_keys(const cmd_arg *a, uint64_t *keys) {
     if (a->n % 8 || a->n / 8 > WITNESS_MAX_KEYS) return -1;
     int n = (int)(a->n / 8);
     const unsigned char *p = (const unsigned char *)a->p;
-    for (int i = 0; i < n; i++) {
-        keys[i] = 0;
-        for (int k = 0; k < 8; k++) keys[i] |= (uint64_t)p[i * 8 + k] << (8 * k);
-    }
+    for (int i = 0; i < n; i++) keys[i] = codec_get_le64(p + i * 8);
     return n;
 }
 
@@ -85,8 +83,7 @@ static void send_record_resp(cluster *cl, int to, uint64_t req_id, int st) {
 void curp_queue_record_ack(cluster *cl, int to, uint64_t req_id, int st) {
     if (cl->nrec_acks == cl->rec_acks_cap) {
         cl->rec_acks_cap = cl->rec_acks_cap ? cl->rec_acks_cap * 2 : 64;
-        cl->rec_acks = realloc(cl->rec_acks, cl->rec_acks_cap * sizeof *cl->rec_acks);
-        if (!cl->rec_acks) abort();
+        cl->rec_acks = xrealloc(cl->rec_acks, cl->rec_acks_cap * sizeof *cl->rec_acks);
     }
     cl->rec_acks[cl->nrec_acks++] = (cl_rec_ack){.to = to, .st = st, .req_id = req_id};
 }

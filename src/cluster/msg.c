@@ -4,6 +4,10 @@
 
 #include <assert.h>
 #include <stddef.h>
+#include <string.h>
+
+#include "../lib/codec.h"
+#include "../lib/mem.h"
 
 /* The fixed layouts: every offset as docs/PROTOCOL.md gives it, no padding. */
 static_assert(offsetof(msg_append_head_wire, prev_index) == 8, "APPEND layout");
@@ -40,6 +44,90 @@ static_assert(offsetof(msg_collect_resp_head_wire, led_last) == 32, "COLLECT_RES
 static_assert(offsetof(msg_collect_resp_head_wire, count) == 40, "COLLECT_RESP layout");
 static_assert(sizeof(msg_collect_resp_head_wire) == 44, "COLLECT_RESP layout");
 
+/* ---- the writer and the bounds-checked reader under every codec ---- */
+
+static void wb_reserve(wbuf *w, size_t more) {
+    if (w->len + more <= w->cap) return;
+    size_t cap = w->cap ? w->cap * 2 : 256;
+    while (cap < w->len + more) cap *= 2;
+    w->p = xrealloc(w->p, cap);
+    w->cap = cap;
+}
+
+static void wb_u32(wbuf *w, uint32_t v) {
+    wb_reserve(w, 4);
+    codec_put_le32(w->p + w->len, v);
+    w->len += 4;
+}
+
+static void wb_u64(wbuf *w, uint64_t v) {
+    wb_reserve(w, 8);
+    codec_put_le64(w->p + w->len, v);
+    w->len += 8;
+}
+
+/* n raw bytes (no length prefix). */
+static void wb_put(wbuf *w, const void *p, size_t n) {
+    wb_reserve(w, n);
+    if (n) memcpy(w->p + w->len, p, n);
+    w->len += n;
+}
+
+/* A length-prefixed byte string: u32 length, then the bytes. */
+static void wb_bytes(wbuf *w, const void *p, size_t n) {
+    wb_u32(w, (uint32_t)n);
+    wb_put(w, p, n);
+}
+
+void wb_free(wbuf *w) {
+    free(w->p);
+    w->p = NULL;
+    w->len = w->cap = 0;
+}
+
+/* A reader that runs past its end sets `bad` and returns zeros, so a
+ * decoder reads every field and checks `bad` once. */
+typedef struct rbuf {
+    const unsigned char *p;
+    size_t len, pos;
+    int bad;
+} rbuf;
+
+static rbuf rb_make(const uint8_t *p, size_t len) { return (rbuf){p, len, 0, 0}; }
+
+static int rb_need(rbuf *r, size_t n) {
+    if (r->bad || r->len - r->pos < n) {
+        r->bad = 1;
+        return 0;
+    }
+    return 1;
+}
+
+static uint32_t rb_u32(rbuf *r) {
+    if (!rb_need(r, 4)) return 0;
+    r->pos += 4;
+    return codec_get_le32(r->p + r->pos - 4);
+}
+
+static uint64_t rb_u64(rbuf *r) {
+    if (!rb_need(r, 8)) return 0;
+    r->pos += 8;
+    return codec_get_le64(r->p + r->pos - 8);
+}
+
+/* A length-prefixed byte string: a view into the message. */
+static const unsigned char *rb_bytes(rbuf *r, size_t *n) {
+    uint32_t len = rb_u32(r);
+    if (!rb_need(r, len)) {
+        *n = 0;
+        return NULL;
+    }
+    const unsigned char *p = r->p + r->pos;
+    r->pos += len;
+    *n = len;
+    return p;
+}
+
 static const char *const names[MSG_TYPE_MAX + 1] = {
     [MSG_APPEND] = "APPEND",           [MSG_APPEND_RESP] = "APPEND_RESP",
     [MSG_VOTE_REQ] = "VOTE_REQ",       [MSG_VOTE_RESP] = "VOTE_RESP",
@@ -71,13 +159,13 @@ static int done(const rbuf *r) { return !r->bad && r->pos == r->len ? 0 : -1; }
 
 void msg_append_encode(wbuf *w, const msg_append *m) {
     msg_append_head_wire h;
-    le_put64(h.term, m->term);
-    le_put64(h.prev_index, m->prev_index);
-    le_put64(h.prev_term, m->prev_term);
-    le_put64(h.commit, m->commit);
-    le_put64(h.sent_us, m->sent_us);
-    le_put64(h.leader_last, m->leader_last);
-    le_put32(h.count, m->count);
+    codec_put_le64(h.term, m->term);
+    codec_put_le64(h.prev_index, m->prev_index);
+    codec_put_le64(h.prev_term, m->prev_term);
+    codec_put_le64(h.commit, m->commit);
+    codec_put_le64(h.sent_us, m->sent_us);
+    codec_put_le64(h.leader_last, m->leader_last);
+    codec_put_le32(h.count, m->count);
     wb_put(w, &h, sizeof h);
     for (uint32_t i = 0; i < m->count; i++) {
         wb_u64(w, m->ents[i]->index);
@@ -98,13 +186,13 @@ int msg_append_decode(const uint8_t *p, size_t n, msg_append *m) {
     const uint8_t *h = take(&r, sizeof(msg_append_head_wire));
     if (!h) return -1;
     const msg_append_head_wire *hw = (const msg_append_head_wire *)h;
-    m->term = le_get64(hw->term);
-    m->prev_index = le_get64(hw->prev_index);
-    m->prev_term = le_get64(hw->prev_term);
-    m->commit = le_get64(hw->commit);
-    m->sent_us = le_get64(hw->sent_us);
-    m->leader_last = le_get64(hw->leader_last);
-    m->count = le_get32(hw->count);
+    m->term = codec_get_le64(hw->term);
+    m->prev_index = codec_get_le64(hw->prev_index);
+    m->prev_term = codec_get_le64(hw->prev_term);
+    m->commit = codec_get_le64(hw->commit);
+    m->sent_us = codec_get_le64(hw->sent_us);
+    m->leader_last = codec_get_le64(hw->leader_last);
+    m->count = codec_get_le32(hw->count);
     m->ents = NULL;
     m->body = p + r.pos;
     m->body_len = n - r.pos;
@@ -132,20 +220,20 @@ int msg_append_next(const msg_append *m, size_t *pos, msg_entry *e) {
 
 void msg_append_resp_encode(wbuf *w, const msg_append_resp *m) {
     msg_append_resp_wire x;
-    le_put64(x.term, m->term);
+    codec_put_le64(x.term, m->term);
     x.ok[0] = m->ok;
-    le_put64(x.index, m->index);
-    le_put64(x.sent_us, m->sent_us);
+    codec_put_le64(x.index, m->index);
+    codec_put_le64(x.sent_us, m->sent_us);
     wb_put(w, &x, sizeof x);
 }
 
 int msg_append_resp_decode(const uint8_t *p, size_t n, msg_append_resp *m) {
     if (n != sizeof(msg_append_resp_wire)) return -1;
     const msg_append_resp_wire *x = (const msg_append_resp_wire *)p;
-    m->term = le_get64(x->term);
+    m->term = codec_get_le64(x->term);
     m->ok = x->ok[0];
-    m->index = le_get64(x->index);
-    m->sent_us = le_get64(x->sent_us);
+    m->index = codec_get_le64(x->index);
+    m->sent_us = codec_get_le64(x->sent_us);
     return 0;
 }
 
@@ -153,18 +241,18 @@ int msg_append_resp_decode(const uint8_t *p, size_t n, msg_append_resp *m) {
 
 void msg_vote_req_encode(wbuf *w, const msg_vote_req *m) {
     msg_vote_req_wire x;
-    le_put64(x.term, m->term);
-    le_put64(x.last_index, m->last_index);
-    le_put64(x.last_term, m->last_term);
+    codec_put_le64(x.term, m->term);
+    codec_put_le64(x.last_index, m->last_index);
+    codec_put_le64(x.last_term, m->last_term);
     wb_put(w, &x, sizeof x);
 }
 
 int msg_vote_req_decode(const uint8_t *p, size_t n, msg_vote_req *m) {
     if (n != sizeof(msg_vote_req_wire)) return -1;
     const msg_vote_req_wire *x = (const msg_vote_req_wire *)p;
-    m->term = le_get64(x->term);
-    m->last_index = le_get64(x->last_index);
-    m->last_term = le_get64(x->last_term);
+    m->term = codec_get_le64(x->term);
+    m->last_index = codec_get_le64(x->last_index);
+    m->last_term = codec_get_le64(x->last_term);
     return 0;
 }
 
@@ -172,7 +260,7 @@ int msg_vote_req_decode(const uint8_t *p, size_t n, msg_vote_req *m) {
 
 void msg_vote_resp_encode(wbuf *w, const msg_vote_resp *m) {
     msg_vote_resp_wire x;
-    le_put64(x.term, m->term);
+    codec_put_le64(x.term, m->term);
     x.granted[0] = m->granted;
     wb_put(w, &x, sizeof x);
 }
@@ -180,7 +268,7 @@ void msg_vote_resp_encode(wbuf *w, const msg_vote_resp *m) {
 int msg_vote_resp_decode(const uint8_t *p, size_t n, msg_vote_resp *m) {
     if (n != sizeof(msg_vote_resp_wire)) return -1;
     const msg_vote_resp_wire *x = (const msg_vote_resp_wire *)p;
-    m->term = le_get64(x->term);
+    m->term = codec_get_le64(x->term);
     m->granted = x->granted[0];
     return 0;
 }
@@ -189,14 +277,14 @@ int msg_vote_resp_decode(const uint8_t *p, size_t n, msg_vote_resp *m) {
 
 void msg_request_encode(wbuf *w, const msg_request *m) {
     msg_request_head_wire h;
-    le_put64(h.req_id, m->req_id);
-    le_put64(h.term, m->term);
-    le_put64(h.cid, m->cid);
-    le_put64(h.seq, m->seq);
+    codec_put_le64(h.req_id, m->req_id);
+    codec_put_le64(h.term, m->term);
+    codec_put_le64(h.cid, m->cid);
+    codec_put_le64(h.seq, m->seq);
     h.kind[0] = m->kind;
     h.proto[0] = m->proto;
     h.is_write[0] = m->is_write;
-    le_put32(h.nkeys, m->nkeys < 0 ? MSG_NKEYS_ALL : (uint32_t)m->nkeys);
+    codec_put_le32(h.nkeys, m->nkeys < 0 ? MSG_NKEYS_ALL : (uint32_t)m->nkeys);
     wb_put(w, &h, sizeof h);
     for (int i = 0; i < m->nkeys; i++) wb_u64(w, m->keys[i]);
     wb_bytes(w, m->req, m->req_len);
@@ -207,14 +295,14 @@ int msg_request_decode(const uint8_t *p, size_t n, msg_request *m, uint64_t *key
     const uint8_t *h = take(&r, sizeof(msg_request_head_wire));
     if (!h) return -1;
     const msg_request_head_wire *hw = (const msg_request_head_wire *)h;
-    m->req_id = le_get64(hw->req_id);
-    m->term = le_get64(hw->term);
-    m->cid = le_get64(hw->cid);
-    m->seq = le_get64(hw->seq);
+    m->req_id = codec_get_le64(hw->req_id);
+    m->term = codec_get_le64(hw->term);
+    m->cid = codec_get_le64(hw->cid);
+    m->seq = codec_get_le64(hw->seq);
     m->kind = hw->kind[0];
     m->proto = hw->proto[0];
     m->is_write = hw->is_write[0];
-    uint32_t nk = le_get32(hw->nkeys);
+    uint32_t nk = codec_get_le32(hw->nkeys);
     if (nk != MSG_NKEYS_ALL && nk > MSG_MAX_KEYS) return -1;
     m->nkeys = nk == MSG_NKEYS_ALL ? -1 : (int)nk;
     m->keys = keys;
@@ -227,11 +315,11 @@ int msg_request_decode(const uint8_t *p, size_t n, msg_request *m, uint64_t *key
 
 void msg_forward_resp_encode(wbuf *w, const msg_forward_resp *m) {
     msg_forward_resp_head_wire h;
-    le_put64(h.req_id, m->req_id);
-    le_put64(h.term, m->term);
+    codec_put_le64(h.req_id, m->req_id);
+    codec_put_le64(h.term, m->term);
     h.status[0] = m->status;
     h.synced[0] = m->synced;
-    le_put64(h.index, m->index);
+    codec_put_le64(h.index, m->index);
     wb_put(w, &h, sizeof h);
     wb_bytes(w, m->reply, m->reply_len);
 }
@@ -241,11 +329,11 @@ int msg_forward_resp_decode(const uint8_t *p, size_t n, msg_forward_resp *m) {
     const uint8_t *h = take(&r, sizeof(msg_forward_resp_head_wire));
     if (!h) return -1;
     const msg_forward_resp_head_wire *hw = (const msg_forward_resp_head_wire *)h;
-    m->req_id = le_get64(hw->req_id);
-    m->term = le_get64(hw->term);
+    m->req_id = codec_get_le64(hw->req_id);
+    m->term = codec_get_le64(hw->term);
     m->status = hw->status[0];
     m->synced = hw->synced[0];
-    m->index = le_get64(hw->index);
+    m->index = codec_get_le64(hw->index);
     m->reply = rb_bytes(&r, &m->reply_len);
     return done(&r);
 }
@@ -254,7 +342,7 @@ int msg_forward_resp_decode(const uint8_t *p, size_t n, msg_forward_resp *m) {
 
 void msg_record_resp_encode(wbuf *w, const msg_record_resp *m) {
     msg_record_resp_wire x;
-    le_put64(x.req_id, m->req_id);
+    codec_put_le64(x.req_id, m->req_id);
     x.status[0] = m->status;
     wb_put(w, &x, sizeof x);
 }
@@ -262,7 +350,7 @@ void msg_record_resp_encode(wbuf *w, const msg_record_resp *m) {
 int msg_record_resp_decode(const uint8_t *p, size_t n, msg_record_resp *m) {
     if (n != sizeof(msg_record_resp_wire)) return -1;
     const msg_record_resp_wire *x = (const msg_record_resp_wire *)p;
-    m->req_id = le_get64(x->req_id);
+    m->req_id = codec_get_le64(x->req_id);
     m->status = x->status[0];
     return 0;
 }
@@ -271,13 +359,13 @@ int msg_record_resp_decode(const uint8_t *p, size_t n, msg_record_resp *m) {
 
 void msg_collect_encode(wbuf *w, const msg_collect *m) {
     msg_collect_wire x;
-    le_put64(x.term, m->term);
+    codec_put_le64(x.term, m->term);
     wb_put(w, &x, sizeof x);
 }
 
 int msg_collect_decode(const uint8_t *p, size_t n, msg_collect *m) {
     if (n != sizeof(msg_collect_wire)) return -1;
-    m->term = le_get64(((const msg_collect_wire *)p)->term);
+    m->term = codec_get_le64(((const msg_collect_wire *)p)->term);
     return 0;
 }
 
@@ -343,12 +431,12 @@ int msg_records_check(const msg_records *l) {
 
 void msg_collect_resp_encode(wbuf *w, const msg_collect_resp *m) {
     msg_collect_resp_head_wire h;
-    le_put64(h.term, m->term);
-    le_put64(h.complete_since, m->complete_since);
-    le_put64(h.max_term, m->max_term);
-    le_put64(h.led_term, m->led_term);
-    le_put64(h.led_last, m->led_last);
-    le_put32(h.count, m->records.count);
+    codec_put_le64(h.term, m->term);
+    codec_put_le64(h.complete_since, m->complete_since);
+    codec_put_le64(h.max_term, m->max_term);
+    codec_put_le64(h.led_term, m->led_term);
+    codec_put_le64(h.led_last, m->led_last);
+    codec_put_le32(h.count, m->records.count);
     wb_put(w, &h, sizeof h);
     wb_put(w, m->records.body, m->records.len);
 }
@@ -356,12 +444,12 @@ void msg_collect_resp_encode(wbuf *w, const msg_collect_resp *m) {
 int msg_collect_resp_decode(const uint8_t *p, size_t n, msg_collect_resp *m) {
     if (n < sizeof(msg_collect_resp_head_wire)) return -1;
     const msg_collect_resp_head_wire *h = (const msg_collect_resp_head_wire *)p;
-    m->term = le_get64(h->term);
-    m->complete_since = le_get64(h->complete_since);
-    m->max_term = le_get64(h->max_term);
-    m->led_term = le_get64(h->led_term);
-    m->led_last = le_get64(h->led_last);
-    m->records.count = le_get32(h->count);
+    m->term = codec_get_le64(h->term);
+    m->complete_since = codec_get_le64(h->complete_since);
+    m->max_term = codec_get_le64(h->max_term);
+    m->led_term = codec_get_le64(h->led_term);
+    m->led_last = codec_get_le64(h->led_last);
+    m->records.count = codec_get_le32(h->count);
     m->records.body = p + sizeof *h;
     m->records.len = n - sizeof *h;
     return msg_records_check(&m->records);

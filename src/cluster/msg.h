@@ -12,7 +12,7 @@
  * the static_asserts in msg.c pin every offset), so the header shows the
  * bytes as they travel.
  *
- * Encoders append to a wbuf (wire.h). Decoders take the payload and return
+ * Encoders append to a wbuf (below). Decoders take the payload and return
  * 0, or -1 when it is malformed: a length past the end, a count the bytes
  * do not hold, a key count over its limit, or bytes left after the last
  * field. A decoder checks the whole payload, so a handler never sees half
@@ -28,8 +28,16 @@
 #include <stdint.h>
 
 #include "entry.h"
-#include "wire.h"
 #include "witness.h"
+
+/* What encoders append to: a growing byte buffer (the caller starts it
+ * zeroed, `wbuf w = {0}`, and frees it with wb_free). */
+typedef struct wbuf {
+    unsigned char *p;
+    size_t len, cap;
+} wbuf;
+
+void wb_free(wbuf *w);
 
 enum msg_type {
     MSG_APPEND = 1,    /* leader -> follower: entries, commit index; also the heartbeat */

@@ -12,6 +12,7 @@
 
 #include "../lib/clock.h"
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "internal.h"
 #include "msg.h"
 
@@ -64,8 +65,7 @@ static void log_put_locked(cluster *cl, entry *e, aof *to_aof, aof_pos pos) {
     entry ***slot = chunk_slot(cl, e->index);
     entry **chunk = *slot;
     if (!chunk) {
-        chunk = calloc(LOG_CHUNK, sizeof *chunk);
-        if (!chunk) abort();
+        chunk = xcalloc(LOG_CHUNK, sizeof *chunk);
         *slot = chunk;
     }
     chunk[(e->index - 1) % LOG_CHUNK] = e;
@@ -511,8 +511,7 @@ static uint32_t collect_entries(cluster *cl, uint64_t from, uint64_t last) {
         if (!e) break;
         if (count == cl->append_cap) {
             cl->append_cap = cl->append_cap ? cl->append_cap * 2 : 256;
-            cl->append_ents = realloc(cl->append_ents, cl->append_cap * sizeof *cl->append_ents);
-            if (!cl->append_ents) abort();
+            cl->append_ents = xrealloc(cl->append_ents, cl->append_cap * sizeof *cl->append_ents);
         }
         cl->append_ents[count++] = e;
         bytes += e->len;

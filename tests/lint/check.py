@@ -90,7 +90,7 @@ def check_layers():
 
 
 def modules_only(graph):
-    """The module graph with header-only modules (internal.h, wire.h)
+    """The module graph with header-only modules (internal.h, curp_int.h)
     expanded into what they include: a header that only gathers others is
     not a module that can take part in a cycle."""
     real = {v for v in graph if v.with_suffix(".c").exists()}

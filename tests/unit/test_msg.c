@@ -10,6 +10,7 @@
 
 #include "check.h"
 #include "cluster/msg.h"
+#include "lib/codec.h"
 
 /* Each decoder as one signature, for the truncation and corruption walks. */
 typedef int dec_fn(const uint8_t *p, size_t n);
@@ -89,7 +90,7 @@ static void check_strict(dec_fn *dec, const wbuf *w) {
 static void check_u32_refused(dec_fn *dec, const wbuf *w, size_t off, uint32_t v) {
     uint8_t *c = malloc(w->len);
     memcpy(c, w->p, w->len);
-    le_put32(c + off, v);
+    codec_put_le32(c + off, v);
     if (dec_copy(dec, c, w->len) == 0) {
         fprintf(stderr, "  u32 at %zu = %u was accepted\n", off, v);
         CHECK(!"a corrupted count or length was accepted");
