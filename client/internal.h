@@ -31,10 +31,18 @@ enum { PB_ROLE_PUBLISHER = 1, PB_ROLE_SUBSCRIBER = 2 };
 enum { PB_BATCH = 1, PB_ACK = 2, PB_ERROR = 3, PB_HELLO_OK = 4 };
 /* Frame header flags (byte 7). ACK: DUPLICATE (the batch had been stored
  * before), SINGLE (acknowledges exactly `seq`, not every sequence up to
- * it), UNORDERED (stored but not ordered yet: no IDs, empty payload).
+ * it), UNORDERED (stored but not ordered yet: no IDs, empty payload),
+ * SKIPPED (the cluster ordered the publisher's later batches without
+ * this one: it is not in the log).
  * HELLO_OK: CLUSTER (the node is in cluster mode: a STRIPED publisher's
  * connections share its client id; `count` is the cluster's size). */
-enum { PB_FLAG_DUPLICATE = 1, PB_FLAG_SINGLE = 2, PB_FLAG_UNORDERED = 4, PB_FLAG_CLUSTER = 8 };
+enum {
+    PB_FLAG_DUPLICATE = 1,
+    PB_FLAG_SINGLE = 2,
+    PB_FLAG_UNORDERED = 4,
+    PB_FLAG_CLUSTER = 8,
+    PB_FLAG_SKIPPED = 16
+};
 /* Handshake byte 11 (flags). STRIPED: this client id publishes over
  * several connections (a node in cluster mode skips the per-connection
  * sequence-gap check; a single node ignores the flag). */

@@ -151,7 +151,9 @@ typedef void (*pier_log_fn)(void *ctx, const char *line);
 enum {
     PIER_ACK_DUPLICATE = 1, /* the batch had been stored before (a resend) */
     PIER_ACK_SINGLE = 2,    /* it acknowledges exactly one batch (cluster mode) */
-    PIER_ACK_UNORDERED = 4  /* stored, not ordered yet (cluster mode, order level 0/1) */
+    PIER_ACK_UNORDERED = 4, /* stored, not ordered yet (cluster mode, order level 0/1) */
+    PIER_ACK_SKIPPED = 16   /* NOT stored: the cluster ordered the publisher's later
+                               batches without it (it came too late); logged, counted */
 };
 
 /* Called once per ACK frame, from a connection's ACK reader thread, after
@@ -249,6 +251,7 @@ typedef struct pier_conn_stats {
     uint64_t send_ns;         /* time spent in writev/sendmsg */
     uint64_t acked_batches;   /* distinct sequences acknowledged (ACK or HELLO_OK) */
     uint64_t duplicate_acks;  /* ACKs with the DUPLICATE flag */
+    uint64_t skipped_batches; /* batches the cluster skipped: not in the log */
     uint64_t resent_batches;  /* batches sent here again after another connection failed */
     uint64_t outstanding_bytes; /* sent and not acknowledged yet (now) */
     uint64_t reconnects;

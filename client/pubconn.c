@@ -372,6 +372,7 @@ static uint32_t apply_ack(pconn *c, const pb_header *h) {
         if (h->seq > c->acked_seq) c->acked_seq = h->seq;
     }
     if (h->flags & PB_FLAG_DUPLICATE) c->stats.duplicate_acks++;
+    if ((h->flags & PB_FLAG_SKIPPED) && msgs) c->stats.skipped_batches++;
     return msgs;
 }
 
@@ -385,9 +386,14 @@ static int handle_ack(pconn *c, const pb_header *h, int fd) {
     pconn_release_done(c);
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
+    if ((h->flags & PB_FLAG_SKIPPED) && msgs)
+        pub_log(p, "batch %llu (%u messages) was skipped by the cluster (%s:%d): it came after "
+                "the publisher's later batches were ordered; it is not in the log",
+                (unsigned long long)h->seq, msgs, c->host, c->port);
     if (p->opt.on_ack)
         p->opt.on_ack(p->opt.on_ack_ctx, h->seq, msgs,
-                      h->flags & (PB_FLAG_DUPLICATE | PB_FLAG_SINGLE | PB_FLAG_UNORDERED));
+                      h->flags & (PB_FLAG_DUPLICATE | PB_FLAG_SINGLE | PB_FLAG_UNORDERED |
+                                  PB_FLAG_SKIPPED));
     return PIER_OK;
 }
 

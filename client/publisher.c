@@ -485,6 +485,7 @@ static void add_stats(pier_conn_stats *sum, const pier_conn_stats *st) {
     sum->send_ns += st->send_ns;
     sum->acked_batches += st->acked_batches;
     sum->duplicate_acks += st->duplicate_acks;
+    sum->skipped_batches += st->skipped_batches;
     sum->resent_batches += st->resent_batches;
     sum->outstanding_bytes += st->outstanding_bytes;
     sum->reconnects += st->reconnects;

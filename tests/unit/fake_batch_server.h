@@ -88,6 +88,7 @@ typedef struct fake_server {
     int cumulative_every;      /* every n-th ACK of a connection is cumulative (no SINGLE) */
     int dup_ack_every;         /* every n-th ACK carries DUPLICATE (stored all the same) */
     int double_ack;            /* ACK every batch twice, the second time with DUPLICATE */
+    int skip_every;            /* every n-th batch of a connection is SKIPPED (not stored) */
     fake_held held[FAKE_MAX_HELD];
     int nheld;
     int killed;
@@ -101,6 +102,7 @@ typedef struct fake_server {
     uint64_t ids[FAKE_MAX_IDS], last_seq[FAKE_MAX_IDS];
     uint64_t messages, batches, duplicates, connections, compressed;
     uint64_t bytes;            /* message bytes appended */
+    uint64_t skipped;          /* batches answered SKIPPED */
     uint8_t seen[FAKE_MAX_MSGS / 8]; /* messages "msg-<i>" appended at least once */
     int bad;                   /* a check failed: description in why */
     char why[128];
@@ -273,7 +275,7 @@ static void fake_release_acks(fake_server *s) {
  * shared store decides what is a duplicate. drop_after: store the batch,
  * then close without its ACK. */
 static void fake_cluster_publisher(fake_server *s, int fd) {
-    int batches_here = 0, nack = 0;
+    int batches_here = 0, nack = 0, nrecv = 0;
     fake_store *st = s->store;
     for (;;) {
         uint8_t raw[PB_HEADER_LEN];
@@ -291,6 +293,12 @@ static void fake_cluster_publisher(fake_server *s, int fd) {
             fake_bad(s, n < 0 ? "batch payload broken" : "sequence out of the fake's range");
             pthread_mutex_unlock(&s->mu);
             return;
+        }
+        if (s->skip_every && ++nrecv % s->skip_every == 0) { /* the sequencer gave up on it */
+            s->skipped++;
+            fake_frame(fd, PB_ACK, PB_FLAG_SINGLE | PB_FLAG_SKIPPED, h.seq, (uint32_t)n, NULL, 0);
+            pthread_mutex_unlock(&s->mu);
+            continue;
         }
         pthread_mutex_lock(&st->mu);
         bool dup = st->stored[h.seq / 8] & (1u << (h.seq % 8));

@@ -448,7 +448,7 @@ static void cluster_opts(pier_publisher_options *o, fake_server *const *s, int n
 
 typedef struct ack_tally {
     pthread_mutex_t mu;
-    uint64_t messages, frames, dup_frames, single_frames;
+    uint64_t messages, frames, dup_frames, single_frames, skipped_messages;
 } ack_tally;
 
 static void tally_ack(void *ctx, uint64_t seq, uint32_t messages, unsigned flags) {
@@ -459,6 +459,7 @@ static void tally_ack(void *ctx, uint64_t seq, uint32_t messages, unsigned flags
     t->frames++;
     t->dup_frames += (flags & PIER_ACK_DUPLICATE) != 0;
     t->single_frames += (flags & PIER_ACK_SINGLE) != 0;
+    if (flags & PIER_ACK_SKIPPED) t->skipped_messages += messages;
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -689,6 +690,37 @@ static void test_cluster_duplicate_acks(void) {
     CHECK_EQ_LL(st.messages, 3000);
 }
 
+/* A batch the cluster skipped (SKIPPED) is released, counted, logged and
+ * reported to on_ack: not waited for, not taken for stored. */
+static void test_cluster_skipped_batches(void) {
+    fake_store st;
+    fake_store_init(&st);
+    fake_server a = {.cluster_nodes = 1, .store = &st, .skip_every = 5};
+    CHECK_EQ_LL(fake_start(&a), 0);
+    fake_server *ss[] = {&a};
+    pier_publisher_options o;
+    cluster_opts(&o, ss, 1);
+    int lines = 0;
+    o.log_ctx = &lines;
+    ack_tally t = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    o.on_ack = tally_ack;
+    o.on_ack_ctx = &t;
+    pier_publisher *p;
+    CHECK_EQ_LL(pier_publisher_open(&p, &o), PIER_OK);
+    CHECK_EQ_LL(publish_n(p, 2000, 100), PIER_OK);
+    CHECK_EQ_LL(pier_flush(p), PIER_OK);
+    uint64_t skipped = SUM_STAT(p, skipped_batches);
+    CHECK_EQ_LL(pier_publisher_close(p), PIER_OK);
+    fake_stop(&a);
+    CHECK(!a.bad);
+    CHECK(skipped >= 1);
+    CHECK_EQ_LL(skipped, a.skipped);
+    CHECK(lines >= (int)skipped); /* each one logged */
+    CHECK_EQ_LL(t.messages, 2000);
+    CHECK(t.skipped_messages >= skipped);
+    CHECK_EQ_LL(st.messages + t.skipped_messages, 2000);
+}
+
 /* ACKs of one connection may be per batch (SINGLE) or cumulative (every
  * batch sent on it up to that one), mixed. */
 static void test_cluster_mixed_single_and_cumulative_acks(void) {
@@ -781,6 +813,7 @@ int main(void) {
     RUN(test_cluster_no_node_left_fails);
     RUN(test_cluster_duplicate_acks);
     RUN(test_cluster_mixed_single_and_cumulative_acks);
+    RUN(test_cluster_skipped_batches);
     RUN(test_refusal_surfaces_its_text);
     RUN(test_cluster_and_single_nodes_refused);
     return check_summary("libpier_pub");

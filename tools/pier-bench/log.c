@@ -83,7 +83,8 @@ static void usage(void) {
            "  --topic key         stream key (bench:log:<pid>)\n"
            "  --keep              keep the topic (deleted after the run when the run\n"
            "                      created it)\n"
-           "  --resp h:p,...      RESP ports to delete the topic on (batch port - 1000)\n"
+           "  --resp h:p,...      the nodes' RESP ports, to delete the topic on and for\n"
+           "                      --kill-leader-at (batch port - 1000)\n"
            "  --cdf file          latency mode: write the latency CDF (percentile, us)\n"
            "  --verbose           libpier's informational lines too\n"
            COMMON_USAGE);
@@ -504,6 +505,7 @@ static void sum_into(pier_conn_stats *sum, const pier_conn_stats *st) {
     sum->send_ns += st->send_ns;
     sum->acked_batches += st->acked_batches;
     sum->duplicate_acks += st->duplicate_acks;
+    sum->skipped_batches += st->skipped_batches;
     sum->resent_batches += st->resent_batches;
     sum->reconnects += st->reconnects;
     sum->zerocopy_sends += st->zerocopy_sends;
@@ -551,7 +553,8 @@ static void print_stats_json(const char *name, const pier_conn_stats *st, int n,
         printf("%s{\"node\":\"%s\",\"connected\":%d,\"batches\":%llu,"
                "\"compressed_batches\":%llu,\"raw_bytes\":%llu,\"wire_bytes\":%llu,"
                "\"mb_per_sec\":%.1f,\"send_s\":%.4f,\"compress_s\":%.4f,\"ratio\":%.4f,"
-               "\"acked_batches\":%llu,\"duplicate_acks\":%llu,\"resent_batches\":%llu,"
+               "\"acked_batches\":%llu,\"duplicate_acks\":%llu,\"skipped_batches\":%llu,"
+               "\"resent_batches\":%llu,"
                "\"reconnects\":%llu,\"zerocopy_sends\":%llu,\"zerocopy_copied\":%llu}",
                i ? "," : "", st[i].node, st[i].connected, (unsigned long long)st[i].batches,
                (unsigned long long)st[i].compressed_batches,
@@ -559,6 +562,7 @@ static void print_stats_json(const char *name, const pier_conn_stats *st, int n,
                secs > 0 ? (double)st[i].wire_bytes / secs / 1e6 : 0, st[i].send_ns / 1e9,
                st[i].compress_ns / 1e9, st[i].ratio, (unsigned long long)st[i].acked_batches,
                (unsigned long long)st[i].duplicate_acks,
+               (unsigned long long)st[i].skipped_batches,
                (unsigned long long)st[i].resent_batches, (unsigned long long)st[i].reconnects,
                (unsigned long long)st[i].zerocopy_sends,
                (unsigned long long)st[i].zerocopy_copied);

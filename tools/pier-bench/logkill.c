@@ -25,8 +25,7 @@ void acks_init(ack_timeline *a) {
 
 void acks_on_ack(void *ctx, uint64_t seq, uint32_t messages, unsigned flags) {
     (void)seq;
-    (void)flags;
-    if (!messages) return; /* a late duplicate: no progress */
+    if (!messages || (flags & PIER_ACK_SKIPPED)) return; /* a late duplicate, a lost batch */
     ack_timeline *a = ctx;
     uint64_t now = now_ns();
     pthread_mutex_lock(&a->mu);
@@ -149,8 +148,8 @@ void kill_maybe(log_run *r, double elapsed_s) {
     k->node = i;
     k->pid = pid;
     if (!r->o->c.quiet && !r->o->c.json && !r->o->c.csv)
-        fprintf(stderr, "\npier-bench: killed the leader %s (pid %lld) at %.2f s\n",
-                r->o->nodes[i].addr, pid, elapsed_s);
+        fprintf(stderr, "\npier-bench: killed the leader %s (RESP %s, pid %lld) at %.2f s\n",
+                r->o->nodes[i].addr, log_resp_node(r->o, i).addr, pid, elapsed_s);
 }
 
 static double mib_per_sec(const log_run *r, uint64_t msgs, uint64_t from, uint64_t to) {
@@ -201,8 +200,8 @@ void kill_print(const log_run *r) {
     record rec = {0};
     kill_results(r, &rec);
     const rfield *stall = rec_get(&rec, "stall_s");
-    printf("  leader %s (pid %lld) killed at %.2f s\n", r->o->nodes[k->node].addr, k->pid,
-           rec_get(&rec, "kill_s")->d);
+    printf("  leader %s (RESP %s, pid %lld) killed at %.2f s\n", r->o->nodes[k->node].addr,
+           log_resp_node(r->o, k->node).addr, k->pid, rec_get(&rec, "kill_s")->d);
     if (stall->type == RV_NULL) {
         printf("  no ACK after the kill\n");
         return;
