@@ -119,6 +119,7 @@ int pconn_break(pconn *c) {
     }
     c->unacked_tail = NULL;
     pthread_cond_broadcast(&p->cond);
+    pthread_cond_signal(&p->keeper_cond);
     pthread_mutex_unlock(&p->lock);
     if (c->fd >= 0) shutdown(c->fd, SHUT_RDWR); /* the reader sees EOF and ends */
     return moved;

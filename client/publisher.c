@@ -166,6 +166,7 @@ static void free_publisher(pier_publisher *p) {
     pier_huge_free(p->mem, p->mem_len);
     free(p->bufs);
     free(p->password);
+    pthread_cond_destroy(&p->keeper_cond);
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
     free(p);
@@ -352,6 +353,7 @@ int pier_publisher_open(pier_publisher **out, const pier_publisher_options *o) {
     p->id = atomic_fetch_add(&next_publisher_id, 1);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
+    pthread_cond_init(&p->keeper_cond, NULL);
     if (o->password && !(p->password = strdup(o->password))) rc = PIER_E_NOMEM;
     if (!rc) rc = init_conns(p, o->nodes);
     if (!rc) rc = alloc_pool(p);

@@ -112,6 +112,7 @@ struct pier_publisher {
     int senders_waiting;       /* under lock: threads waiting for a live connection */
     uint64_t down_since;       /* under lock: no live connection while needed, since */
     pthread_t keeper;
+    pthread_cond_t keeper_cond; /* a connection broke, or stop: wakes the keeper */
     bool keeper_running;
     pbuf *bufs;
     pbuf *free_list;           /* under lock */
@@ -174,6 +175,9 @@ void pub_resend_orphans(pier_publisher *p);
  * with batches waiting and no live connection). */
 int pub_start_keeper(pier_publisher *p);
 void pub_stop_keeper(pier_publisher *p);
+/* Wait up to ms milliseconds on cond (with p->lock, which the caller
+ * holds). */
+void pub_wait_on(pier_publisher *p, pthread_cond_t *cond, unsigned ms);
 /* Wait up to ms milliseconds on p->cond. Caller holds p->lock. */
 void pub_wait(pier_publisher *p, unsigned ms);
 

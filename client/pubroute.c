@@ -11,7 +11,9 @@
 
 #include "publisher_impl.h"
 
-void pub_wait(pier_publisher *p, unsigned ms) {
+void pub_wait(pier_publisher *p, unsigned ms) { pub_wait_on(p, &p->cond, ms); }
+
+void pub_wait_on(pier_publisher *p, pthread_cond_t *cond, unsigned ms) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_nsec += (long)ms * 1000000L;
@@ -19,7 +21,7 @@ void pub_wait(pier_publisher *p, unsigned ms) {
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
     }
-    pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+    pthread_cond_timedwait(cond, &p->lock, &ts);
 }
 
 /* The least loaded connection, starting the scan at a rotating index so
@@ -111,7 +113,7 @@ static void *keeper_main(void *arg) {
     pier_publisher *p = arg;
     for (;;) {
         pthread_mutex_lock(&p->lock);
-        if (!p->stopping) pub_wait(p, 10);
+        if (!p->stopping) pub_wait_on(p, &p->keeper_cond, 10);
         bool stop = p->stopping;
         pthread_mutex_unlock(&p->lock);
         if (stop) return NULL;
@@ -132,7 +134,7 @@ void pub_stop_keeper(pier_publisher *p) {
     if (!p->keeper_running) return;
     pthread_mutex_lock(&p->lock);
     p->stopping = true;
-    pthread_cond_broadcast(&p->cond);
+    pthread_cond_broadcast(&p->keeper_cond);
     pthread_mutex_unlock(&p->lock);
     pthread_join(p->keeper, NULL);
     p->keeper_running = false;

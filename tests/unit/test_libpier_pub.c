@@ -24,9 +24,9 @@ static void opts_for(pier_publisher_options *o, fake_server *s) {
 }
 
 static int log_lines;
-static void count_log(void *ctx, const char *line) {
+static void count_log(void *ctx, const char *line) { /* called from any publisher thread */
     (void)line;
-    ++*(int *)ctx;
+    __atomic_fetch_add((int *)ctx, 1, __ATOMIC_RELAXED);
 }
 
 /* Publish n messages "msg-<i>" padded to size bytes. */
