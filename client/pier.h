@@ -265,6 +265,9 @@ int pier_publisher_stats(pier_publisher *p, pier_conn_stats *out, int max, int *
 /* The same summed per node (in the order of the options' nodes; client_id
  * is its first connection's): *count gets the number of nodes. */
 int pier_publisher_node_stats(pier_publisher *p, pier_conn_stats *out, int max, int *count);
+/* Add st's counters to sum (e.g. one node over several publishers) and
+ * recompute sum's ratio; node, node_index and client_id stay sum's. */
+void pier_conn_stats_add(pier_conn_stats *sum, const pier_conn_stats *st);
 
 /* ---------------------------------------------------------- subscriber */
 

@@ -476,7 +476,8 @@ int pier_publisher_stats(pier_publisher *p, pier_conn_stats *out, int max, int *
     return PIER_OK;
 }
 
-static void add_stats(pier_conn_stats *sum, const pier_conn_stats *st) {
+void pier_conn_stats_add(pier_conn_stats *sum, const pier_conn_stats *st) {
+    if (!sum || !st) return;
     sum->connected += st->connected;
     sum->batches += st->batches;
     sum->messages += st->messages;
@@ -493,6 +494,7 @@ static void add_stats(pier_conn_stats *sum, const pier_conn_stats *st) {
     sum->reconnects += st->reconnects;
     sum->zerocopy_sends += st->zerocopy_sends;
     sum->zerocopy_copied += st->zerocopy_copied;
+    set_ratio(sum);
 }
 
 int pier_publisher_node_stats(pier_publisher *p, pier_conn_stats *out, int max, int *count) {
@@ -507,8 +509,7 @@ int pier_publisher_node_stats(pier_publisher *p, pier_conn_stats *out, int max, 
             out[n] = st;
             continue;
         }
-        add_stats(&out[n], &st);
-        set_ratio(&out[n]);
+        pier_conn_stats_add(&out[n], &st);
     }
     pthread_mutex_unlock(&p->lock);
     if (count) *count = p->nconns / per;

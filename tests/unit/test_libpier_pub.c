@@ -446,6 +446,19 @@ static void cluster_opts(pier_publisher_options *o, fake_server *const *s, int n
     o->log_ctx = &log_lines;
 }
 
+/* Start the fake nodes ss[0..n) as one cluster sharing the store st
+ * (cluster_nodes defaults to n) and fill *o for a publisher on them. */
+static void cluster_setup(pier_publisher_options *o, fake_store *st, fake_server *const *ss,
+                          int n) {
+    fake_store_init(st);
+    for (int i = 0; i < n; i++) {
+        ss[i]->store = st;
+        if (!ss[i]->cluster_nodes) ss[i]->cluster_nodes = n;
+        CHECK_EQ_LL(fake_start(ss[i]), 0);
+    }
+    cluster_opts(o, ss, n);
+}
+
 typedef struct ack_tally {
     pthread_mutex_t mu;
     uint64_t messages, frames, dup_frames, single_frames, skipped_messages;
@@ -479,12 +492,10 @@ static uint64_t sum_stat(pier_publisher *p, size_t offset) {
  * publisher (one client id); per-batch ACKs release every batch. */
 static void test_cluster_handshake_one_publisher(void) {
     fake_store st;
-    fake_store_init(&st);
-    fake_server s = {.cluster_nodes = 3, .store = &st};
-    CHECK_EQ_LL(fake_start(&s), 0);
+    fake_server s = {.cluster_nodes = 3};
     fake_server *ss[] = {&s};
     pier_publisher_options o;
-    cluster_opts(&o, ss, 1);
+    cluster_setup(&o, &st, ss, 1);
     o.conns_per_node = 3;
     o.order_level = 2;
     o.replication = 2;
@@ -542,14 +553,11 @@ static void test_single_node_ignores_striped(void) {
  * most 4 when it is chosen, so it receives at most 5. */
 static void test_cluster_stripes_by_outstanding_bytes(void) {
     fake_store st;
-    fake_store_init(&st);
-    fake_server a = {.cluster_nodes = 2, .store = &st, .hold_acks = 1};
-    fake_server b = {.cluster_nodes = 2, .store = &st};
-    CHECK_EQ_LL(fake_start(&a), 0);
-    CHECK_EQ_LL(fake_start(&b), 0);
+    fake_server a = {.cluster_nodes = 2, .hold_acks = 1};
+    fake_server b = {.cluster_nodes = 2};
     fake_server *ss[] = {&a, &b};
     pier_publisher_options o;
-    cluster_opts(&o, ss, 2);
+    cluster_setup(&o, &st, ss, 2);
     o.buffers = 8;
     pier_publisher *p;
     CHECK_EQ_LL(pier_publisher_open(&p, &o), PIER_OK);
@@ -580,14 +588,11 @@ static void test_cluster_stripes_by_outstanding_bytes(void) {
  * every message exactly once, and A is reconnected in the background. */
 static void test_cluster_resend_after_connection_dies(void) {
     fake_store st;
-    fake_store_init(&st);
-    fake_server a = {.cluster_nodes = 2, .store = &st, .drop_after = 4, .drops_left = 2};
-    fake_server b = {.cluster_nodes = 2, .store = &st};
-    CHECK_EQ_LL(fake_start(&a), 0);
-    CHECK_EQ_LL(fake_start(&b), 0);
+    fake_server a = {.cluster_nodes = 2, .drop_after = 4, .drops_left = 2};
+    fake_server b = {.cluster_nodes = 2};
     fake_server *ss[] = {&a, &b};
     pier_publisher_options o;
-    cluster_opts(&o, ss, 2);
+    cluster_setup(&o, &st, ss, 2);
     pier_publisher *p;
     CHECK_EQ_LL(pier_publisher_open(&p, &o), PIER_OK);
     CHECK_EQ_LL(publish_n(p, 6000, 100), PIER_OK);
@@ -607,14 +612,11 @@ static void test_cluster_resend_after_connection_dies(void) {
  * on over the other node, nothing is lost, close succeeds. */
 static void test_cluster_node_killed(void) {
     fake_store st;
-    fake_store_init(&st);
-    fake_server a = {.cluster_nodes = 2, .store = &st};
-    fake_server b = {.cluster_nodes = 2, .store = &st};
-    CHECK_EQ_LL(fake_start(&a), 0);
-    CHECK_EQ_LL(fake_start(&b), 0);
+    fake_server a = {.cluster_nodes = 2};
+    fake_server b = {.cluster_nodes = 2};
     fake_server *ss[] = {&a, &b};
     pier_publisher_options o;
-    cluster_opts(&o, ss, 2);
+    cluster_setup(&o, &st, ss, 2);
     o.conns_per_node = 2;
     pier_publisher *p;
     CHECK_EQ_LL(pier_publisher_open(&p, &o), PIER_OK);
@@ -638,12 +640,10 @@ static void test_cluster_node_killed(void) {
  * fails saying why. */
 static void test_cluster_no_node_left_fails(void) {
     fake_store st;
-    fake_store_init(&st);
-    fake_server a = {.cluster_nodes = 1, .store = &st};
-    CHECK_EQ_LL(fake_start(&a), 0);
+    fake_server a = {.cluster_nodes = 1};
     fake_server *ss[] = {&a};
     pier_publisher_options o;
-    cluster_opts(&o, ss, 1);
+    cluster_setup(&o, &st, ss, 1);
     o.reconnect_ms = 200;
     pier_publisher *p;
     CHECK_EQ_LL(pier_publisher_open(&p, &o), PIER_OK);
@@ -658,24 +658,36 @@ static void test_cluster_no_node_left_fails(void) {
     fake_stop(&a);
 }
 
+/* Start *a (its script set) as a 1-node fake cluster with store st, open
+ * a publisher of conns connections on it whose ACKs go to t (and log
+ * lines to *lines when not NULL), publish n messages of 100 bytes and
+ * flush. Returns the publisher (NULL after a failed check). */
+static pier_publisher *one_node_run(fake_server *a, fake_store *st, int conns, ack_tally *t,
+                                    int *lines, int n) {
+    fake_server *ss[] = {a};
+    pier_publisher_options o;
+    cluster_setup(&o, st, ss, 1);
+    o.conns_per_node = conns;
+    if (lines) o.log_ctx = lines;
+    *t = (ack_tally){.mu = PTHREAD_MUTEX_INITIALIZER};
+    o.on_ack = tally_ack;
+    o.on_ack_ctx = t;
+    pier_publisher *p = NULL;
+    CHECK_EQ_LL(pier_publisher_open(&p, &o), PIER_OK);
+    if (!p) return NULL;
+    CHECK_EQ_LL(publish_n(p, n, 100), PIER_OK);
+    CHECK_EQ_LL(pier_flush(p), PIER_OK);
+    return p;
+}
+
 /* DUPLICATE ACKs release their batch like any ACK, and a second ACK of a
  * batch (a late duplicate) counts nothing twice. */
 static void test_cluster_duplicate_acks(void) {
     fake_store st;
-    fake_store_init(&st);
-    fake_server a = {.cluster_nodes = 1, .store = &st, .dup_ack_every = 3, .double_ack = 1};
-    CHECK_EQ_LL(fake_start(&a), 0);
-    fake_server *ss[] = {&a};
-    pier_publisher_options o;
-    cluster_opts(&o, ss, 1);
-    o.conns_per_node = 2;
-    ack_tally t = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    o.on_ack = tally_ack;
-    o.on_ack_ctx = &t;
-    pier_publisher *p;
-    CHECK_EQ_LL(pier_publisher_open(&p, &o), PIER_OK);
-    CHECK_EQ_LL(publish_n(p, 3000, 100), PIER_OK);
-    CHECK_EQ_LL(pier_flush(p), PIER_OK);
+    fake_server a = {.dup_ack_every = 3, .double_ack = 1};
+    ack_tally t;
+    pier_publisher *p = one_node_run(&a, &st, 2, &t, NULL, 3000);
+    if (!p) return;
     uint64_t batches = SUM_STAT(p, batches);
     CHECK_EQ_LL(SUM_STAT(p, acked_batches), batches);
     /* every second ACK, and every third first one of each connection */
@@ -694,21 +706,11 @@ static void test_cluster_duplicate_acks(void) {
  * reported to on_ack: not waited for, not taken for stored. */
 static void test_cluster_skipped_batches(void) {
     fake_store st;
-    fake_store_init(&st);
-    fake_server a = {.cluster_nodes = 1, .store = &st, .skip_every = 5};
-    CHECK_EQ_LL(fake_start(&a), 0);
-    fake_server *ss[] = {&a};
-    pier_publisher_options o;
-    cluster_opts(&o, ss, 1);
+    fake_server a = {.skip_every = 5};
+    ack_tally t;
     int lines = 0;
-    o.log_ctx = &lines;
-    ack_tally t = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    o.on_ack = tally_ack;
-    o.on_ack_ctx = &t;
-    pier_publisher *p;
-    CHECK_EQ_LL(pier_publisher_open(&p, &o), PIER_OK);
-    CHECK_EQ_LL(publish_n(p, 2000, 100), PIER_OK);
-    CHECK_EQ_LL(pier_flush(p), PIER_OK);
+    pier_publisher *p = one_node_run(&a, &st, 1, &t, &lines, 2000);
+    if (!p) return;
     uint64_t skipped = SUM_STAT(p, skipped_batches);
     CHECK_EQ_LL(pier_publisher_close(p), PIER_OK);
     fake_stop(&a);
@@ -725,20 +727,10 @@ static void test_cluster_skipped_batches(void) {
  * batch sent on it up to that one), mixed. */
 static void test_cluster_mixed_single_and_cumulative_acks(void) {
     fake_store st;
-    fake_store_init(&st);
-    fake_server a = {.cluster_nodes = 1, .store = &st, .cumulative_every = 3};
-    CHECK_EQ_LL(fake_start(&a), 0);
-    fake_server *ss[] = {&a};
-    pier_publisher_options o;
-    cluster_opts(&o, ss, 1);
-    o.conns_per_node = 2;
-    ack_tally t = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    o.on_ack = tally_ack;
-    o.on_ack_ctx = &t;
-    pier_publisher *p;
-    CHECK_EQ_LL(pier_publisher_open(&p, &o), PIER_OK);
-    CHECK_EQ_LL(publish_n(p, 4000, 100), PIER_OK);
-    CHECK_EQ_LL(pier_flush(p), PIER_OK);
+    fake_server a = {.cumulative_every = 3};
+    ack_tally t;
+    pier_publisher *p = one_node_run(&a, &st, 2, &t, NULL, 4000);
+    if (!p) return;
     CHECK_EQ_LL(SUM_STAT(p, acked_batches), SUM_STAT(p, batches));
     CHECK_EQ_LL(pier_publisher_close(p), PIER_OK);
     fake_stop(&a);
@@ -773,13 +765,12 @@ static void test_refusal_surfaces_its_text(void) {
 /* Nodes of a cluster and single nodes in one publisher: refused. */
 static void test_cluster_and_single_nodes_refused(void) {
     fake_store st;
-    fake_store_init(&st);
-    fake_server a = {.cluster_nodes = 3, .store = &st};
-    fake_server b = {0};
-    CHECK_EQ_LL(fake_start(&a), 0);
-    CHECK_EQ_LL(fake_start(&b), 0);
+    fake_server a = {.cluster_nodes = 3};
+    fake_server b = {0}; /* a single node */
     fake_server *ss[] = {&a, &b};
     pier_publisher_options o;
+    cluster_setup(&o, &st, ss, 1);
+    CHECK_EQ_LL(fake_start(&b), 0);
     cluster_opts(&o, ss, 2);
     pier_publisher *p;
     CHECK_EQ_LL(pier_publisher_open(&p, &o), PIER_E_INVALID);

@@ -494,27 +494,6 @@ typedef struct log_stats {
     int nconns;
 } log_stats;
 
-static void sum_into(pier_conn_stats *sum, const pier_conn_stats *st) {
-    sum->connected += st->connected;
-    sum->batches += st->batches;
-    sum->messages += st->messages;
-    sum->raw_bytes += st->raw_bytes;
-    sum->wire_bytes += st->wire_bytes;
-    sum->compressed_batches += st->compressed_batches;
-    sum->compress_ns += st->compress_ns;
-    sum->send_ns += st->send_ns;
-    sum->acked_batches += st->acked_batches;
-    sum->duplicate_acks += st->duplicate_acks;
-    sum->skipped_batches += st->skipped_batches;
-    sum->resent_batches += st->resent_batches;
-    sum->reconnects += st->reconnects;
-    sum->zerocopy_sends += st->zerocopy_sends;
-    sum->zerocopy_copied += st->zerocopy_copied;
-    sum->ratio = sum->raw_bytes ? (double)(sum->wire_bytes - 32 * sum->batches) /
-                                      (double)sum->raw_bytes
-                                : 1.0;
-}
-
 static void collect_stats(const log_run *r, log_stats *ls) {
     *ls = (log_stats){0};
     for (int p = 0; p < r->npubs; p++) {
@@ -523,7 +502,7 @@ static void collect_stats(const log_run *r, log_stats *ls) {
         pier_publisher_node_stats(r->pubs[p], nodes, MAX_NODES, &n);
         for (int i = 0; i < n && i < MAX_NODES; i++) {
             if (p == 0) ls->nodes[i] = nodes[i];
-            else sum_into(&ls->nodes[i], &nodes[i]);
+            else pier_conn_stats_add(&ls->nodes[i], &nodes[i]);
         }
         ls->nnodes = n < MAX_NODES ? n : MAX_NODES;
         int room = (int)(sizeof ls->conns / sizeof *ls->conns) - ls->nconns;
