@@ -13,14 +13,31 @@
 #                redis-benchmark cannot send 4 KB XADD values: a custom
 #                command gets the literal __data__)
 #
+# Then the cluster rows (issue 14; --no-cluster skips them): local clusters
+# started with tools/pier-cluster, one striped publisher (pier-bench log
+# --nodes, publish until every batch is ACKed, --cluster-total each):
+#   a 1-node cluster; a 3-node cluster published to over 2 of its nodes
+#   and over all 3 (a 2-node cluster cannot be started: pier-server wants
+#   1, 3, 5 or 7 members); order levels 0 and 2; ack levels 1 and 2;
+#   replication 1, 2, 3; and a run whose leader is killed with SIGKILL at
+#   --kill-at seconds (the stall: the longest time without an ACK from the
+#   kill on; the throughput before and after). Ratios: order level 2 / 0,
+#   RF 2 / RF 1. A server that refuses (ERROR 8, or a batch port that is
+#   off in cluster mode) ends the cluster rows with a note; the rows above
+#   are printed all the same.
+#
 # Usage: bench/compare-log.sh [--size 4kb] [--total 1gb] [--conns 1]
 #                             [--pipeline 16] [--xadd-conns 4] [--codec lz4]
+#                             [--no-cluster] [--cluster-total 256mb]
+#                             [--kill-at 1]
 # Sizes take the server's units (4kb = 4096, 4k = 4000), in both tools.
-# Servers run on free ports and are stopped by PID.
+# Servers run on free ports and are stopped by PID (clusters with
+# tools/pier-cluster stop).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SIZE=4kb TOTAL=1gb CONNS=1 PIPELINE=16 XCONNS=4 CODEC=lz4 BATCH=2mb
+CLUSTER=1 CTOTAL=256mb KILL_AT=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) SIZE=$2; shift 2 ;;
@@ -30,7 +47,10 @@ while [ $# -gt 0 ]; do
     --xadd-conns) XCONNS=$2; shift 2 ;;
     --codec) CODEC=$2; shift 2 ;;
     --batch) BATCH=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --no-cluster) CLUSTER=0; shift ;;
+    --cluster-total) CTOTAL=$2; shift 2 ;;
+    --kill-at) KILL_AT=$2; shift 2 ;;
+    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -41,9 +61,13 @@ command -v redis-server >/dev/null || { echo "redis-server missing (make deps)" 
 
 WORK=$(mktemp -d)
 PIDS=()
+CLUSTER_DIRS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  for d in "${CLUSTER_DIRS[@]+"${CLUSTER_DIRS[@]}"}"; do
+    tools/pier-cluster stop --dir "$d" >/dev/null 2>&1 || true
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -105,4 +129,127 @@ for name, v in [("loopback TCP ceiling", ceil), ("libpier -> sink (client alone)
                 ("pier batch publish (acked)", pub), ("pier batch end-to-end", e2e),
                 ("pier RESP XADD pipelined", pxadd), ("redis RESP XADD pipelined", rxadd)]:
     print(f"{name:<34}{v:>10.1f}{v*1048576/1e9:>8.2f}{v/ceil:>10.2f}{v/rxadd:>9.2f}")
+PY
+
+# ---- cluster rows -----------------------------------------------------------
+[ "$CLUSTER" = 1 ] || exit 0
+
+# A base port P with P..P+n-1, their batch ports (+1000) and bus ports
+# (+10000) free.
+free_base() {
+  /usr/bin/python3 - "$1" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+for _ in range(200):
+    base = random.randrange(20000, 50000)
+    if all(free(base + i + d) for i in range(n) for d in (0, 1000, 10000)):
+        print(base); break
+else:
+    sys.exit("no free base port")
+PY
+}
+
+CROWS=$WORK/cluster-rows.tsv
+: >"$CROWS"
+REFUSED=""
+
+# start_cluster n: CNODES = "host:batchport,..." of its nodes. Not in a
+# $(...): CLUSTER_DIRS and REFUSED must reach this shell.
+start_cluster() {
+  local n=$1 base dir
+  CNODES=""
+  base=$(free_base "$n") || { REFUSED="no free ports for a $n-node cluster"; return 1; }
+  dir=$WORK/cluster-$n
+  CLUSTER_DIRS+=("$dir")
+  if ! tools/pier-cluster start "$n" --base-port "$base" --dir "$dir" -- --save "" \
+      >"$WORK/cluster-$n.log" 2>&1; then
+    REFUSED="tools/pier-cluster start $n failed: $(tail -n 3 "$WORK/cluster-$n.log" | tr '\n' ' ')"
+    return 1
+  fi
+  local i
+  for i in $(seq 0 $((n - 1))); do CNODES="$CNODES${CNODES:+,}127.0.0.1:$((base + 1000 + i))"; done
+}
+
+# crow name nodes pier-bench-args...: one row into $CROWS, or REFUSED set
+# (ERROR 8 or a batch port that is off) when the server refuses.
+crow() {
+  local name=$1 nodes=$2 out err
+  shift 2
+  [ -z "$REFUSED" ] || return 0
+  echo "== cluster: $name" >&2
+  if out=$(build/pier-bench log --nodes "$nodes" -d "$SIZE" --total "$CTOTAL" --conns "$CONNS" \
+             --codec "$CODEC" --batch "$BATCH" --json -q --topic "cmp:cluster:$name" "$@" \
+             2>"$WORK/row.err"); then
+    printf '%s\t%s\n' "$name" "$(printf '%s' "$out" | tr -d '\n')" >>"$CROWS"
+    return 0
+  fi
+  err=$(grep -m1 -E "server error|batch port|cannot open" "$WORK/row.err" || tail -n 1 "$WORK/row.err")
+  if grep -qE "server error 8|is the batch port on|Connection refused" "$WORK/row.err"; then
+    REFUSED="the server refused ($name): $err"
+  else
+    printf '%s\t{"failed":1,"error":"%s"}\n' "$name" "$(printf '%s' "$err" | tr -d '"\\')" >>"$CROWS"
+  fi
+}
+
+if start_cluster 1; then
+  crow "1 node: order 1, ack 1" "$CNODES" --order-level 1 --ack-level 1
+  tools/pier-cluster stop --dir "$WORK/cluster-1" >/dev/null 2>&1 || true
+fi
+if [ -z "$REFUSED" ] && start_cluster 3; then
+  C3=$CNODES
+  C3_2=${C3%,*}
+  crow "3 nodes, 2 published to: order 1, ack 1" "$C3_2" --order-level 1 --ack-level 1
+  crow "3 nodes: order 1, ack 1" "$C3" --order-level 1 --ack-level 1
+  crow "3 nodes: order 0, ack 1" "$C3" --order-level 0 --ack-level 1
+  crow "3 nodes: order 2, ack 1" "$C3" --order-level 2 --ack-level 1
+  crow "3 nodes: order 2, ack 2, RF 1" "$C3" --order-level 2 --ack-level 2 --replication 1
+  crow "3 nodes: order 2, ack 2, RF 2" "$C3" --order-level 2 --ack-level 2 --replication 2
+  crow "3 nodes: order 2, ack 2, RF 3" "$C3" --order-level 2 --ack-level 2 --replication 3
+  crow "3 nodes: leader killed (order 2, ack 2, RF 2)" "$C3" --order-level 2 --ack-level 2 \
+       --replication 2 --kill-leader-at "$KILL_AT"
+fi
+
+/usr/bin/python3 - "$CROWS" "$CTOTAL" "$SIZE" "$CONNS" "$REFUSED" <<'PY'
+import json, sys
+path, total, size, conns, refused = sys.argv[1:6]
+rows = []
+for line in open(path):
+    name, js = line.rstrip("\n").split("\t", 1)
+    rows.append((name, json.loads(js)))
+print()
+print(f"cluster rows: one striped publisher, {size} messages, {total} each, {conns} connection(s) per node")
+if rows:
+    print(f"{'run':<46}{'MiB/s':>10}  notes")
+for name, r in rows:
+    if r.get("failed"):
+        print(f"{name:<46}{'failed':>10}  {r.get('error', '')}")
+        continue
+    note = ""
+    if r.get("leader_killed"):
+        st = r.get("stall_s")
+        note = (f"stall {st:.3f} s; before {r['mib_per_sec_before_kill']:.1f}, "
+                f"after {r['mib_per_sec_after_stall']:.1f} MiB/s" if st is not None
+                else "no ACK after the kill")
+    elif "kill_s" in r:
+        note = "the leader was not killed"
+    print(f"{name:<46}{r['mib_per_sec']:>10.1f}  {note}")
+def mib(name):
+    r = dict(rows).get(name)
+    return r["mib_per_sec"] if r and not r.get("failed") else None
+for label, a, b, goal in [
+        ("order level 2 / 0 (ack 1)", "3 nodes: order 2, ack 1", "3 nodes: order 0, ack 1", 0.9),
+        ("RF 2 / RF 1 (order 2, ack 2)", "3 nodes: order 2, ack 2, RF 2", "3 nodes: order 2, ack 2, RF 1", 0.45)]:
+    x, y = mib(a), mib(b)
+    if x is not None and y:
+        print(f"ratio {label:<32}{x / y:>6.2f}  (goal >= {goal})")
+if refused:
+    print(f"cluster rows stopped: {refused}")
 PY

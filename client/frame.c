@@ -16,6 +16,8 @@ size_t pb_encode_handshake(const pb_handshake *h, uint8_t *buf, size_t cap) {
     if (slen > PB_MAX_START) return (size_t)pier_fail(0, "start longer than %d", PB_MAX_START);
     if (h->role == PB_ROLE_PUBLISHER && slen)
         return (size_t)pier_fail(0, "a publisher sends no start");
+    if (h->replication > 255 || h->flags > 255)
+        return (size_t)pier_fail(0, "replication factor or flags over 255");
     size_t total = PB_HANDSHAKE_FIXED + tlen + klen + slen;
     if (total > cap) return (size_t)pier_fail(0, "handshake buffer too small");
     memset(buf, 0, PB_HANDSHAKE_FIXED);
@@ -25,6 +27,8 @@ size_t pb_encode_handshake(const pb_handshake *h, uint8_t *buf, size_t cap) {
     buf[7] = (uint8_t)h->ack_level;
     buf[8] = (uint8_t)h->order_level;
     buf[9] = (uint8_t)h->codecs;
+    buf[10] = (uint8_t)h->replication;
+    buf[11] = (uint8_t)h->flags;
     codec_put_le64(buf + 12, h->client_id);
     codec_put_le16(buf + 20, (uint16_t)tlen);
     codec_put_le16(buf + 22, (uint16_t)klen);

@@ -61,8 +61,7 @@ static int read_first_header(int fd, const char *peer, uint8_t raw[256], uint64_
     return pn_read_until(fd, raw, PB_HEADER_LEN, &have, deadline);
 }
 
-int pb_hello(int fd, const pb_handshake *hs, const char *peer, uint64_t *next_seq,
-             uint32_t *max_payload) {
+int pb_hello(int fd, const pb_handshake *hs, const char *peer, pb_hello_ok *ok) {
     int rc = send_handshake(fd, hs);
     if (rc) return rc;
     uint64_t deadline = pn_now_ns() + HELLO_TIMEOUT_NS;
@@ -79,7 +78,9 @@ int pb_hello(int fd, const pb_handshake *hs, const char *peer, uint64_t *next_se
     if (h.type != PB_HELLO_OK) return pier_fail(PIER_E_PROTOCOL, "expected HELLO_OK from %s", peer);
     if ((rc = pn_read_until(fd, raw, 8, &have, deadline))) return rc;
     uint64_t maxp = codec_get_le64(raw);
-    *max_payload = maxp > PB_MAX_PAYLOAD || maxp == 0 ? PB_MAX_PAYLOAD : (uint32_t)maxp;
-    *next_seq = h.seq;
+    ok->max_payload = maxp > PB_MAX_PAYLOAD || maxp == 0 ? PB_MAX_PAYLOAD : (uint32_t)maxp;
+    ok->next_seq = h.seq;
+    ok->cluster = (h.flags & PB_FLAG_CLUSTER) != 0;
+    ok->cluster_nodes = ok->cluster ? h.count : 0;
     return PIER_OK;
 }

@@ -30,7 +30,24 @@ void pier_clear_error(void);
 
 enum { PB_ROLE_PUBLISHER = 1, PB_ROLE_SUBSCRIBER = 2 };
 enum { PB_BATCH = 1, PB_ACK = 2, PB_ERROR = 3, PB_HELLO_OK = 4 };
-enum { PB_FLAG_DUPLICATE = 1 };
+/* Frame header flags (byte 7). ACK: DUPLICATE (the batch had been stored
+ * before), SINGLE (acknowledges exactly `seq`, not every sequence up to
+ * it), UNORDERED (stored but not ordered yet: no IDs, empty payload),
+ * SKIPPED (the cluster ordered the publisher's later batches without
+ * this one: it is not in the log).
+ * HELLO_OK: CLUSTER (the node is in cluster mode: a STRIPED publisher's
+ * connections share its client id; `count` is the cluster's size). */
+enum {
+    PB_FLAG_DUPLICATE = 1,
+    PB_FLAG_SINGLE = 2,
+    PB_FLAG_UNORDERED = 4,
+    PB_FLAG_CLUSTER = 8,
+    PB_FLAG_SKIPPED = 16
+};
+/* Handshake byte 11 (flags). STRIPED: this client id publishes over
+ * several connections (a node in cluster mode skips the per-connection
+ * sequence-gap check; a single node ignores the flag). */
+enum { PB_HS_STRIPED = 1 };
 
 typedef struct pb_header {
     uint8_t type, codec, flags;
@@ -41,6 +58,8 @@ typedef struct pb_header {
 typedef struct pb_handshake {
     int role, ack_level, order_level;
     unsigned codecs;
+    unsigned replication;  /* byte 10: replication factor asked for (0 = the topic's) */
+    unsigned flags;        /* byte 11: PB_HS_STRIPED */
     uint64_t client_id;
     const char *token;  /* may be NULL */
     const char *topic;
@@ -71,14 +90,21 @@ void pb_attach_fields(pier_msg *msgs, uint32_t count, pier_field *fields);
  * returns the status matching the code (PIER_E_AUTH for 3, else SERVER). */
 int pb_error_frame(const uint8_t *payload, size_t len);
 
+/* What HELLO_OK says. */
+typedef struct pb_hello_ok {
+    uint64_t next_seq;      /* header seq: the next batch sequence to send */
+    uint32_t max_payload;   /* payload: the largest batch accepted */
+    bool cluster;           /* PB_FLAG_CLUSTER: the node is in cluster mode */
+    uint32_t cluster_nodes; /* header count: the cluster's size (0 on a single node) */
+} pb_hello_ok;
+
 /* The opening exchange (hello.c): send the handshake on fd and read the
- * server's HELLO_OK (its next sequence and max payload bytes), within the
- * server's own 10 s handshake deadline. ERROR frames become their status
- * (pb_error_frame); an answer that is not a batch frame (a RESP port's
- * error, ...) fails at once with PIER_E_PROTOCOL "<peer> is not a pier
- * batch port (...)". peer ("host:port") is only for messages. */
-int pb_hello(int fd, const pb_handshake *hs, const char *peer, uint64_t *next_seq,
-             uint32_t *max_payload);
+ * server's HELLO_OK into *ok, within the server's own 10 s handshake
+ * deadline. ERROR frames become their status (pb_error_frame); an answer
+ * that is not a batch frame (a RESP port's error, ...) fails at once with
+ * PIER_E_PROTOCOL "<peer> is not a pier batch port (...)". peer
+ * ("host:port") is only for messages. */
+int pb_hello(int fd, const pb_handshake *hs, const char *peer, pb_hello_ok *ok);
 
 /* ---- compression (codec.c) ---- */
 

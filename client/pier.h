@@ -7,7 +7,8 @@
  *     home node.
  *   - Publisher: appends messages to a stream (a "topic") over the binary
  *     batch protocol (docs/PROTOCOL.md, version 1), batching, compressing
- *     and striping them over several connections and nodes.
+ *     and striping them over several connections and nodes (a pier
+ *     cluster's nodes: one publisher, ordered by the cluster).
  *   - Subscriber: reads a stream over the batch protocol, one batch of
  *     messages per call.
  *
@@ -146,6 +147,23 @@ enum pier_codec { PIER_CODEC_NONE = 0, PIER_CODEC_LZ4 = 1, PIER_CODEC_ZSTD = 2 }
  * options means stderr. */
 typedef void (*pier_log_fn)(void *ctx, const char *line);
 
+/* Flags of an acknowledgement (pier_ack_fn; the ACK frame's flags). */
+enum {
+    PIER_ACK_DUPLICATE = 1, /* the batch had been stored before (a resend) */
+    PIER_ACK_SINGLE = 2,    /* it acknowledges exactly one batch (cluster mode) */
+    PIER_ACK_UNORDERED = 4, /* stored, not ordered yet (cluster mode, order level 0/1) */
+    PIER_ACK_SKIPPED = 16   /* NOT stored: the cluster ordered the publisher's later
+                               batches without it (it came too late); logged, counted */
+};
+
+/* Called once per ACK frame, from a connection's ACK reader thread, after
+ * the batches it acknowledges were released: seq is the frame's sequence
+ * (the batch's, or with cumulative ACKs the highest acknowledged),
+ * messages the number of messages it newly acknowledged (0 for a late
+ * ACK of a batch already acknowledged), flags PIER_ACK_*. Must be quick
+ * and thread-safe, and must not call the publisher's functions. */
+typedef void (*pier_ack_fn)(void *ctx, uint64_t seq, uint32_t messages, unsigned flags);
+
 typedef struct pier_publisher_options {
     const char *topic;          /* stream key, 1..1024 bytes (required) */
     const char *const *nodes;   /* "host:port" of batch ports (required) */
@@ -154,7 +172,11 @@ typedef struct pier_publisher_options {
     size_t batch_bytes;         /* raw payload per batch (2 MiB) */
     unsigned linger_us;         /* flush a partial batch this old (1000; 0 = only when full
                                    or on pier_flush) */
-    int ack_level;              /* 0 none, 1 appended (1), 2 replicated */
+    int ack_level;              /* 0 none, 1 stored (1), 2 stored on `replication` nodes and
+                                   ordered (cluster mode) */
+    int order_level;            /* 0 none, 1 per-publisher FIFO (1), 2 total order */
+    int replication;            /* replication factor asked for: 0 = the topic's (0); more
+                                   than 1 needs cluster mode */
     enum pier_codec codec;      /* PIER_CODEC_LZ4 */
     size_t compress_min_bytes;  /* batches below this go raw (64 KiB) */
     int adaptive;               /* 1 = compress only when it pays (default); 0 = always */
@@ -165,11 +187,14 @@ typedef struct pier_publisher_options {
     size_t zerocopy_min_bytes;  /* MSG_ZEROCOPY for sends >= this (0 = off, the default) */
     int buffers;                /* batch buffers in the pool (0 = 4 per connection + 8) */
     const char *password;       /* requirepass token (NULL = none) */
-    unsigned reconnect_ms;      /* give up reconnecting after this long (5000) */
+    unsigned reconnect_ms;      /* single node: give up reconnecting after this long; cluster:
+                                   fail after this long with no node reachable (5000) */
     pier_log_fn log;            /* NULL = stderr */
     void *log_ctx;
     int verbose;                /* 1 = also informational lines, e.g. the huge-page
                                    fallback (0: warnings only) */
+    pier_ack_fn on_ack;         /* NULL = none */
+    void *on_ack_ctx;
 } pier_publisher_options;
 
 /* Defaults for every field (the values in parentheses above); call it
@@ -179,25 +204,43 @@ void pier_publisher_options_init(pier_publisher_options *o);
 typedef struct pier_publisher pier_publisher;
 
 /* Connects to every node (handshake, HELLO_OK) and allocates the buffer
- * pool once. Each connection gets its own client id (client_id + index)
- * because the server keeps one batch sequence per client id. Fails at once
- * when a node cannot be reached (PIER_E_CONNECT) or is not a pier batch
+ * pool once. The first connection's HELLO_OK says whether the nodes form
+ * a cluster:
+ *   - single nodes: each connection gets its own client id (client_id +
+ *     index) because the server keeps one batch sequence per client id;
+ *     several nodes are independent servers, each storing its share.
+ *   - cluster mode: the publisher is ONE publisher (one client id, one
+ *     sequence space) over all its connections (handshake flag STRIPED);
+ *     a batch goes to the connection with the fewest unacknowledged bytes,
+ *     the cluster orders them (order_level), and a connection that fails
+ *     has its unacknowledged batches resent on the others at once (same
+ *     client id and sequence: the cluster drops duplicates) while it is
+ *     reconnected in the background.
+ * Every node must be of one kind (PIER_E_INVALID otherwise). Fails at once
+ * when a node cannot be reached (PIER_E_CONNECT), is not a pier batch
  * port, e.g. a RESP port (PIER_E_PROTOCOL, "... is not a pier batch
- * port ..."); a connection lost later is retried for reconnect_ms. */
+ * port ..."), or refuses the levels (PIER_E_SERVER, "server error 8:
+ * ..."). A connection lost later is retried (see reconnect_ms). */
 int pier_publisher_open(pier_publisher **out, const pier_publisher_options *o);
 /* Copy one message into the calling thread's current batch. May send a
  * full batch, and blocks while every buffer waits for an ACK. */
 int pier_publish(pier_publisher *p, const void *msg, size_t len);
 /* Send every partial batch (of all threads) and, with ack level >= 1,
- * wait until every batch sent so far is acknowledged. */
+ * wait until every batch sent so far is acknowledged (in cluster mode
+ * also the ones being resent after a failure; fails after reconnect_ms
+ * with no node reachable). */
 int pier_flush(pier_publisher *p);
 /* Flush, wait for every ACK (ack level >= 1), stop the threads and free
  * p. Returns PIER_OK only if every published message was acknowledged
  * (or sent, at ack level 0); p is freed either way. */
 int pier_publisher_close(pier_publisher *p);
+/* The cluster's size from HELLO_OK in cluster mode, 0 with single nodes. */
+int pier_publisher_cluster_nodes(pier_publisher *p);
 
 typedef struct pier_conn_stats {
     char node[64];            /* "host:port" */
+    int node_index;           /* in the options' nodes */
+    int connected;            /* connections up now (0/1; a node's sum in node stats) */
     uint64_t client_id;
     uint64_t batches;         /* batches sent (resends included) */
     uint64_t messages;
@@ -207,13 +250,24 @@ typedef struct pier_conn_stats {
     uint64_t compress_ns;     /* time spent compressing */
     uint64_t send_ns;         /* time spent in writev/sendmsg */
     uint64_t acked_batches;   /* distinct sequences acknowledged (ACK or HELLO_OK) */
+    uint64_t duplicate_acks;  /* ACKs with the DUPLICATE flag */
+    uint64_t skipped_batches; /* batches the cluster skipped: not in the log */
+    uint64_t resent_batches;  /* batches sent here again after another connection failed */
+    uint64_t outstanding_bytes; /* sent and not acknowledged yet (now) */
     uint64_t reconnects;
     uint64_t zerocopy_sends, zerocopy_copied; /* copied: the kernel fell back to a copy */
     double ratio;             /* wire_bytes / raw_bytes (1.0 when nothing sent) */
 } pier_conn_stats;
 
-/* Fill up to max entries of out; *count gets the number of connections. */
+/* Per connection: fill up to max entries of out; *count gets the number
+ * of connections. */
 int pier_publisher_stats(pier_publisher *p, pier_conn_stats *out, int max, int *count);
+/* The same summed per node (in the order of the options' nodes; client_id
+ * is its first connection's): *count gets the number of nodes. */
+int pier_publisher_node_stats(pier_publisher *p, pier_conn_stats *out, int max, int *count);
+/* Add st's counters to sum (e.g. one node over several publishers) and
+ * recompute sum's ratio; node, node_index and client_id stay sum's. */
+void pier_conn_stats_add(pier_conn_stats *sum, const pier_conn_stats *st);
 
 /* ---------------------------------------------------------- subscriber */
 

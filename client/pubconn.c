@@ -25,30 +25,100 @@
 /* ---------------------------------------------------------------- queue */
 
 static bool buf_done(const pconn *c, const pbuf *b) {
-    bool acked = c->p->opt.ack_level == 0 || b->seq <= c->acked_seq;
+    bool acked = c->p->opt.ack_level == 0 || b->acked;
     bool zc_done = !b->zc_pending || (int32_t)(b->zc_id - c->zc_done) < 0;
     return acked && zc_done;
 }
 
+/* b's bytes leave c's outstanding count. Caller holds p->lock. */
+static void uncount(pconn *c, pbuf *b) {
+    if (!b->counted) return;
+    c->out_bytes -= b->wire_len;
+    b->counted = false;
+}
+
+/* Record that the server acknowledged b; returns its messages (0 when it
+ * was acknowledged before). Caller holds p->lock. */
+static uint32_t mark_acked(pconn *c, pbuf *b) {
+    if (b->acked) return 0;
+    b->acked = true;
+    uncount(c, b);
+    c->stats.acked_batches++;
+    return b->count;
+}
+
+/* Per-batch ACKs complete out of order: done buffers leave the queue
+ * wherever they are. */
 void pconn_release_done(pconn *c) {
     pier_publisher *p = c->p;
     bool freed = false;
-    while (c->unacked_head && buf_done(c, c->unacked_head)) {
-        pbuf *b = c->unacked_head;
-        c->unacked_head = b->next;
-        if (!c->unacked_head) c->unacked_tail = NULL;
+    pbuf **link = &c->unacked_head, *last = NULL;
+    while (*link) {
+        pbuf *b = *link;
+        if (!buf_done(c, b)) {
+            last = b;
+            link = &b->next;
+            continue;
+        }
+        *link = b->next;
+        uncount(c, b);
         b->next = p->free_list;
         p->free_list = b;
+        p->in_flight--;
         freed = true;
     }
+    c->unacked_tail = last;
     if (freed) pthread_cond_broadcast(&p->cond);
 }
 
+/* Caller holds p->lock. */
 static void enqueue_unacked(pconn *c, pbuf *b) {
     b->next = NULL;
+    b->acked = false;
+    b->counted = true;
+    b->sent_no = c->sends++;
+    c->out_bytes += b->wire_len;
     if (c->unacked_tail) c->unacked_tail->next = b;
     else c->unacked_head = b;
     c->unacked_tail = b;
+}
+
+/* Caller holds p->lock. */
+static void orphan(pier_publisher *p, pbuf *b) {
+    b->next = NULL;
+    if (p->orphans_tail) p->orphans_tail->next = b;
+    else p->orphans = b;
+    p->orphans_tail = b;
+}
+
+int pconn_break(pconn *c) {
+    pier_publisher *p = c->p;
+    pthread_mutex_lock(&p->lock);
+    if (c->broken) {
+        pthread_mutex_unlock(&p->lock);
+        return -1;
+    }
+    c->broken = true;
+    c->retry_at_ns = pn_now_ns() + (uint64_t)c->backoff_ms * 1000000ull;
+    /* The socket is gone: no zero-copy completion will come; what was
+     * acknowledged is free now, the rest is resent elsewhere. */
+    c->zc_done = c->zc_next_id;
+    for (pbuf *b = c->unacked_head; b; b = b->next) b->zc_pending = false;
+    pconn_release_done(c);
+    int moved = 0;
+    while (c->unacked_head) {
+        pbuf *b = c->unacked_head;
+        c->unacked_head = b->next;
+        uncount(c, b);
+        orphan(p, b);
+        moved++;
+    }
+    c->unacked_tail = NULL;
+    pthread_cond_broadcast(&p->cond);
+    pthread_cond_signal(&p->keeper_cond);
+    pthread_mutex_unlock(&p->lock);
+    if (c->fd >= 0) shutdown(c->fd, SHUT_RDWR); /* the reader sees EOF and ends */
+    return moved;
 }
 
 /* ------------------------------------------------------------ zero copy */
@@ -180,13 +250,26 @@ static bool is_broken(pconn *c) {
 
 int pconn_send(pconn *c, pbuf *b) {
     pier_publisher *p = c->p;
-    if (is_broken(c)) {
+    if (!p->cluster && is_broken(c)) {
         int rc = pconn_connect(c);
         if (rc) return rc;
     }
-    b->seq = c->next_seq++;
+    if (p->cluster) {
+        pthread_mutex_lock(&p->lock);
+        b->seq = p->next_seq++;
+        pthread_mutex_unlock(&p->lock);
+    } else {
+        b->seq = c->next_seq++;
+    }
     encode_batch(c, b);
+    b->wire_len = PB_HEADER_LEN + b->payload_len;
     pthread_mutex_lock(&p->lock);
+    p->in_flight++;
+    if (p->cluster && c->broken) { /* broke since it was picked: another one sends it */
+        orphan(p, b);
+        pthread_mutex_unlock(&p->lock);
+        return PIER_OK;
+    }
     c->stats.messages += b->count;
     c->stats.raw_bytes += b->used;
     /* Queue before writing: the ACK may arrive before writev returns. */
@@ -197,10 +280,41 @@ int pconn_send(pconn *c, pbuf *b) {
     pconn_release_done(c); /* ack level 0 without zero copy: free now */
     pthread_mutex_unlock(&p->lock);
     if (rc == PIER_OK) return PIER_OK;
+    if (p->cluster) {
+        if (pconn_break(c) >= 0)
+            pub_log(p, "connection %s:%d lost (%s); its batches go to the other connections",
+                    c->host, c->port, pier_last_error());
+        return PIER_OK;
+    }
     /* The batch stays queued: the reconnect resends it if the server
      * did not get it (ack level >= 1). */
     mark_broken(c);
     return pconn_connect(c);
+}
+
+int pconn_resend(pconn *c, pbuf *b) {
+    pier_publisher *p = c->p;
+    pthread_mutex_lock(&p->lock);
+    if (c->broken) {
+        b->next = p->orphans; /* back to the front: it is the oldest */
+        p->orphans = b;
+        if (!p->orphans_tail) p->orphans_tail = b;
+        pthread_mutex_unlock(&p->lock);
+        return PIER_E_IO;
+    }
+    c->stats.messages += b->count;
+    c->stats.raw_bytes += b->used;
+    c->stats.resent_batches++;
+    enqueue_unacked(c, b);
+    pthread_mutex_unlock(&p->lock);
+    int rc = write_batch(c, b); /* the header holds its sequence already */
+    pthread_mutex_lock(&p->lock);
+    pconn_release_done(c);
+    pthread_mutex_unlock(&p->lock);
+    if (rc && pconn_break(c) >= 0)
+        pub_log(p, "connection %s:%d lost (%s); its batches go to the other connections",
+                c->host, c->port, pier_last_error());
+    return rc;
 }
 
 /* ---------------------------------------------------------- ACK reader */
@@ -209,26 +323,74 @@ static void reader_fail(pconn *c, int rc, bool fatal) {
     pier_publisher *p = c->p;
     pthread_mutex_lock(&p->lock);
     bool quiet = p->stopping && rc == PIER_E_IO;
-    c->broken = true;
+    bool cluster = p->cluster;
+    if (!cluster || fatal) c->broken = true;
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
-    if (fatal) pub_set_failed(p, rc, pier_last_error());
-    else if (!quiet) pub_log(p, "connection %s:%d lost (%s); will reconnect", c->host, c->port,
-                             pier_last_error());
+    if (fatal) {
+        pub_set_failed(p, rc, pier_last_error());
+    } else if (cluster) {
+        char why[200];
+        snprintf(why, sizeof why, "%s", pier_last_error());
+        int moved = pconn_break(c);
+        if (moved >= 0 && !quiet)
+            pub_log(p, "connection %s:%d lost (%s); %d unacknowledged batch(es) go to the other "
+                    "connections; reconnecting in the background", c->host, c->port, why, moved);
+        pub_resend_orphans(p);
+    } else if (!quiet) {
+        pub_log(p, "connection %s:%d lost (%s); will reconnect", c->host, c->port,
+                pier_last_error());
+    }
+}
+
+/* Mark what an ACK frame acknowledges: exactly seq (SINGLE), or
+ * (cumulative) every batch this connection sent up to the one with seq:
+ * in single mode that is every sequence up to seq. Returns the messages
+ * newly acknowledged. Caller holds p->lock. */
+static uint32_t apply_ack(pconn *c, const pb_header *h) {
+    uint32_t msgs = 0;
+    if (h->flags & PB_FLAG_SINGLE) {
+        for (pbuf *b = c->unacked_head; b; b = b->next)
+            if (b->seq == h->seq) {
+                msgs = mark_acked(c, b);
+                break;
+            }
+    } else if (c->p->cluster) {
+        /* Cumulative on a striped connection: the batches it received up
+         * to the one with this sequence (a resent orphan may have a lower
+         * sequence and still be on its way). */
+        pbuf *hit = c->unacked_head;
+        while (hit && hit->seq != h->seq) hit = hit->next;
+        for (pbuf *b = c->unacked_head; hit && b; b = b->next)
+            if (b->sent_no <= hit->sent_no) msgs += mark_acked(c, b);
+    } else {
+        for (pbuf *b = c->unacked_head; b; b = b->next)
+            if (b->seq <= h->seq) msgs += mark_acked(c, b);
+        if (h->seq > c->acked_seq) c->acked_seq = h->seq;
+    }
+    if (h->flags & PB_FLAG_DUPLICATE) c->stats.duplicate_acks++;
+    if ((h->flags & PB_FLAG_SKIPPED) && msgs) c->stats.skipped_batches++;
+    return msgs;
 }
 
 static int handle_ack(pconn *c, const pb_header *h, int fd) {
     uint8_t payload[16];
     int rc = pn_read_full(fd, payload, h->payload_len);
     if (rc) return rc;
-    pthread_mutex_lock(&c->p->lock);
-    if (h->seq > c->acked_seq) {
-        c->stats.acked_batches += h->seq - c->acked_seq;
-        c->acked_seq = h->seq;
-    }
+    pier_publisher *p = c->p;
+    pthread_mutex_lock(&p->lock);
+    uint32_t msgs = apply_ack(c, h);
     pconn_release_done(c);
-    pthread_cond_broadcast(&c->p->cond);
-    pthread_mutex_unlock(&c->p->lock);
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    if ((h->flags & PB_FLAG_SKIPPED) && msgs)
+        pub_log(p, "batch %llu (%u messages) was skipped by the cluster (%s:%d): it came after "
+                "the publisher's later batches were ordered; it is not in the log",
+                (unsigned long long)h->seq, msgs, c->host, c->port);
+    if (p->opt.on_ack)
+        p->opt.on_ack(p->opt.on_ack_ctx, h->seq, msgs,
+                      h->flags & (PB_FLAG_DUPLICATE | PB_FLAG_SINGLE | PB_FLAG_UNORDERED |
+                                  PB_FLAG_SKIPPED));
     return PIER_OK;
 }
 
@@ -262,18 +424,40 @@ static void *reader_main(void *arg) {
 
 /* ----------------------------------------------------------- handshake */
 
-/* Send the handshake and read HELLO_OK: *next_seq, c->max_payload. */
-static int handshake(pconn *c, int fd, uint64_t *next_seq) {
+/* Send the handshake and read HELLO_OK into *ok (c->max_payload too).
+ * Every libpier publisher says STRIPED: in cluster mode its connections
+ * share one client id; a single node ignores the flag. */
+static int handshake(pconn *c, int fd, pb_hello_ok *ok) {
     pier_publisher *p = c->p;
     pb_handshake hs = {.role = PB_ROLE_PUBLISHER, .ack_level = p->opt.ack_level,
-                       .order_level = 1, .client_id = c->client_id,
-                       .token = p->password, .topic = p->topic};
+                       .order_level = p->opt.order_level,
+                       .replication = (unsigned)p->opt.replication, .flags = PB_HS_STRIPED,
+                       .client_id = c->client_id, .token = p->password, .topic = p->topic};
     char peer[300];
     snprintf(peer, sizeof peer, "%s:%d", c->host, c->port);
-    int rc = pb_hello(fd, &hs, peer, next_seq, &c->max_payload);
+    int rc = pb_hello(fd, &hs, peer, ok);
     if (rc) return rc;
-    if (*next_seq == 0) return pier_fail(PIER_E_PROTOCOL, "HELLO_OK with next sequence 0");
+    c->max_payload = ok->max_payload;
+    if (ok->next_seq == 0) return pier_fail(PIER_E_PROTOCOL, "HELLO_OK with next sequence 0");
     return PIER_OK;
+}
+
+/* The first HELLO_OK fixes the mode; every later one must agree. */
+static int check_mode(pconn *c, const pb_hello_ok *ok) {
+    pier_publisher *p = c->p;
+    pthread_mutex_lock(&p->lock);
+    if (!p->mode_known) {
+        p->mode_known = true;
+        p->cluster = ok->cluster;
+        p->cluster_nodes = ok->cluster_nodes;
+    }
+    bool same = p->cluster == ok->cluster;
+    pthread_mutex_unlock(&p->lock);
+    if (same) return PIER_OK;
+    return pier_fail(PIER_E_INVALID, "%s:%d is %s cluster mode but %s:%d is %s: give the nodes "
+                     "of one cluster, or single nodes", c->host, c->port,
+                     ok->cluster ? "in" : "not in", p->conns[0].host, p->conns[0].port,
+                     ok->cluster ? "not" : "");
 }
 
 static void stop_reader(pconn *c) {
@@ -296,10 +480,9 @@ static int reconcile(pconn *c, uint64_t next) {
         return -1;
     }
     bool forgot = next - 1 < c->acked_seq;
-    if (next - 1 > c->acked_seq) { /* HELLO_OK acknowledges these */
-        c->stats.acked_batches += next - 1 - c->acked_seq;
-        c->acked_seq = next - 1;
-    }
+    c->acked_seq = next - 1;
+    for (pbuf *b = c->unacked_head; b; b = b->next)
+        if (b->seq < next) mark_acked(c, b); /* HELLO_OK acknowledges these */
     c->zc_done = c->zc_next_id; /* the old socket is gone: no completion will come */
     for (pbuf *b = c->unacked_head; b; b = b->next) b->zc_pending = false;
     pconn_release_done(c);
@@ -322,7 +505,7 @@ static int reconcile(pconn *c, uint64_t next) {
  * free list while we write. */
 static pbuf *find_unacked(pconn *c, uint64_t seq) {
     for (pbuf *b = c->unacked_head; b; b = b->next)
-        if (b->seq == seq) return b->seq > c->acked_seq ? b : NULL;
+        if (b->seq == seq) return b->acked ? NULL : b;
     return NULL;
 }
 
@@ -343,6 +526,33 @@ static int resend_unacked(pconn *c, uint64_t first, uint64_t end) {
     return PIER_OK;
 }
 
+/* Cluster mode after HELLO_OK: nothing to renumber (the batches of a
+ * failed connection went elsewhere); the node's next sequence only
+ * tells whether someone else publishes with our client id. */
+static int cluster_ready(pconn *c, uint64_t next) {
+    pier_publisher *p = c->p;
+    pthread_mutex_lock(&p->lock);
+    uint64_t mine = p->next_seq;
+    bool ok = next <= mine;
+    if (ok) {
+        c->zc_done = c->zc_next_id;
+        c->broken = false;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (ok) return PIER_OK;
+    return pier_fail(PIER_E_PROTOCOL, "%s:%d expects sequence %llu but only %llu were sent: "
+                     "is client id %llu used by another publisher?", c->host, c->port,
+                     (unsigned long long)next, (unsigned long long)(mine - 1),
+                     (unsigned long long)c->client_id);
+}
+
+static int start_reader(pconn *c) {
+    if (pthread_create(&c->reader, NULL, reader_main, c) != 0)
+        return pier_fail(PIER_E_NOMEM, "cannot start the ACK reader thread");
+    c->reader_running = true;
+    return PIER_OK;
+}
+
 /* One attempt: connect, handshake, reconcile, start the reader, resend. */
 static int connect_once(pconn *c) {
     const pier_publisher_options *o = &c->p->opt;
@@ -350,32 +560,35 @@ static int connect_once(pconn *c) {
     if (fd < 0 && !c->connected_once) {
         char why[200];
         snprintf(why, sizeof why, "%s", pier_last_error());
-        return pier_fail(PIER_E_CONNECT, "%s (is the batch port on? it is off in cluster mode)",
-                         why);
+        return pier_fail(PIER_E_CONNECT, "%s (is the batch port on?)", why);
     }
     if (fd < 0) return PIER_E_CONNECT;
-    uint64_t next = 0;
-    int rc = handshake(c, fd, &next);
-    if (rc) { close(fd); return rc; }
-    if (o->batch_bytes > c->max_payload) {
+    pb_hello_ok ok;
+    int rc = handshake(c, fd, &ok);
+    if (!rc) rc = check_mode(c, &ok);
+    if (!rc && o->batch_bytes > c->max_payload)
+        rc = pier_fail(PIER_E_INVALID, "batch size %zu over the server's limit %u",
+                       o->batch_bytes, c->max_payload);
+    if (rc) {
         close(fd);
-        return pier_fail(PIER_E_INVALID, "batch size %zu over the server's limit %u",
-                         o->batch_bytes, c->max_payload);
+        return rc;
     }
     int one = 1;
     c->zc_on = o->zerocopy_min_bytes > 0 &&
                setsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof one) == 0;
     c->fd = fd;
-    uint64_t first = next;
-    int resend = reconcile(c, next);
+    if (c->p->cluster) {
+        rc = cluster_ready(c, ok.next_seq);
+        return rc ? rc : start_reader(c);
+    }
+    uint64_t first = ok.next_seq;
+    int resend = reconcile(c, ok.next_seq);
     if (resend < 0)
         return pier_fail(PIER_E_PROTOCOL, "server expects sequence %llu but only %llu were sent: "
                          "is client id %llu used by another publisher?",
-                         (unsigned long long)next, (unsigned long long)(c->next_seq - 1),
+                         (unsigned long long)ok.next_seq, (unsigned long long)(c->next_seq - 1),
                          (unsigned long long)c->client_id);
-    if (pthread_create(&c->reader, NULL, reader_main, c) != 0)
-        return pier_fail(PIER_E_NOMEM, "cannot start the ACK reader thread");
-    c->reader_running = true;
+    if ((rc = start_reader(c))) return rc;
     return resend ? resend_unacked(c, first, c->next_seq) : PIER_OK;
 }
 
@@ -408,6 +621,26 @@ int pconn_connect(pconn *c) {
         nanosleep(&ts, NULL);
         if (backoff_ms < 200) backoff_ms *= 2;
     }
+}
+
+int pconn_reconnect(pconn *c) {
+    pier_publisher *p = c->p;
+    stop_reader(c);
+    int rc = connect_once(c);
+    if (rc) stop_reader(c);
+    pthread_mutex_lock(&p->lock);
+    if (rc == PIER_OK) {
+        c->stats.reconnects++;
+        c->backoff_ms = 0;
+    } else {
+        c->backoff_ms = c->backoff_ms ? (c->backoff_ms < 500 ? c->backoff_ms * 2 : 1000) : 20;
+        c->retry_at_ns = pn_now_ns() + (uint64_t)c->backoff_ms * 1000000ull;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (rc == PIER_OK && p->opt.verbose)
+        pub_log(p, "connection %s:%d is back", c->host, c->port);
+    if (rc && !retryable(rc)) pub_set_failed(p, rc, pier_last_error());
+    return rc;
 }
 
 void pconn_shutdown(pconn *c) {

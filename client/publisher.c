@@ -1,5 +1,6 @@
 /* publisher.c - pier_publisher: per-thread batches, the buffer pool, the
- * linger flusher and the public API. The wire side is pubconn.c. */
+ * linger flusher and the public API. The wire side is pubconn.c, the
+ * choice of connection and cluster mode's failover pubroute.c. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,7 +26,7 @@ void pier_publisher_options_init(pier_publisher_options *o) {
     if (!o) return;
     *o = (pier_publisher_options){
         .conns_per_node = 1, .batch_bytes = 2u << 20, .linger_us = 1000, .ack_level = 1,
-        .codec = PIER_CODEC_LZ4, .compress_min_bytes = 64 * 1024, .adaptive = 1,
+        .order_level = 1, .codec = PIER_CODEC_LZ4, .compress_min_bytes = 64 * 1024, .adaptive = 1,
         .reprobe_every = 64, .nodelay = 1, .reconnect_ms = 5000};
 }
 
@@ -73,6 +74,10 @@ static int check_options(const pier_publisher_options *o) {
         return pier_fail(PIER_E_INVALID, "batch_bytes must be 64..%u", PB_MAX_PAYLOAD);
     if (o->ack_level < 0 || o->ack_level > 2)
         return pier_fail(PIER_E_INVALID, "ack_level must be 0, 1 or 2");
+    if (o->order_level < 0 || o->order_level > 2)
+        return pier_fail(PIER_E_INVALID, "order_level must be 0, 1 or 2");
+    if (o->replication < 0 || o->replication > 255)
+        return pier_fail(PIER_E_INVALID, "replication must be 0..255 (0 = the topic's)");
     if (o->codec < PIER_CODEC_NONE || o->codec > PIER_CODEC_ZSTD)
         return pier_fail(PIER_E_INVALID, "unknown codec %d", (int)o->codec);
     if (o->buffers < 0) return pier_fail(PIER_E_INVALID, "buffers must be >= 0");
@@ -122,24 +127,32 @@ static int init_conns(pier_publisher *p, const char *const *nodes) {
         pthread_mutex_init(&p->conns[i].send_lock, NULL);
     }
     uint64_t base = o->client_id ? o->client_id : random_client_id();
+    p->client_base = base;
+    p->next_seq = 1;
     for (int i = 0; i < n; i++) {
         pconn *c = &p->conns[i];
-        int rc = pn_split_hostport(nodes[i / o->conns_per_node], c->host, sizeof c->host,
-                                   &c->port);
+        c->node = i / o->conns_per_node;
+        int rc = pn_split_hostport(nodes[c->node], c->host, sizeof c->host, &c->port);
         if (rc) return rc;
         c->p = p;
         c->index = i;
         c->next_seq = 1;
-        /* One id per connection: the server keeps one sequence per id. */
+        /* One id per connection (single nodes keep one sequence per id);
+         * cluster mode gives them all the base id once it is known. */
         c->client_id = base + (uint64_t)i ? base + (uint64_t)i : 1;
         pc_adapt_init(&c->adapt, o->reprobe_every);
         snprintf(c->stats.node, sizeof c->stats.node, "%.40s:%d", c->host, c->port);
+        c->stats.node_index = c->node;
         c->stats.client_id = c->client_id;
     }
     return PIER_OK;
 }
 
 static void free_publisher(pier_publisher *p) {
+    pub_stop_keeper(p);
+    pthread_mutex_lock(&p->lock);
+    p->stopping = true; /* the readers see EOF now: expected, not logged */
+    pthread_mutex_unlock(&p->lock);
     for (pslot *s = atomic_load(&p->slots), *next; s; s = next) {
         next = s->next;
         pthread_mutex_destroy(&s->lock);
@@ -153,6 +166,7 @@ static void free_publisher(pier_publisher *p) {
     pier_huge_free(p->mem, p->mem_len);
     free(p->bufs);
     free(p->password);
+    pthread_cond_destroy(&p->keeper_cond);
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
     free(p);
@@ -187,17 +201,19 @@ static pslot *my_slot(pier_publisher *p) {
 
 /* ------------------------------------------------------- buffer pool */
 
-static bool anything_in_flight(pier_publisher *p) {
-    for (int i = 0; i < p->nconns; i++)
-        if (p->conns[i].unacked_head) return true;
-    return false;
-}
+/* Caller holds p->lock. */
+static bool anything_in_flight(pier_publisher *p) { return p->in_flight > 0; }
 
 static void seal_idle_slots(pier_publisher *p);
 
-/* Reconnect connections whose reader saw the socket die while batches
- * wait for ACKs there: nobody else would resend them. */
+/* Single mode: reconnect connections whose reader saw the socket die
+ * while batches wait for ACKs there: nobody else would resend them.
+ * Cluster mode: resend orphans (the keeper reconnects). */
 static void service_conns(pier_publisher *p) {
+    if (p->cluster) {
+        pub_resend_orphans(p);
+        return;
+    }
     for (int i = 0; i < p->nconns; i++) {
         pconn *c = &p->conns[i];
         /* trylock: a sender holds it and drains or reconnects itself; the
@@ -213,16 +229,7 @@ static void service_conns(pier_publisher *p) {
 }
 
 /* Wait up to 1 ms on p->cond. Caller holds p->lock. */
-static void wait_a_little(pier_publisher *p) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    pthread_cond_timedwait(&p->cond, &p->lock, &ts);
-}
+static void wait_a_little(pier_publisher *p) { pub_wait(p, 1); }
 
 /* A free buffer, waiting while every buffer is in flight (backpressure).
  * NULL when the publisher failed. */
@@ -249,20 +256,29 @@ static pbuf *get_free_buffer(pier_publisher *p) {
     return b;
 }
 
-/* Send b on the next connection in round-robin order. */
+static void put_free(pier_publisher *p, pbuf *b) {
+    pthread_mutex_lock(&p->lock);
+    b->next = p->free_list;
+    p->free_list = b;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Send b on the connection with the fewest unacknowledged bytes. In
+ * cluster mode a connection that fails under the send leaves b an
+ * orphan, resent here on another one. */
 static int send_sealed(pier_publisher *p, pbuf *b) {
-    unsigned i = atomic_fetch_add(&p->rr, 1) % (unsigned)p->nconns;
-    pconn *c = &p->conns[i];
+    pconn *c = pub_pick_conn(p);
+    if (!c) {
+        put_free(p, b);
+        return check_failed(p);
+    }
     pthread_mutex_lock(&c->send_lock);
     int rc = check_failed(p);
     if (rc == PIER_OK) rc = pconn_send(c, b);
-    else {
-        pthread_mutex_lock(&p->lock);
-        b->next = p->free_list;
-        p->free_list = b;
-        pthread_mutex_unlock(&p->lock);
-    }
+    else put_free(p, b);
     pthread_mutex_unlock(&c->send_lock);
+    if (p->cluster) pub_resend_orphans(p);
     return rc;
 }
 
@@ -291,7 +307,7 @@ static void *flusher_main(void *arg) {
     struct timespec nap = {0, (long)(linger_ns / 2 > 50000 ? linger_ns / 2 : 50000)};
     for (;;) {
         pthread_mutex_lock(&p->lock);
-        bool stop = p->stopping;
+        bool stop = p->flusher_stop;
         pthread_mutex_unlock(&p->lock);
         if (stop) return NULL;
         nanosleep(&nap, NULL);
@@ -306,15 +322,21 @@ static void *flusher_main(void *arg) {
 
 /* ------------------------------------------------------------- API */
 
+/* The first connection's HELLO_OK fixes the mode: in cluster mode every
+ * connection uses the base client id (one publisher, one sequence). */
 static int open_connections(pier_publisher *p) {
     for (int i = 0; i < p->nconns; i++) {
         pconn *c = &p->conns[i];
+        if (i > 0 && p->cluster) {
+            c->client_id = p->client_base;
+            c->stats.client_id = c->client_id;
+        }
         pthread_mutex_lock(&c->send_lock);
         int rc = pconn_connect(c);
         pthread_mutex_unlock(&c->send_lock);
         if (rc) return rc;
     }
-    return PIER_OK;
+    return p->cluster ? pub_start_keeper(p) : PIER_OK;
 }
 
 int pier_publisher_open(pier_publisher **out, const pier_publisher_options *o) {
@@ -331,6 +353,7 @@ int pier_publisher_open(pier_publisher **out, const pier_publisher_options *o) {
     p->id = atomic_fetch_add(&next_publisher_id, 1);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
+    pthread_cond_init(&p->keeper_cond, NULL);
     if (o->password && !(p->password = strdup(o->password))) rc = PIER_E_NOMEM;
     if (!rc) rc = init_conns(p, o->nodes);
     if (!rc) rc = alloc_pool(p);
@@ -408,11 +431,12 @@ int pier_publisher_close(pier_publisher *p) {
     if (!p) return pier_fail(PIER_E_INVALID, "NULL argument");
     if (p->flusher_running) {
         pthread_mutex_lock(&p->lock);
-        p->stopping = true;
+        p->flusher_stop = true;
         pthread_mutex_unlock(&p->lock);
         pthread_join(p->flusher, NULL);
     }
     int rc = pier_flush(p);
+    pub_stop_keeper(p);
     pthread_mutex_lock(&p->lock);
     p->stopping = true; /* the readers see EOF now: expected, not logged */
     pthread_mutex_unlock(&p->lock);
@@ -427,17 +451,75 @@ int pier_publisher_close(pier_publisher *p) {
     return rc;
 }
 
+/* wire_bytes counts the frame headers; the ratio is of payloads. */
+static void set_ratio(pier_conn_stats *st) {
+    st->ratio = st->raw_bytes ? (double)(st->wire_bytes - PB_HEADER_LEN * st->batches) /
+                                    (double)st->raw_bytes
+                              : 1.0;
+}
+
+/* c's counters as of now. Caller holds p->lock. */
+static pier_conn_stats conn_stats(const pconn *c) {
+    pier_conn_stats st = c->stats;
+    st.connected = !c->broken && c->fd >= 0;
+    st.outstanding_bytes = c->out_bytes;
+    set_ratio(&st);
+    return st;
+}
+
 int pier_publisher_stats(pier_publisher *p, pier_conn_stats *out, int max, int *count) {
     if (!p || (!out && max > 0) || max < 0) return pier_fail(PIER_E_INVALID, "bad argument");
     pthread_mutex_lock(&p->lock);
-    for (int i = 0; i < p->nconns && i < max; i++) {
-        out[i] = p->conns[i].stats;
-        out[i].ratio = out[i].raw_bytes
-                           ? (double)(out[i].wire_bytes - PB_HEADER_LEN * out[i].batches) /
-                                 (double)out[i].raw_bytes
-                           : 1.0;
-    }
+    for (int i = 0; i < p->nconns && i < max; i++) out[i] = conn_stats(&p->conns[i]);
     pthread_mutex_unlock(&p->lock);
     if (count) *count = p->nconns;
     return PIER_OK;
+}
+
+void pier_conn_stats_add(pier_conn_stats *sum, const pier_conn_stats *st) {
+    if (!sum || !st) return;
+    sum->connected += st->connected;
+    sum->batches += st->batches;
+    sum->messages += st->messages;
+    sum->raw_bytes += st->raw_bytes;
+    sum->wire_bytes += st->wire_bytes;
+    sum->compressed_batches += st->compressed_batches;
+    sum->compress_ns += st->compress_ns;
+    sum->send_ns += st->send_ns;
+    sum->acked_batches += st->acked_batches;
+    sum->duplicate_acks += st->duplicate_acks;
+    sum->skipped_batches += st->skipped_batches;
+    sum->resent_batches += st->resent_batches;
+    sum->outstanding_bytes += st->outstanding_bytes;
+    sum->reconnects += st->reconnects;
+    sum->zerocopy_sends += st->zerocopy_sends;
+    sum->zerocopy_copied += st->zerocopy_copied;
+    set_ratio(sum);
+}
+
+int pier_publisher_node_stats(pier_publisher *p, pier_conn_stats *out, int max, int *count) {
+    if (!p || (!out && max > 0) || max < 0) return pier_fail(PIER_E_INVALID, "bad argument");
+    int per = p->opt.conns_per_node;
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < p->nconns; i++) {
+        int n = i / per;
+        if (n >= max) break;
+        pier_conn_stats st = conn_stats(&p->conns[i]);
+        if (i % per == 0) {
+            out[n] = st;
+            continue;
+        }
+        pier_conn_stats_add(&out[n], &st);
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (count) *count = p->nconns / per;
+    return PIER_OK;
+}
+
+int pier_publisher_cluster_nodes(pier_publisher *p) {
+    if (!p) return 0;
+    pthread_mutex_lock(&p->lock);
+    int n = p->cluster ? (int)p->cluster_nodes : 0;
+    pthread_mutex_unlock(&p->lock);
+    return n;
 }

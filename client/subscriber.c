@@ -70,8 +70,9 @@ int pier_subscriber_open(pier_subscriber **out, const char *host, int port, cons
                        .token = password, .topic = topic, .start = start ? start : "$"};
     char peer[300];
     snprintf(peer, sizeof peer, "%.255s:%d", host, port);
-    uint64_t next_seq;
-    int rc = pb_hello(s->fd, &hs, peer, &next_seq, &s->max_payload);
+    pb_hello_ok ok = {0};
+    int rc = pb_hello(s->fd, &hs, peer, &ok);
+    s->max_payload = ok.max_payload;
     if (rc) {
         pier_subscriber_close(s);
         return rc;

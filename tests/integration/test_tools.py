@@ -239,6 +239,37 @@ def test_pier_bench_log_json_csv_interval(batch_srv):
 
 
 @pier_only
+def test_pier_bench_log_verify_single_node(batch_srv):
+    """--verify: a subscriber checks every message once, each thread's in
+    order (one connection per publisher on a single node), and the
+    per-node table's numbers reach the JSON."""
+    out = bench_ok(*log_args(batch_srv, "-n", 3000, "-d", 64, "--threads", 2, "--publishers", 2,
+                             "--order-level", 2, "--verify", "--json", "-q"))
+    j = check_json_run(out, "log", {"publishers": 2, "order_level": 2, "verify": True})
+    v = j["verify"]
+    assert v["ok"] and v["order_checked"], v
+    assert v["nodes"][0]["delivered"] == 3000 and v["nodes"][0]["missing"] == 0
+    assert v["nodes"][0]["duplicates"] == 0 and v["nodes"][0]["out_of_order"] == 0
+    assert j["cluster_nodes"] == 0
+    assert j["nodes"][0]["connected"] == 2 and j["nodes"][0]["batches"] >= 2
+    assert sum(c["acked_batches"] for c in j["connections"]) == j["nodes"][0]["batches"]
+
+
+@pier_only
+def test_pier_bench_log_cluster_options_on_a_single_node(batch_srv):
+    """A single node refuses ack level 2 with its ERROR 8 text;
+    --kill-leader-at needs a cluster; --verify needs room for its stamp."""
+    p = bench(*log_args(batch_srv, "-n", 100, "--ack-level", 2, "-q"))
+    assert p.returncode == 1 and b"server error 8" in p.stderr, p.stderr
+    p = bench(*log_args(batch_srv, "-n", 100, "--kill-leader-at", 1, "-q"))
+    assert p.returncode == 2 and b"not a cluster (cluster_enabled:0)" in p.stderr, p.stderr
+    p = bench(*log_args(batch_srv, "-n", 100, "-d", 16, "--verify"))
+    assert p.returncode == 2 and b"--verify" in p.stderr, p.stderr
+    p = bench(*log_args(batch_srv, "-n", 100, "--order-level", 3))
+    assert p.returncode == 2 and b"--order-level" in p.stderr, p.stderr
+
+
+@pier_only
 def test_pier_bench_log_deletes_the_topic_it_created(batch_srv):
     """Regression (issue 11): every run left its bench:log:<pid> stream
     behind. Now it is deleted, unless --keep or it existed before."""

@@ -9,6 +9,7 @@
  *              time series (--interval)
  *   kv.c       closed-loop GET/SET over RESP
  *   log.c      the batch protocol through libpier: publish, e2e, latency
+ *              (log.h; logkill.c: --kill-leader-at; logcheck.c: --verify)
  *   cluster.c  the hybrid strong/weak benchmark of a pier cluster
  *
  * One meaning per flag in every mode: -n requests (messages in log), -c

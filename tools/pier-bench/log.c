@@ -12,10 +12,15 @@
  *             subscriber records publish-to-consume latency per message;
  *             --rate paces publishing so the figure is latency, not
  *             queueing; --cdf writes the CDF.
+ * Nodes of a pier cluster make each publisher one striped publisher
+ * (libpier's cluster mode): --order-level, --ack-level and --replication
+ * go into its handshake; --kill-leader-at (logkill.c) kills the leader
+ * mid-run and measures the stall; --verify (logcheck.c) checks what the
+ * subscribers of every node received.
  * The topic (bench:log:<pid> unless --topic) is deleted afterwards, over
  * RESP (each node's batch port - 1000, or --resp), if the run created it;
- * --keep keeps it. Output: MiB/s, GB/s, messages/s, a per-connection
- * table, or JSON/CSV (bench.h). */
+ * --keep keeps it. Output: MiB/s, GB/s, messages/s, a per-node table, or
+ * JSON/CSV (bench.h). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdatomic.h>
@@ -25,66 +30,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench.h"
-#include "pier.h"
+#include "log.h"
 
-enum log_mode { LOG_PUBLISH, LOG_E2E, LOG_LATENCY };
-enum log_pattern { PAT_RANDOM, PAT_TEXT, PAT_ZEROS };
-static const char *const mode_names[] = {"publish", "e2e", "latency"};
+const char *const log_mode_names[] = {"publish", "e2e", "latency"};
+#define mode_names log_mode_names
 static const char *const codec_names[] = {"none", "lz4", "zstd"};
 static const char *const pattern_names[] = {"random", "text", "zeros"};
-
-#define POOL_BYTES (16u << 20)
-
-typedef struct log_options {
-    bench_common c;
-    enum log_mode mode;
-    bnode nodes[MAX_NODES];
-    const char *node_addrs[MAX_NODES];
-    int node_count;
-    bnode resp[MAX_NODES];         /* RESP ports for the topic's cleanup */
-    int resp_count;                /* 0: derived (batch port - 1000) */
-    char nodes_str[MAX_NODES * 272], resp_str[MAX_NODES * 272];
-    size_t msg_size;
-    long long messages;            /* -n; 0: from --total */
-    uint64_t total_bytes;
-    int conns;                     /* per node */
-    int threads;                   /* publishing threads */
-    int ack_level;
-    enum pier_codec codec;
-    size_t threshold;
-    int adaptive;
-    enum log_pattern pattern;
-    size_t batch_bytes;
-    unsigned linger_us;
-    size_t zerocopy;
-    double rate;                   /* messages/s over all threads, 0 = unpaced */
-    const char *topic;
-    const char *cdf_path;
-    int keep, verbose;
-} log_options;
-
-typedef struct log_run {
-    const log_options *o;
-    pier_publisher *pub;
-    pier_subscriber *sub;          /* e2e and latency */
-    uint8_t *pool;                 /* message bytes are taken from here */
-    uint64_t msgs_total;
-    _Atomic uint64_t published;    /* messages handed to pier_publish */
-    _Atomic uint64_t consumed;     /* messages the subscriber got */
-    _Atomic int failed;
-    uint64_t t0;
-    uint64_t t_consumed_last;
-    histogram lat;                 /* subscriber thread only */
-    ival iv;                       /* latency per interval (--interval) */
-    uint64_t iv_last_done;         /* main thread: count at the last interval */
-    bool created[MAX_NODES];       /* the topic did not exist on node i before */
-    int deleted;                   /* nodes it was deleted on afterwards */
-} log_run;
 
 typedef struct pub_thread {
     pthread_t tid;
     log_run *run;
+    int index;                     /* thread number: publisher index % publishers */
     uint64_t first, count;         /* message index range */
     int rc;
 } pub_thread;
@@ -101,7 +57,21 @@ static void usage(void) {
            "                      units: 1kb = 1024, 1k = 1000, mb, gb\n"
            "  --conns n           connections per node (1)\n"
            "  --threads n         publishing threads (1)\n"
-           "  --ack 0|1|2         ack level (1)\n"
+           "  --ack-level 0|1|2   ack level (1; --ack too): 0 none, 1 stored on the node\n"
+           "                      (and, at order level 2, ordered), 2 stored on\n"
+           "                      --replication nodes and ordered (cluster mode)\n"
+           "  --order-level 0|1|2 order level (1): 0 none, 1 each publisher's batches in\n"
+           "                      order, 2 one total order on every node\n"
+           "  --replication n     replication factor asked for (0 = the topic's)\n"
+           "  --publishers n      publishers, i.e. client ids (1); thread i publishes\n"
+           "                      through publisher i %% n (--threads grows to n)\n"
+           "  --kill-leader-at s  SIGKILL the cluster's leader (INFO cluster on the RESP\n"
+           "                      ports; the pid from INFO server) s seconds into the run;\n"
+           "                      reports the stall (the longest time without an ACK from\n"
+           "                      the kill on) and the throughput before and after\n"
+           "  --verify            a subscriber on every node checks every message arrives\n"
+           "                      exactly once, each thread's in order (order level >= 1),\n"
+           "                      and (cluster) the same sequence on every node; -d >= 20\n"
            "  --codec c           none | lz4 | zstd (lz4)\n"
            "  --threshold bytes   compress batches at least this large (64kb)\n"
            "  --no-adaptive       compress every batch over the threshold\n"
@@ -113,7 +83,8 @@ static void usage(void) {
            "  --topic key         stream key (bench:log:<pid>)\n"
            "  --keep              keep the topic (deleted after the run when the run\n"
            "                      created it)\n"
-           "  --resp h:p,...      RESP ports to delete the topic on (batch port - 1000)\n"
+           "  --resp h:p,...      the nodes' RESP ports, to delete the topic on and for\n"
+           "                      --kill-leader-at (batch port - 1000)\n"
            "  --cdf file          latency mode: write the latency CDF (percentile, us)\n"
            "  --verbose           libpier's informational lines too\n"
            COMMON_USAGE);
@@ -130,7 +101,10 @@ static const struct option longopts[] = {
     {"zerocopy", required_argument, 0, 'Z'},  {"rate", required_argument, 0, 'r'},
     {"topic", required_argument, 0, 'k'},     {"cdf", required_argument, 0, 'f'},
     {"keep", no_argument, 0, 'K'},            {"resp", required_argument, 0, 'R'},
-    {"verbose", no_argument, 0, 'v'},         COMMON_LONGOPTS,
+    {"verbose", no_argument, 0, 'v'},         {"ack-level", required_argument, 0, 'a'},
+    {"order-level", required_argument, 0, 'O'}, {"replication", required_argument, 0, 'P'},
+    {"publishers", required_argument, 0, 'U'},  {"kill-leader-at", required_argument, 0, 'X'},
+    {"verify", no_argument, 0, 'V'},            COMMON_LONGOPTS,
     {0, 0, 0, 0}};
 
 /* Flags whose meaning in log mode was different before they got one
@@ -153,7 +127,12 @@ static void log_option(log_options *o, int ch, const char *arg) {
     case 'd': case 's': o->msg_size = (size_t)opt_size("-d", arg, 16, POOL_BYTES / 2); break;
     case 'C': o->conns = (int)opt_int("--conns", arg, 1, 256); break;
     case 'T': o->threads = (int)opt_int("--threads", arg, 1, 1024); break;
-    case 'a': o->ack_level = (int)opt_int("--ack", arg, 0, 2); break;
+    case 'a': o->ack_level = (int)opt_int("--ack-level", arg, 0, 2); break;
+    case 'O': o->order_level = (int)opt_int("--order-level", arg, 0, 2); break;
+    case 'P': o->replication = (int)opt_int("--replication", arg, 0, 255); break;
+    case 'U': o->publishers = (int)opt_int("--publishers", arg, 1, MAX_PUBLISHERS); break;
+    case 'X': o->kill_at = opt_num("--kill-leader-at", arg, 0.001, 1e6); break;
+    case 'V': o->verify = 1; break;
     case 'z': o->codec = (enum pier_codec)opt_enum("--codec", arg, codec_names, 3); break;
     case 'm': o->threshold = (size_t)opt_size("--threshold", arg, 0, 1LL << 30); break;
     case 'A': o->adaptive = 0; break;
@@ -175,7 +154,8 @@ static void log_parse(int argc, char **argv, log_options *o) {
     static char topic[64];
     snprintf(topic, sizeof topic, "bench:log:%d", (int)getpid());
     *o = (log_options){.c = {.mode = "log"}, .msg_size = 4096, .total_bytes = 1ull << 30,
-                       .conns = 1, .threads = 1, .ack_level = 1, .codec = PIER_CODEC_LZ4,
+                       .conns = 1, .threads = 1, .publishers = 1, .ack_level = 1,
+                       .order_level = 1, .codec = PIER_CODEC_LZ4,
                        .threshold = 64 * 1024, .adaptive = 1, .batch_bytes = 2u << 20,
                        .linger_us = 1000, .topic = topic};
     int ch;
@@ -191,6 +171,9 @@ static void log_parse(int argc, char **argv, log_options *o) {
         die("--resp needs one RESP port per node of --nodes (%d)", o->node_count);
     if (o->messages) o->total_bytes = (uint64_t)o->messages * o->msg_size;
     if (o->total_bytes < o->msg_size) die("--total is less than one message of -d bytes");
+    if (o->verify && o->msg_size < VERIFY_MIN_SIZE)
+        die("--verify stamps each message: -d must be at least %d bytes", VERIFY_MIN_SIZE);
+    if (o->threads < o->publishers) o->threads = o->publishers;
     for (int i = 0; i < o->node_count; i++) o->node_addrs[i] = o->nodes[i].addr;
     nodes_string(o->nodes, o->node_count, o->nodes_str, sizeof o->nodes_str);
     nodes_string(o->resp, o->resp_count, o->resp_str, sizeof o->resp_str);
@@ -198,8 +181,7 @@ static void log_parse(int argc, char **argv, log_options *o) {
 
 /* --- the topic: created by this run? deleted afterwards --- */
 
-/* The RESP address of node i: --resp, or the batch port - 1000. */
-static bnode resp_node(const log_options *o, int i) {
+bnode log_resp_node(const log_options *o, int i) {
     if (o->resp_count) return o->resp[i];
     bnode n = o->nodes[i];
     n.port -= 1000;
@@ -210,7 +192,7 @@ static bnode resp_node(const log_options *o, int i) {
 /* Send one command to node i's RESP port; the reply (malloc'd) or NULL
  * after printing why. */
 static char *topic_command(const log_options *o, int i, const char *cmd) {
-    bnode n = resp_node(o, i);
+    bnode n = log_resp_node(o, i);
     int fd = n.port >= 1 ? tcp_connect(n.host, n.port) : -1;
     char *reply = NULL;
     if (fd >= 0) {
@@ -242,7 +224,7 @@ static void topic_check(log_run *r) {
 static void topic_cleanup(log_run *r) {
     const log_options *o = r->o;
     for (int i = 0; i < o->node_count; i++) {
-        if (!r->created[i]) continue;
+        if (!r->created[i] || (r->kill.killed && r->kill.node == i)) continue;
         char *rep = topic_command(o, i, "DEL");
         r->deleted += rep != NULL;
         free(rep);
@@ -294,21 +276,34 @@ static void pace(const log_run *r, uint64_t i, int threads) {
     }
 }
 
+/* Copy message i into buf with its stamps: the send time (latency, bytes
+ * 0..8) and the thread and index (--verify, bytes 8..20). */
+static const uint8_t *stamp(const pub_thread *t, uint64_t i, uint8_t *buf) {
+    const log_run *r = t->run;
+    memcpy(buf, message_at(r, t->first + i), r->o->msg_size);
+    if (r->o->mode == LOG_LATENCY) {
+        pace(r, i, r->o->threads);
+        uint64_t ts = now_ns();
+        memcpy(buf, &ts, sizeof ts);
+    }
+    if (r->o->verify) {
+        uint32_t thread = (uint32_t)t->index;
+        uint64_t index = t->first + i;
+        memcpy(buf + VERIFY_AT, &thread, sizeof thread);
+        memcpy(buf + VERIFY_AT + 4, &index, sizeof index);
+    }
+    return buf;
+}
+
 static void *log_pub_main(void *arg) {
     pub_thread *t = arg;
     log_run *r = t->run;
     const log_options *o = r->o;
-    uint8_t *stamped = o->mode == LOG_LATENCY ? xmalloc(o->msg_size) : NULL;
+    pier_publisher *pub = r->pubs[t->index % r->npubs];
+    uint8_t *stamped = o->mode == LOG_LATENCY || o->verify ? xmalloc(o->msg_size) : NULL;
     for (uint64_t i = 0; i < t->count && !atomic_load(&r->failed); i++) {
-        const uint8_t *m = message_at(r, t->first + i);
-        if (stamped) { /* latency: the send time in the first 8 bytes */
-            pace(r, i, o->threads);
-            memcpy(stamped, m, o->msg_size);
-            uint64_t ts = now_ns();
-            memcpy(stamped, &ts, sizeof ts);
-            m = stamped;
-        }
-        t->rc = pier_publish(r->pub, m, o->msg_size);
+        const uint8_t *m = stamped ? stamp(t, i, stamped) : message_at(r, t->first + i);
+        t->rc = pier_publish(pub, m, o->msg_size);
         if (t->rc) {
             fprintf(stderr, "pier-bench: publish: %s: %s\n", pier_strerror(t->rc),
                     pier_last_error());
@@ -359,7 +354,7 @@ static void *log_sub_main(void *arg) {
 
 /* --- setup --- */
 
-static int open_log_publisher(const log_options *o, log_run *r) {
+static int open_log_publisher(const log_options *o, log_run *r, pier_publisher **pub) {
     pier_publisher_options po;
     pier_publisher_options_init(&po);
     po.topic = o->topic;
@@ -369,16 +364,35 @@ static int open_log_publisher(const log_options *o, log_run *r) {
     po.batch_bytes = o->batch_bytes;
     po.linger_us = o->linger_us;
     po.ack_level = o->ack_level;
+    po.order_level = o->order_level;
+    po.replication = o->replication;
+    po.on_ack = acks_on_ack;
+    po.on_ack_ctx = &r->acks;
     po.codec = o->codec;
     po.compress_min_bytes = o->threshold;
     po.adaptive = o->adaptive;
     po.zerocopy_min_bytes = o->zerocopy;
     po.verbose = o->verbose;
-    int rc = pier_publisher_open(&r->pub, &po);
+    int rc = pier_publisher_open(pub, &po);
     if (rc)
         fprintf(stderr, "pier-bench: cannot open the publisher: %s: %s\n", pier_strerror(rc),
                 pier_last_error());
     return rc;
+}
+
+/* Every publisher; 0, or 1 after printing why. */
+static int open_log_publishers(const log_options *o, log_run *r) {
+    for (int i = 0; i < o->publishers; i++) {
+        if (open_log_publisher(o, r, &r->pubs[i])) return 1;
+        r->npubs++;
+    }
+    r->cluster_nodes = pier_publisher_cluster_nodes(r->pubs[0]);
+    if (o->verify && !r->cluster_nodes && o->node_count > 1) {
+        fprintf(stderr, "pier-bench: --verify needs one node or the nodes of a cluster (these "
+                "are single nodes, each storing its share)\n");
+        return 1;
+    }
+    return 0;
 }
 
 static int open_log_subscriber(const log_options *o, log_run *r) {
@@ -412,6 +426,7 @@ static uint64_t done_count(const log_run *r) {
 
 static bool log_finished(void *arg, double elapsed) {
     log_run *r = arg;
+    if (r->o->kill_at > 0) kill_maybe(r, elapsed);
     return done_count(r) >= r->msgs_total || atomic_load(&r->failed);
 }
 
@@ -429,6 +444,8 @@ static void fill_results(record *rec, const log_run *r, uint64_t msgs, double se
     rec_num(rec, "msgs_per_sec", secs > 0 ? (double)msgs / secs : 0, 0);
     rec_latency(rec, "", lat);
     rec_int(rec, "failed", atomic_load(&r->failed));
+    rec_int(rec, "cluster_nodes", r->cluster_nodes);
+    if (r->o->kill_at > 0) kill_results(r, rec);
 }
 
 static void log_sample(void *arg, record *iv, double secs) {
@@ -451,6 +468,11 @@ static void fill_params(const log_options *o, record *p) {
     rec_int(p, "conns", o->conns);
     rec_int(p, "threads", o->threads);
     rec_int(p, "ack", o->ack_level);
+    rec_int(p, "order_level", o->order_level);
+    rec_int(p, "replication", o->replication);
+    rec_int(p, "publishers", o->publishers);
+    rec_num(p, "kill_leader_at", o->kill_at, 3);
+    rec_bool(p, "verify", o->verify);
     rec_str(p, "codec", codec_names[o->codec]);
     rec_int(p, "threshold", (long long)o->threshold);
     rec_bool(p, "adaptive", o->adaptive);
@@ -463,28 +485,64 @@ static void fill_params(const log_options *o, record *p) {
     rec_bool(p, "keep", o->keep);
 }
 
-static void print_conn_table(const pier_conn_stats *st, int n, double secs) {
-    printf("  %-22s %8s %10s %9s %9s %9s %6s\n", "connection", "batches", "MiB", "MB/s",
-           "send s", "comp s", "ratio");
-    for (int i = 0; i < n; i++)
-        printf("  %-22s %8llu %10.1f %9.1f %9.3f %9.3f %6.3f\n", st[i].node,
-               (unsigned long long)st[i].batches, (double)st[i].wire_bytes / 1048576.0,
-               secs > 0 ? (double)st[i].wire_bytes / secs / 1e6 : 0, st[i].send_ns / 1e9,
-               st[i].compress_ns / 1e9, st[i].ratio);
+/* Statistics of every publisher: per node (summed over publishers) and
+ * per connection. */
+typedef struct log_stats {
+    pier_conn_stats nodes[MAX_NODES];
+    int nnodes;
+    pier_conn_stats conns[256];
+    int nconns;
+} log_stats;
+
+static void collect_stats(const log_run *r, log_stats *ls) {
+    *ls = (log_stats){0};
+    for (int p = 0; p < r->npubs; p++) {
+        pier_conn_stats nodes[MAX_NODES];
+        int n = 0, c = 0;
+        pier_publisher_node_stats(r->pubs[p], nodes, MAX_NODES, &n);
+        for (int i = 0; i < n && i < MAX_NODES; i++) {
+            if (p == 0) ls->nodes[i] = nodes[i];
+            else pier_conn_stats_add(&ls->nodes[i], &nodes[i]);
+        }
+        ls->nnodes = n < MAX_NODES ? n : MAX_NODES;
+        int room = (int)(sizeof ls->conns / sizeof *ls->conns) - ls->nconns;
+        pier_publisher_stats(r->pubs[p], ls->conns + ls->nconns, room, &c);
+        ls->nconns += c < room ? c : room;
+    }
 }
 
-static void print_conn_json(const pier_conn_stats *st, int n, double secs) {
-    printf(",\"connections\":[");
+static void print_node_table(const log_stats *ls, double secs) {
+    printf("  %-22s %5s %8s %10s %9s %8s %8s %6s %7s %7s %5s\n", "node", "conns", "batches",
+           "MiB", "MB/s", "send s", "comp s", "ratio", "resent", "dupack", "recon");
+    for (int i = 0; i < ls->nnodes; i++) {
+        const pier_conn_stats *st = &ls->nodes[i];
+        char conns[16];
+        snprintf(conns, sizeof conns, "%d", st->connected);
+        printf("  %-22s %5s %8llu %10.1f %9.1f %8.3f %8.3f %6.3f %7llu %7llu %5llu\n", st->node,
+               conns, (unsigned long long)st->batches, (double)st->wire_bytes / 1048576.0,
+               secs > 0 ? (double)st->wire_bytes / secs / 1e6 : 0, st->send_ns / 1e9,
+               st->compress_ns / 1e9, st->ratio, (unsigned long long)st->resent_batches,
+               (unsigned long long)st->duplicate_acks, (unsigned long long)st->reconnects);
+    }
+}
+
+static void print_stats_json(const char *name, const pier_conn_stats *st, int n, double secs) {
+    printf(",\"%s\":[", name);
     for (int i = 0; i < n; i++)
-        printf("%s{\"node\":\"%s\",\"batches\":%llu,\"compressed_batches\":%llu,"
-               "\"raw_bytes\":%llu,\"wire_bytes\":%llu,\"mb_per_sec\":%.1f,"
-               "\"send_s\":%.4f,\"compress_s\":%.4f,\"ratio\":%.4f,\"reconnects\":%llu,"
-               "\"zerocopy_sends\":%llu,\"zerocopy_copied\":%llu}",
-               i ? "," : "", st[i].node, (unsigned long long)st[i].batches,
+        printf("%s{\"node\":\"%s\",\"connected\":%d,\"batches\":%llu,"
+               "\"compressed_batches\":%llu,\"raw_bytes\":%llu,\"wire_bytes\":%llu,"
+               "\"mb_per_sec\":%.1f,\"send_s\":%.4f,\"compress_s\":%.4f,\"ratio\":%.4f,"
+               "\"acked_batches\":%llu,\"duplicate_acks\":%llu,\"skipped_batches\":%llu,"
+               "\"resent_batches\":%llu,"
+               "\"reconnects\":%llu,\"zerocopy_sends\":%llu,\"zerocopy_copied\":%llu}",
+               i ? "," : "", st[i].node, st[i].connected, (unsigned long long)st[i].batches,
                (unsigned long long)st[i].compressed_batches,
                (unsigned long long)st[i].raw_bytes, (unsigned long long)st[i].wire_bytes,
                secs > 0 ? (double)st[i].wire_bytes / secs / 1e6 : 0, st[i].send_ns / 1e9,
-               st[i].compress_ns / 1e9, st[i].ratio, (unsigned long long)st[i].reconnects,
+               st[i].compress_ns / 1e9, st[i].ratio, (unsigned long long)st[i].acked_batches,
+               (unsigned long long)st[i].duplicate_acks,
+               (unsigned long long)st[i].skipped_batches,
+               (unsigned long long)st[i].resent_batches, (unsigned long long)st[i].reconnects,
                (unsigned long long)st[i].zerocopy_sends,
                (unsigned long long)st[i].zerocopy_copied);
     printf("]");
@@ -504,14 +562,15 @@ static void write_cdf(const char *path, const histogram *h) {
     fclose(f);
 }
 
-static void print_summary(report *rp, const log_run *r, double secs, const pier_conn_stats *st,
-                          int n) {
+static void print_summary(report *rp, const log_run *r, double secs, const log_stats *ls) {
     const log_options *o = r->o;
     record total = {0};
     fill_results(&total, r, r->msgs_total, secs, &r->lat);
     if (o->c.json) {
         report_json_begin(rp, &total);
-        print_conn_json(st, n, secs);
+        print_stats_json("nodes", ls->nodes, ls->nnodes, secs);
+        print_stats_json("connections", ls->conns, ls->nconns, secs);
+        if (o->verify) verify_json(r);
         report_json_end(rp);
         return;
     }
@@ -530,7 +589,13 @@ static void print_summary(report *rp, const log_run *r, double secs, const pier_
                hist_percentile(h, 50) / 1e3, hist_percentile(h, 90) / 1e3,
                hist_percentile(h, 99) / 1e3, hist_percentile(h, 99.9) / 1e3, h->max / 1e3,
                (unsigned long long)h->count);
-    print_conn_table(st, n, secs);
+    if (r->cluster_nodes)
+        printf("  cluster of %d nodes: %d striped publisher(s), order level %d, ack level %d, "
+               "replication %d%s\n", r->cluster_nodes, r->npubs, o->order_level, o->ack_level,
+               o->replication, o->replication ? "" : " (the topic's)");
+    print_node_table(ls, secs);
+    if (o->kill_at > 0) kill_print(r);
+    if (o->verify) verify_print(r);
     if (r->deleted)
         printf("  topic %s deleted afterwards (--keep keeps it)\n", o->topic);
 }
@@ -541,7 +606,7 @@ static void start_publishers(log_run *r, pub_thread *ts) {
     int n = r->o->threads;
     for (int i = 0; i < n; i++) {
         uint64_t share = r->msgs_total / (uint64_t)n;
-        ts[i] = (pub_thread){.run = r, .first = share * (uint64_t)i,
+        ts[i] = (pub_thread){.run = r, .index = i, .first = share * (uint64_t)i,
                              .count = share + (i == n - 1 ? r->msgs_total % (uint64_t)n : 0)};
         pthread_create(&ts[i].tid, NULL, log_pub_main, &ts[i]);
     }
@@ -560,12 +625,16 @@ static double publish_all(report *rp, log_run *r) {
     run_hooks hooks = {log_finished, log_progress, log_sample, r};
     report_wait(rp, r->t0, &hooks);
     for (int i = 0; i < o->threads; i++) pthread_join(ts[i].tid, NULL);
-    int rc = pier_flush(r->pub); /* every batch acknowledged */
-    if (rc) {
-        fprintf(stderr, "pier-bench: flush: %s: %s\n", pier_strerror(rc), pier_last_error());
-        atomic_store(&r->failed, 1);
+    for (int i = 0; i < r->npubs; i++) {
+        int rc = pier_flush(r->pubs[i]); /* every batch acknowledged */
+        if (rc) {
+            fprintf(stderr, "pier-bench: flush: %s: %s\n", pier_strerror(rc), pier_last_error());
+            atomic_store(&r->failed, 1);
+        }
     }
     uint64_t t_end = now_ns();
+    r->t_end = t_end;
+    atomic_store(&r->publishing_done, 1);
     if (with_sub) {
         pthread_join(sub_tid, NULL);
         t_end = r->t_consumed_last;
@@ -581,8 +650,9 @@ static double publish_all(report *rp, log_run *r) {
 int run_log(int argc, char **argv) {
     log_options o;
     log_parse(argc, argv, &o);
-    log_run r = {.o = &o, .msgs_total = o.total_bytes / o.msg_size};
+    log_run r = {.o = &o, .msgs_total = o.total_bytes / o.msg_size, .kill.node = -1};
     hist_init(&r.lat);
+    acks_init(&r.acks);
     ival_init(&r.iv);
     report rp;
     report_init(&rp, &o.c);
@@ -592,21 +662,26 @@ int run_log(int argc, char **argv) {
     r.pool = xmalloc(POOL_BYTES);
     fill_pool(r.pool, o.pattern);
     topic_check(&r);
-    if (open_log_publisher(&o, &r) || (o.mode != LOG_PUBLISH && open_log_subscriber(&o, &r))) {
-        pier_publisher_close(r.pub);
+    if (o.kill_at > 0) kill_check(&r);
+    if (open_log_publishers(&o, &r) || (o.mode != LOG_PUBLISH && open_log_subscriber(&o, &r)) ||
+        (o.verify && verify_start(&r))) {
+        for (int i = 0; i < r.npubs; i++) pier_publisher_close(r.pubs[i]);
+        pier_subscriber_close(r.sub);
+        verify_free(&r);
         topic_cleanup(&r);
         return 1;
     }
     report_begin(&rp, &proto);
     double secs = publish_all(&rp, &r);
-    pier_conn_stats st[64];
-    int n = 0;
-    pier_publisher_stats(r.pub, st, 64, &n);
-    if (pier_publisher_close(r.pub)) atomic_store(&r.failed, 1);
+    if (o.verify && !verify_finish(&r)) atomic_store(&r.failed, 1);
+    log_stats ls;
+    collect_stats(&r, &ls);
+    for (int i = 0; i < r.npubs; i++)
+        if (pier_publisher_close(r.pubs[i])) atomic_store(&r.failed, 1);
     pier_subscriber_close(r.sub);
-    if (n > 64) n = 64;
     topic_cleanup(&r);
-    print_summary(&rp, &r, secs, st, n);
+    print_summary(&rp, &r, secs, &ls);
+    verify_free(&r);
     if (o.cdf_path && o.mode == LOG_LATENCY) write_cdf(o.cdf_path, &r.lat);
     report_free(&rp);
     ival_destroy(&r.iv);
