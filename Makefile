@@ -272,6 +272,7 @@ FUZZ_SRC_batch        := src/proto/batch.c src/lib/crc32c.c
 FUZZ_SRC_entry        := src/cluster/entry.c src/lib/hash.c $(FUZZ_SRC_util)
 FUZZ_SRC_subentries   := client/frame.c client/error.c src/proto/batch.c src/lib/crc32c.c
 FUZZ_SRC_bushello     := src/cluster/busauth.c
+FUZZ_SRC_msg          := src/cluster/msg.c $(FUZZ_SRC_entry)
 # every value type, their registration and the keyspace they register with
 FUZZ_SRC_types        := $(wildcard src/types/*.c src/types/*/*.c) \
                          src/store/keyspace.c src/store/table.c src/lib/hash.c src/lib/clock.c \

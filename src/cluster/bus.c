@@ -34,7 +34,9 @@
 #include <openssl/crypto.h>
 
 #include "lib/clock.h"
+#include "lib/codec.h"
 #include "lib/log.h"
+#include "lib/mem.h"
 #include "net/socket.h"
 
 #define BUS_TICK_MS 100                  /* redial period and timeout check */
@@ -104,23 +106,6 @@ struct bus {
 
 /* --- small helpers --- */
 
-static void *bus_xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n ? n : 1);
-    if (!q) {
-        fputs("pier: out of memory\n", stderr);
-        abort();
-    }
-    return q;
-}
-
-static void put_le32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static bus_peer *peer_by_id(bus *b, int id) {
     for (int i = 0; i < b->cfg.npeers; i++)
         if (b->peers[i].addr.id == id) return &b->peers[i];
@@ -159,7 +144,7 @@ static const char *remote_name(const bus_link *l, char buf[64]) {
 static void link_io(ev_loop *loop, ev_io *io, uint32_t ready);
 
 static bus_link *link_new(bus *b, int fd, link_state state, int peer_id) {
-    bus_link *l = bus_xrealloc(NULL, sizeof *l);
+    bus_link *l = xmalloc(sizeof *l);
     memset(l, 0, sizeof *l);
     l->b = b;
     l->state = state;
@@ -262,7 +247,7 @@ static void obuf_reserve(bus_link *l, size_t n) {
     if (l->ocap - l->olen >= n) return;
     size_t cap = l->ocap ? l->ocap : BUS_OBUF_INITIAL;
     while (cap - unsent < n) cap = cap > SIZE_MAX / 2 ? unsent + n : cap * 2;
-    l->obuf = bus_xrealloc(l->obuf, cap);
+    l->obuf = xrealloc(l->obuf, cap);
     l->ocap = cap;
 }
 
@@ -317,7 +302,7 @@ static int link_queue_frame(bus_link *l, uint8_t type, const struct iovec *iov, 
     if (!link_unsent(l)) l->gather_start_us = clock_mono_us();
     obuf_reserve(l, BUS_FRAME_HEADER + len + mac);
     uint8_t *start = l->obuf + l->olen, *p = start;
-    put_le32(p, (uint32_t)(len + 1 + mac));
+    codec_put_le32(p, (uint32_t)(len + 1 + mac));
     p[4] = type;
     p += BUS_FRAME_HEADER;
     for (int i = 0; i < iovcnt; i++) {
@@ -519,7 +504,7 @@ static bus_rx_state link_rx(const bus_link *l) {
  * the frame was buffered: a bad peer cannot make us reserve memory). */
 static void split_refused(bus_link *l, const uint8_t *hdr) {
     char from[64];
-    unsigned flen = (unsigned)get_le32(hdr);
+    unsigned flen = (unsigned)codec_get_le32(hdr);
     if (l->state != LINK_UP)
         warn_refusal(l->b, "refused %s: not a bus handshake (frame length %u)",
                      remote_name(l, from), flen);
@@ -549,7 +534,7 @@ static void handle_frame(bus_link *l, const uint8_t *start, const bus_frame *f) 
 
 static void rbuf_reserve(bus_link *l, size_t total) {
     if (l->rcap >= total) return;
-    l->rbuf = bus_xrealloc(l->rbuf, total);
+    l->rbuf = xrealloc(l->rbuf, total);
     l->rcap = total;
 }
 
@@ -896,7 +881,7 @@ static void close_io(bus *b, ev_io *io) {
 
 bus *bus_create(ev_loop *loop, const bus_config *cfg, char *err, size_t errlen) {
     if (check_config(cfg, err, errlen) < 0) return NULL;
-    bus *b = bus_xrealloc(NULL, sizeof *b);
+    bus *b = xmalloc(sizeof *b);
     memset(b, 0, sizeof *b);
     b->loop = loop;
     b->cfg = *cfg;

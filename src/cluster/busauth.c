@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 #include <string.h>
 
+#include "lib/codec.h"
 #define SHA256_LEN 32
 #define TRANSCRIPT_LEN (8 + 1 + 1 + 2 * BUS_NONCE_LEN)
 
@@ -23,25 +24,11 @@ static const char *const proof_label[2] = {"pier bus v2 dialler proof",
 static const char *const key_label[2] = {"pier bus v2 frames from the dialler",
                                          "pier bus v2 frames from the acceptor"};
 
-static uint32_t get_le32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_le64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-    return v;
-}
-
-static void put_le64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
 int bus_frame_split(bus_rx_state st, size_t max_payload, const uint8_t *buf, size_t len,
                     bus_frame *f, size_t *need) {
     if (need) *need = 0;
     if (len < 4) return BUS_SPLIT_NEED;
-    size_t flen = get_le32(buf);
+    size_t flen = codec_get_le32(buf);
     if (st != BUS_RX_FRAMES) {
         if (flen < 1 || flen - 1 > BUS_HANDSHAKE_MAX) return BUS_SPLIT_BAD;
     } else if (flen < 1 + BUS_MAC_LEN || flen - 1 - BUS_MAC_LEN > max_payload) {
@@ -73,7 +60,7 @@ void bus_hello_write(uint8_t out[BUS_HELLO_PAYLOAD], int id, uint64_t hash,
     out[8] = (uint8_t)BUS_HELLO_VERSION;
     out[9] = (uint8_t)(BUS_HELLO_VERSION >> 8);
     out[10] = (uint8_t)id;
-    put_le64(out + 11, hash);
+    codec_put_le64(out + 11, hash);
     memcpy(out + 19, nonce, BUS_NONCE_LEN);
 }
 
@@ -85,7 +72,7 @@ int bus_hello_read(uint8_t type, const uint8_t *p, size_t len, int with_proof, b
     if (out->version != BUS_HELLO_VERSION) return BUS_HELLO_VERSION_;
     if (len != (with_proof ? BUS_HELLO_PROOF_PAYLOAD : BUS_HELLO_PAYLOAD)) return BUS_HELLO_LENGTH;
     out->id = p[10];
-    out->hash = get_le64(p + 11);
+    out->hash = codec_get_le64(p + 11);
     memcpy(out->nonce, p + 19, BUS_NONCE_LEN);
     if (with_proof) memcpy(out->proof, p + BUS_HELLO_PAYLOAD, BUS_PROOF_LEN);
     return BUS_HELLO_OK;
@@ -100,7 +87,7 @@ static int labelled_hmac(const uint8_t *key, size_t keylen, const char *label,
     size_t n = strlen(label);
     if (n > 64 || keylen > BUS_KEY_MAX) return -1;
     memcpy(msg, label, n);
-    put_le64(msg + n, t->hash);
+    codec_put_le64(msg + n, t->hash);
     msg[n + 8] = (uint8_t)t->dialler_id;
     msg[n + 9] = (uint8_t)t->acceptor_id;
     memcpy(msg + n + 10, t->dialler_nonce, BUS_NONCE_LEN);
@@ -161,7 +148,7 @@ static int frame_mac(bus_mac *m, uint64_t seq, const uint8_t *frame, size_t len,
                      uint8_t out[BUS_MAC_LEN]) {
     if (!m->ctx) return -1;
     uint8_t s[8], full[SHA256_LEN];
-    put_le64(s, seq);
+    codec_put_le64(s, seq);
     size_t outl = 0;
     /* init with no key: start again with the key already set */
     if (EVP_MAC_init(m->ctx, NULL, 0, NULL) != 1 || EVP_MAC_update(m->ctx, s, sizeof s) != 1 ||

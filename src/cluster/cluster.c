@@ -2,6 +2,7 @@
  * the AOF replay of the log, the cluster thread and its bus, and what
  * loop threads may ask (local reads, INFO). */
 #include <arpa/inet.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +13,11 @@
 #include "../lib/clock.h"
 #include "../lib/hash.h"
 #include "../lib/log.h"
+#include "../lib/mem.h"
 #include "../lib/util.h"
 #include "../persist/persist.h"
+#include "cluster.h"
+#include "curp.h"
 #include "internal.h"
 
 #define TICK_MS 10
@@ -122,8 +126,7 @@ cluster *cluster_create(pier_config *cfg, keyspace *ks, cmd_env *env, struct per
                         const cluster_host *host, void *host_arg, char *err, size_t errlen) {
     err[0] = 0;
     if (!cluster_configured(cfg)) return NULL;
-    cluster *cl = calloc(1, sizeof *cl);
-    if (!cl) abort();
+    cluster *cl = xcalloc(1, sizeof *cl);
     cl->cfg = cfg;
     cl->ks = ks;
     cl->loop_env = env;
@@ -152,9 +155,9 @@ cluster *cluster_create(pier_config *cfg, keyspace *ks, cmd_env *env, struct per
     cl->boot_nonce = (uint32_t)(hash_random_seed() & 0xffffff);
     atomic_init(&cl->next_client, 1);
     cl_curp_init(cl);
-    cl->exec_out = malloc(sizeof *cl->exec_out);
-    cl->apply_out = malloc(sizeof *cl->apply_out);
-    if (!cl->exec_out || !cl->apply_out) abort();
+    cl->catchup = catchup_create();
+    cl->exec_out = xmalloc(sizeof *cl->exec_out);
+    cl->apply_out = xmalloc(sizeof *cl->apply_out);
     reply_init(cl->exec_out);
     reply_init(cl->apply_out);
     ev_view_init(&cl->view);
@@ -197,17 +200,14 @@ static int replay_entry(cluster *cl, int argc, const cmd_arg *argv) {
     }
     if (index != last + 1) return -1;
     entry *e = entry_from_argv(index, term, argc, argv);
-    aof *saved = cl->aof;
-    cl->aof = NULL; /* already in the file */
-    cl_log_append_locked(cl, e);
-    cl->aof = saved;
+    cl_log_loaded(cl, e, aof_replay_pos(persist_aof(cl->ps)));
     cl_replay_entry_loaded(cl, term, argc, argv);
     return 1;
 }
 
 int cluster_is_log_record(const char *name, size_t len) {
-    static const char *const records[] = {"PIER.ENTRY", "PIER.VOTE", "PIER.COMMIT",
-                                          "PIER.TRUNCATE"};
+    static const char *const records[] = {"PIER.ENTRY",    "PIER.VOTE",    "PIER.COMMIT",
+                                          "PIER.TRUNCATE", "PIER.WITNESS", "PIER.WGC"};
     cmd_arg a = {name, len};
     for (size_t i = 0; i < sizeof records / sizeof records[0]; i++)
         if (is_name(&a, records[i])) return 1;
@@ -236,8 +236,9 @@ int cluster_replay(void *arg, int argc, const cmd_arg *argv) {
     }
     if (is_name(&argv[0], "PIER.TRUNCATE") && argc == 2 && !parse_num(&argv[1], &a)) {
         if (a > 0) {
+            catchup_note_truncate(cl->catchup, a, aof_replay_pos(persist_aof(cl->ps)));
             cl_log_drop_tail_locked(cl, a);
-            cl_replay_truncated(cl);
+            cl_log_truncated(cl);
         }
         return 1;
     }
@@ -248,29 +249,122 @@ int cluster_replay(void *arg, int argc, const cmd_arg *argv) {
 
 /* ---- the cluster thread ---- */
 
+/* ---- the bus: sending, and the dispatch of what arrives ---- */
+
+int cl_send(cluster *cl, int to, int type, wbuf *w) {
+    int rc = bus_send(cl->bus, to, (uint8_t)type, w->p, w->len);
+    wb_free(w);
+    return rc;
+}
+
+void cl_send_all(cluster *cl, int type, wbuf *w) {
+    for (int i = 0; i < cl->nnodes; i++)
+        if (i != cl->self_idx) bus_send(cl->bus, cl->nodes[i].id, (uint8_t)type, w->p, w->len);
+    wb_free(w);
+}
+
+/* The witness messages (and PING), the rest of dispatch. */
+static int dispatch_witness(cluster *cl, int from, uint8_t type, const uint8_t *p, size_t n) {
+    switch (type) {
+    case MSG_RECORD_RESP: {
+        msg_record_resp m;
+        if (msg_record_resp_decode(p, n, &m) < 0) return -1;
+        cl_on_record_resp(cl, from, &m);
+        return 0;
+    }
+    case MSG_COLLECT: {
+        msg_collect m;
+        if (msg_collect_decode(p, n, &m) < 0) return -1;
+        cl_on_collect(cl, from, &m);
+        return 0;
+    }
+    case MSG_COLLECT_RESP: {
+        msg_collect_resp m;
+        if (msg_collect_resp_decode(p, n, &m) < 0) return -1;
+        cl_on_collect_resp(cl, from, &m);
+        return 0;
+    }
+    case MSG_STALE: {
+        msg_record m;
+        if (msg_record_decode(p, n, &m) < 0) return -1;
+        cl_on_stale(cl, from, &m);
+        return 0;
+    }
+    case MSG_GC: {
+        msg_gc m;
+        if (msg_gc_decode(p, n, &m) < 0) return -1;
+        cl_on_gc(cl, from, &m);
+        return 0;
+    }
+    case MSG_PING:
+        return msg_ping_decode(p, n);
+    default:
+        return -1;
+    }
+}
+
+/* Decode a message and hand it to its handler (raft.c, curp*.c). Returns
+ * 0, or -1 when the payload is malformed or the type unknown. */
+static int dispatch(cluster *cl, int from, uint8_t type, const uint8_t *p, size_t n) {
+    switch (type) {
+    case MSG_APPEND: {
+        msg_append m;
+        if (msg_append_decode(p, n, &m) < 0) return -1;
+        cl_on_append(cl, from, &m);
+        return 0;
+    }
+    case MSG_APPEND_RESP: {
+        msg_append_resp m;
+        if (msg_append_resp_decode(p, n, &m) < 0) return -1;
+        cl_on_append_resp(cl, from, &m);
+        return 0;
+    }
+    case MSG_VOTE_REQ:
+    case MSG_PREVOTE_REQ: {
+        msg_vote_req m;
+        if (msg_vote_req_decode(p, n, &m) < 0) return -1;
+        if (type == MSG_VOTE_REQ) cl_on_vote_req(cl, from, &m);
+        else cl_on_prevote_req(cl, from, &m);
+        return 0;
+    }
+    case MSG_VOTE_RESP:
+    case MSG_PREVOTE_RESP: {
+        msg_vote_resp m;
+        if (msg_vote_resp_decode(p, n, &m) < 0) return -1;
+        if (type == MSG_VOTE_RESP) cl_on_vote_resp(cl, from, &m);
+        else cl_on_prevote_resp(cl, from, &m);
+        return 0;
+    }
+    case MSG_FORWARD:
+    case MSG_RECORD: {
+        msg_request m;
+        uint64_t keys[MSG_MAX_KEYS];
+        if (msg_request_decode(p, n, &m, keys) < 0) return -1;
+        if (type == MSG_FORWARD) cl_on_forward(cl, from, &m);
+        else cl_on_record(cl, from, &m);
+        return 0;
+    }
+    case MSG_FORWARD_RESP: {
+        msg_forward_resp m;
+        if (msg_forward_resp_decode(p, n, &m) < 0) return -1;
+        cl_on_forward_resp(cl, from, &m);
+        return 0;
+    }
+    default:
+        return dispatch_witness(cl, from, type, p, n);
+    }
+}
+
 static void on_recv(void *arg, int from, uint8_t type, const uint8_t *p, size_t n) {
     cluster *cl = arg;
-    switch (type) {
-    case MSG_APPEND: cl_on_append(cl, from, p, n); break;
-    case MSG_APPEND_RESP: cl_on_append_resp(cl, from, p, n); break;
-    case MSG_VOTE_REQ: cl_on_vote_req(cl, from, p, n); break;
-    case MSG_VOTE_RESP: cl_on_vote_resp(cl, from, p, n); break;
-    case MSG_FORWARD: cl_on_forward(cl, from, p, n); break;
-    case MSG_FORWARD_RESP: cl_on_forward_resp(cl, from, p, n); break;
-    case MSG_RECORD: cl_on_record(cl, from, p, n); break;
-    case MSG_RECORD_RESP: cl_on_record_resp(cl, from, p, n); break;
-    case MSG_COLLECT: cl_on_collect(cl, from, p, n); break;
-    case MSG_COLLECT_RESP: cl_on_collect_resp(cl, from, p, n); break;
-    case MSG_STALE: cl_on_stale(cl, from, p, n); break;
-    case MSG_GC: cl_on_gc(cl, from, p, n); break;
-    case MSG_PREVOTE_REQ: cl_on_prevote_req(cl, from, p, n); break;
-    case MSG_PREVOTE_RESP: cl_on_prevote_resp(cl, from, p, n); break;
-    case MSG_PING: break;
-    default: {
-        static log_ratelimit unknown_rl = LOG_RATELIMIT_PEER;
-        log_warn_ratelimited(&unknown_rl, "cluster: unknown message type %u from node %d", type, from);
-    }
-    }
+    if (dispatch(cl, from, type, p, n) == 0) return;
+    static log_ratelimit bad_rl = LOG_RATELIMIT_PEER;
+    const char *name = msg_name(type);
+    if (name)
+        log_warn_ratelimited(&bad_rl, "cluster: malformed %s (%zu bytes) from node %d", name, n,
+                             from);
+    else
+        log_warn_ratelimited(&bad_rl, "cluster: unknown message type %u from node %d", type, from);
 }
 
 static void on_link(void *arg, int peer, int up) {
@@ -312,6 +406,12 @@ static void before_sleep(ev_loop *loop, void *arg) {
     cl_drain_submissions(cl);
     cl_raft_before_sleep(cl);
     bus_before_sleep(cl->bus);
+}
+
+/* The AOF reader has entries for a follower (reader thread). */
+static void catchup_ready(void *arg) {
+    cluster *cl = arg;
+    ev_wake(cl->loop);
 }
 
 static void *cluster_main(void *arg) {
@@ -357,6 +457,29 @@ static uint64_t stray_write(void *arg, cmd_arg name, int argc, const cmd_arg *ar
     return 0;
 }
 
+/* The cluster thread and the AOF reader. Created with SIGINT and SIGTERM
+ * blocked (threads inherit the mask; the server blocks them in its own
+ * threads only later): a stop signal must reach the main thread's
+ * sigwait, not end the process by its default action in one of these. */
+static int start_threads(cluster *cl, char *err, size_t errlen) {
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, &old);
+    int rc = -1;
+    if (catchup_start(cl->catchup, cl->aof, catchup_ready, cl) < 0)
+        snprintf(err, errlen, "cluster: cannot start the AOF reader thread");
+    else if (pthread_create(&cl->tid, NULL, cluster_main, cl) != 0)
+        snprintf(err, errlen, "cluster: cannot start the thread");
+    else {
+        cl->started = 1;
+        rc = 0;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
 int cluster_start(cluster *cl, char *err, size_t errlen) {
     cl->aof = persist_aof(cl->ps);
     if (!cl->aof) {
@@ -382,10 +505,6 @@ int cluster_start(cluster *cl, char *err, size_t errlen) {
     if (atomic_load(&cl->commit) > last) atomic_store(&cl->commit, last);
     cl_apply_committed(cl);
     cl_witness_restored(cl);
-    /* The witness is back as it was (its records are in the AOF), unless
-     * some did not fit: then it is incomplete for the terms up to this
-     * one, until what it lost is committed (cl_on_append). */
-    cl->boot_term = cl->witness_restore_failed ? cl->term : 0;
     cl->commit_logged = atomic_load(&cl->commit);
     cl->synced_index = last;
     /* The AOF line before this one counts keys outside the log (none on
@@ -410,12 +529,7 @@ int cluster_start(cluster *cl, char *err, size_t errlen) {
      * leader this node should follow. */
     cl->election_deadline_us = cl_now_us() + (t + rand() % (t > 0 ? t : 1)) * 1000;
     ev_timer_add(cl->loop, TICK_MS, on_tick, cl);
-    if (pthread_create(&cl->tid, NULL, cluster_main, cl) != 0) {
-        snprintf(err, errlen, "cluster: cannot start the thread");
-        return -1;
-    }
-    cl->started = 1;
-    return 0;
+    return start_threads(cl, err, errlen);
 }
 
 void cluster_stop(cluster *cl) {
@@ -429,6 +543,7 @@ void cluster_stop(cluster *cl) {
 void cluster_destroy(cluster *cl) {
     if (!cl) return;
     cluster_stop(cl);
+    catchup_destroy(cl->catchup); /* before the loop its reader wakes */
     if (cl->bus) bus_destroy(cl->bus);
     if (cl->loop) ev_destroy(cl->loop);
     cl_curp_free(cl);
@@ -440,9 +555,46 @@ void cluster_destroy(cluster *cl) {
     free(cl->exec_out);
     free(cl->apply_out);
     ev_view_free(&cl->view);
+    free(cl->append_ents);
     pthread_mutex_destroy(&cl->log_lock);
     pthread_mutex_destroy(&cl->submit_lock);
     free(cl);
+}
+
+/* ---- requests from the loop threads (the cluster thread routes them: curp.c) ---- */
+
+void cluster_submit(cluster *cl, void *client, uint64_t slot, uint64_t cid, uint64_t seq,
+                    int kind, int proto, int argc, const cmd_arg *argv) {
+    cluster_submit_direct(cl, client, slot, cid, seq, kind, proto, 0, argc, argv);
+}
+
+void cluster_submit_direct(cluster *cl, void *client, uint64_t slot, uint64_t cid, uint64_t seq,
+                           int kind, int proto, uint64_t aux, int argc, const cmd_arg *argv) {
+    cl_req *r = xcalloc(1, sizeof *r);
+    r->client = client;
+    r->slot = slot;
+    r->cid = cid;
+    r->seq = seq;
+    r->kind = kind;
+    r->proto = proto;
+    r->aux = aux;
+    const command *cmd = cmd_row_of(argc, argv, 0); /* a container's: its subcommand's */
+    r->is_write = cmd && (cmd->flags & CMD_WRITE);
+    /* keys from the row, as the dispatcher locks them; none: the whole
+     * keyspace (FLUSHALL, KEYS, DBSIZE) */
+    int n = cmd ? cmd_key_count(cmd, argc, argv) : 0;
+    r->keys = xmalloc((size_t)(n ? n : 1) * sizeof *r->keys);
+    r->nkeys = n ? cluster_command_keys(cmd, argc, argv, r->keys, n) : -1;
+    r->blob = resp_array_encode(argc, argv, &r->blob_len);
+    long ms = (long)CFG_GET(cl->cfg->cluster_request_timeout_ms);
+    r->deadline_us = cl_now_us() + (int64_t)ms * 1000;
+    if (kind == CREQ_WEAK_WRITE) atomic_fetch_add(&cl->n_weak_writes, 1);
+    pthread_mutex_lock(&cl->submit_lock);
+    if (cl->submit_tail) cl->submit_tail->next = r;
+    else cl->submit_head = r;
+    cl->submit_tail = r;
+    pthread_mutex_unlock(&cl->submit_lock);
+    ev_wake(cl->loop);
 }
 
 /* ---- what loop threads ask ---- */

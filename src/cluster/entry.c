@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/codec.h"
 #include "../lib/hash.h"
+#include "../lib/mem.h"
 #include "../lib/util.h"
 
 /* Room for "*<count>\r\n" patched in when the entry is finished. */
@@ -16,8 +18,7 @@ static void reserve(entry_builder *b, size_t more) {
     if (b->len + more <= b->cap) return;
     size_t cap = b->cap ? b->cap * 2 : 512;
     while (cap < b->len + more) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) abort();
+    char *p = xrealloc(b->p, cap);
     b->p = p;
     b->cap = cap;
 }
@@ -66,15 +67,11 @@ void eb_begin(entry_builder *b, uint64_t index, uint64_t term, uint64_t cid, uin
     put_u64(b, cid);
     put_u64(b, seq);
     if (nkeys > ENTRY_MAX_KEYS) nkeys = 0;
-    unsigned char kb[8 * 64];
     reserve(b, nkeys * 8 + 32);
     b->len += put_header(b->p + b->len, '$', nkeys * 8);
-    for (size_t i = 0; i < nkeys; i += 64) {
-        size_t m = nkeys - i < 64 ? nkeys - i : 64;
-        for (size_t j = 0; j < m; j++)
-            for (int k = 0; k < 8; k++) kb[j * 8 + k] = (unsigned char)(keys[i + j] >> (8 * k));
-        memcpy(b->p + b->len, kb, m * 8);
-        b->len += m * 8;
+    for (size_t i = 0; i < nkeys; i++) {
+        codec_put_le64((unsigned char *)b->p + b->len, keys[i]);
+        b->len += 8;
     }
     b->p[b->len++] = '\r';
     b->p[b->len++] = '\n';
@@ -108,8 +105,7 @@ entry *eb_finish(entry_builder *b) {
     size_t start = COUNT_ROOM - (size_t)h;
     memcpy(b->p + start, hdr, (size_t)h);
     size_t len = b->len - start;
-    entry *e = malloc(sizeof *e + len);
-    if (!e) abort();
+    entry *e = xmalloc(sizeof *e + len);
     e->index = e->term = 0; /* the caller sets them (they are in the bytes too) */
     e->len = len;
     memcpy(e->data, b->p + start, len);
@@ -139,23 +135,30 @@ static long long read_header(const char *buf, size_t len, size_t *pos, char c) {
     return v;
 }
 
-long resp_array_decode(const char *buf, size_t len, cmd_arg *argv, int max_args, int *argc) {
+long resp_array_span(const char *buf, size_t len, cmd_arg *first, int max_first, int *argc) {
     size_t pos = 0;
     long long n = read_header(buf, len, &pos, '*');
     if (n == -2) return 0;
-    if (n < 1 || n > max_args) return -1;
+    if (n < 1 || n > INT32_MAX) return -1;
     for (long long i = 0; i < n; i++) {
         long long bl = read_header(buf, len, &pos, '$');
         if (bl == -2) return 0;
         if (bl < 0) return -1;
         if ((size_t)bl + 2 > len - pos) return 0;
         if (buf[pos + (size_t)bl] != '\r' || buf[pos + (size_t)bl + 1] != '\n') return -1;
-        argv[i].p = buf + pos;
-        argv[i].n = (size_t)bl;
+        if (i < max_first) first[i] = (cmd_arg){buf + pos, (size_t)bl};
         pos += (size_t)bl + 2;
     }
     *argc = (int)n;
     return (long)pos;
+}
+
+long resp_array_decode(const char *buf, size_t len, cmd_arg *argv, int max_args, int *argc) {
+    size_t pos = 0;
+    long long n = read_header(buf, len, &pos, '*');
+    if (n == -2) return 0;
+    if (n < 1 || n > max_args) return -1;
+    return resp_array_span(buf, len, argv, max_args, argc);
 }
 
 void ev_view_init(entry_view *v) { memset(v, 0, sizeof *v); }
@@ -197,8 +200,7 @@ int entry_decode(const char *data, size_t len, entry_view *v, char *err, size_t 
     if (n < 7 || n > (long long)(len / 4 + 1)) return fail(err, errlen, "bad entry element count");
     if ((size_t)n > v->args_cap) {
         free(v->args);
-        v->args = malloc((size_t)n * sizeof *v->args);
-        if (!v->args) abort();
+        v->args = xmalloc((size_t)n * sizeof *v->args);
         v->args_cap = (size_t)n;
     }
     int argc = 0;
@@ -222,9 +224,8 @@ int entry_decode(const char *data, size_t len, entry_view *v, char *err, size_t 
             return fail(err, errlen, "bad entry record count");
         if ((size_t)v->nrec >= v->rec_cap) {
             v->rec_cap = v->rec_cap ? v->rec_cap * 2 : 8;
-            v->rec_at = realloc(v->rec_at, v->rec_cap * sizeof *v->rec_at);
-            v->rec_argc = realloc(v->rec_argc, v->rec_cap * sizeof *v->rec_argc);
-            if (!v->rec_at || !v->rec_argc) abort();
+            v->rec_at = xrealloc(v->rec_at, v->rec_cap * sizeof *v->rec_at);
+            v->rec_argc = xrealloc(v->rec_argc, v->rec_cap * sizeof *v->rec_argc);
         }
         v->rec_at[v->nrec] = i + 1;
         v->rec_argc[v->nrec] = (int)rc;
@@ -235,9 +236,7 @@ int entry_decode(const char *data, size_t len, entry_view *v, char *err, size_t 
 }
 
 uint64_t entry_key_at(const entry_view *v, size_t i) {
-    uint64_t h = 0;
-    for (int k = 0; k < 8; k++) h |= (uint64_t)v->keys[i * 8 + (size_t)k] << (8 * k);
-    return h;
+    return codec_get_le64(v->keys + i * 8);
 }
 
 uint64_t entry_key_hash(const char *key, size_t n) { return hash_bytes(key, n, KEY_HASH_SEED); }
@@ -253,8 +252,7 @@ char *resp_array_encode(int argc, const cmd_arg *argv, size_t *len) {
 }
 
 entry *entry_new(uint64_t index, uint64_t term, const void *data, size_t len) {
-    entry *e = malloc(sizeof *e + len);
-    if (!e) abort();
+    entry *e = xmalloc(sizeof *e + len);
     e->index = index;
     e->term = term;
     e->len = len;

@@ -21,7 +21,8 @@
  *
  * The control records next to it in the AOF: PIER.VOTE <term> <voted-for>,
  * PIER.COMMIT <index>, PIER.TRUNCATE <index> (entries from index on are
- * void). docs/CONSISTENCY.md describes the log. */
+ * void), and the witness's PIER.WITNESS and PIER.WGC (curp_witness.c).
+ * docs/CONSISTENCY.md describes the log. */
 #ifndef PIER_CLUSTER_ENTRY_H
 #define PIER_CLUSTER_ENTRY_H
 
@@ -102,5 +103,10 @@ char *resp_array_encode(int argc, const cmd_arg *argv, size_t *len);
  * from buf: argc and views into buf. Returns bytes consumed, 0 when
  * incomplete, -1 when malformed. max_args bounds argc. */
 long resp_array_decode(const char *buf, size_t len, cmd_arg *argv, int max_args, int *argc);
+
+/* The same walk without a bound on argc: views of the first max_first
+ * elements only. Returns the array's size in bytes, 0 when incomplete, -1
+ * when malformed (a reader skipping records it does not need whole). */
+long resp_array_span(const char *buf, size_t len, cmd_arg *first, int max_first, int *argc);
 
 #endif

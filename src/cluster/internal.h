@@ -1,8 +1,9 @@
 /* internal.h - the cluster's state, shared by cluster.c (lifecycle, bus
- * dispatch, INFO), raft.c (log, election, replication, apply) and curp.c
- * (requests: leader execution, the follower's CURP proxy, witnesses,
- * recovery). Everything here is owned by the cluster thread unless a
- * field says otherwise. */
+ * dispatch, INFO), raft.c (log, election, replication, apply; its API in
+ * raft.h) and the curp*.c files (requests: leader execution, the
+ * follower's CURP proxy, witnesses, recovery; curp.h). Everything here is
+ * owned by the cluster thread unless a field says otherwise. It includes
+ * raft.h, never curp.h: Raft does not call CURP (raft_events). */
 #ifndef PIER_CLUSTER_INTERNAL_H
 #define PIER_CLUSTER_INTERNAL_H
 
@@ -12,8 +13,11 @@
 #include "../net/event_loop.h"
 #include "../persist/aof.h"
 #include "bus.h"
-#include "cluster.h"
+#include "catchup.h"
+#include "cluster_types.h"
 #include "entry.h"
+#include "msg.h"
+#include "raft.h"
 #include "rifl.h"
 #include "witness.h"
 
@@ -23,27 +27,7 @@
 #define UNSYNCED_SLOTS 65536
 #define LOG_KEEP_ENTRIES 100000 /* a follower keeps this many applied entries */
 
-/* bus message types */
-enum {
-    MSG_APPEND = 1,       /* leader -> follower: entries, commit index; also the heartbeat */
-    MSG_APPEND_RESP,
-    MSG_VOTE_REQ,
-    MSG_VOTE_RESP,
-    MSG_FORWARD,          /* proxy -> leader: a client request */
-    MSG_FORWARD_RESP,
-    MSG_RECORD,           /* proxy -> witness: record an unsynced update */
-    MSG_RECORD_RESP,
-    MSG_COLLECT,          /* new leader -> witness: hand over your records, freeze old terms */
-    MSG_COLLECT_RESP,
-    MSG_STALE,            /* witness -> leader: records that were never synced */
-    MSG_GC,               /* leader -> witnesses: drop this record */
-    MSG_PREVOTE_REQ,      /* would you vote for me? (Raft thesis 9.6: no term change) */
-    MSG_PREVOTE_RESP,
-    MSG_PING,             /* follower -> follower: keeps an idle link open */
-};
-
 enum { ROLE_FOLLOWER = 0, ROLE_CANDIDATE = 1, ROLE_LEADER = 2 };
-enum { FWD_OK = 0, FWD_NOT_LEADER = 1 };
 
 typedef struct cl_node {
     int id;
@@ -51,20 +35,26 @@ typedef struct cl_node {
     int port, bus_port;
 } cl_node;
 
+/* An owned copy of a list of witness records (msg_records). */
+typedef struct cl_records {
+    uint32_t count;
+    uint8_t *body;
+    size_t len;
+} cl_records;
+
 typedef struct cl_peer {
     int id;
     uint64_t next_index, match_index;
     int64_t acked_sent_us; /* send time of the newest APPEND it acknowledged this term */
     int64_t last_send_us;
-    int64_t last_scan_us;  /* last catch-up read from the AOF */
+    int64_t last_scan_us;  /* last catch-up request to the AOF reader (catchup.h) */
     uint64_t commit_sent;  /* commit index last told */
     int vote_granted;
     int prevote_granted;
     int collected;         /* answered COLLECT this term */
     uint64_t complete_since; /* its witness holds every record from this term on */
     uint64_t led_term, led_last; /* COLLECT: its log holds all it answered as leader of led_term, up to led_last */
-    char *records;         /* its COLLECT answer: count + records */
-    size_t records_len;
+    cl_records records;    /* its COLLECT answer */
 } cl_peer;
 
 /* A data command on its way through the cluster thread. */
@@ -140,6 +130,8 @@ struct cluster {
     cl_peer peers[CL_MAX_NODES]; /* by node index; peers[self_idx] unused */
     int f;                       /* failures tolerated: (nnodes - 1) / 2 */
 
+    raft_events events;          /* what raft.c tells CURP (set by cl_curp_init) */
+
     pthread_t tid;
     int started;
     ev_loop *loop;
@@ -170,11 +162,14 @@ struct cluster {
     int64_t election_deadline_us;
     int64_t leader_since_us;     /* when this node last became the leader */
     int64_t last_leader_contact_us;
+    _Atomic uint64_t executed;   /* the keyspace holds every entry up to here */
+    int keep_expired;            /* keyspace in replica expiry mode */
+    /* --- CURP: a new leader's recovery, the witness's completeness and
+     * its AOF lines (curp_recover.c, curp_witness.c) --- */
     uint64_t noop_index;         /* a new leader's first entry: recovery waits for its commit */
     int collect_needed;          /* a new leader still collecting witness records */
     cl_collected *collected;
-    char *own_records;           /* this node's witness at election: count + records */
-    size_t own_records_len;
+    cl_records own_records;      /* this node's witness at election */
     uint64_t recovery_tp;        /* last log term at election: the previous leader's, at least */
     uint64_t collect_max_term;   /* newest record term any witness reported */
     int replay_threshold;        /* witnesses that must have seen a record to replay it */
@@ -189,12 +184,16 @@ struct cluster {
     int witness_unsynced;        /* PIER.WITNESS records appended since the last AOF write */
     cl_rec_ack *rec_acks;        /* witness answers waiting for that write */
     size_t nrec_acks, rec_acks_cap;
-    _Atomic uint64_t executed;   /* the keyspace holds every entry up to here */
-    int keep_expired;            /* keyspace in replica expiry mode */
 
     /* --- unsynced writes per key hash (leader): the highest log index of
      * a write on any key hashing to the slot; clean when <= commit --- */
     _Atomic uint64_t unsynced[UNSYNCED_SLOTS];
+
+    catchup *catchup;            /* the AOF index of the log and its reader (catch-up) */
+
+    /* --- sending APPENDs (cluster thread): the entries of one message --- */
+    const entry **append_ents;
+    size_t append_cap;
 
     /* --- execution (cluster thread) --- */
     entry_builder eb;
@@ -228,79 +227,11 @@ struct cluster {
     _Atomic int peers_connected;
     _Atomic size_t witness_records;     /* the witness's count, for INFO (cluster thread writes) */
     _Atomic int stopping;
-    char restart_argv0[8];
 };
 
-/* raft.c */
-int64_t cl_now_us(void);
-entry *cl_entry_at(cluster *cl, uint64_t index);
-uint64_t cl_term_at(cluster *cl, uint64_t index);
-/* Append a finished entry (its index must be last + 1) to the log and the
- * AOF. Caller holds log_lock. */
-void cl_log_append_locked(cluster *cl, entry *e);
-/* Drop entries from index on (caller holds log_lock). */
-void cl_log_drop_tail_locked(cluster *cl, uint64_t index);
-/* Free old applied entries (cluster thread). */
-void cl_log_trim(cluster *cl);
-void cl_raft_tick(cluster *cl);
-void cl_raft_before_sleep(cluster *cl);
-void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_append_resp(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_vote_req(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_vote_resp(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_prevote_req(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_prevote_resp(cluster *cl, int from, const uint8_t *p, size_t n);
-/* Log the term and vote, and make them durable: 0, or -1 when the AOF
- * cannot be written (then the vote must not be granted). */
-int cl_persist_vote(cluster *cl);
-/* Write the AOF's pending bytes (fsync with appendfsync always): what a
- * node promises before it answers. Returns 0, or -1 when the write failed. */
-int cl_sync_aof(cluster *cl);
-void cl_become_follower(cluster *cl, uint64_t term, int leader);
-int cl_majority(const cluster *cl);
-int cl_node_idx(const cluster *cl, int id);
-/* Apply committed entries (follower) up to the commit index. */
-void cl_apply_committed(cluster *cl);
-void cl_apply_entry(cluster *cl, const entry *e);
-void cl_set_keep_expired(cluster *cl, int keep);
-
-/* curp.c */
-void cl_curp_init(cluster *cl);
-void cl_curp_free(cluster *cl);
-void cl_drain_submissions(cluster *cl);
-void cl_on_commit_advanced(cluster *cl);
-void cl_on_leader_changed(cluster *cl);
-/* The link to the leader dropped: what was sent on it may be lost. */
-void cl_on_leader_link_down(cluster *cl);
-void cl_on_forward(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_forward_resp(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_record(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_record_resp(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_collect(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_collect_resp(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_stale(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_on_gc(cluster *cl, int from, const uint8_t *p, size_t n);
-void cl_start_recovery(cluster *cl);
-/* After the AOF write (before the bus flush): send the answers that
- * waited for it (witness accepts, the leader's fast-path replies). ok: the
- * write succeeded (else accepts go out as rejects, replies wait). */
-void cl_after_aof_sync(cluster *cl, int ok);
-/* Start-up (AOF replay): a logged witness record or drop, the commit
- * index reached; then, once the log is applied, the restored witness. */
-int cl_replay_witness(cluster *cl, int argc, const cmd_arg *argv);
-int cl_replay_witness_gc(cluster *cl, int argc, const cmd_arg *argv);
-void cl_replay_commit(cluster *cl);
-void cl_replay_entry_loaded(cluster *cl, uint64_t term, int argc, const cmd_arg *argv);
-void cl_replay_truncated(cluster *cl);
-void cl_witness_restored(cluster *cl);
-void cl_curp_tick(cluster *cl);
-/* Execute the records of applied entries: the witness forgets them, the
- * exactly-once table remembers their replies. */
-void cl_entry_applied(cluster *cl, const entry_view *v);
-/* The propagate hooks of exec_env. */
-uint64_t cl_collect_record(void *arg, cmd_arg name, int argc, const cmd_arg *argv);
-void cl_finish_entry(void *arg, cmd_ctx *c);
-/* The keyspace expire hook: a DEL entry on a leader, nothing elsewhere. */
-void cl_log_expired(void *arg, const char *key, size_t klen);
+/* cluster.c: send an encoded message to node `to` (or to every other
+ * node) and free w. Returns bus_send's result (cl_send_all: none). */
+int cl_send(cluster *cl, int to, int type, wbuf *w);
+void cl_send_all(cluster *cl, int type, wbuf *w);
 
 #endif

@@ -4,7 +4,6 @@
  * follower never deletes an expired key itself (the leader's DELs are in
  * the log). A deposed leader whose speculative entries the new leader
  * does not keep restarts itself from its AOF (see truncate_from). */
-#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,13 +12,15 @@
 
 #include "../lib/clock.h"
 #include "../lib/log.h"
-#include "../persist/persist.h"
+#include "../lib/mem.h"
 #include "internal.h"
-#include "wire.h"
+#include "msg.h"
 
 #define APPEND_MAX_BYTES (4u << 20) /* entries per APPEND message */
 
 int64_t cl_now_us(void) { return clock_mono_us(); }
+
+void raft_set_events(cluster *cl, const raft_events *ev) { cl->events = *ev; }
 
 int cl_majority(const cluster *cl) { return cl->nnodes / 2 + 1; }
 
@@ -50,7 +51,10 @@ uint64_t cl_term_at(cluster *cl, uint64_t index) {
     return e ? e->term : 0;
 }
 
-void cl_log_append_locked(cluster *cl, entry *e) {
+/* Put e in the in-memory log at its index and note where its AOF record
+ * is (catchup.h): at pos, or, with to_aof, appended to the AOF now.
+ * Caller holds log_lock. */
+static void log_put_locked(cluster *cl, entry *e, aof *to_aof, aof_pos pos) {
     if ((e->index - cl->first_index) / LOG_CHUNK >= LOG_DIR_MAX - 1) {
         /* 268M entries in memory: trimming (cl_log_trim) keeps the window
          * far below this; refusing to go on beats corrupting memory. */
@@ -61,25 +65,30 @@ void cl_log_append_locked(cluster *cl, entry *e) {
     entry ***slot = chunk_slot(cl, e->index);
     entry **chunk = *slot;
     if (!chunk) {
-        chunk = calloc(LOG_CHUNK, sizeof *chunk);
-        if (!chunk) abort();
+        chunk = xcalloc(LOG_CHUNK, sizeof *chunk);
         *slot = chunk;
     }
     chunk[(e->index - 1) % LOG_CHUNK] = e;
     cl->last_term = e->term;
     cl->log_bytes += e->len;
-    if (cl->aof) aof_append_raw(cl->aof, e->data, e->len);
+    if (to_aof) pos = aof_tail_pos(to_aof, aof_append_raw(to_aof, e->data, e->len) - e->len);
+    catchup_note_entry(cl->catchup, e->index, pos);
     atomic_store(&cl->last_index, e->index);
 }
 
-/* Control records (PIER.VOTE / COMMIT / TRUNCATE) in the AOF. */
-static void log_control(cluster *cl, const char *name, uint64_t a, int with_b, uint64_t b) {
-    if (!cl->aof) return;
+void cl_log_append_locked(cluster *cl, entry *e) { log_put_locked(cl, e, cl->aof, AOF_POS_NONE); }
+
+void cl_log_loaded(cluster *cl, entry *e, aof_pos pos) { log_put_locked(cl, e, NULL, pos); }
+
+/* Control records (PIER.VOTE / COMMIT / TRUNCATE) in the AOF; returns
+ * the AOF offset just past it (aof_append). */
+static uint64_t log_control(cluster *cl, const char *name, uint64_t a, int with_b, uint64_t b) {
+    if (!cl->aof) return 0;
     char na[24], nb[24];
     int la = snprintf(na, sizeof na, "%llu", (unsigned long long)a);
     int lb = snprintf(nb, sizeof nb, "%llu", (unsigned long long)b);
     cmd_arg argv[3] = {{name, strlen(name)}, {na, (size_t)la}, {nb, (size_t)lb}};
-    aof_append(cl->aof, argv[0], with_b ? 3 : 2, argv);
+    return aof_append(cl->aof, argv[0], with_b ? 3 : 2, argv);
 }
 
 /* Make the AOF durable up to here before answering (votes, appends):
@@ -115,9 +124,10 @@ static void restart_from_aof(cluster *cl) {
 static void truncate_from(cluster *cl, uint64_t index) {
     uint64_t last = atomic_load(&cl->last_index);
     if (index > last) return;
-    log_control(cl, "PIER.TRUNCATE", index, 0, 0);
+    uint64_t end = log_control(cl, "PIER.TRUNCATE", index, 0, 0);
+    if (cl->aof) catchup_note_truncate(cl->catchup, index, aof_tail_pos(cl->aof, end));
     if (cl->synced_index >= index) cl->synced_index = index - 1; /* replaced entries */
-    cl->lead_log_term = 0; /* as at start-up (cl_replay_truncated) */
+    cl->events.log_truncated(cl);
     /* executed, not applied: a deposed leader's keyspace holds its
      * speculative entries beyond the commit */
     if (index <= atomic_load(&cl->executed) || index <= atomic_load(&cl->applied))
@@ -213,7 +223,7 @@ void cl_apply_entry(cluster *cl, const entry *e) {
         cmd_execute(&c);
         reply_reset(cl->apply_out);
     }
-    cl_entry_applied(cl, v);
+    cl->events.entry_applied(cl, v);
 }
 
 void cl_apply_committed(cluster *cl) {
@@ -264,7 +274,7 @@ void cl_become_follower(cluster *cl, uint64_t term, int leader) {
     if (was == ROLE_LEADER) log_info("cluster: stepping down in term %llu", (unsigned long long)cl->term);
     /* a new term, even with the same leader, may have replaced entries
      * proxied requests wait for: they start over */
-    if (leader != old_leader || was != ROLE_FOLLOWER || new_term) cl_on_leader_changed(cl);
+    if (leader != old_leader || was != ROLE_FOLLOWER || new_term) cl->events.leader_changed(cl);
 }
 
 static void become_leader(cluster *cl) {
@@ -282,7 +292,7 @@ static void become_leader(cluster *cl) {
         cl->peers[i].last_send_us = 0;
         cl->peers[i].commit_sent = 0;
     }
-    cl_start_recovery(cl);
+    cl->events.became_leader(cl);
 }
 
 static void start_election(cluster *cl) {
@@ -299,7 +309,7 @@ static void start_election(cluster *cl) {
     pthread_mutex_unlock(&cl->log_lock);
     atomic_store(&cl->serving, 0);
     int old = atomic_exchange(&cl->leader_id, 0);
-    if (old) cl_on_leader_changed(cl);
+    if (old) cl->events.leader_changed(cl);
     reset_election_timer(cl);
     for (int i = 0; i < cl->nnodes; i++) cl->peers[i].vote_granted = (i == cl->self_idx);
     log_verbose("cluster: node %d starts an election for term %llu", cl->self_id,
@@ -308,13 +318,10 @@ static void start_election(cluster *cl) {
         become_leader(cl);
         return;
     }
+    msg_vote_req m = {cl->term, atomic_load(&cl->last_index), cl->last_term};
     wbuf w = {0};
-    wb_u64(&w, cl->term);
-    wb_u64(&w, atomic_load(&cl->last_index));
-    wb_u64(&w, cl->last_term);
-    for (int i = 0; i < cl->nnodes; i++)
-        if (i != cl->self_idx) bus_send(cl->bus, cl->nodes[i].id, MSG_VOTE_REQ, w.p, w.len);
-    wb_free(&w);
+    msg_vote_req_encode(&w, &m);
+    cl_send_all(cl, MSG_VOTE_REQ, &w);
 }
 
 /* Pre-vote (Raft thesis 9.6): before raising its term, a node asks
@@ -328,13 +335,10 @@ static void start_prevote(cluster *cl) {
         start_election(cl);
         return;
     }
+    msg_vote_req m = {cl->term + 1, atomic_load(&cl->last_index), cl->last_term};
     wbuf w = {0};
-    wb_u64(&w, cl->term + 1);
-    wb_u64(&w, atomic_load(&cl->last_index));
-    wb_u64(&w, cl->last_term);
-    for (int i = 0; i < cl->nnodes; i++)
-        if (i != cl->self_idx) bus_send(cl->bus, cl->nodes[i].id, MSG_PREVOTE_REQ, w.p, w.len);
-    wb_free(&w);
+    msg_vote_req_encode(&w, &m);
+    cl_send_all(cl, MSG_PREVOTE_REQ, &w);
 }
 
 /* ---- votes ---- */
@@ -355,25 +359,20 @@ static int log_up_to_date(cluster *cl, uint64_t last, uint64_t last_term) {
            (last_term == cl->last_term && last >= atomic_load(&cl->last_index));
 }
 
-void cl_on_prevote_req(cluster *cl, int from, const uint8_t *p, size_t n) {
-    rbuf r = rb_make(p, n);
-    uint64_t term = rb_u64(&r), last = rb_u64(&r), last_term = rb_u64(&r);
-    if (r.bad) return;
-    int granted = term > cl->term && !hears_leader(cl) && log_up_to_date(cl, last, last_term);
+void cl_on_prevote_req(cluster *cl, int from, const msg_vote_req *m) {
+    msg_vote_resp out = {
+        .term = m->term,
+        .granted = m->term > cl->term && !hears_leader(cl) &&
+                   log_up_to_date(cl, m->last_index, m->last_term),
+    };
     wbuf w = {0};
-    wb_u64(&w, term);
-    wb_u8(&w, (uint8_t)granted);
-    bus_send(cl->bus, from, MSG_PREVOTE_RESP, w.p, w.len);
-    wb_free(&w);
+    msg_vote_resp_encode(&w, &out);
+    cl_send(cl, from, MSG_PREVOTE_RESP, &w);
 }
 
-void cl_on_prevote_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
-    rbuf r = rb_make(p, n);
-    uint64_t term = rb_u64(&r);
-    int granted = rb_u8(&r);
+void cl_on_prevote_resp(cluster *cl, int from, const msg_vote_resp *m) {
     int idx = cl_node_idx(cl, from);
-    if (r.bad || idx < 0 || !granted || term != cl->term + 1 ||
-        atomic_load(&cl->role) == ROLE_LEADER)
+    if (idx < 0 || !m->granted || m->term != cl->term + 1 || atomic_load(&cl->role) == ROLE_LEADER)
         return;
     cl->peers[idx].prevote_granted = 1;
     int votes = 0;
@@ -384,10 +383,8 @@ void cl_on_prevote_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
     }
 }
 
-void cl_on_vote_req(cluster *cl, int from, const uint8_t *p, size_t n) {
-    rbuf r = rb_make(p, n);
-    uint64_t term = rb_u64(&r), last = rb_u64(&r), last_term = rb_u64(&r);
-    if (r.bad) return;
+void cl_on_vote_req(cluster *cl, int from, const msg_vote_req *m) {
+    uint64_t term = m->term;
     /* Stickiness (Raft section 6): while a leader is heard from, refuse to
      * disrupt it; this is also what makes the leader's read lease safe. */
     int leader_alive = hears_leader(cl);
@@ -395,31 +392,24 @@ void cl_on_vote_req(cluster *cl, int from, const uint8_t *p, size_t n) {
     if (term > cl->term && !leader_alive) cl_become_follower(cl, term, 0);
     if (term == cl->term && !leader_alive &&
         (cl->voted_for <= 0 || cl->voted_for == from)) {
-        int up_to_date = last_term > cl->last_term ||
-                         (last_term == cl->last_term && last >= atomic_load(&cl->last_index));
-        if (up_to_date) {
+        if (log_up_to_date(cl, m->last_index, m->last_term)) {
             cl->voted_for = from;
             granted = cl_persist_vote(cl) == 0; /* only a vote the disk keeps */
             reset_election_timer(cl);
         }
     }
+    msg_vote_resp out = {.term = cl->term, .granted = (uint8_t)granted};
     wbuf w = {0};
-    wb_u64(&w, cl->term);
-    wb_u8(&w, (uint8_t)granted);
-    bus_send(cl->bus, from, MSG_VOTE_RESP, w.p, w.len);
-    wb_free(&w);
+    msg_vote_resp_encode(&w, &out);
+    cl_send(cl, from, MSG_VOTE_RESP, &w);
 }
 
-void cl_on_vote_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
-    rbuf r = rb_make(p, n);
-    uint64_t term = rb_u64(&r);
-    int granted = rb_u8(&r);
-    if (r.bad) return;
-    if (term > cl->term) {
-        cl_become_follower(cl, term, 0);
+void cl_on_vote_resp(cluster *cl, int from, const msg_vote_resp *m) {
+    if (m->term > cl->term) {
+        cl_become_follower(cl, m->term, 0);
         return;
     }
-    if (atomic_load(&cl->role) != ROLE_CANDIDATE || term != cl->term || !granted) return;
+    if (atomic_load(&cl->role) != ROLE_CANDIDATE || m->term != cl->term || !m->granted) return;
     int idx = cl_node_idx(cl, from);
     if (idx < 0) return;
     cl->peers[idx].vote_granted = 1;
@@ -430,71 +420,65 @@ void cl_on_vote_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
 
 /* ---- replication: leader side ---- */
 
-static uint64_t last_index_now(cluster *cl) { return atomic_load(&cl->last_index); }
+/* The one place an APPEND is built: the entries ents[0..count) after
+ * prev (of term prev_term), with the commit index, the leader's last
+ * index and the send time (echoed back: the lease). Returns bus_send's
+ * result. */
+static int send_entries(cluster *cl, int idx, uint64_t prev, uint64_t prev_term,
+                        const entry *const *ents, uint32_t count, int64_t now) {
+    msg_append m = {
+        .term = cl->term,
+        .prev_index = prev,
+        .prev_term = prev_term,
+        .commit = atomic_load(&cl->commit),
+        .sent_us = (uint64_t)now,
+        .leader_last = atomic_load(&cl->last_index),
+        .count = count,
+        .ents = ents,
+    };
+    wbuf w = {0};
+    msg_append_encode(&w, &m);
+    return cl_send(cl, cl->nodes[idx].id, MSG_APPEND, &w);
+}
 
 /* ---- catch-up from the AOF ---- */
 
 #define CATCHUP_ENTRIES 65536
 #define CATCHUP_BYTES (32u << 20)
-
-typedef struct scan_ctx {
-    uint64_t lo, hi; /* wanted: [lo, hi) */
-    entry **found;   /* the last record of each index wins: earlier ones were truncated */
-} scan_ctx;
-
-static int scan_entry(void *arg, int argc, const cmd_arg *argv) {
-    scan_ctx *s = arg;
-    if (argc < 7 || argv[0].n != 10 || strncasecmp(argv[0].p, "PIER.ENTRY", 10) != 0) return 0;
-    char num[24];
-    if (argv[1].n == 0 || argv[1].n >= sizeof num) return 0;
-    memcpy(num, argv[1].p, argv[1].n);
-    num[argv[1].n] = 0;
-    uint64_t index = strtoull(num, NULL, 10);
-    memcpy(num, argv[2].p, argv[2].n < sizeof num ? argv[2].n : sizeof num - 1);
-    num[argv[2].n < sizeof num ? argv[2].n : sizeof num - 1] = 0;
-    if (index < s->lo || index >= s->hi) return 0;
-    entry *e = entry_from_argv(index, strtoull(num, NULL, 10), argc, argv);
-    free(s->found[index - s->lo]);
-    s->found[index - s->lo] = e;
-    return 0;
-}
+#define CATCHUP_RETRY_US (200 * 1000)
 
 /* A follower behind the in-memory log (a node back after a long time):
- * read its entries back from this node's AOF, one batch per call. Rare,
- * and it blocks this thread for the scan, so at most every 200 ms. */
+ * ask the AOF reader (catchup.h) for its next entries, at most every
+ * 200 ms; send_caught_up sends them when they are read. The cluster
+ * thread never reads the AOF itself. */
 static void send_from_aof(cluster *cl, int idx, uint64_t from, int64_t now) {
     cl_peer *pe = &cl->peers[idx];
-    if (now - pe->last_scan_us < 200 * 1000) return;
+    if (now - pe->last_scan_us < CATCHUP_RETRY_US) return;
+    uint64_t lo = from > 1 ? from - 1 : 1;
+    uint64_t hi = cl->first_index < lo + CATCHUP_ENTRIES ? cl->first_index : lo + CATCHUP_ENTRIES;
+    int rc = catchup_request(cl->catchup, idx, cl->term, from, hi, CATCHUP_BYTES);
+    if (rc == -1) return; /* its previous read is still under way */
     pe->last_scan_us = now;
-    scan_ctx s = {.lo = from > 1 ? from - 1 : 1};
-    s.hi = cl->first_index < s.lo + CATCHUP_ENTRIES ? cl->first_index : s.lo + CATCHUP_ENTRIES;
-    s.found = calloc((size_t)(s.hi - s.lo) + 1, sizeof *s.found);
-    if (!s.found) abort();
-    char err[256];
-    if (aof_scan(cl->aof, scan_entry, &s, err, sizeof err) < 0)
-        log_warn("cluster: catch-up of node %d: %s", cl->nodes[idx].id, err);
-    uint64_t prev_term = from > 1 && s.found[0] ? s.found[0]->term : 0;
-    wbuf w = {0};
-    wb_u64(&w, cl->term);
-    wb_u64(&w, from - 1);
-    wb_u64(&w, prev_term);
-    wb_u64(&w, atomic_load(&cl->commit));
-    wb_u64(&w, (uint64_t)now);
-    wb_u64(&w, last_index_now(cl));
-    size_t count_at = w.len;
-    wb_u32(&w, 0);
-    uint32_t count = 0;
-    for (uint64_t i = from; i < s.hi && w.len < CATCHUP_BYTES; i++) {
-        entry *e = s.found[i - s.lo];
-        if (!e) break; /* a gap cannot happen in a healthy AOF: stop there */
-        wb_u64(&w, e->index);
-        wb_u64(&w, e->term);
-        wb_bytes(&w, e->data, e->len);
-        count++;
-    }
-    for (int k = 0; k < 4; k++) w.p[count_at + (size_t)k] = (unsigned char)(count >> (8 * k));
-    if ((from == 1 || s.found[0]) && count &&
-        bus_send(cl->bus, cl->nodes[idx].id, MSG_APPEND, w.p, w.len) == 0) {
+    if (rc < 0)
+        log_warn("cluster: node %d needs entry %llu, which this node's AOF index does not have",
+                 cl->nodes[idx].id, (unsigned long long)from);
+}
+
+/* Send a finished AOF read to its follower, if the follower still needs
+ * exactly that (same term, this node still its leader, its next index
+ * unchanged). */
+static void send_caught_up(cluster *cl, const catchup_result *r, int64_t now) {
+    int idx = r->peer;
+    if (r->err[0]) log_warn("cluster: catch-up of node %d: %s", cl->nodes[idx].id, r->err);
+    cl_peer *pe = &cl->peers[idx];
+    if (atomic_load(&cl->role) != ROLE_LEADER || r->term != cl->term ||
+        pe->next_index != r->from)
+        return;
+    uint64_t from = r->from, skip = from - r->lo;
+    /* from > 1 needs the entry before it (the APPEND's prev_term) */
+    uint32_t count = r->count > skip ? r->count - (uint32_t)skip : 0;
+    if (count && send_entries(cl, idx, from - 1, from > 1 ? r->ents[0]->term : 0,
+                              (const entry *const *)r->ents + skip, count, now) == 0) {
         pe->next_index = from + count;
         pe->last_send_us = now;
         log_verbose("cluster: node %d catching up from the AOF: entries %llu..%llu",
@@ -504,15 +488,40 @@ static void send_from_aof(cluster *cl, int idx, uint64_t from, int64_t now) {
         log_warn("cluster: node %d needs entry %llu, which this node's AOF does not have",
                  cl->nodes[idx].id, (unsigned long long)from);
     }
-    wb_free(&w);
-    for (uint64_t i = 0; i <= s.hi - s.lo; i++) free(s.found[i]);
-    free(s.found);
+}
+
+static void catchup_done(cluster *cl) {
+    catchup_result *r = catchup_take(cl->catchup);
+    int64_t now = cl_now_us();
+    while (r) {
+        catchup_result *next = r->next;
+        send_caught_up(cl, r, now);
+        catchup_result_free(r);
+        r = next;
+    }
+}
+
+/* The in-memory entries from `from` on, up to APPEND_MAX_BYTES, into the
+ * cluster thread's scratch array; returns their count. */
+static uint32_t collect_entries(cluster *cl, uint64_t from, uint64_t last) {
+    uint32_t count = 0;
+    size_t bytes = 0;
+    for (uint64_t i = from; i <= last && bytes < APPEND_MAX_BYTES; i++) {
+        entry *e = cl_entry_at(cl, i);
+        if (!e) break;
+        if (count == cl->append_cap) {
+            cl->append_cap = cl->append_cap ? cl->append_cap * 2 : 256;
+            cl->append_ents = xrealloc(cl->append_ents, cl->append_cap * sizeof *cl->append_ents);
+        }
+        cl->append_ents[count++] = e;
+        bytes += e->len;
+    }
+    return count;
 }
 
 static void send_append(cluster *cl, int idx, int64_t now) {
     cl_peer *pe = &cl->peers[idx];
     uint64_t last = atomic_load(&cl->last_index);
-    uint64_t commit = atomic_load(&cl->commit);
     uint64_t from = pe->next_index ? pe->next_index : 1;
     if (from > last + 1) from = last + 1;
     if (from < cl->first_index) {
@@ -520,33 +529,13 @@ static void send_append(cluster *cl, int idx, int64_t now) {
         send_from_aof(cl, idx, from, now);
         return;
     }
-    wbuf w = {0};
-    wb_u64(&w, cl->term);
-    wb_u64(&w, from - 1);
-    wb_u64(&w, cl_term_at(cl, from - 1));
-    wb_u64(&w, commit);
-    wb_u64(&w, (uint64_t)now);
-    wb_u64(&w, last_index_now(cl));
-    size_t count_at = w.len;
-    wb_u32(&w, 0);
-    uint32_t count = 0;
-    size_t bytes = 0;
-    for (uint64_t i = from; i <= last && bytes < APPEND_MAX_BYTES; i++) {
-        entry *e = cl_entry_at(cl, i);
-        if (!e) break;
-        wb_u64(&w, e->index);
-        wb_u64(&w, e->term);
-        wb_bytes(&w, e->data, e->len);
-        bytes += e->len;
-        count++;
-    }
-    for (int k = 0; k < 4; k++) w.p[count_at + (size_t)k] = (unsigned char)(count >> (8 * k));
-    if (bus_send(cl->bus, cl->nodes[idx].id, MSG_APPEND, w.p, w.len) == 0) {
+    uint32_t count = collect_entries(cl, from, last);
+    if (send_entries(cl, idx, from - 1, cl_term_at(cl, from - 1),
+                     (const entry *const *)cl->append_ents, count, now) == 0) {
         pe->next_index = from + count; /* optimistic: pipelined */
         pe->last_send_us = now;
-        pe->commit_sent = commit;
+        pe->commit_sent = atomic_load(&cl->commit);
     }
-    wb_free(&w);
 }
 
 /* The highest index a majority holds (the leader counts what its AOF has). */
@@ -568,7 +557,7 @@ static void advance_commit(cluster *cl) {
     if (n > commit && cl_term_at(cl, n) == cl->term) {
         atomic_store(&cl->commit, n);
         atomic_store(&cl->applied, n); /* the leader executed it already */
-        cl_on_commit_advanced(cl);
+        cl->events.commit_advanced(cl);
     }
 }
 
@@ -591,29 +580,23 @@ static void update_lease(cluster *cl) {
     if (base > 0) atomic_store(&cl->lease_until_us, base + (int64_t)ms * 1000 * 3 / 4);
 }
 
-void cl_on_append_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
-    rbuf r = rb_make(p, n);
-    uint64_t term = rb_u64(&r);
-    int ok = rb_u8(&r);
-    uint64_t index = rb_u64(&r);
-    int64_t sent_us = (int64_t)rb_u64(&r);
-    if (r.bad) return;
-    if (term > cl->term) {
-        cl_become_follower(cl, term, 0);
+void cl_on_append_resp(cluster *cl, int from, const msg_append_resp *m) {
+    if (m->term > cl->term) {
+        cl_become_follower(cl, m->term, 0);
         return;
     }
     int idx = cl_node_idx(cl, from);
-    if (idx < 0 || atomic_load(&cl->role) != ROLE_LEADER || term != cl->term) return;
+    if (idx < 0 || atomic_load(&cl->role) != ROLE_LEADER || m->term != cl->term) return;
     cl_peer *pe = &cl->peers[idx];
-    if (sent_us > pe->acked_sent_us) pe->acked_sent_us = sent_us;
+    if ((int64_t)m->sent_us > pe->acked_sent_us) pe->acked_sent_us = (int64_t)m->sent_us;
     update_lease(cl);
-    if (ok) {
-        if (index > pe->match_index) pe->match_index = index;
-        if (pe->next_index < index + 1) pe->next_index = index + 1;
+    if (m->ok) {
+        if (m->index > pe->match_index) pe->match_index = m->index;
+        if (pe->next_index < m->index + 1) pe->next_index = m->index + 1;
         advance_commit(cl);
     } else {
         /* index: the follower's hint of where its log can resume */
-        pe->next_index = index ? index : 1;
+        pe->next_index = m->index ? m->index : 1;
         send_append(cl, idx, cl_now_us());
     }
 }
@@ -621,41 +604,64 @@ void cl_on_append_resp(cluster *cl, int from, const uint8_t *p, size_t n) {
 /* ---- replication: follower side ---- */
 
 static void reply_append(cluster *cl, int to, int ok, uint64_t index, uint64_t sent_us) {
+    msg_append_resp m = {.term = cl->term, .ok = (uint8_t)ok, .index = index, .sent_us = sent_us};
     wbuf w = {0};
-    wb_u64(&w, cl->term);
-    wb_u8(&w, (uint8_t)ok);
-    wb_u64(&w, index);
-    wb_u64(&w, sent_us);
-    bus_send(cl->bus, to, MSG_APPEND_RESP, w.p, w.len);
-    wb_free(&w);
+    msg_append_resp_encode(&w, &m);
+    cl_send(cl, to, MSG_APPEND_RESP, &w);
 }
 
 /* Store one received entry unless the log already has it. Returns 0, or
  * -1 when the entry is malformed. */
-static int store_entry(cluster *cl, uint64_t index, uint64_t term, const unsigned char *data,
-                       size_t len) {
+static int store_entry(cluster *cl, const msg_entry *me) {
     uint64_t last = atomic_load(&cl->last_index);
-    if (index <= last) {
-        if (cl_term_at(cl, index) == term) return 0;
-        truncate_from(cl, index);
+    if (me->index <= last) {
+        if (cl_term_at(cl, me->index) == me->term) return 0;
+        truncate_from(cl, me->index);
         last = atomic_load(&cl->last_index);
     }
-    if (index != last + 1 || len > ENTRY_MAX_BYTES) return -1;
-    entry *e = entry_new(index, term, data, len);
+    if (me->index != last + 1 || me->len > ENTRY_MAX_BYTES) return -1;
+    entry *e = entry_new(me->index, me->term, me->data, me->len);
     pthread_mutex_lock(&cl->log_lock);
     cl_log_append_locked(cl, e);
     pthread_mutex_unlock(&cl->log_lock);
     return 0;
 }
 
-void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n) {
-    rbuf r = rb_make(p, n);
-    uint64_t term = rb_u64(&r), prev = rb_u64(&r), prev_term = rb_u64(&r);
-    uint64_t leader_commit = rb_u64(&r), sent_us = rb_u64(&r), leader_last = rb_u64(&r);
-    uint32_t count = rb_u32(&r);
-    if (r.bad) return;
+/* Where the leader should resume for a follower whose log does not hold
+ * prev (of prev_term): past its end, or the first index of the
+ * conflicting term (but above the commit, which matches for sure). */
+static uint64_t resume_hint(cluster *cl, uint64_t prev) {
+    uint64_t last = atomic_load(&cl->last_index);
+    if (prev > last) return last + 1;
+    uint64_t t = cl_term_at(cl, prev);
+    uint64_t hint = prev;
+    while (hint > atomic_load(&cl->commit) + 1 && cl_term_at(cl, hint - 1) == t) hint--;
+    return hint;
+}
+
+/* Store the APPEND's entries; returns the last index it covers. */
+static uint64_t store_entries(cluster *cl, int from, const msg_append *m) {
+    uint64_t upto = m->prev_index;
+    size_t pos = 0;
+    msg_entry e;
+    while (msg_append_next(m, &pos, &e)) {
+        if (e.index < cl->first_index) {
+            upto = e.index; /* applied and trimmed here already */
+            continue;
+        }
+        if (store_entry(cl, &e) < 0) {
+            log_warn("cluster: malformed APPEND from node %d", from);
+            break;
+        }
+        upto = e.index;
+    }
+    return upto;
+}
+
+void cl_on_append(cluster *cl, int from, const msg_append *m) {
+    uint64_t term = m->term, prev = m->prev_index;
     if (term < cl->term) {
-        reply_append(cl, from, 0, 0, sent_us);
+        reply_append(cl, from, 0, 0, m->sent_us);
         return;
     }
     if (term > cl->term || atomic_load(&cl->role) != ROLE_FOLLOWER ||
@@ -663,48 +669,21 @@ void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n) {
         cl_become_follower(cl, term, from);
     cl->last_leader_contact_us = cl_now_us();
     reset_election_timer(cl);
-    /* After a restart the witness lost what it had recorded in this term;
-     * once everything the leader had executed when this node came back is
-     * committed, nothing it lost matters any more. */
-    if (term == cl->boot_term && !cl->boot_mark) cl->boot_mark = leader_last ? leader_last : 1;
+    cl->events.leader_heard(cl, term, m->commit, m->leader_last);
     uint64_t last = atomic_load(&cl->last_index);
     /* Below first_index everything is committed, hence identical. */
     int trimmed = prev + 1 < cl->first_index;
-    if (!trimmed && (prev > last || cl_term_at(cl, prev) != prev_term)) {
-        uint64_t hint = prev > last ? last + 1 : (prev > atomic_load(&cl->commit) ? prev : prev);
-        /* a mismatch at prev: step back to the first index of that term */
-        if (prev <= last) {
-            uint64_t t = cl_term_at(cl, prev);
-            hint = prev;
-            while (hint > atomic_load(&cl->commit) + 1 && cl_term_at(cl, hint - 1) == t) hint--;
-        }
-        reply_append(cl, from, 0, hint, sent_us);
+    if (!trimmed && (prev > last || cl_term_at(cl, prev) != m->prev_term)) {
+        reply_append(cl, from, 0, resume_hint(cl, prev), m->sent_us);
         return;
     }
-    uint64_t upto = prev;
-    for (uint32_t i = 0; i < count; i++) {
-        uint64_t index = rb_u64(&r), eterm = rb_u64(&r);
-        size_t len;
-        const unsigned char *data = rb_bytes(&r, &len);
-        if (!r.bad && index < cl->first_index) {
-            upto = index; /* applied and trimmed here already */
-            continue;
-        }
-        if (r.bad || store_entry(cl, index, eterm, data, len) < 0) {
-            log_warn("cluster: malformed APPEND from node %d", from);
-            break;
-        }
-        upto = index;
-    }
-    if (cl->boot_mark && !cl->boot_caught_up && term == cl->boot_term &&
-        leader_commit >= cl->boot_mark)
-        cl->boot_caught_up = 1;
-    if (leader_commit > atomic_load(&cl->commit)) {
-        uint64_t c = leader_commit < upto ? leader_commit : upto;
+    uint64_t upto = store_entries(cl, from, m);
+    if (m->commit > atomic_load(&cl->commit)) {
+        uint64_t c = m->commit < upto ? m->commit : upto;
         if (c > atomic_load(&cl->commit)) {
             atomic_store(&cl->commit, c);
             cl_apply_committed(cl);
-            cl_on_commit_advanced(cl);
+            cl->events.commit_advanced(cl);
         }
     }
     /* Acknowledge only entries the AOF holds: with a failing disk the
@@ -712,7 +691,7 @@ void cl_on_append(cluster *cl, int from, const uint8_t *p, size_t n) {
      * stays where the disk is), so the entries are not committed on this
      * node's word. */
     if (cl_sync_aof(cl) == 0) cl->synced_index = atomic_load(&cl->last_index);
-    reply_append(cl, from, 1, upto < cl->synced_index ? upto : cl->synced_index, sent_us);
+    reply_append(cl, from, 1, upto < cl->synced_index ? upto : cl->synced_index, m->sent_us);
 }
 
 /* ---- timers ---- */
@@ -726,7 +705,7 @@ static void ping_followers(cluster *cl, int64_t now) {
     int leader = atomic_load(&cl->leader_id);
     for (int i = 0; i < cl->nnodes; i++)
         if (i != cl->self_idx && cl->nodes[i].id != leader)
-            bus_send(cl->bus, cl->nodes[i].id, MSG_PING, NULL, 0);
+            cl_send(cl, cl->nodes[i].id, MSG_PING, &(wbuf){0});
 }
 
 void cl_raft_tick(cluster *cl) {
@@ -758,28 +737,26 @@ void cl_raft_tick(cluster *cl) {
  * durable, count them, and send what each follower is missing (or a
  * heartbeat when one is due). */
 void cl_raft_before_sleep(cluster *cl) {
+    catchup_done(cl);
     if (atomic_load(&cl->role) != ROLE_LEADER) {
         if (cl->commit_logged != atomic_load(&cl->commit)) {
             cl->commit_logged = atomic_load(&cl->commit);
             log_control(cl, "PIER.COMMIT", cl->commit_logged, 0, 0);
         }
         /* witness records: written before they are acknowledged */
-        if (cl->witness_unsynced || cl->nrec_acks) cl_after_aof_sync(cl, cl_sync_aof(cl) == 0);
+        if (cl->events.aof_pending(cl)) cl->events.aof_written(cl, cl_sync_aof(cl) == 0);
         return;
     }
     uint64_t last = atomic_load(&cl->last_index);
-    int ok = 1;
-    if (cl->synced_index < last || cl->witness_unsynced) {
+    int ok = 1, pending = cl->events.aof_pending(cl);
+    if (cl->synced_index < last || pending) {
         /* the leader counts (and answers on the fast path) only what its
          * AOF holds */
         ok = cl_sync_aof(cl) == 0;
-        if (ok) {
-            cl->synced_index = last;
-            cl->witness_unsynced = 0;
-        }
+        if (ok) cl->synced_index = last;
         advance_commit(cl);
     }
-    if (cl->durable_head || cl->nrec_acks) cl_after_aof_sync(cl, ok);
+    if (pending) cl->events.aof_written(cl, ok);
     int64_t now = cl_now_us();
     long hb = (long)CFG_GET(cl->cfg->cluster_heartbeat_ms) * 1000;
     uint64_t commit = atomic_load(&cl->commit);

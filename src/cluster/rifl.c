@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "lib/hash.h"
+#include "lib/mem.h"
 
 #define RIFL_INLINE 16
 #define RIFL_MIN_BUCKETS 16
@@ -46,15 +47,6 @@ struct rifl {
     size_t nclients;
     size_t bytes;
 };
-
-static void *xcalloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) {
-        fputs("pier: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
 
 static size_t client_size(const rifl *r) {
     return sizeof(rclient) + (size_t)r->window * sizeof(rslot);

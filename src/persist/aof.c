@@ -412,6 +412,7 @@ int aof_open_tail(aof *a, char *err, size_t errlen) {
         }
         a->man = m;
         a->fd = fd;
+        a->tail_base = 0;
         return 0;
     }
     char path[AOF_PATH_MAX + 300];
@@ -422,6 +423,7 @@ int aof_open_tail(aof *a, char *err, size_t errlen) {
         return -1;
     }
     atomic_store(&a->cur_incr_size, pio_fd_size(a->fd));
+    a->tail_base = (uint64_t)pio_fd_size(a->fd);
     if (atomic_load(&a->rewrite_base_size) == 0)
         atomic_store(&a->rewrite_base_size, aof_total_size(a));
     return 0;
@@ -591,10 +593,10 @@ static int cut_tail(const char *path, size_t at, size_t len, char *err, size_t e
     return 0;
 }
 
-#define SCAN_LIVE 2 /* replay_incr on a file still being appended to */
-
-static int replay_incr(const char *path, int is_last, aof_exec_fn *exec, void *arg,
-                       char *err, size_t errlen) {
+/* Replay incr file number `file` of the manifest (at path) through exec,
+ * keeping a->replay_pos on the record being replayed. */
+static int replay_incr(aof *a, int file, const char *path, int is_last, aof_exec_fn *exec,
+                       void *arg, char *err, size_t errlen) {
     const unsigned char *b;
     size_t len;
     if (pio_map_file(path, &b, &len) < 0) {
@@ -608,13 +610,12 @@ static int replay_incr(const char *path, int is_last, aof_exec_fn *exec, void *a
         size_t start = pos;
         int r = parse_command(b, len, &pos, &av);
         if (r == 1) {
+            a->replay_pos = AOF_POS(file, start);
             if (exec(arg, (int)av.n, av.v) < 0) {
                 snprintf(err, errlen, "unknown command '%.*s' in the AOF file %s at offset %zu",
                          (int)(av.v[0].n > 64 ? 64 : av.v[0].n), av.v[0].p, path, start);
                 rc = -1;
             }
-        } else if (is_last == SCAN_LIVE && r == 0) {
-            break; /* a record being written right now: not ours to cut */
         } else if (is_last && (r == 0 || all_zero(b + start, len - start))) {
             rc = cut_tail(path, start, len, err, errlen);
             break;
@@ -722,7 +723,7 @@ int aof_load(aof *a, keyspace *ks, int64_t now_ms, aof_exec_fn *exec, void *exec
             if (load_base(a, ks, path, now_ms, err, errlen) < 0) return -1;
             continue;
         }
-        if (replay_incr(path, i == a->man.n - 1, exec, exec_arg, err, errlen) < 0) return -1;
+        if (replay_incr(a, i, path, i == a->man.n - 1, exec, exec_arg, err, errlen) < 0) return -1;
         struct stat st;
         long long size = stat(path, &st) == 0 ? (long long)st.st_size : 0;
         if (i == a->man.n - 1) atomic_store(&a->cur_incr_size, size);
@@ -754,15 +755,36 @@ void aof_check_image(const unsigned char *b, size_t len, aof_exec_fn *fn, void *
     free(av.v);
 }
 
-int aof_scan(aof *a, aof_exec_fn *fn, void *arg, char *err, size_t errlen) {
-    aof_flush(a, UINT64_MAX, 0); /* what was appended is in the files */
-    for (int i = 0; i < a->man.n; i++) {
-        const manifest_file *f = &a->man.files[i];
-        if (f->type != 'i') continue;
-        char path[AOF_PATH_MAX + 300];
-        file_path(a, f->name, path, sizeof path);
-        if (replay_incr(path, i == a->man.n - 1 ? SCAN_LIVE : 0, fn, arg, err, errlen) < 0)
-            return -1;
+aof_pos aof_replay_pos(const aof *a) { return a->replay_pos; }
+
+aof_pos aof_tail_pos(const aof *a, uint64_t at) {
+    return AOF_POS(a->man.n - 1, a->tail_base + at);
+}
+
+int aof_nfiles(const aof *a) { return a->man.n; }
+
+long aof_read_at(aof *a, aof_pos pos, void *buf, size_t n) {
+    int file = AOF_POS_FILE(pos);
+    uint64_t off = AOF_POS_OFF(pos);
+    if (file < 0 || file >= a->man.n) {
+        errno = ENOENT;
+        return -1;
     }
-    return 0;
+    if (file == a->man.n - 1) { /* the file appends go to: only what is written */
+        uint64_t end = a->tail_base + atomic_load(&a->written);
+        if (off >= end) return 0;
+        if (n > end - off) n = (size_t)(end - off);
+    }
+    char path[AOF_PATH_MAX + 300];
+    file_path(a, a->man.files[file].name, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t got;
+    do {
+        got = pread(fd, buf, n, (off_t)off);
+    } while (got < 0 && errno == EINTR);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return (long)got;
 }

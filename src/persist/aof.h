@@ -23,6 +23,16 @@
 
 #define AOF_PATH_MAX 4096
 
+/* Where a record is in the AOF: the file's number in the manifest (high 16
+ * bits) and the byte offset in that file. Stable while the manifest keeps
+ * its files, i.e. until a rewrite (cluster mode never rewrites: the AOF is
+ * its log, and these positions index it). */
+typedef uint64_t aof_pos;
+#define AOF_POS(file, off) (((uint64_t)(file) << 48) | (uint64_t)(off))
+#define AOF_POS_FILE(p) ((int)((p) >> 48))
+#define AOF_POS_OFF(p) ((p) & ((1ull << 48) - 1))
+#define AOF_POS_NONE UINT64_MAX
+
 typedef struct aof_buf {
     char *p;
     size_t len, cap;
@@ -57,6 +67,9 @@ typedef struct aof {
     _Atomic long long old_incr_size; /* incr files before the current one */
     _Atomic long long cur_incr_size; /* the current incr file */
     _Atomic long long rewrite_base_size; /* total size after the last rewrite */
+    uint64_t tail_base;           /* the current incr file's size when opened: append offset 0
+                                     lands there (aof_tail_pos) */
+    aof_pos replay_pos;           /* while aof_load runs exec: where its record starts */
 } aof;
 
 /* Set up paths (creating the directory) and locks; no file is opened.
@@ -149,9 +162,20 @@ int aof_switch_finish(aof *a, int old_fd);
  * longer listed. Returns 0 or -1 (err). */
 int aof_rewrite_commit(aof *a, const char *tmp_base, char *err, size_t errlen);
 
-/* Read every record of the incr files back (cluster catch-up: old log
- * entries) while appends go on; fn returning -1 stops with an error. */
-int aof_scan(aof *a, aof_exec_fn *fn, void *arg, char *err, size_t errlen);
+/* --- reading records back (cluster catch-up: old log entries) --- */
+
+/* While aof_load runs exec: the position of the record exec was handed. */
+aof_pos aof_replay_pos(const aof *a);
+/* The position of the byte an append put at offset `at` (bytes since
+ * start-up: an aof_append* result minus the record's size), in the incr
+ * file appends go to. Any thread. */
+aof_pos aof_tail_pos(const aof *a, uint64_t at);
+/* Read up to n bytes at pos, from any thread, while appends go on: never
+ * past what has been written to that file. Returns the bytes read, 0 at
+ * the end of that file's written bytes, -1 with errno (no such file). */
+long aof_read_at(aof *a, aof_pos pos, void *buf, size_t n);
+/* Files in the manifest (aof_pos file numbers are below this). */
+int aof_nfiles(const aof *a);
 /* Bytes of the whole AOF (base + incr files). */
 long long aof_total_size(const aof *a);
 

@@ -2,7 +2,8 @@
  * arrive from the bus and from the AOF, so entry_decode must refuse any
  * malformed bytes without reading past them; whatever it accepts must
  * describe records inside the entry, and building the entry again from the
- * decoded fields must give back the same bytes. */
+ * decoded fields must give back the same bytes. resp_array_span (the AOF
+ * reader's walk) must agree with resp_array_decode. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FZ_CHECK(used >= -1 && used <= (long)size);
     if (used > 0)
         for (int i = 0; i < argc; i++) FZ_CHECK(argv[i].p + argv[i].n <= copy + used);
+    /* the walk without a bound on argc agrees (the AOF reader's) */
+    cmd_arg first[3];
+    int n = 0;
+    long span = resp_array_span(copy, size, first, 3, &n);
+    FZ_CHECK(span >= -1 && span <= (long)size);
+    if (used > 0) FZ_CHECK(span == used && n == argc);
+    if (span > 0 && n <= 64) FZ_CHECK(used == span);
+    if (span > 0)
+        for (int i = 0; i < n && i < 3; i++) FZ_CHECK(first[i].p + first[i].n <= copy + span);
     ev_view_free(&v);
     free(copy);
     return 0;

@@ -79,6 +79,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def start_one_node_cluster(workdir, datadir):
+    """A pier node in cluster mode on its own (cluster-nodes with one
+    member, data in datadir), started in workdir and serving. Returns the
+    Server; its args start it again on the same data."""
+    port, bus = free_port(), free_port()
+    args = ("--dir", str(datadir), "--appendonly", "yes", "--cluster-node-id", "1",
+            "--cluster-nodes", f"1@127.0.0.1:{port}@{bus}")
+    srv = Server("pier", workdir, args, port=port).start()
+    c = srv.client()
+    wait_for(lambda: c.info("cluster").get("cluster_serving") == 1, timeout=15,
+             msg="the node to serve")
+    return srv
+
+
 # ---------------------------------------------------------------------------
 # RESP parsing of raw bytes
 

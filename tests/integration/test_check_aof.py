@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PIER_BIN, REPO, Server, pier_only
+from conftest import PIER_BIN, REPO, Server, pier_only, start_one_node_cluster
 
 pytestmark = pier_only
 
@@ -158,6 +158,28 @@ def test_unknown_command_is_named(tmp_path):
     size = append(aof.incr(), b"*2\r\n$7\r\nNOSUCHX\r\n$1\r\na\r\n")
     rc, out = check(aof.manifest)
     assert rc == 1 and f"unknown command 'NOSUCHX' at offset {size}" in out, out
+
+
+def test_cluster_node_aof_with_witness_records_is_valid(tmp_path):
+    """A cluster node's AOF holds its log (PIER.ENTRY, VOTE, COMMIT, TRUNCATE)
+    and its witness's records (PIER.WITNESS, PIER.WGC: every follower writes
+    them); pier-check-aof accepts all of them, as the node's start-up does."""
+    srv = start_one_node_cluster(tmp_path / "run1", tmp_path)
+    assert srv.client().set("a", "1")
+    srv.stop()
+    incr = sorted((tmp_path / "appendonlydir").glob("*.incr.aof"))[-1]
+    keys = (0x1234).to_bytes(8, "little")
+    req = b"*3\r\n$3\r\nSET\r\n$1\r\nw\r\n$1\r\n1\r\n"
+
+    def resp(*args):
+        return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+    append(incr, resp(b"PIER.WITNESS", b"1", b"77", b"1", keys, req) +
+           resp(b"PIER.WGC", b"77", b"1", keys))
+    rc, out = check(tmp_path / "appendonlydir" / "appendonly.aof.manifest")
+    assert rc == 0, out
+    srv = Server("pier", tmp_path / "run2", srv.extra_args, port=srv.port).start()
+    assert srv.client().get("a") == b"1"
+    srv.stop()
 
 
 def test_corrupt_base_is_reported_and_not_fixable(tmp_path):
